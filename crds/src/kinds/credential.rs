@@ -1,0 +1,56 @@
+//! `Credential`: a principal and its secret, and what it is for.
+
+use std::fmt;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::secret::SecretSource;
+
+/// A principal/secret pair. Mesos agent and Chronos framework credentials all end up in the
+/// master's `credentials.json`, so their principals must be unique together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CredentialSpec {
+    /// The user or principal name, e.g. `node1.omtd`.
+    pub principal: String,
+    pub secret: SecretSource,
+    /// What the credential is for.
+    #[serde(rename = "use")]
+    pub usage: CredentialUse,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum CredentialUse {
+    /// A worker's Mesos agent (`/etc/mesos-slave/store/credentials.json`).
+    MesosAgent,
+    /// Chronos registering with the Mesos master as a framework.
+    ChronosFramework,
+    /// Chronos's HTTP basic auth (`http_credentials`), used by Galaxy's Chronos runner.
+    ChronosHttp,
+    /// A user of the Docker registry (Apache basic auth, bcrypt htpasswd).
+    Registry,
+}
+
+impl CredentialUse {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CredentialUse::MesosAgent => "mesos-agent",
+            CredentialUse::ChronosFramework => "chronos-framework",
+            CredentialUse::ChronosHttp => "chronos-http",
+            CredentialUse::Registry => "registry",
+        }
+    }
+
+    /// Whether the principal ends up in the Mesos master's credentials file.
+    pub fn is_mesos(self) -> bool {
+        matches!(self, CredentialUse::MesosAgent | CredentialUse::ChronosFramework)
+    }
+}
+
+impl fmt::Display for CredentialUse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

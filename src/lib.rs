@@ -1,0 +1,6 @@
+//! omtd: keeps a Galaxy-on-Mesos cluster in line with desired state.
+//!
+//! The binary (`src/main.rs`) is a thin shell over this library so that integration tests
+//! can use the store and the resource layer directly.
+
+pub mod store;
