@@ -3,4 +3,6 @@
 //! The binary (`src/main.rs`) is a thin shell over this library so that integration tests
 //! can use the store and the resource layer directly.
 
+pub mod cli;
+pub mod resources;
 pub mod store;

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs what building and testing omtd needs on a fresh Debian machine, and nothing when
+# it is already there. Needs root (or sudo).
+#   protoc + well-known protos: the etcd client's build generates code from etcd's protos
+#   etcd-server:                the tests run the conformance suite against a real etcd
+set -euo pipefail
+
+missing=()
+command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
+[ -f /usr/include/google/protobuf/timestamp.proto ] || missing+=(libprotobuf-dev)
+if [ "${1:-}" = "--test" ]; then
+    command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+fi
+
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "installing: ${missing[*]}" >&2
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

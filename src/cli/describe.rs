@@ -1,0 +1,125 @@
+//! `omtd describe KIND NAME`: one object in full, kubectl style.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::Args;
+use omtd_crds::{Kind, Object};
+
+use super::render;
+use crate::resources::{Repo, Snapshot};
+
+#[derive(Debug, Args)]
+pub struct DescribeArgs {
+    /// Kind (node, credential, volume, cluster and their plural and short forms).
+    pub kind: String,
+    pub name: String,
+    /// Show secret values instead of <redacted>.
+    #[arg(long)]
+    pub show_secrets: bool,
+}
+
+pub async fn run(repo: &Repo, args: DescribeArgs) -> anyhow::Result<ExitCode> {
+    let kind: Kind = args.kind.parse()?;
+    let snapshot = repo.snapshot().await?;
+    let Some(stored) = snapshot.get(kind, &args.name) else {
+        bail!(
+            "{} {:?} not found (omtd get {} lists them)",
+            kind.lower(),
+            args.name,
+            kind.plural()
+        );
+    };
+    print!("{}", describe(&stored.object, &snapshot, args.show_secrets));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn describe(obj: &Object, snapshot: &Snapshot, show_secrets: bool) -> String {
+    let shown = render::redacted(obj, show_secrets);
+    let meta = shown.meta();
+    let mut out = String::new();
+    let _ = writeln!(out, "Name:              {}", meta.name);
+    let _ = writeln!(out, "Kind:              {}", shown.kind());
+    let kv = |m: &std::collections::BTreeMap<String, String>| {
+        if m.is_empty() {
+            "<none>".to_owned()
+        } else {
+            m.iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join("\n                   ")
+        }
+    };
+    let _ = writeln!(out, "Labels:            {}", kv(&meta.labels));
+    let _ = writeln!(out, "Annotations:       {}", kv(&meta.annotations));
+    let _ = writeln!(out, "Generation:        {}", meta.generation);
+    let _ = writeln!(
+        out,
+        "Resource Version:  {}",
+        meta.resource_version.as_deref().unwrap_or("-")
+    );
+    let _ = writeln!(out, "Spec:");
+    let spec = serde_yaml_ng::to_string(&shown.spec_value()).unwrap_or_default();
+    for line in spec.lines() {
+        let _ = writeln!(out, "  {line}");
+    }
+    let refs = referenced_by(obj, snapshot);
+    let _ = writeln!(
+        out,
+        "Used By:           {}",
+        if refs.is_empty() {
+            "<none>".into()
+        } else {
+            refs.join(", ")
+        }
+    );
+    let _ = writeln!(out, "Conditions:");
+    match shown.status().filter(|s| !s.conditions.is_empty()) {
+        None => {
+            let _ = writeln!(
+                out,
+                "  <none yet: no controller has reported on this object>"
+            );
+        }
+        Some(status) => {
+            let rows = status
+                .conditions
+                .iter()
+                .map(|c| {
+                    vec![
+                        c.type_.clone(),
+                        format!("{:?}", c.status),
+                        c.reason.clone(),
+                        c.last_transition_time.clone(),
+                        c.message.clone(),
+                    ]
+                })
+                .collect();
+            let table = render::table(&["TYPE", "STATUS", "REASON", "SINCE", "MESSAGE"], rows);
+            for line in table.lines() {
+                let _ = writeln!(out, "  {line}");
+            }
+            let _ = writeln!(out, "Observed Generation: {}", status.observed_generation);
+        }
+    }
+    out
+}
+
+/// Objects that refer to this one (nodes using a credential, volumes on a node).
+fn referenced_by(obj: &Object, snapshot: &Snapshot) -> Vec<String> {
+    let name = obj.name();
+    snapshot
+        .objects
+        .values()
+        .filter(|s| match (&s.object, obj.kind()) {
+            (Object::Node(n), Kind::Credential) => n.spec.credential.as_deref() == Some(name),
+            (Object::Volume(v), Kind::Node) => v.spec.node == name,
+            (Object::Cluster(c), Kind::Node) => {
+                c.spec.roles.entries().any(|(_, n)| n == Some(name))
+            }
+            _ => false,
+        })
+        .map(|s| s.object.key().to_string())
+        .collect()
+}

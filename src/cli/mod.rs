@@ -1,0 +1,152 @@
+//! The `omtd` command line (kubectl's habits): argument parsing and dispatch. Each command
+//! lives in its own file and returns an exit code; errors are reported here, once.
+
+mod apply;
+mod delete;
+mod describe;
+mod diff;
+mod get;
+pub mod manifests;
+pub mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::resources::{Keys, Repo};
+use crate::store::{self, StoreUrl};
+
+/// omtd keeps a Galaxy-on-Mesos cluster in line with the desired state in its store.
+#[derive(Debug, Parser)]
+#[command(name = "omtd", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Where the desired state lives: sqlite://PATH or etcd://host:port[,host:port].
+    #[arg(
+        long,
+        global = true,
+        env = "OMTD_STORE",
+        default_value = "sqlite://omtd.db"
+    )]
+    pub store: String,
+    /// Which cluster's records to use (keys live under /omtd/<cluster>/).
+    #[arg(long, global = true, env = "OMTD_CLUSTER", default_value = "default")]
+    pub cluster: String,
+    /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create or update objects from manifests, all or nothing.
+    Apply(apply::ApplyArgs),
+    /// Show what apply would change (exit 0: nothing, 1: changes, 2: error).
+    Diff(diff::DiffArgs),
+    /// List objects of a kind (node, nodes, no; credential, cred; volume, vol; cluster, cl; all).
+    Get(get::GetArgs),
+    /// Show one object in detail.
+    Describe(describe::DescribeArgs),
+    /// Delete one object.
+    Delete(delete::DeleteArgs),
+}
+
+/// `-f FILE|DIR|-`, shared by apply and diff.
+#[derive(Debug, Args, Clone)]
+pub struct FileArgs {
+    /// Manifest file, directory of manifests (.yaml, .yml, .json), or - for stdin. Repeatable.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Also read manifests in sub-directories.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Wide,
+    Yaml,
+    Json,
+}
+
+/// Parses arguments, runs the command, and turns errors into messages and exit codes.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.global.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    // diff's contract is kubectl's: 2 means "error", so an error there must not exit 1.
+    let error_code = if matches!(cli.command, Command::Diff(_)) {
+        2
+    } else {
+        1
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(error_code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let repo = open_repo(&cli.global).await?;
+    match cli.command {
+        Command::Apply(args) => apply::run(&repo, args).await,
+        Command::Diff(args) => diff::run(&repo, args).await,
+        Command::Get(args) => get::run(&repo, args).await,
+        Command::Describe(args) => describe::run(&repo, args).await,
+        Command::Delete(args) => delete::run(&repo, args).await,
+    }
+}
+
+/// Opens the store named by `--store` / `OMTD_STORE` for the cluster's keys.
+pub async fn open_repo(global: &GlobalArgs) -> anyhow::Result<Repo> {
+    let url: StoreUrl = global.store.parse()?;
+    if !omtd_crds::validate::is_dns_name(&global.cluster) {
+        anyhow::bail!(
+            "--cluster {:?} is not a valid name: use lower-case letters, digits, '-' and '.'",
+            global.cluster
+        );
+    }
+    let store = store::open(&url)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot open store {url}: {e}"))?;
+    Ok(Repo::new(
+        Arc::clone(&store),
+        Keys::for_cluster(&global.cluster),
+    ))
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Logs go to stderr so stdout stays parseable (-o json | jq).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

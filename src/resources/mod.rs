@@ -1,0 +1,8 @@
+//! Objects in the store: the key layout, consistent reads, and apply/delete plans.
+
+pub mod apply;
+pub mod keys;
+pub mod repo;
+
+pub use keys::Keys;
+pub use repo::{Repo, RepoError, Snapshot, Stored};

@@ -1,0 +1,122 @@
+//! Reading objects from the store: specs joined with their statuses, with `generation` and
+//! `resourceVersion` filled in from the store's bookkeeping.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use omtd_crds::{Kind, Object, ObjectKey, Status};
+
+use super::keys::Keys;
+use crate::store::{Revision, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A stored value that does not parse: written by a newer omtd, or corrupted.
+    #[error("stored object at {key} is unreadable: {message}")]
+    Corrupt { key: String, message: String },
+}
+
+/// An object as stored, with the store revision of its spec key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub object: Object,
+    /// `mod_revision` of the spec key (the object's resourceVersion).
+    pub mod_revision: Revision,
+}
+
+/// A consistent read of every object of the cluster.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub objects: BTreeMap<ObjectKey, Stored>,
+    /// The revision the snapshot was read at.
+    pub revision: Revision,
+}
+
+impl Snapshot {
+    pub fn get(&self, kind: Kind, name: &str) -> Option<&Stored> {
+        self.objects.get(&ObjectKey {
+            kind,
+            name: name.to_owned(),
+        })
+    }
+
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Stored> {
+        self.objects
+            .values()
+            .filter(move |s| s.object.kind() == kind)
+    }
+}
+
+/// Objects of one cluster in a store.
+#[derive(Clone)]
+pub struct Repo {
+    pub store: Arc<dyn Store>,
+    pub keys: Keys,
+}
+
+impl Repo {
+    pub fn new(store: Arc<dyn Store>, keys: Keys) -> Self {
+        Repo { store, keys }
+    }
+
+    /// Every object with its status, read at one revision so specs and statuses agree.
+    pub async fn snapshot(&self) -> Result<Snapshot, RepoError> {
+        let specs = self.store.list(&self.keys.specs(), None).await?;
+        let statuses = self
+            .store
+            .list(&self.keys.statuses(), Some(specs.revision))
+            .await?;
+        let mut status_by_key: BTreeMap<(Kind, String), Status> = BTreeMap::new();
+        for kv in statuses.kvs {
+            let Some(id) = self.keys.parse_object_key(&kv.key) else {
+                continue;
+            };
+            let status = serde_json::from_slice(&kv.value).map_err(|e| RepoError::Corrupt {
+                key: kv.key.clone(),
+                message: e.to_string(),
+            })?;
+            status_by_key.insert(id, status);
+        }
+        let mut objects = BTreeMap::new();
+        for kv in specs.kvs {
+            let mut object = decode(&kv.key, &kv.value)?;
+            object.meta_mut().resource_version = Some(kv.mod_revision.to_string());
+            object.set_status(status_by_key.remove(&(object.kind(), object.name().to_owned())));
+            objects.insert(
+                object.key(),
+                Stored {
+                    object,
+                    mod_revision: kv.mod_revision,
+                },
+            );
+        }
+        Ok(Snapshot {
+            objects,
+            revision: specs.revision,
+        })
+    }
+}
+
+/// Parses a stored spec value.
+pub fn decode(key: &str, value: &[u8]) -> Result<Object, RepoError> {
+    let json: serde_json::Value =
+        serde_json::from_slice(value).map_err(|e| RepoError::Corrupt {
+            key: key.to_owned(),
+            message: e.to_string(),
+        })?;
+    Object::from_value(json).map_err(|e| RepoError::Corrupt {
+        key: key.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// The bytes stored for an object's spec: the object without status and resourceVersion
+/// (both live elsewhere: status under `status/`, resourceVersion is the key's revision).
+pub fn encode(object: &Object) -> Vec<u8> {
+    let mut obj = object.clone();
+    obj.set_status(None);
+    obj.meta_mut().resource_version = None;
+    serde_json::to_vec(&obj).unwrap_or_default()
+}
