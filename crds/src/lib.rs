@@ -11,6 +11,8 @@ pub mod validate;
 
 pub use kinds::*;
 pub use meta::{Condition, ConditionStatus, ObjectMeta, Status};
-pub use object::{Cluster, Credential, Kind, Node, Object, ObjectKey, ParseError, Resource, Volume, API_VERSION};
+pub use object::{
+    Cluster, Credential, Kind, Node, Object, ObjectKey, ParseError, Resource, Volume, API_VERSION,
+};
 pub use secret::{Secret, SecretSource, REDACTED};
 pub use validate::{Diagnostic, Severity};

@@ -25,7 +25,11 @@ pub fn parse(text: &str) -> Result<Vec<Object>, Vec<DocumentError>> {
             Ok(v) => v,
             Err(e) => {
                 // A syntax error ends the stream: nothing after it can be trusted.
-                errors.push(DocumentError { index, name: None, error: ParseError::at("", e.to_string()) });
+                errors.push(DocumentError {
+                    index,
+                    name: None,
+                    error: ParseError::at("", e.to_string()),
+                });
                 break;
             }
         };
@@ -74,7 +78,10 @@ mod tests {
         let errs = parse(yaml).unwrap_err();
         assert_eq!(errs.len(), 2);
         assert_eq!(errs[0].index, 1);
-        assert_eq!(errs[1].to_string().split(':').next().unwrap(), "document 2 (node/b)");
+        assert_eq!(
+            errs[1].to_string().split(':').next().unwrap(),
+            "document 2 (node/b)"
+        );
     }
 
     #[test]

@@ -104,7 +104,10 @@ impl FromStr for Kind {
         let lower = s.to_ascii_lowercase();
         Kind::ALL
             .into_iter()
-            .find(|k| [k.lower(), k.plural(), k.short()].contains(&lower.as_str()) || (*k == Kind::Credential && lower == "creds"))
+            .find(|k| {
+                [k.lower(), k.plural(), k.short()].contains(&lower.as_str())
+                    || (*k == Kind::Credential && lower == "creds")
+            })
             .ok_or_else(|| UnknownKind(s.to_owned()))
     }
 }
@@ -162,7 +165,10 @@ impl Object {
 
     /// `node/node1.omtd`, as the CLI prints it.
     pub fn key(&self) -> ObjectKey {
-        ObjectKey { kind: self.kind(), name: self.name().to_owned() }
+        ObjectKey {
+            kind: self.kind(),
+            name: self.name().to_owned(),
+        }
     }
 
     /// The spec alone, as JSON (for comparing specs to decide whether generation moves).
@@ -178,29 +184,50 @@ impl Object {
 
     /// Parses one object from a JSON value (as stored), checking apiVersion and kind.
     pub fn from_value(value: serde_json::Value) -> Result<Object, ParseError> {
-        let yaml = serde_yaml_ng::to_value(&value).map_err(|e| ParseError::at("", e.to_string()))?;
+        let yaml =
+            serde_yaml_ng::to_value(&value).map_err(|e| ParseError::at("", e.to_string()))?;
         Object::from_yaml(yaml)
     }
 
     /// Parses one manifest document, with field paths in errors.
     pub fn from_yaml(doc: serde_yaml_ng::Value) -> Result<Object, ParseError> {
         let serde_yaml_ng::Value::Mapping(map) = &doc else {
-            return Err(ParseError::at("", "a document must be a mapping with apiVersion, kind, metadata and spec"));
+            return Err(ParseError::at(
+                "",
+                "a document must be a mapping with apiVersion, kind, metadata and spec",
+            ));
         };
         let field = |name: &str| map.get(name).and_then(|v| v.as_str()).map(str::to_owned);
         match field("apiVersion") {
             Some(v) if v == API_VERSION => {}
             Some(v) => {
-                return Err(ParseError::at("apiVersion", format!("unsupported apiVersion {v:?}: write apiVersion: {API_VERSION}")))
+                return Err(ParseError::at(
+                    "apiVersion",
+                    format!("unsupported apiVersion {v:?}: write apiVersion: {API_VERSION}"),
+                ))
             }
-            None => return Err(ParseError::at("apiVersion", format!("missing: add apiVersion: {API_VERSION}"))),
+            None => {
+                return Err(ParseError::at(
+                    "apiVersion",
+                    format!("missing: add apiVersion: {API_VERSION}"),
+                ))
+            }
         }
         let kind_name = field("kind").ok_or_else(|| {
-            ParseError::at("kind", "missing: add kind: Cluster, Credential, Node or Volume")
+            ParseError::at(
+                "kind",
+                "missing: add kind: Cluster, Credential, Node or Volume",
+            )
         })?;
-        let kind = Kind::ALL.into_iter().find(|k| k.as_str() == kind_name).ok_or_else(|| {
-            ParseError::at("kind", format!("unknown kind {kind_name:?}: use Cluster, Credential, Node or Volume"))
-        })?;
+        let kind = Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == kind_name)
+            .ok_or_else(|| {
+                ParseError::at(
+                    "kind",
+                    format!("unknown kind {kind_name:?}: use Cluster, Credential, Node or Volume"),
+                )
+            })?;
         let obj = match kind {
             Kind::Cluster => Object::Cluster(typed(doc)?),
             Kind::Credential => Object::Credential(typed(doc)?),
@@ -211,7 +238,9 @@ impl Object {
     }
 }
 
-fn typed<S: serde::de::DeserializeOwned>(doc: serde_yaml_ng::Value) -> Result<Resource<S>, ParseError> {
+fn typed<S: serde::de::DeserializeOwned>(
+    doc: serde_yaml_ng::Value,
+) -> Result<Resource<S>, ParseError> {
     serde_path_to_error::deserialize(doc).map_err(|e| {
         let path = e.path().to_string();
         let path = if path == "." { String::new() } else { path };
@@ -249,7 +278,10 @@ pub struct ParseError {
 
 impl ParseError {
     pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ParseError { path: path.into(), message: message.into() }
+        ParseError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -275,9 +307,16 @@ mod tests {
 
     #[test]
     fn unknown_field_names_path_and_expected_fields() {
-        let err = parse("apiVersion: omtd/v1\nkind: Node\nmetadata: {name: n1}\nspec: {adress: 10.0.0.1}\n").unwrap_err();
+        let err = parse(
+            "apiVersion: omtd/v1\nkind: Node\nmetadata: {name: n1}\nspec: {adress: 10.0.0.1}\n",
+        )
+        .unwrap_err();
         assert_eq!(err.path, "spec.adress");
-        assert!(err.message.contains("unknown field `adress`"), "{}", err.message);
+        assert!(
+            err.message.contains("unknown field `adress`"),
+            "{}",
+            err.message
+        );
         assert!(err.message.contains("`address`"), "{}", err.message);
     }
 
@@ -291,9 +330,12 @@ mod tests {
 
     #[test]
     fn wrong_api_version_and_kind() {
-        let err = parse("apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nspec: {address: 10.0.0.1}\n").unwrap_err();
+        let err =
+            parse("apiVersion: v1\nkind: Node\nmetadata: {name: n1}\nspec: {address: 10.0.0.1}\n")
+                .unwrap_err();
         assert_eq!(err.path, "apiVersion");
-        let err = parse("apiVersion: omtd/v1\nkind: Pod\nmetadata: {name: n1}\nspec: {}\n").unwrap_err();
+        let err =
+            parse("apiVersion: omtd/v1\nkind: Pod\nmetadata: {name: n1}\nspec: {}\n").unwrap_err();
         assert!(err.message.contains("Cluster, Credential, Node or Volume"));
     }
 

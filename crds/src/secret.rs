@@ -133,6 +133,9 @@ impl fmt::Debug for SecretSource {
 
 impl SecretSource {
     pub fn from_value(value: impl Into<String>) -> Self {
-        SecretSource { value: Some(Secret::new(value)), ..Default::default() }
+        SecretSource {
+            value: Some(Secret::new(value)),
+            ..Default::default()
+        }
     }
 }

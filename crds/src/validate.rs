@@ -35,7 +35,11 @@ impl fmt::Display for Diagnostic {
             Severity::Error => "error",
             Severity::Warning => "warning",
         };
-        write!(f, "{sev}: {}: {}: {}", self.object, self.field, self.message)?;
+        write!(
+            f,
+            "{sev}: {}: {}: {}",
+            self.object, self.field, self.message
+        )?;
         if !self.fix.is_empty() {
             write!(f, " (fix: {})", self.fix)?;
         }
@@ -50,7 +54,13 @@ struct Findings<'a> {
 }
 
 impl Findings<'_> {
-    fn push(&mut self, severity: Severity, field: &str, message: impl Into<String>, fix: impl Into<String>) {
+    fn push(
+        &mut self,
+        severity: Severity,
+        field: &str,
+        message: impl Into<String>,
+        fix: impl Into<String>,
+    ) {
         self.out.push(Diagnostic {
             severity,
             object: self.object.clone(),
@@ -86,7 +96,10 @@ pub fn has_errors(diags: &[Diagnostic]) -> bool {
 
 /// Field-level checks of one object.
 pub fn validate_object(obj: &Object, out: &mut Vec<Diagnostic>) {
-    let mut f = Findings { object: obj.key(), out };
+    let mut f = Findings {
+        object: obj.key(),
+        out,
+    };
     check_name(&mut f, "metadata.name", obj.name());
     for key in obj.meta().labels.keys() {
         check_label_key(&mut f, key);
@@ -106,7 +119,9 @@ pub fn is_dns_name(s: &str) -> bool {
         && s.split('.').all(|label| {
             !label.is_empty()
                 && label.len() <= 63
-                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
@@ -125,8 +140,13 @@ fn check_name(f: &mut Findings, field: &str, name: &str) {
 fn check_label_key(f: &mut Findings, key: &str) {
     let ok = !key.is_empty()
         && key.len() <= 253
-        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._/".contains(&b))
-        && key.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._/".contains(&b))
+        && key
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
     if !ok {
         f.error(
             &format!("metadata.labels.{key}"),
@@ -164,7 +184,11 @@ pub fn path_problem(path: &str) -> Option<&'static str> {
 
 fn check_path(f: &mut Findings, field: &str, path: &str, example: &str) {
     if let Some(problem) = path_problem(path) {
-        f.error(field, format!("path {path:?} {problem}"), format!("write an absolute, normalised path such as {example}"));
+        f.error(
+            field,
+            format!("path {path:?} {problem}"),
+            format!("write an absolute, normalised path such as {example}"),
+        );
     }
 }
 
@@ -174,7 +198,9 @@ pub fn address_problem(addr: &str) -> Option<String> {
     if addr.parse::<IpAddr>().is_ok() {
         return None;
     }
-    let looks_numeric = addr.split('.').all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()));
+    let looks_numeric = addr
+        .split('.')
+        .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()));
     if looks_numeric {
         return Some(format!("{addr:?} is not a valid IPv4 address"));
     }
@@ -187,12 +213,26 @@ pub fn address_problem(addr: &str) -> Option<String> {
 fn check_cluster(f: &mut Findings, spec: &ClusterSpec) {
     if let Some(zk) = &spec.zookeeper {
         if let Some(problem) = zk_url_problem(zk) {
-            f.error("spec.zookeeper", problem, "write zk://host:port[,host:port]/path, e.g. zk://10.0.0.3:2181/mesos");
+            f.error(
+                "spec.zookeeper",
+                problem,
+                "write zk://host:port[,host:port]/path, e.g. zk://10.0.0.3:2181/mesos",
+            );
         }
     }
-    check_path(f, "spec.paths.executor", &spec.paths.executor, "/srv/executor");
+    check_path(
+        f,
+        "spec.paths.executor",
+        &spec.paths.executor,
+        "/srv/executor",
+    );
     check_path(f, "spec.paths.editor", &spec.paths.editor, "/srv/editor");
-    check_path(f, "spec.paths.registryData", &spec.paths.registry_data, "/mnt/registry");
+    check_path(
+        f,
+        "spec.paths.registryData",
+        &spec.paths.registry_data,
+        "/mnt/registry",
+    );
     let p = &spec.ports;
     for (name, port) in [
         ("zookeeper", p.zookeeper),
@@ -208,7 +248,11 @@ fn check_cluster(f: &mut Findings, spec: &ClusterSpec) {
         ("cadvisor", p.cadvisor),
     ] {
         if port == 0 {
-            f.error(&format!("spec.ports.{name}"), "port 0 is not a port", "use a port from 1 to 65535");
+            f.error(
+                &format!("spec.ports.{name}"),
+                "port 0 is not a port",
+                "use a port from 1 to 65535",
+            );
         }
     }
 }
@@ -224,9 +268,9 @@ fn zk_url_problem(url: &str) -> Option<String> {
         return Some(format!("{url:?} has an empty path"));
     }
     for hp in hosts.split(',') {
-        let ok = hp
-            .rsplit_once(':')
-            .is_some_and(|(h, p)| address_problem(h).is_none() && p.parse::<u16>().is_ok_and(|p| p > 0));
+        let ok = hp.rsplit_once(':').is_some_and(|(h, p)| {
+            address_problem(h).is_none() && p.parse::<u16>().is_ok_and(|p| p > 0)
+        });
         if !ok {
             return Some(format!("{hp:?} in {url:?} is not host:port"));
         }
@@ -236,16 +280,28 @@ fn zk_url_problem(url: &str) -> Option<String> {
 
 fn check_node(f: &mut Findings, spec: &NodeSpec) {
     if let Some(problem) = address_problem(&spec.address) {
-        f.error("spec.address", problem, "write an IPv4/IPv6 address such as 10.0.0.11, or a DNS name");
+        f.error(
+            "spec.address",
+            problem,
+            "write an IPv4/IPv6 address such as 10.0.0.11, or a DNS name",
+        );
     }
     let mut seen = BTreeSet::new();
     for (i, role) in spec.roles.iter().enumerate() {
         if !seen.insert(*role) {
-            f.error(&format!("spec.roles[{i}]"), format!("role {role} is listed twice"), "list each role once");
+            f.error(
+                &format!("spec.roles[{i}]"),
+                format!("role {role} is listed twice"),
+                "list each role once",
+            );
         }
     }
     if spec.roles.is_empty() {
-        f.warn("spec.roles", "the node has no roles, so omtd will run nothing on it", "add roles, e.g. roles: [worker]");
+        f.warn(
+            "spec.roles",
+            "the node has no roles, so omtd will run nothing on it",
+            "add roles, e.g. roles: [worker]",
+        );
     }
     let worker = spec.roles.contains(&Role::Worker);
     match (&spec.credential, worker) {
@@ -266,13 +322,28 @@ fn check_node(f: &mut Findings, spec: &NodeSpec) {
 fn check_credential(f: &mut Findings, spec: &CredentialSpec) {
     let p = &spec.principal;
     if p.is_empty() {
-        f.error("spec.principal", "the principal is empty", "give a principal such as node1.omtd");
-    } else if p.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        f.error("spec.principal", format!("principal {p:?} contains white space"), "remove spaces and newlines from the principal");
-    } else if matches!(spec.usage, CredentialUse::ChronosHttp | CredentialUse::Registry) && p.contains(':') {
         f.error(
             "spec.principal",
-            format!("principal {p:?} contains ':', which separates user and password in {} credentials", spec.usage),
+            "the principal is empty",
+            "give a principal such as node1.omtd",
+        );
+    } else if p.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        f.error(
+            "spec.principal",
+            format!("principal {p:?} contains white space"),
+            "remove spaces and newlines from the principal",
+        );
+    } else if matches!(
+        spec.usage,
+        CredentialUse::ChronosHttp | CredentialUse::Registry
+    ) && p.contains(':')
+    {
+        f.error(
+            "spec.principal",
+            format!(
+                "principal {p:?} contains ':', which separates user and password in {} credentials",
+                spec.usage
+            ),
             "choose a user name without ':'",
         );
     }
@@ -280,7 +351,14 @@ fn check_credential(f: &mut Findings, spec: &CredentialSpec) {
 }
 
 fn check_secret_source(f: &mut Findings, src: &SecretSource) {
-    let given = [src.value.is_some(), src.from_file.is_some(), src.from_env.is_some()].iter().filter(|b| **b).count();
+    let given = [
+        src.value.is_some(),
+        src.from_file.is_some(),
+        src.from_env.is_some(),
+    ]
+    .iter()
+    .filter(|b| **b)
+    .count();
     if given != 1 {
         f.error(
             "spec.secret",
@@ -292,7 +370,11 @@ fn check_secret_source(f: &mut Findings, src: &SecretSource) {
     if let Some(v) = &src.value {
         let v = v.expose();
         if v.is_empty() {
-            f.error("spec.secret.value", "the secret is empty", "give a non-empty secret");
+            f.error(
+                "spec.secret.value",
+                "the secret is empty",
+                "give a non-empty secret",
+            );
         } else if v.contains(['\n', '\r']) {
             // Mesos and Chronos read these files byte for byte: a newline breaks authentication.
             f.error(
@@ -304,12 +386,20 @@ fn check_secret_source(f: &mut Findings, src: &SecretSource) {
     }
     if let Some(path) = &src.from_file {
         if path.is_empty() {
-            f.error("spec.secret.fromFile", "the file path is empty", "give the path of a file holding the secret");
+            f.error(
+                "spec.secret.fromFile",
+                "the file path is empty",
+                "give the path of a file holding the secret",
+            );
         }
     }
     if let Some(var) = &src.from_env {
         if var.is_empty() || var.contains('=') || var.contains('\0') {
-            f.error("spec.secret.fromEnv", format!("{var:?} is not an environment variable name"), "give a name such as NODE1_SECRET");
+            f.error(
+                "spec.secret.fromEnv",
+                format!("{var:?} is not an environment variable name"),
+                "give a name such as NODE1_SECRET",
+            );
         }
     }
 }
@@ -321,7 +411,9 @@ fn lvm_name_ok(name: &str) -> bool {
         && !name.starts_with('-')
         && name != "."
         && name != ".."
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"+_.-".contains(&b))
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"+_.-".contains(&b))
 }
 
 fn check_volume(f: &mut Findings, spec: &VolumeSpec) {
@@ -329,10 +421,17 @@ fn check_volume(f: &mut Findings, spec: &VolumeSpec) {
     if let Some(mp) = &spec.mount_point {
         check_path(f, "spec.mountPoint", mp, "/srv/executor/database");
         if mp == "/" {
-            f.error("spec.mountPoint", "omtd does not manage the root filesystem", "mount the volume on a folder, e.g. /volumes/nfs1");
+            f.error(
+                "spec.mountPoint",
+                "omtd does not manage the root filesystem",
+                "mount the volume on a folder, e.g. /volumes/nfs1",
+            );
         }
     }
-    for (field, name) in [("spec.volumeGroup", &spec.volume_group), ("spec.logicalVolume", &spec.logical_volume)] {
+    for (field, name) in [
+        ("spec.volumeGroup", &spec.volume_group),
+        ("spec.logicalVolume", &spec.logical_volume),
+    ] {
         if let Some(name) = name {
             if !lvm_name_ok(name) {
                 f.error(field, format!("{name:?} is not a valid LVM name"), "use letters, digits, '+', '_', '.', '-' (not starting with '-'), e.g. nfsstore");
@@ -340,9 +439,16 @@ fn check_volume(f: &mut Findings, spec: &VolumeSpec) {
         }
     }
     if spec.logical_volume.is_some() && spec.volume_group.is_none() {
-        f.error("spec.logicalVolume", "a logical volume needs a volume group", "set spec.volumeGroup, e.g. nfsstore");
+        f.error(
+            "spec.logicalVolume",
+            "a logical volume needs a volume group",
+            "set spec.volumeGroup, e.g. nfsstore",
+        );
     }
-    if spec.volume_group.is_some() && spec.logical_volume.is_none() && (spec.filesystem.is_some() || spec.mount_point.is_some()) {
+    if spec.volume_group.is_some()
+        && spec.logical_volume.is_none()
+        && (spec.filesystem.is_some() || spec.mount_point.is_some())
+    {
         f.error(
             "spec.filesystem",
             "a filesystem in a volume group lives on a logical volume, and none is named",
@@ -350,12 +456,24 @@ fn check_volume(f: &mut Findings, spec: &VolumeSpec) {
         );
     }
     match (&spec.filesystem, &spec.mount_point) {
-        (Some(_), None) => f.error("spec.mountPoint", "a filesystem without a mount point is never mounted", "set spec.mountPoint"),
-        (None, Some(_)) => f.error("spec.filesystem", "a mount point needs a filesystem", "set spec.filesystem: ext4"),
+        (Some(_), None) => f.error(
+            "spec.mountPoint",
+            "a filesystem without a mount point is never mounted",
+            "set spec.mountPoint",
+        ),
+        (None, Some(_)) => f.error(
+            "spec.filesystem",
+            "a mount point needs a filesystem",
+            "set spec.filesystem: ext4",
+        ),
         _ => {}
     }
     if spec.volume_group.is_none() && spec.filesystem.is_none() {
-        f.error("spec", "the volume neither joins a volume group nor carries a filesystem", "set spec.volumeGroup, or spec.filesystem and spec.mountPoint");
+        f.error(
+            "spec",
+            "the volume neither joins a volume group nor carries a filesystem",
+            "set spec.volumeGroup, or spec.filesystem and spec.mountPoint",
+        );
     }
 }
 
@@ -364,7 +482,11 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
     let mut seen = BTreeSet::new();
     for obj in objects {
         if !seen.insert(obj.key()) {
-            Findings { object: obj.key(), out }.error(
+            Findings {
+                object: obj.key(),
+                out,
+            }
+            .error(
                 "metadata.name",
                 format!("{} is given twice", obj.key()),
                 "keep one document per object",
@@ -372,16 +494,62 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
         }
     }
 
-    let clusters: Vec<_> = objects.iter().filter_map(|o| if let Object::Cluster(c) = o { Some(c) } else { None }).collect();
-    let nodes: Vec<_> = objects.iter().filter_map(|o| if let Object::Node(n) = o { Some(n) } else { None }).collect();
-    let creds: Vec<_> = objects.iter().filter_map(|o| if let Object::Credential(c) = o { Some(c) } else { None }).collect();
-    let volumes: Vec<_> = objects.iter().filter_map(|o| if let Object::Volume(v) = o { Some(v) } else { None }).collect();
+    let clusters: Vec<_> = objects
+        .iter()
+        .filter_map(|o| {
+            if let Object::Cluster(c) = o {
+                Some(c)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let nodes: Vec<_> = objects
+        .iter()
+        .filter_map(|o| {
+            if let Object::Node(n) = o {
+                Some(n)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let creds: Vec<_> = objects
+        .iter()
+        .filter_map(|o| {
+            if let Object::Credential(c) = o {
+                Some(c)
+            } else {
+                None
+            }
+        })
+        .collect();
+    let volumes: Vec<_> = objects
+        .iter()
+        .filter_map(|o| {
+            if let Object::Volume(v) = o {
+                Some(v)
+            } else {
+                None
+            }
+        })
+        .collect();
     let node_names: BTreeSet<&str> = nodes.iter().map(|n| n.metadata.name.as_str()).collect();
 
     for extra in clusters.iter().skip(1) {
-        Findings { object: ObjectKey { kind: Kind::Cluster, name: extra.metadata.name.clone() }, out }.error(
+        Findings {
+            object: ObjectKey {
+                kind: Kind::Cluster,
+                name: extra.metadata.name.clone(),
+            },
+            out,
+        }
+        .error(
             "metadata.name",
-            format!("there can be only one Cluster, and cluster/{} exists too", clusters[0].metadata.name),
+            format!(
+                "there can be only one Cluster, and cluster/{} exists too",
+                clusters[0].metadata.name
+            ),
             "delete one of them or merge their settings",
         );
     }
@@ -390,19 +558,35 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
     let mut holders: BTreeMap<Role, Vec<String>> = BTreeMap::new();
     for n in &nodes {
         for r in &n.spec.roles {
-            holders.entry(*r).or_default().push(format!("node/{}", n.metadata.name));
+            holders
+                .entry(*r)
+                .or_default()
+                .push(format!("node/{}", n.metadata.name));
         }
     }
     if let Some(c) = clusters.first() {
-        let mut f = Findings { object: ObjectKey { kind: Kind::Cluster, name: c.metadata.name.clone() }, out };
+        let mut f = Findings {
+            object: ObjectKey {
+                kind: Kind::Cluster,
+                name: c.metadata.name.clone(),
+            },
+            out,
+        };
         for (role_name, node) in c.spec.roles.entries() {
             let Some(node) = node else { continue };
             let field = format!("spec.roles.{role_name}");
             if !node_names.contains(node) {
-                f.error(&field, format!("node {node:?} does not exist"), "name an existing Node, or apply the Node too");
+                f.error(
+                    &field,
+                    format!("node {node:?} does not exist"),
+                    "name an existing Node, or apply the Node too",
+                );
                 continue;
             }
-            let role = Role::ALL.into_iter().find(|r| r.as_str() == role_name).unwrap_or(Role::Worker);
+            let role = Role::ALL
+                .into_iter()
+                .find(|r| r.as_str() == role_name)
+                .unwrap_or(Role::Worker);
             let entry = holders.entry(role).or_default();
             let key = format!("node/{node}");
             if !entry.contains(&key) {
@@ -412,10 +596,24 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
     }
     for (role, who) in &holders {
         if role.is_single_host() && who.len() > 1 {
-            let name = who[1].split_once('/').map(|(_, n)| n.to_owned()).unwrap_or_default();
-            Findings { object: ObjectKey { kind: Kind::Node, name }, out }.error(
+            let name = who[1]
+                .split_once('/')
+                .map(|(_, n)| n.to_owned())
+                .unwrap_or_default();
+            Findings {
+                object: ObjectKey {
+                    kind: Kind::Node,
+                    name,
+                },
+                out,
+            }
+            .error(
                 "spec.roles",
-                format!("{} {role}s: {}; the cluster has exactly one {role}", who.len(), who.join(", ")),
+                format!(
+                    "{} {role}s: {}; the cluster has exactly one {role}",
+                    who.len(),
+                    who.join(", ")
+                ),
                 format!("keep the {role} role on one node only"),
             );
         }
@@ -424,7 +622,14 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
     let has_manager = holders.get(&Role::Manager).is_some_and(|w| !w.is_empty());
     if has_workers && !has_manager {
         if let Some(first_worker) = nodes.iter().find(|n| n.spec.roles.contains(&Role::Worker)) {
-            Findings { object: ObjectKey { kind: Kind::Node, name: first_worker.metadata.name.clone() }, out }.warn(
+            Findings {
+                object: ObjectKey {
+                    kind: Kind::Node,
+                    name: first_worker.metadata.name.clone(),
+                },
+                out,
+            }
+            .warn(
                 "spec.roles",
                 "there are workers but no manager, so no Mesos master for their agents",
                 "give one node the manager role",
@@ -436,7 +641,14 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
     let mut by_addr: BTreeMap<&str, &str> = BTreeMap::new();
     for n in &nodes {
         if let Some(other) = by_addr.insert(n.spec.address.as_str(), n.metadata.name.as_str()) {
-            Findings { object: ObjectKey { kind: Kind::Node, name: n.metadata.name.clone() }, out }.error(
+            Findings {
+                object: ObjectKey {
+                    kind: Kind::Node,
+                    name: n.metadata.name.clone(),
+                },
+                out,
+            }
+            .error(
                 "spec.address",
                 format!("address {} is also node/{other}'s", n.spec.address),
                 "give each node its own address, or merge the two records and their roles",
@@ -445,11 +657,22 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
     }
 
     // Credential references from workers.
-    let cred_by_name: BTreeMap<&str, &CredentialSpec> = creds.iter().map(|c| (c.metadata.name.as_str(), &c.spec)).collect();
+    let cred_by_name: BTreeMap<&str, &CredentialSpec> = creds
+        .iter()
+        .map(|c| (c.metadata.name.as_str(), &c.spec))
+        .collect();
     let mut cred_users: BTreeMap<&str, &str> = BTreeMap::new();
     for n in &nodes {
-        let Some(cref) = n.spec.credential.as_deref() else { continue };
-        let mut f = Findings { object: ObjectKey { kind: Kind::Node, name: n.metadata.name.clone() }, out };
+        let Some(cref) = n.spec.credential.as_deref() else {
+            continue;
+        };
+        let mut f = Findings {
+            object: ObjectKey {
+                kind: Kind::Node,
+                name: n.metadata.name.clone(),
+            },
+            out,
+        };
         match cred_by_name.get(cref) {
             None => f.error(
                 "spec.credential",
@@ -458,7 +681,10 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
             ),
             Some(c) if c.usage != CredentialUse::MesosAgent => f.error(
                 "spec.credential",
-                format!("credential {cref:?} is for {}, not for a Mesos agent", c.usage),
+                format!(
+                    "credential {cref:?} is for {}, not for a Mesos agent",
+                    c.usage
+                ),
                 "name a Credential with use: mesos-agent",
             ),
             Some(_) => {
@@ -478,21 +704,42 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
     let mut single_use: BTreeMap<CredentialUse, &str> = BTreeMap::new();
     for c in &creds {
         let name = c.metadata.name.as_str();
-        let mut f = Findings { object: ObjectKey { kind: Kind::Credential, name: name.to_owned() }, out };
-        let scope = if c.spec.usage.is_mesos() { (true, None) } else { (false, Some(c.spec.usage)) };
-        if let Some(other) = principals.insert((scope.0, scope.1, c.spec.principal.as_str()), name) {
-            let place = if scope.0 { "the Mesos master's credentials".to_owned() } else { format!("{} credentials", c.spec.usage) };
+        let mut f = Findings {
+            object: ObjectKey {
+                kind: Kind::Credential,
+                name: name.to_owned(),
+            },
+            out,
+        };
+        let scope = if c.spec.usage.is_mesos() {
+            (true, None)
+        } else {
+            (false, Some(c.spec.usage))
+        };
+        if let Some(other) = principals.insert((scope.0, scope.1, c.spec.principal.as_str()), name)
+        {
+            let place = if scope.0 {
+                "the Mesos master's credentials".to_owned()
+            } else {
+                format!("{} credentials", c.spec.usage)
+            };
             f.error(
                 "spec.principal",
                 format!("principal {:?} is also credential/{other}'s, and principals must be unique in {place}", c.spec.principal),
                 "choose a unique principal, e.g. node6.omtd for the sixth node",
             );
         }
-        if matches!(c.spec.usage, CredentialUse::ChronosFramework | CredentialUse::ChronosHttp) {
+        if matches!(
+            c.spec.usage,
+            CredentialUse::ChronosFramework | CredentialUse::ChronosHttp
+        ) {
             if let Some(other) = single_use.insert(c.spec.usage, name) {
                 f.error(
                     "spec.use",
-                    format!("credential/{other} is already the {} credential; Chronos uses only one", c.spec.usage),
+                    format!(
+                        "credential/{other} is already the {} credential; Chronos uses only one",
+                        c.spec.usage
+                    ),
                     "delete one of them",
                 );
             }
@@ -505,10 +752,19 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
         if !used {
             let why = match c.spec.usage {
                 CredentialUse::MesosAgent => "no node uses this mesos-agent credential".to_owned(),
-                CredentialUse::Registry => "there is no registry node to use this credential".to_owned(),
-                _ => format!("there is no manager to run Chronos with this {} credential", c.spec.usage),
+                CredentialUse::Registry => {
+                    "there is no registry node to use this credential".to_owned()
+                }
+                _ => format!(
+                    "there is no manager to run Chronos with this {} credential",
+                    c.spec.usage
+                ),
             };
-            f.warn("metadata.name", why, "reference it from a node (spec.credential) or delete it");
+            f.warn(
+                "metadata.name",
+                why,
+                "reference it from a node (spec.credential) or delete it",
+            );
         }
     }
 
@@ -520,12 +776,29 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
     for v in &volumes {
         let name = v.metadata.name.as_str();
         let s = &v.spec;
-        let mut f = Findings { object: ObjectKey { kind: Kind::Volume, name: name.to_owned() }, out };
+        let mut f = Findings {
+            object: ObjectKey {
+                kind: Kind::Volume,
+                name: name.to_owned(),
+            },
+            out,
+        };
         if !node_names.contains(s.node.as_str()) {
-            f.error("spec.node", format!("node {:?} does not exist", s.node), "name an existing Node, or apply the Node too");
+            f.error(
+                "spec.node",
+                format!("node {:?} does not exist", s.node),
+                "name an existing Node, or apply the Node too",
+            );
         }
         if let Some(other) = devices.insert((s.node.as_str(), s.device.as_str()), name) {
-            f.error("spec.device", format!("device {} on node {} is also volume/{other}'s", s.device, s.node), "one Volume per device");
+            f.error(
+                "spec.device",
+                format!(
+                    "device {} on node {} is also volume/{other}'s",
+                    s.device, s.node
+                ),
+                "one Volume per device",
+            );
         }
         let lv_key = match (s.volume_group.as_deref(), s.logical_volume.as_deref()) {
             (Some(vg), Some(lv)) => Some((vg, lv)),
@@ -548,7 +821,10 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
             match mounts.get(&(s.node.as_str(), mp)) {
                 Some((other, other_lv)) if lv_key.is_none() || *other_lv != lv_key => f.error(
                     "spec.mountPoint",
-                    format!("{mp} on node {} is also volume/{other}'s mount point", s.node),
+                    format!(
+                        "{mp} on node {} is also volume/{other}'s mount point",
+                        s.node
+                    ),
                     "mount each filesystem on its own folder",
                 ),
                 Some(_) => {}

@@ -21,22 +21,34 @@ fn with_extra(extra: &str) -> Vec<Object> {
 fn replacing(yaml: &str) -> Vec<Object> {
     let new = manifest::parse(yaml).expect("replacement parses").remove(0);
     let mut objs = example();
-    let i = objs.iter().position(|o| o.key() == new.key()).expect("object to replace exists");
+    let i = objs
+        .iter()
+        .position(|o| o.key() == new.key())
+        .expect("object to replace exists");
     objs[i] = new;
     objs
 }
 
 fn errors(objs: &[Object]) -> Vec<Diagnostic> {
-    validate_set(objs).into_iter().filter(|d| d.severity == Severity::Error).collect()
+    validate_set(objs)
+        .into_iter()
+        .filter(|d| d.severity == Severity::Error)
+        .collect()
 }
 
 #[track_caller]
 fn expect_error(objs: &[Object], object: &str, field: &str, words: &str) {
     let errs = errors(objs);
     assert!(
-        errs.iter().any(|d| d.object.to_string() == object && d.field == field && d.message.contains(words) && !d.fix.is_empty()),
+        errs.iter().any(|d| d.object.to_string() == object
+            && d.field == field
+            && d.message.contains(words)
+            && !d.fix.is_empty()),
         "expected an error on {object} {field} containing {words:?}, got:\n{}",
-        errs.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+        errs.iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
@@ -70,7 +82,8 @@ fn bad_names() {
         ));
         let errs = errors(&objs);
         assert!(
-            errs.iter().any(|d| d.field == "metadata.name" && d.message.contains(name)),
+            errs.iter()
+                .any(|d| d.field == "metadata.name" && d.message.contains(name)),
             "{name}: {errs:#?}"
         );
     }
@@ -81,18 +94,32 @@ fn duplicate_principals() {
     let objs = with_extra(
         "apiVersion: omtd/v1\nkind: Credential\nmetadata: {name: node4.omtd}\nspec: {principal: node1.omtd, secret: {value: s4}, use: mesos-agent}\n",
     );
-    expect_error(&objs, "credential/node4.omtd", "spec.principal", "node1.omtd");
+    expect_error(
+        &objs,
+        "credential/node4.omtd",
+        "spec.principal",
+        "node1.omtd",
+    );
     // A Chronos framework principal clashing with an agent's: same master file.
     let objs = replacing(
         "apiVersion: omtd/v1\nkind: Credential\nmetadata: {name: chronos-framework}\nspec: {principal: node2.omtd, secret: {value: x}, use: chronos-framework}\n",
     );
-    assert!(errors(&objs).iter().any(|d| d.field == "spec.principal"), "{:#?}", errors(&objs));
+    assert!(
+        errors(&objs).iter().any(|d| d.field == "spec.principal"),
+        "{:#?}",
+        errors(&objs)
+    );
 }
 
 #[test]
 fn worker_without_credential() {
     let objs = replacing("apiVersion: omtd/v1\nkind: Node\nmetadata: {name: node2.omtd}\nspec: {address: 10.0.0.22, roles: [worker]}\n");
-    expect_error(&objs, "node/node2.omtd", "spec.credential", "worker needs a credential");
+    expect_error(
+        &objs,
+        "node/node2.omtd",
+        "spec.credential",
+        "worker needs a credential",
+    );
 }
 
 #[test]
@@ -102,7 +129,9 @@ fn unused_credential_is_a_warning_only() {
     );
     let diags = validate_set(&objs);
     assert!(!has_errors(&diags), "{diags:#?}");
-    assert!(diags.iter().any(|d| d.severity == Severity::Warning && d.object.to_string() == "credential/node9.omtd"));
+    assert!(diags.iter().any(
+        |d| d.severity == Severity::Warning && d.object.to_string() == "credential/node9.omtd"
+    ));
 }
 
 #[test]
@@ -119,12 +148,21 @@ fn references_to_missing_objects() {
     let objs = replacing(
         "apiVersion: omtd/v1\nkind: Node\nmetadata: {name: node3.omtd}\nspec: {address: 10.0.0.23, roles: [worker], credential: chronos-http}\n",
     );
-    expect_error(&objs, "node/node3.omtd", "spec.credential", "not for a Mesos agent");
+    expect_error(
+        &objs,
+        "node/node3.omtd",
+        "spec.credential",
+        "not for a Mesos agent",
+    );
 }
 
 #[test]
 fn secrets_empty_or_with_newline_do_not_leak() {
-    for (secret, words) in [("''", "empty"), ("\"s3cr3t-value\\n\"", "newline"), ("\"s3cr3t\\r\\nvalue\"", "newline")] {
+    for (secret, words) in [
+        ("''", "empty"),
+        ("\"s3cr3t-value\\n\"", "newline"),
+        ("\"s3cr3t\\r\\nvalue\"", "newline"),
+    ] {
         let objs = replacing(&format!(
             "apiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: node1.omtd}}\nspec: {{principal: node1.omtd, secret: {{value: {secret}}}, use: mesos-agent}}\n"
         ));
@@ -141,7 +179,12 @@ fn secrets_empty_or_with_newline_do_not_leak() {
 
 #[test]
 fn relative_and_dotdot_paths() {
-    for (mp, words) in [("srv/db", "relative"), ("/srv/../etc", "'..'"), ("/srv//db", "//"), ("/srv/db/", "ends with")] {
+    for (mp, words) in [
+        ("srv/db", "relative"),
+        ("/srv/../etc", "'..'"),
+        ("/srv//db", "//"),
+        ("/srv/db/", "ends with"),
+    ] {
         let objs = replacing(&format!(
             "apiVersion: omtd/v1\nkind: Volume\nmetadata: {{name: nfsstore-vdb}}\nspec: {{node: executor.omtd, device: /dev/vdb, volumeGroup: nfsstore, logicalVolume: nfs_logical, filesystem: ext4, mountPoint: '{mp}'}}\n"
         ));
@@ -156,12 +199,18 @@ fn two_managers() {
     let objs = with_extra("apiVersion: omtd/v1\nkind: Node\nmetadata: {name: manager2.omtd}\nspec: {address: 10.0.0.50, roles: [manager]}\n");
     let errs = errors(&objs);
     assert!(
-        errs.iter().any(|d| d.field == "spec.roles" && d.message.contains("node/manager.omtd") && d.message.contains("node/manager2.omtd")),
+        errs.iter().any(|d| d.field == "spec.roles"
+            && d.message.contains("node/manager.omtd")
+            && d.message.contains("node/manager2.omtd")),
         "{errs:#?}"
     );
     // Naming a second manager through the Cluster record counts too.
     let objs = replacing("apiVersion: omtd/v1\nkind: Cluster\nmetadata: {name: omtd}\nspec: {roles: {manager: editor.omtd}}\n");
-    assert!(errors(&objs).iter().any(|d| d.message.contains("managers")), "{:#?}", errors(&objs));
+    assert!(
+        errors(&objs).iter().any(|d| d.message.contains("managers")),
+        "{:#?}",
+        errors(&objs)
+    );
 }
 
 #[test]
@@ -169,7 +218,12 @@ fn duplicates_and_shared_credentials() {
     let objs = with_extra("apiVersion: omtd/v1\nkind: Node\nmetadata: {name: node1.omtd}\nspec: {address: 10.0.0.21, roles: [worker], credential: node1.omtd}\n");
     expect_error(&objs, "node/node1.omtd", "metadata.name", "given twice");
     let objs = with_extra("apiVersion: omtd/v1\nkind: Node\nmetadata: {name: node4.omtd}\nspec: {address: 10.0.0.24, roles: [worker], credential: node1.omtd}\n");
-    expect_error(&objs, "node/node4.omtd", "spec.credential", "already node/node1.omtd's");
+    expect_error(
+        &objs,
+        "node/node4.omtd",
+        "spec.credential",
+        "already node/node1.omtd's",
+    );
     let objs = with_extra("apiVersion: omtd/v1\nkind: Node\nmetadata: {name: node4.omtd}\nspec: {address: 10.0.0.21, roles: [editor]}\n");
     assert!(errors(&objs).iter().any(|d| d.field == "spec.address"));
 }

@@ -38,10 +38,16 @@ pub type LeaseId = i64;
 pub enum StoreError {
     /// A watch or a read asked for history the store no longer keeps.
     #[error("revision {requested} has been compacted (oldest kept: {compacted}); relist and watch again")]
-    Compacted { requested: Revision, compacted: Revision },
+    Compacted {
+        requested: Revision,
+        compacted: Revision,
+    },
     /// A read at a revision the store has not reached yet.
     #[error("revision {requested} is in the future (current: {current})")]
-    FutureRevision { requested: Revision, current: Revision },
+    FutureRevision {
+        requested: Revision,
+        current: Revision,
+    },
     /// The lease does not exist (expired, revoked, or never granted).
     #[error("lease {0} not found (expired or revoked)")]
     LeaseNotFound(LeaseId),
@@ -123,7 +129,11 @@ pub struct Compare {
 impl Compare {
     /// The key's mod revision equals `rev` (use 0 for "the key does not exist").
     pub fn mod_revision(key: impl Into<String>, op: CompareOp, rev: Revision) -> Self {
-        Self { key: key.into(), op, target: CompareTarget::ModRevision(rev) }
+        Self {
+            key: key.into(),
+            op,
+            target: CompareTarget::ModRevision(rev),
+        }
     }
     /// The key does not exist.
     pub fn absent(key: impl Into<String>) -> Self {
@@ -135,20 +145,36 @@ impl Compare {
     }
     /// The key's create revision equals `rev` (a fencing check: "I still hold this key").
     pub fn create_revision(key: impl Into<String>, op: CompareOp, rev: Revision) -> Self {
-        Self { key: key.into(), op, target: CompareTarget::CreateRevision(rev) }
+        Self {
+            key: key.into(),
+            op,
+            target: CompareTarget::CreateRevision(rev),
+        }
     }
     pub fn version(key: impl Into<String>, op: CompareOp, version: i64) -> Self {
-        Self { key: key.into(), op, target: CompareTarget::Version(version) }
+        Self {
+            key: key.into(),
+            op,
+            target: CompareTarget::Version(version),
+        }
     }
     pub fn value(key: impl Into<String>, op: CompareOp, value: impl Into<Vec<u8>>) -> Self {
-        Self { key: key.into(), op, target: CompareTarget::Value(value.into()) }
+        Self {
+            key: key.into(),
+            op,
+            target: CompareTarget::Value(value.into()),
+        }
     }
 }
 
 /// A write inside a transaction.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Op {
-    Put { key: String, value: Vec<u8>, lease: Option<LeaseId> },
+    Put {
+        key: String,
+        value: Vec<u8>,
+        lease: Option<LeaseId>,
+    },
     /// Deletes one key; deleting a missing key is not an error.
     Delete { key: String },
     /// Deletes every key that starts with the prefix.
@@ -157,16 +183,30 @@ pub enum Op {
 
 impl Op {
     pub fn put(key: impl Into<String>, value: impl Into<Vec<u8>>) -> Self {
-        Op::Put { key: key.into(), value: value.into(), lease: None }
+        Op::Put {
+            key: key.into(),
+            value: value.into(),
+            lease: None,
+        }
     }
-    pub fn put_with_lease(key: impl Into<String>, value: impl Into<Vec<u8>>, lease: LeaseId) -> Self {
-        Op::Put { key: key.into(), value: value.into(), lease: Some(lease) }
+    pub fn put_with_lease(
+        key: impl Into<String>,
+        value: impl Into<Vec<u8>>,
+        lease: LeaseId,
+    ) -> Self {
+        Op::Put {
+            key: key.into(),
+            value: value.into(),
+            lease: Some(lease),
+        }
     }
     pub fn delete(key: impl Into<String>) -> Self {
         Op::Delete { key: key.into() }
     }
     pub fn delete_prefix(prefix: impl Into<String>) -> Self {
-        Op::DeletePrefix { prefix: prefix.into() }
+        Op::DeletePrefix {
+            prefix: prefix.into(),
+        }
     }
 }
 
@@ -180,7 +220,10 @@ impl fmt::Debug for Op {
                 .field("lease", lease)
                 .finish(),
             Op::Delete { key } => f.debug_struct("Delete").field("key", key).finish(),
-            Op::DeletePrefix { prefix } => f.debug_struct("DeletePrefix").field("prefix", prefix).finish(),
+            Op::DeletePrefix { prefix } => f
+                .debug_struct("DeletePrefix")
+                .field("prefix", prefix)
+                .finish(),
         }
     }
 }
@@ -293,7 +336,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Unconditional put; returns the new revision.
     async fn put(&self, key: &str, value: Vec<u8>) -> Result<Revision> {
-        Ok(self.txn(Txn::new().then(Op::put(key, value))).await?.revision)
+        Ok(self
+            .txn(Txn::new().then(Op::put(key, value)))
+            .await?
+            .revision)
     }
 
     /// Unconditional delete of one key; returns whether it existed.
@@ -309,6 +355,8 @@ pub trait Store: Send + Sync + 'static {
 pub async fn open(url: &StoreUrl) -> Result<std::sync::Arc<dyn Store>> {
     match url {
         StoreUrl::Sqlite(path) => Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?)),
-        StoreUrl::Etcd(endpoints) => Ok(std::sync::Arc::new(etcd::EtcdStore::connect(endpoints).await?)),
+        StoreUrl::Etcd(endpoints) => Ok(std::sync::Arc::new(
+            etcd::EtcdStore::connect(endpoints).await?,
+        )),
     }
 }

@@ -75,7 +75,10 @@ mod tests {
 
     #[test]
     fn parses_both_schemes() {
-        assert_eq!("sqlite://omtd.db".parse::<StoreUrl>().unwrap(), StoreUrl::Sqlite("omtd.db".into()));
+        assert_eq!(
+            "sqlite://omtd.db".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Sqlite("omtd.db".into())
+        );
         assert_eq!(
             "etcd://h1:2379,h2:2379".parse::<StoreUrl>().unwrap(),
             StoreUrl::Etcd(vec!["h1:2379".into(), "h2:2379".into()])
@@ -88,7 +91,10 @@ mod tests {
         assert!(err.contains("sqlite://PATH"), "{err}");
         let err = "etcd://h1".parse::<StoreUrl>().unwrap_err().to_string();
         assert!(err.contains("host:port"), "{err}");
-        let err = "etcd://h1:99999".parse::<StoreUrl>().unwrap_err().to_string();
+        let err = "etcd://h1:99999"
+            .parse::<StoreUrl>()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("65535"), "{err}");
         assert!("sqlite://".parse::<StoreUrl>().is_err());
     }

@@ -20,7 +20,9 @@ pub struct CredentialSpec {
     pub usage: CredentialUse,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum CredentialUse {
     /// A worker's Mesos agent (`/etc/mesos-slave/store/credentials.json`).
@@ -45,7 +47,10 @@ impl CredentialUse {
 
     /// Whether the principal ends up in the Mesos master's credentials file.
     pub fn is_mesos(self) -> bool {
-        matches!(self, CredentialUse::MesosAgent | CredentialUse::ChronosFramework)
+        matches!(
+            self,
+            CredentialUse::MesosAgent | CredentialUse::ChronosFramework
+        )
     }
 }
 

@@ -20,7 +20,9 @@ pub struct NodeSpec {
 }
 
 /// What a node does. The names follow the runbook's hosts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Galaxy for execution, NFS server, Apache.
@@ -38,7 +40,14 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] = [Role::Executor, Role::Editor, Role::Manager, Role::Registry, Role::Monitor, Role::Worker];
+    pub const ALL: [Role; 6] = [
+        Role::Executor,
+        Role::Editor,
+        Role::Manager,
+        Role::Registry,
+        Role::Monitor,
+        Role::Worker,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
