@@ -5,6 +5,7 @@ pub mod kinds;
 pub mod manifest;
 pub mod meta;
 pub mod object;
+pub mod plan;
 pub mod schema;
 pub mod secret;
 pub mod validate;
