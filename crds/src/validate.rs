@@ -772,7 +772,9 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
     // volume agree on its filesystem and mount point.
     let mut devices: BTreeMap<(&str, &str), &str> = BTreeMap::new();
     let mut lvs: BTreeMap<(&str, &str, &str), &VolumeSpec> = BTreeMap::new();
-    let mut mounts: BTreeMap<(&str, &str), (&str, Option<(&str, &str)>)> = BTreeMap::new();
+    // (node, mount point) -> (volume name, its (vg, lv) if any)
+    type MountOwner<'a> = (&'a str, Option<(&'a str, &'a str)>);
+    let mut mounts: BTreeMap<(&str, &str), MountOwner> = BTreeMap::new();
     for v in &volumes {
         let name = v.metadata.name.as_str();
         let s = &v.spec;

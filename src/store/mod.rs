@@ -11,7 +11,7 @@
 //!   the puts since then (1 after creation); a delete resets both;
 //! - a compare on `ModRevision == 0` means "the key does not exist";
 //! - watches deliver every change with a revision greater than or equal to the start
-//!   revision, in revision order, deletes included; a start revision at or below the
+//!   revision, in revision order, deletes included; a start revision below the
 //!   compacted revision fails with [`StoreError::Compacted`], the caller relists.
 
 pub mod etcd;
@@ -106,7 +106,8 @@ pub enum CompareTarget {
     CreateRevision(Revision),
     /// The key's version; 0 when the key does not exist.
     Version(i64),
-    /// The key's value (a missing key never equals anything).
+    /// The key's value. A compare on a missing key's value always fails, `NotEqual` included
+    /// (as in etcd).
     Value(Vec<u8>),
 }
 

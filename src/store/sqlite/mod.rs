@@ -1,0 +1,200 @@
+//! Embedded SQLite backend: etcd v3 semantics in one file that several processes may share.
+//!
+//! - `kv` holds the current state, `log` every change with its revision (for lists at a past
+//!   revision and for watches), `meta` the current and compacted revisions and the schema
+//!   version, `leases` the leases with their wall-clock expiry.
+//! - Writes run in `BEGIN IMMEDIATE` transactions, so writers in different processes
+//!   serialize and a CAS sees every write committed before it.
+//! - Watches poll the log from a thread of their own (see `watch.rs`): another process's
+//!   write is seen within about 10 ms.
+//! - Leases expire by wall-clock time stored in the file; whoever touches the store next
+//!   (any call, or any watch poller within 100 ms) deletes the expired lease's keys, as
+//!   logged deletes that watchers see.
+//! - Nothing compacts the log by itself: callers compact, as they would with etcd.
+
+mod db;
+mod lease;
+mod schema;
+#[cfg(test)]
+mod tests;
+mod txn;
+mod watch;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::Connection;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{
+    Compare, CompareOp, CompareTarget, EventKind, KeyValue, Lease, LeaseId, ListResult, Op, Result,
+    Revision, Store, StoreError, Txn, TxnResult, WatchEvent, WatchStream,
+};
+
+/// etcd's largest lease TTL (`MaxLeaseTTL`, in seconds).
+const MAX_LEASE_TTL_SECS: u64 = 9_000_000_000;
+
+pub struct SqliteStore {
+    path: PathBuf,
+    /// rusqlite is synchronous and a connection is not shareable: calls take turns on it
+    /// from blocking threads. Watches use connections of their own.
+    conn: Arc<Mutex<Connection>>,
+    /// Live watch pollers, so tests can check that dropping a stream ends its poller.
+    live_watches: Arc<AtomicUsize>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the store file. The directory must exist.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut conn = schema::connect(path)?;
+        schema::init(&mut conn, path)?;
+        tracing::debug!(path = %path.display(), "opened SQLite store");
+        Ok(Self {
+            path: path.to_path_buf(),
+            conn: Arc::new(Mutex::new(conn)),
+            live_watches: Arc::new(AtomicUsize::new(0)),
+        })
+    }
+
+    /// Runs `f` on the store's connection on a blocking thread.
+    async fn call<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock cannot leave a transaction open (rusqlite's
+            // `Transaction` rolls back on drop), so a poisoned connection is still sound.
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("SQLite worker thread failed: {e}")))?
+    }
+
+    /// Like [`Self::call`], expiring due leases first so that reads never see keys of an
+    /// expired lease, even when nobody has written since it expired.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        self.call(move |conn| {
+            lease::sweep_if_due(conn, db::now_ms()?)?;
+            f(conn)
+        })
+        .await
+    }
+
+    #[cfg(test)]
+    fn live_watches(&self) -> usize {
+        self.live_watches.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn current_revision(&self) -> Result<Revision> {
+        self.read(|conn| Ok(db::revisions(conn)?.0)).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        let key = key.to_owned();
+        self.read(move |conn| db::get(conn, &key)).await
+    }
+
+    async fn list(&self, prefix: &str, revision: Option<Revision>) -> Result<ListResult> {
+        let prefix = prefix.to_owned();
+        self.read(move |conn| db::list(conn, &prefix, revision))
+            .await
+    }
+
+    async fn txn(&self, txn: Txn) -> Result<TxnResult> {
+        // The write transaction expires due leases itself, under the same lock.
+        self.call(move |conn| txn::txn(conn, &txn, db::now_ms()?))
+            .await
+    }
+
+    async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<WatchStream> {
+        let path = self.path.clone();
+        let (conn, next) = tokio::task::spawn_blocking(move || -> Result<_> {
+            let mut conn = schema::connect(&path)?;
+            let (current, compacted) = db::revisions(&mut conn)?;
+            let next = if from_revision <= 0 {
+                current + 1
+            } else {
+                from_revision
+            };
+            // etcd accepts a watch from the compaction revision itself, only older fails.
+            if next < compacted {
+                return Err(StoreError::Compacted {
+                    requested: next,
+                    compacted,
+                });
+            }
+            Ok((conn, next))
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("SQLite worker thread failed: {e}")))??;
+
+        let (tx, rx) = mpsc::channel(watch::CHANNEL_CAPACITY);
+        let poller = watch::Poller {
+            conn,
+            range: db::KeyRange::prefix(prefix),
+            prefix: prefix.to_owned(),
+            next,
+            tx,
+            _live: watch::LiveGuard::new(&self.live_watches),
+        };
+        std::thread::Builder::new()
+            .name("omtd-sqlite-watch".into())
+            .spawn(move || poller.run())
+            .map_err(|e| StoreError::Backend(format!("cannot start a watch thread: {e}")))?;
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+
+    async fn grant_lease(&self, ttl: Duration) -> Result<Lease> {
+        // etcd counts TTLs in whole seconds: round up, and never grant less than one.
+        let secs = ttl.as_secs() + u64::from(ttl.subsec_nanos() > 0);
+        let secs = secs.max(1);
+        if secs > MAX_LEASE_TTL_SECS {
+            return Err(StoreError::Backend(format!(
+                "lease TTL of {secs} s is too large (etcd's limit is {MAX_LEASE_TTL_SECS} s)"
+            )));
+        }
+        let ttl_secs = i64::try_from(secs)
+            .map_err(|_| StoreError::Backend("lease TTL out of range".into()))?;
+        let id = self
+            .call(move |conn| lease::grant_lease(conn, ttl_secs, db::now_ms()?))
+            .await?;
+        Ok(Lease {
+            id,
+            ttl: Duration::from_secs(secs),
+        })
+    }
+
+    async fn keep_alive(&self, id: LeaseId) -> Result<Duration> {
+        let secs = self
+            .call(move |conn| lease::keep_alive(conn, id, db::now_ms()?))
+            .await?;
+        Ok(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
+    }
+
+    async fn revoke_lease(&self, id: LeaseId) -> Result<()> {
+        self.call(move |conn| lease::revoke_lease(conn, id, db::now_ms()?))
+            .await
+    }
+
+    async fn compact(&self, revision: Revision) -> Result<()> {
+        self.call(move |conn| db::compact(conn, revision)).await
+    }
+}
