@@ -1,0 +1,380 @@
+//! A real etcd (Debian's `etcd-server`) for integration tests.
+//!
+//! `EtcdServer::start()` runs one member on free loopback ports with a temporary data dir and
+//! returns once the member answers `/health`; dropping it kills the process and removes the
+//! data dir. `EtcdCluster::start(3)` does the same for a three-member cluster.
+//!
+//! A missing `etcd` binary is a hard failure, never a silent skip: a suite that skips the
+//! production backend would pass while testing nothing.
+//!
+//! Set `OMTD_TEST_ETCD=/path/to/etcd` to use another binary than the `etcd` on `PATH`.
+
+use std::fs::{self, File};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// How to get the binary, in the words of the panic message.
+const INSTALL_HINT: &str = "apt-get update && apt-get install -y etcd-server";
+
+/// How long a fresh member may take to become healthy (it takes ~0.5 s on an idle machine;
+/// the slack is for a loaded CI box building in parallel).
+const HEALTH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Starting can lose a race for a port another process grabbed between our probe and etcd's
+/// bind; retrying with fresh ports makes that harmless.
+const START_ATTEMPTS: usize = 3;
+
+/// One etcd member on loopback.
+pub struct EtcdServer {
+    member: Member,
+    // Declared after `member` so the process is killed before its data dir is removed.
+    _dir: tempfile::TempDir,
+}
+
+impl EtcdServer {
+    /// Start a single-member etcd and wait until it is healthy. Panics (with etcd's log) if it
+    /// cannot start, and with install instructions if the binary is missing.
+    pub fn start() -> EtcdServer {
+        let mut last_log = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let dir = temp_dir();
+            let [client_port, peer_port] = free_ports::<2>();
+            let name = "default".to_owned();
+            let spec = MemberSpec {
+                name: name.clone(),
+                client_port,
+                peer_port,
+                initial_cluster: format!("{name}=http://127.0.0.1:{peer_port}"),
+                token: cluster_token(),
+                // A single member never holds an election, so short raft timings are safe,
+                // and they let etcd honour a 1 s lease TTL: its minimum TTL is
+                // 1.5 × election timeout, which is 2 s with the defaults (100 ms / 1 s).
+                fast_raft: true,
+            };
+            let mut member = spawn_member(dir.path(), spec);
+            match wait_healthy(std::slice::from_mut(&mut member)) {
+                Ok(()) => return EtcdServer { member, _dir: dir },
+                Err(log) if is_port_clash(&log) => last_log = log,
+                Err(log) => panic!(
+                    "etcd did not become healthy within {HEALTH_DEADLINE:?}; its log:\n{log}"
+                ),
+            }
+        }
+        panic!("etcd could not bind free loopback ports after {START_ATTEMPTS} attempts; last log:\n{last_log}");
+    }
+
+    /// `etcd://127.0.0.1:PORT`, the form `--store` and `OMTD_STORE` take.
+    pub fn url(&self) -> String {
+        format!("etcd://{}", self.endpoint())
+    }
+
+    /// `127.0.0.1:PORT`, the form `EtcdStore::connect` takes.
+    pub fn endpoint(&self) -> String {
+        self.member.endpoint()
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        vec![self.endpoint()]
+    }
+
+    /// Kill the server now (SIGKILL), e.g. to see clients notice the store went away.
+    pub fn kill(&mut self) {
+        self.member.kill();
+    }
+
+    /// etcd's log so far (stdout and stderr).
+    pub fn log(&self) -> String {
+        self.member.log()
+    }
+}
+
+/// Several etcd members on loopback forming one cluster.
+pub struct EtcdCluster {
+    members: Vec<Member>,
+    _dir: tempfile::TempDir,
+}
+
+impl EtcdCluster {
+    /// Start an `n`-member cluster and wait until every member is healthy (which for etcd
+    /// means a leader was elected).
+    pub fn start(n: usize) -> EtcdCluster {
+        assert!(n >= 1, "a cluster needs at least one member");
+        let mut last_log = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let dir = temp_dir();
+            let ports = free_port_vec(2 * n);
+            let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
+            let initial_cluster = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| format!("{name}=http://127.0.0.1:{}", ports[2 * i + 1]))
+                .collect::<Vec<_>>()
+                .join(",");
+            let token = cluster_token();
+            let mut members: Vec<Member> = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    spawn_member(
+                        dir.path(),
+                        MemberSpec {
+                            name: name.clone(),
+                            client_port: ports[2 * i],
+                            peer_port: ports[2 * i + 1],
+                            initial_cluster: initial_cluster.clone(),
+                            token: token.clone(),
+                            // Real elections happen here: keep etcd's default timings so a
+                            // busy machine does not make members depose each other.
+                            fast_raft: false,
+                        },
+                    )
+                })
+                .collect();
+            match wait_healthy(&mut members) {
+                Ok(()) => return EtcdCluster { members, _dir: dir },
+                Err(log) if is_port_clash(&log) => last_log = log,
+                Err(log) => {
+                    panic!("etcd cluster did not become healthy within {HEALTH_DEADLINE:?}:\n{log}")
+                }
+            }
+        }
+        panic!("etcd cluster could not bind free loopback ports after {START_ATTEMPTS} attempts:\n{last_log}");
+    }
+
+    /// `etcd://h1:p1,h2:p2,...`
+    pub fn url(&self) -> String {
+        format!("etcd://{}", self.endpoints().join(","))
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(Member::endpoint).collect()
+    }
+
+    /// Kill member `i` (SIGKILL); the others keep running.
+    pub fn kill_member(&mut self, i: usize) {
+        self.members[i].kill();
+    }
+}
+
+struct MemberSpec {
+    name: String,
+    client_port: u16,
+    peer_port: u16,
+    initial_cluster: String,
+    token: String,
+    fast_raft: bool,
+}
+
+struct Member {
+    name: String,
+    client_port: u16,
+    child: Option<Child>,
+    log_path: PathBuf,
+}
+
+impl Member {
+    fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.client_port)
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // Errors mean it already exited, which is what we want anyway.
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log_path)
+            .unwrap_or_else(|e| format!("(cannot read {}: {e})", self.log_path.display()))
+    }
+}
+
+impl Drop for Member {
+    fn drop(&mut self) {
+        self.kill();
+        // A failing test is much easier to understand with the server's side of the story.
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            eprintln!("---- last lines of etcd member {} log ----", self.name);
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+fn spawn_member(dir: &Path, spec: MemberSpec) -> Member {
+    let bin = std::env::var("OMTD_TEST_ETCD").unwrap_or_else(|_| "etcd".to_owned());
+    let log_path = dir.join(format!("{}.log", spec.name));
+    let log =
+        File::create(&log_path).unwrap_or_else(|e| panic!("create {}: {e}", log_path.display()));
+    let log_err = log
+        .try_clone()
+        .unwrap_or_else(|e| panic!("dup log file handle: {e}"));
+    let client_url = format!("http://127.0.0.1:{}", spec.client_port);
+    let peer_url = format!("http://127.0.0.1:{}", spec.peer_port);
+    let mut cmd = Command::new(&bin);
+    cmd.arg("--name")
+        .arg(&spec.name)
+        .arg("--data-dir")
+        .arg(dir.join(format!("{}.etcd", spec.name)))
+        .arg("--listen-client-urls")
+        .arg(&client_url)
+        .arg("--advertise-client-urls")
+        .arg(&client_url)
+        .arg("--listen-peer-urls")
+        .arg(&peer_url)
+        .arg("--initial-advertise-peer-urls")
+        .arg(&peer_url)
+        .arg("--initial-cluster")
+        .arg(&spec.initial_cluster)
+        .arg("--initial-cluster-state")
+        .arg("new")
+        .arg("--initial-cluster-token")
+        .arg(&spec.token)
+        // omtd applies many objects in one transaction; etcd's default cap is 128 ops.
+        .arg("--max-txn-ops")
+        .arg("10000")
+        .arg("--logger")
+        .arg("zap");
+    if spec.fast_raft {
+        cmd.arg("--heartbeat-interval")
+            .arg("50")
+            .arg("--election-timeout")
+            .arg("500");
+    }
+    // Logs go to a file, not a pipe: nobody reads a pipe while the test runs, and a full pipe
+    // would block etcd mid-test.
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(log_err));
+    let child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) if e.kind() == ErrorKind::NotFound => panic!(
+            "the `{bin}` binary was not found: the etcd store tests need a real etcd server. \
+             Install it with `{INSTALL_HINT}` (or point OMTD_TEST_ETCD at an etcd binary)."
+        ),
+        Err(e) => panic!("cannot start `{bin}`: {e}. Install etcd with `{INSTALL_HINT}`."),
+    };
+    Member {
+        name: spec.name,
+        client_port: spec.client_port,
+        child: Some(child),
+        log_path,
+    }
+}
+
+/// Wait until every member answers `/health` with `true`. On failure, returns the logs.
+fn wait_healthy(members: &mut [Member]) -> Result<(), String> {
+    let deadline = Instant::now() + HEALTH_DEADLINE;
+    loop {
+        let mut all_healthy = true;
+        for i in 0..members.len() {
+            let exited = members[i]
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            if let Some(status) = exited {
+                let name = &members[i].name;
+                return Err(format!(
+                    "member {name} exited early ({status}):\n{}",
+                    all_logs(members)
+                ));
+            }
+            if !is_healthy(members[i].client_port) {
+                all_healthy = false;
+            }
+        }
+        if all_healthy {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(all_logs(members));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn all_logs(members: &[Member]) -> String {
+    members
+        .iter()
+        .map(|m| format!("==== {} ====\n{}", m.name, m.log()))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// etcd's `/health` on the client port (plain HTTP/1.1 next to gRPC), without an HTTP client
+/// crate: it needs a leader and a successful linearizable read to answer `true`.
+fn is_healthy(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
+        return false;
+    };
+    if stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .is_err()
+    {
+        return false;
+    }
+    let request = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    if stream.write_all(request.as_bytes()).is_err() {
+        return false;
+    }
+    let mut response = String::new();
+    // With `Connection: close` the server ends the stream; a timeout just means "not yet".
+    let _ = stream.read_to_string(&mut response);
+    response.starts_with("HTTP/1.1 200") && response.contains(r#""health":"true""#)
+}
+
+fn is_port_clash(log: &str) -> bool {
+    log.contains("address already in use")
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("omtd-etcd-test-")
+        .tempdir()
+        .unwrap_or_else(|e| panic!("create a temp dir for etcd: {e}"))
+}
+
+/// Distinct tokens keep members of different test clusters from ever talking to each other.
+fn cluster_token() -> String {
+    static SEQ: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "omtd-test-{}-{}",
+        std::process::id(),
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn free_ports<const N: usize>() -> [u16; N] {
+    let ports = free_port_vec(N);
+    let mut out = [0u16; N];
+    out.copy_from_slice(&ports);
+    out
+}
+
+/// Ports the kernel considers free right now. All listeners are held at once so the ports are
+/// distinct; etcd binds them a moment later (a lost race is retried by the callers).
+fn free_port_vec(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| {
+            TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind a loopback port: {e}"))
+        })
+        .collect();
+    listeners
+        .iter()
+        .map(|l| {
+            l.local_addr()
+                .unwrap_or_else(|e| panic!("local address of a listener: {e}"))
+                .port()
+        })
+        .collect()
+}
