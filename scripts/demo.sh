@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
-cargo build --release --locked --quiet
+cargo build --release --quiet
 omtd=target/release/omtd
 store_dir=$(mktemp -d)
 export OMTD_STORE="sqlite://$store_dir/omtd.db"

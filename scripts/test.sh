@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh --test
 cargo fmt --all -- --check
-cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+cargo clippy --workspace --all-targets -- -D warnings
+cargo test --workspace
