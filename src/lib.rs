@@ -3,6 +3,10 @@
 //! The binary (`src/main.rs`) is a thin shell over this library so that integration tests
 //! can use the store and the resource layer directly.
 
+pub mod agent;
 pub mod cli;
+pub mod host;
+pub mod operator;
 pub mod resources;
+pub mod runtime;
 pub mod store;

@@ -1,7 +1,67 @@
 //! omtd's controllers: pure functions from (desired, observed) to plan slices, statuses,
 //! events and a requeue time. No I/O happens here; the runtime in the `omtd` crate does it.
 //!
-//! The controllers themselves land with the controllers issue; this crate exists now so the
-//! dependency direction (crds <- controllers <- omtd) is fixed from the start.
+//! Every controller has the same shape:
+//!
+//! ```text
+//! reconcile(&Desired, &Observed, &Settings) -> Result<Output, Error>
+//! ```
+//!
+//! - [`Desired`]: the records (with their stored statuses), with cluster defaults applied.
+//! - [`Observed`]: what the shell measured: agent reports and liveness, probe results, the
+//!   plan slices as stored, and `now` (time is an input, never read from a clock here).
+//! - [`Output`]: one plan slice per node (a node missing from the map has no slice of this
+//!   controller), statuses, events, objects whose removal is finished, Mesos maintenance
+//!   wanted, and when to look again.
+//!
+//! The four controllers, one a file: [`node`], [`storage`], [`credentials`],
+//! [`leader_guard`]. They read each other's recorded progress only through the stored
+//! statuses in [`Desired`] (a node's removal phase, the cluster's recovery), so each one
+//! stays a function of the store.
 
 pub use omtd_crds as crds;
+
+pub mod accepted;
+pub mod credentials;
+pub mod desired;
+pub mod error;
+pub mod health;
+pub mod leader_guard;
+pub mod node;
+pub mod observed;
+pub mod output;
+pub mod removal;
+pub mod render;
+pub mod settings;
+pub mod storage;
+pub mod time;
+
+pub use desired::Desired;
+pub use error::Error;
+pub use observed::{AgentLiveness, MasterEntry, MesosAgent, MesosFramework, MesosState, Observed};
+pub use output::{Event, EventType, Machine, MachineMode, Output};
+pub use settings::{RecoveryPolicy, Settings};
+
+/// The controllers by name, as they own plan slices (`plans/<node>/<name>`).
+pub const CONTROLLERS: [&str; 4] = [
+    node::NAME,
+    storage::NAME,
+    credentials::NAME,
+    leader_guard::NAME,
+];
+
+/// Runs the controller called `name`; `None` for an unknown name.
+pub fn reconcile(
+    name: &str,
+    desired: &Desired,
+    observed: &Observed,
+    settings: &Settings,
+) -> Option<Result<Output, Error>> {
+    Some(match name {
+        node::NAME => node::reconcile(desired, observed, settings),
+        storage::NAME => storage::reconcile(desired, observed, settings),
+        credentials::NAME => credentials::reconcile(desired, observed, settings),
+        leader_guard::NAME => leader_guard::reconcile(desired, observed, settings),
+        _ => return None,
+    })
+}

@@ -1,11 +1,14 @@
 //! The `omtd` command line (kubectl's habits): argument parsing and dispatch. Each command
 //! lives in its own file and returns an exit code; errors are reported here, once.
 
+mod agent;
 mod apply;
 mod delete;
 mod describe;
 mod diff;
+mod events;
 mod get;
+mod operator;
 pub mod manifests;
 pub mod render;
 
@@ -58,6 +61,12 @@ pub enum Command {
     Describe(describe::DescribeArgs),
     /// Delete one object.
     Delete(delete::DeleteArgs),
+    /// Run the host agent: apply this node's plan, report, heartbeat.
+    Agent(agent::AgentArgs),
+    /// Run the controllers (one process leads, others stand by), serving /metrics.
+    Operator(operator::OperatorArgs),
+    /// List recent events (deduplicated, with counts), oldest first.
+    Events(events::EventsArgs),
 }
 
 /// `-f FILE|DIR|-`, shared by apply and diff.
@@ -115,6 +124,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(args) => get::run(&repo, args).await,
         Command::Describe(args) => describe::run(&repo, args).await,
         Command::Delete(args) => delete::run(&repo, args).await,
+        Command::Agent(args) => agent::run(&repo, args).await,
+        Command::Operator(args) => operator::run(&repo, args).await,
+        Command::Events(args) => events::run(&repo, args).await,
     }
 }
 

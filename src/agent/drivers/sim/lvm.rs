@@ -1,0 +1,469 @@
+//! Sim LVM and filesystems with extent arithmetic: a PV holds `size / EXTENT_SIZE` extents,
+//! LVs take extents from PVs, and a PV can only leave its group when the other PVs have
+//! room for the extents it holds (pvmove), exactly the refusal the runbook's example needs.
+//! mkfs and pvcreate refuse a device with any signature.
+
+use omtd_crds::plan::{Ensure, FilesystemSpec, LogicalVolumeSpec, PhysicalVolumeSpec};
+
+use super::{SimHost, SimState, SimVg};
+use crate::agent::drivers::{DriverError, Result, Storage, StorageOutcome};
+
+/// LVM's default physical extent size, 4 MiB.
+pub const EXTENT_SIZE: u64 = 4 * 1024 * 1024;
+
+const LVM_SIGNATURE: &str = "LVM2_member";
+
+/// Extents of `device` used by LVs of `vg`.
+pub fn used_on(vg: &SimVg, device: &str) -> u64 {
+    vg.lvs.values().filter_map(|segs| segs.get(device)).sum()
+}
+
+fn free_on(vg: &SimVg, device: &str) -> u64 {
+    vg.pvs.get(device).copied().unwrap_or(0) - used_on(vg, device)
+}
+
+fn vg_free(vg: &SimVg) -> u64 {
+    vg.pvs.keys().map(|d| free_on(vg, d)).sum()
+}
+
+/// Give `lv` up to `want` free extents taken from the PVs (in name order, skipping
+/// `except`); returns how many it got.
+fn allocate(vg: &mut SimVg, lv: &str, mut want: u64, except: Option<&str>) -> u64 {
+    let mut got = 0;
+    let devices: Vec<String> = vg.pvs.keys().cloned().collect();
+    for d in devices {
+        if want == 0 {
+            break;
+        }
+        if Some(d.as_str()) == except {
+            continue;
+        }
+        let take = free_on(vg, &d).min(want);
+        if take > 0 {
+            *vg.lvs
+                .entry(lv.to_owned())
+                .or_default()
+                .entry(d.clone())
+                .or_default() += take;
+            want -= take;
+            got += take;
+        }
+    }
+    got
+}
+
+fn lv_extents(vg: &SimVg, lv: &str) -> u64 {
+    vg.lvs.get(lv).map(|s| s.values().sum()).unwrap_or(0)
+}
+
+/// Resize the LV's device (and grow its filesystem online, as `lvextend -r` does).
+fn sync_lv_device(st: &mut SimState, vg_name: &str, lv: &str) {
+    let extents = st.vgs.get(vg_name).map(|vg| lv_extents(vg, lv)).unwrap_or(0);
+    let dev = st
+        .devices
+        .entry(format!("/dev/{vg_name}/{lv}"))
+        .or_default();
+    dev.size = extents * EXTENT_SIZE;
+    if dev.signature.is_some() && dev.signature.as_deref() != Some(LVM_SIGNATURE) {
+        dev.fs_size = dev.size;
+    }
+}
+
+/// Fault: a `filler` LV takes every free extent of the group.
+pub fn fill(st: &mut SimState, vg_name: &str) {
+    if let Some(vg) = st.vgs.get_mut(vg_name) {
+        let free = vg_free(vg);
+        allocate(vg, "filler", free, None);
+        sync_lv_device(st, vg_name, "filler");
+    }
+}
+
+fn pv_observed(vg: &SimVg, device: &str) -> Vec<(String, String)> {
+    let total = vg.pvs.get(device).copied().unwrap_or(0);
+    let used = used_on(vg, device);
+    vec![
+        ("pv_size".into(), (total * EXTENT_SIZE).to_string()),
+        ("pv_free".into(), ((total - used) * EXTENT_SIZE).to_string()),
+        ("pv_pe_count".into(), total.to_string()),
+        ("pv_pe_alloc_count".into(), used.to_string()),
+    ]
+}
+
+impl SimHost {
+    fn pv_present(&self, spec: &PhysicalVolumeSpec) -> Result<StorageOutcome> {
+        let mut st = self.state();
+        let dev = st
+            .devices
+            .get(&spec.device)
+            .cloned()
+            .ok_or_else(|| DriverError::Other(format!("device {} not found", spec.device)))?;
+        if let Some(vg) = st.vgs.get(&spec.volume_group) {
+            if vg.pvs.contains_key(&spec.device) {
+                return Ok(StorageOutcome::Unchanged {
+                    observed: pv_observed(vg, &spec.device),
+                });
+            }
+        }
+        if let Some(other) = st
+            .vgs
+            .iter()
+            .find(|(_, vg)| vg.pvs.contains_key(&spec.device))
+            .map(|(n, _)| n.clone())
+        {
+            return Ok(StorageOutcome::Refused {
+                reason: format!(
+                    "{} is already a physical volume of volume group {other}",
+                    spec.device
+                ),
+            });
+        }
+        if let Some(sig) = &dev.signature {
+            return Ok(StorageOutcome::Refused {
+                reason: format!(
+                    "{} carries a {sig} signature: pvcreate refused, nothing was changed",
+                    spec.device
+                ),
+            });
+        }
+        let extents = dev.size / EXTENT_SIZE;
+        if let Some(d) = st.devices.get_mut(&spec.device) {
+            d.signature = Some(LVM_SIGNATURE.into());
+        }
+        let created = !st.vgs.contains_key(&spec.volume_group);
+        let vg = st.vgs.entry(spec.volume_group.clone()).or_default();
+        vg.pvs.insert(spec.device.clone(), extents);
+        let observed = pv_observed(vg, &spec.device);
+        let what = format!(
+            "pvcreate {}, {} {} {}",
+            spec.device,
+            if created { "vgcreate" } else { "vgextend" },
+            spec.volume_group,
+            spec.device
+        );
+        st.log.push(what.clone());
+        Ok(StorageOutcome::Changed { what, observed })
+    }
+
+    fn pv_absent(&self, spec: &PhysicalVolumeSpec, may_destroy: bool) -> Result<StorageOutcome> {
+        let mut st = self.state();
+        let Some(vg) = st.vgs.get(&spec.volume_group) else {
+            return Ok(StorageOutcome::Unchanged { observed: vec![] });
+        };
+        if !vg.pvs.contains_key(&spec.device) {
+            return Ok(StorageOutcome::Unchanged { observed: vec![] });
+        }
+        if !may_destroy {
+            return Ok(StorageOutcome::Progressing {
+                percent: 0,
+                message: "waiting for the store before removing a physical volume".into(),
+            });
+        }
+        if vg.pvs.len() == 1 {
+            return Ok(StorageOutcome::Refused {
+                reason: format!(
+                    "{} is the last physical volume of {}: can't remove final physical volume",
+                    spec.device, spec.volume_group
+                ),
+            });
+        }
+        let used = used_on(vg, &spec.device);
+        let room = vg_free(vg) - free_on(vg, &spec.device);
+        if used > room {
+            return Ok(StorageOutcome::Refused {
+                reason: format!(
+                    "removing {} needs room for its {used} used extents on the other physical \
+                     volumes of {}, which have {room} free: no extents available for allocation",
+                    spec.device, spec.volume_group
+                ),
+            });
+        }
+        let mut what = Vec::new();
+        let Some(vg) = st.vgs.get_mut(&spec.volume_group) else {
+            return Ok(StorageOutcome::Unchanged { observed: vec![] });
+        };
+        if used > 0 {
+            // pvmove: every LV's segment on the device moves to the other PVs.
+            let moving: Vec<(String, u64)> = vg
+                .lvs
+                .iter_mut()
+                .filter_map(|(lv, segs)| segs.remove(&spec.device).map(|n| (lv.clone(), n)))
+                .collect();
+            for (lv, n) in moving {
+                allocate(vg, &lv, n, Some(&spec.device));
+            }
+            what.push(format!("pvmove {}", spec.device));
+        }
+        vg.pvs.remove(&spec.device);
+        vg.lvs.retain(|_, segs| {
+            segs.retain(|_, n| *n > 0);
+            !segs.is_empty()
+        });
+        if let Some(d) = st.devices.get_mut(&spec.device) {
+            d.signature = None;
+        }
+        what.push(format!("vgreduce {} {}", spec.volume_group, spec.device));
+        what.push(format!("pvremove {}", spec.device));
+        let what = what.join(", ");
+        st.log.push(what.clone());
+        Ok(StorageOutcome::Changed {
+            what,
+            observed: vec![],
+        })
+    }
+}
+
+impl Storage for SimHost {
+    fn ensure_pv(
+        &mut self,
+        spec: &PhysicalVolumeSpec,
+        may_destroy: bool,
+    ) -> Result<StorageOutcome> {
+        match spec.ensure {
+            Ensure::Present => self.pv_present(spec),
+            Ensure::Absent => self.pv_absent(spec, may_destroy),
+        }
+    }
+
+    fn ensure_lv(&mut self, spec: &LogicalVolumeSpec) -> Result<StorageOutcome> {
+        let mut st = self.state();
+        let vg = st.vgs.get_mut(&spec.volume_group).ok_or_else(|| {
+            DriverError::Other(format!("volume group {} not found", spec.volume_group))
+        })?;
+        let exists = vg.lvs.contains_key(&spec.name);
+        let free = vg_free(vg);
+        let mut what = None;
+        if !exists {
+            if free == 0 {
+                return Err(DriverError::Other(format!(
+                    "volume group {} has no free extents for {}",
+                    spec.volume_group, spec.name
+                )));
+            }
+            allocate(vg, &spec.name, free, None);
+            what = Some(format!(
+                "lvcreate -l 100%FREE -n {} {}",
+                spec.name, spec.volume_group
+            ));
+        } else if spec.grow_to_fill && free > 0 {
+            allocate(vg, &spec.name, free, None);
+            what = Some(format!(
+                "lvextend -r -l +100%FREE {}/{}",
+                spec.volume_group, spec.name
+            ));
+        }
+        let extents = lv_extents(vg, &spec.name);
+        sync_lv_device(&mut st, &spec.volume_group, &spec.name);
+        let observed = vec![("lv_size".into(), (extents * EXTENT_SIZE).to_string())];
+        Ok(match what {
+            Some(what) => {
+                st.log.push(what.clone());
+                StorageOutcome::Changed { what, observed }
+            }
+            None => StorageOutcome::Unchanged { observed },
+        })
+    }
+
+    fn ensure_filesystem(&mut self, spec: &FilesystemSpec) -> Result<StorageOutcome> {
+        let mut st = self.state();
+        let id = st.next_id();
+        let dev = st
+            .devices
+            .get_mut(&spec.device)
+            .ok_or_else(|| DriverError::Other(format!("device {} not found", spec.device)))?;
+        match dev.signature.as_deref() {
+            Some(sig) if sig == spec.fstype => Ok(StorageOutcome::Unchanged {
+                observed: fs_observed(dev),
+            }),
+            Some(sig) => Ok(StorageOutcome::Refused {
+                reason: format!(
+                    "{} carries a {sig} signature: mkfs.{} refused, nothing was changed",
+                    spec.device, spec.fstype
+                ),
+            }),
+            None => {
+                dev.signature = Some(spec.fstype.clone());
+                dev.uuid = Some(format!("sim-uuid-{id}"));
+                dev.fs_size = dev.size;
+                let observed = fs_observed(dev);
+                let what = format!("mkfs.{} {}", spec.fstype, spec.device);
+                st.log.push(what.clone());
+                Ok(StorageOutcome::Changed { what, observed })
+            }
+        }
+    }
+
+    fn device_uuid(&mut self, device: &str) -> Result<Option<String>> {
+        Ok(self.state().devices.get(device).and_then(|d| {
+            d.signature
+                .as_deref()
+                .filter(|s| *s != LVM_SIGNATURE)
+                .and(d.uuid.clone())
+        }))
+    }
+}
+
+fn fs_observed(dev: &super::SimDevice) -> Vec<(String, String)> {
+    let mut v = vec![("fs_size".to_owned(), dev.fs_size.to_string())];
+    if let Some(u) = &dev.uuid {
+        v.push(("uuid".into(), u.clone()));
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::drivers::Storage;
+
+    const GIB: u64 = 1024 * 1024 * 1024;
+
+    fn pv(device: &str, ensure: Ensure) -> PhysicalVolumeSpec {
+        PhysicalVolumeSpec {
+            device: device.into(),
+            volume_group: "nfsstore".into(),
+            ensure,
+        }
+    }
+
+    fn lv() -> LogicalVolumeSpec {
+        LogicalVolumeSpec {
+            volume_group: "nfsstore".into(),
+            name: "nfs_logical".into(),
+            grow_to_fill: true,
+        }
+    }
+
+    #[test]
+    fn add_disk_space_grows_lv_and_filesystem() {
+        let sim = SimHost::new();
+        let mut s = sim.clone();
+        sim.add_device("/dev/vdb", GIB);
+        sim.add_device("/dev/vdc", GIB);
+        assert!(matches!(
+            s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true).unwrap(),
+            StorageOutcome::Changed { .. }
+        ));
+        s.ensure_lv(&lv()).unwrap();
+        let fs = FilesystemSpec {
+            device: "/dev/nfsstore/nfs_logical".into(),
+            fstype: "ext4".into(),
+        };
+        s.ensure_filesystem(&fs).unwrap();
+        assert!(s.device_uuid(&fs.device).unwrap().is_some());
+        s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true).unwrap();
+        assert!(matches!(
+            s.ensure_lv(&lv()).unwrap(),
+            StorageOutcome::Changed { .. }
+        ));
+        let st = sim.state();
+        assert_eq!(st.devices[&fs.device].fs_size, 2 * GIB);
+        drop(st);
+        // Idempotent.
+        assert!(matches!(
+            s.ensure_lv(&lv()).unwrap(),
+            StorageOutcome::Unchanged { .. }
+        ));
+        assert!(matches!(
+            s.ensure_filesystem(&fs).unwrap(),
+            StorageOutcome::Unchanged { .. }
+        ));
+    }
+
+    #[test]
+    fn pv_removal_refused_without_room_and_nothing_changes() {
+        let sim = SimHost::new();
+        let mut s = sim.clone();
+        sim.add_device("/dev/vdb", GIB);
+        sim.add_device("/dev/vdc", GIB);
+        s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true).unwrap();
+        s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true).unwrap();
+        // The LV takes every extent of both PVs: PFree 0 everywhere (the runbook's case).
+        s.ensure_lv(&lv()).unwrap();
+        let before = sim.state().vgs.clone();
+        match s.ensure_pv(&pv("/dev/vdc", Ensure::Absent), true).unwrap() {
+            StorageOutcome::Refused { reason } => {
+                assert!(reason.contains("no extents available"), "{reason}")
+            }
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        assert_eq!(sim.state().vgs, before, "a refusal changes nothing");
+        assert_eq!(sim.pv_extents("/dev/vdc"), Some((256, 0)));
+    }
+
+    #[test]
+    fn pv_removal_moves_extents_when_there_is_room() {
+        let sim = SimHost::new();
+        let mut s = sim.clone();
+        sim.add_device("/dev/vdb", GIB);
+        sim.add_device("/dev/vdc", GIB);
+        s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true).unwrap();
+        s.ensure_lv(&LogicalVolumeSpec {
+            grow_to_fill: false,
+            ..lv()
+        })
+        .unwrap();
+        // The LV fills vdb; vdc joins empty. Now shrink the LV's placement by moving vdb away:
+        s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true).unwrap();
+        // Not while the store is lost.
+        assert!(matches!(
+            s.ensure_pv(&pv("/dev/vdb", Ensure::Absent), false).unwrap(),
+            StorageOutcome::Progressing { .. }
+        ));
+        match s.ensure_pv(&pv("/dev/vdb", Ensure::Absent), true).unwrap() {
+            StorageOutcome::Changed { what, .. } => {
+                assert_eq!(what, "pvmove /dev/vdb, vgreduce nfsstore /dev/vdb, pvremove /dev/vdb")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(sim.pv_extents("/dev/vdc"), Some((256, 0)));
+        assert_eq!(sim.pv_extents("/dev/vdb"), None);
+        assert_eq!(sim.state().devices["/dev/vdb"].signature, None);
+        // The last PV never goes.
+        assert!(matches!(
+            s.ensure_pv(&pv("/dev/vdc", Ensure::Absent), true).unwrap(),
+            StorageOutcome::Refused { .. }
+        ));
+    }
+
+    #[test]
+    fn fill_disk_leaves_no_room() {
+        let sim = SimHost::new();
+        let mut s = sim.clone();
+        sim.add_device("/dev/vdb", GIB);
+        sim.add_device("/dev/vdc", GIB);
+        s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true).unwrap();
+        s.ensure_lv(&LogicalVolumeSpec {
+            grow_to_fill: false,
+            ..lv()
+        })
+        .unwrap();
+        s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true).unwrap();
+        sim.fill_disk("nfsstore");
+        assert!(matches!(
+            s.ensure_pv(&pv("/dev/vdb", Ensure::Absent), true).unwrap(),
+            StorageOutcome::Refused { .. }
+        ));
+    }
+
+    #[test]
+    fn signatures_are_never_overwritten() {
+        let sim = SimHost::new();
+        let mut s = sim.clone();
+        sim.add_device_with_signature("/dev/vdd", GIB, "ext4");
+        let before = sim.state().devices.clone();
+        assert!(matches!(
+            s.ensure_pv(&pv("/dev/vdd", Ensure::Present), true).unwrap(),
+            StorageOutcome::Refused { .. }
+        ));
+        assert!(matches!(
+            s.ensure_filesystem(&FilesystemSpec {
+                device: "/dev/vdd".into(),
+                fstype: "xfs".into()
+            })
+            .unwrap(),
+            StorageOutcome::Refused { .. }
+        ));
+        assert_eq!(sim.state().devices, before);
+        assert!(sim.state().vgs.is_empty());
+    }
+}

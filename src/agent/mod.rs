@@ -1,0 +1,334 @@
+//! The host agent: `omtd agent --node NAME`.
+//!
+//! It follows `plans/NAME/` in the store, merges the controllers' slices ([`merge`]),
+//! brings the host in line through its drivers ([`apply`], [`drivers`]), writes
+//! `reports/NAME` only when something changed ([`report`]), and keeps `leases/agents/NAME`
+//! alive as its heartbeat ([`heartbeat`]).
+//!
+//! A pass runs when the plan changes or at the periodic resync (full passes, LVM included),
+//! and when a managed file drifts (inotify, [`drift`]), a sim host signals a fault, a
+//! service check is due, or a backed-off repair may be tried again (light passes). Passes
+//! run one at a time on a blocking thread; events arriving meanwhile are looked at after.
+//!
+//! While the store is unreachable the agent keeps the host as it is: it still repairs drift
+//! toward the last plan it had, but takes no destructive step (no PV removal, no unmount).
+
+pub mod apply;
+pub mod drift;
+pub mod drivers;
+pub mod heartbeat;
+pub mod memory;
+pub mod merge;
+pub mod plans;
+pub mod repair_limit;
+pub mod report;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use omtd_crds::plan::Report;
+use tokio::sync::{watch, Notify};
+use tokio::time::MissedTickBehavior;
+
+use crate::resources::Keys;
+use crate::store::{Store, StoreError};
+use apply::Scope;
+use drivers::Host;
+use memory::Memory;
+use merge::{MergedPlan, Merger};
+use repair_limit::RepairPolicy;
+use report::ReportWriter;
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub node: String,
+    pub keys: Keys,
+    /// Full pass period, the safety net behind the events.
+    pub resync: Duration,
+    /// How often services (and containers and mounts) are looked at: SysV and docker send
+    /// no events the agent could wait for.
+    pub service_check: Duration,
+    /// TTL of the heartbeat lease.
+    pub lease_ttl: Duration,
+    pub repair: RepairPolicy,
+    /// Watch managed files with inotify.
+    pub watch_files: bool,
+}
+
+impl AgentConfig {
+    pub fn new(node: &str, keys: Keys) -> Self {
+        AgentConfig {
+            node: node.to_owned(),
+            keys,
+            resync: Duration::from_secs(30),
+            service_check: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(10),
+            repair: RepairPolicy::default(),
+            watch_files: true,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("an apply pass crashed: {0}")]
+    Pass(String),
+}
+
+/// One agent over one host.
+pub struct Agent {
+    store: Arc<dyn Store>,
+    host: Host,
+    config: AgentConfig,
+    signal: Option<Arc<Notify>>,
+}
+
+/// Counters for tests and benchmarks.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub passes: std::sync::atomic::AtomicU64,
+    pub report_writes: std::sync::atomic::AtomicU64,
+}
+
+impl Agent {
+    pub fn new(store: Arc<dyn Store>, host: Host, config: AgentConfig) -> Self {
+        Agent {
+            store,
+            host,
+            config,
+            signal: None,
+        }
+    }
+
+    /// Also wake on this signal (a sim host's faults).
+    pub fn with_signal(mut self, signal: Arc<Notify>) -> Self {
+        self.signal = Some(signal);
+        self
+    }
+
+    /// Run until `shutdown` completes.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+        self.run_with_stats(Arc::default(), shutdown).await
+    }
+
+    pub async fn run_with_stats(
+        self,
+        stats: Arc<Stats>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), AgentError> {
+        let Agent {
+            store,
+            host,
+            config,
+            signal,
+        } = self;
+        let node = config.node.clone();
+        let span = tracing::info_span!("agent", node = %node);
+        let _enter = span.enter();
+        let report_key = config.keys.report(&node);
+
+        // What the agent said last time: counters, restart tokens, the highest fencing
+        // token, and the bytes (so an unchanged report is not written again).
+        let last_kv = loop {
+            match store.get(&report_key).await {
+                Ok(kv) => break kv,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the last report; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let last: Option<Report> = last_kv
+            .as_ref()
+            .and_then(|kv| serde_json::from_slice(&kv.value).ok());
+        let mut mem = Memory::new(config.repair);
+        if let Some(r) = &last {
+            mem.seed(r);
+        }
+        let mut merger = Merger::new(
+            last.as_ref()
+                .and_then(|r| r.applied.values().max().copied())
+                .unwrap_or(0),
+        );
+        let mut writer = ReportWriter::new(report_key, last_kv.map(|kv| kv.value));
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let healthy = Arc::new(AtomicBool::new(true));
+        let beat_value = serde_json::to_vec(&serde_json::json!({
+            "node": node,
+            "version": env!("CARGO_PKG_VERSION"),
+        }))
+        .unwrap_or_default();
+        let heartbeat = tokio::spawn(heartbeat::run(
+            Arc::clone(&store),
+            config.keys.agent_lease(&node),
+            beat_value,
+            config.lease_ttl,
+            Arc::clone(&healthy),
+            stop_rx,
+        ));
+        let (plan_tx, mut plan_rx) = watch::channel(plans::Slices::default());
+        let connected = Arc::new(AtomicBool::new(true));
+        let follower = tokio::spawn(plans::follow(
+            Arc::clone(&store),
+            config.keys.plans_of(&node),
+            plan_tx,
+            Arc::clone(&connected),
+        ));
+
+        let mut drift = if config.watch_files {
+            match drift::Drift::new() {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no inotify: drift is found by the resync only");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+
+        let mut resync = tokio::time::interval_at(
+            tokio::time::Instant::now() + config.resync,
+            config.resync,
+        );
+        resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut check = tokio::time::interval_at(
+            tokio::time::Instant::now() + config.service_check,
+            config.service_check,
+        );
+        check.set_missed_tick_behavior(MissedTickBehavior::Delay);
+
+        let mut worker = Some((host, mem));
+        let mut plan: Option<Arc<MergedPlan>> = None;
+        let mut next_wake: Option<Instant> = None;
+        let mut report_dirty: Option<Report> = None;
+        tokio::pin!(shutdown);
+
+        let result = loop {
+            let mut scope: Option<Scope> = None;
+            let mut drifted: Option<(PathBuf, Instant)> = None;
+            tokio::select! {
+                _ = &mut shutdown => break Ok(()),
+                changed = plan_rx.changed() => {
+                    if changed.is_err() {
+                        break Err(AgentError::Pass("the plan follower stopped".into()));
+                    }
+                    let slices = plan_rx.borrow_and_update().clone();
+                    if slices.loaded {
+                        plan = Some(Arc::new(merger.merge(&slices.slices)));
+                        scope = Some(Scope::Full);
+                    }
+                }
+                ev = next_drift(&mut drift) => {
+                    if let drift::Event::Changed(p) = &ev {
+                        drifted = Some((p.clone(), Instant::now()));
+                    }
+                    scope = Some(Scope::Light);
+                }
+                _ = wait_signal(&signal) => scope = Some(Scope::Light),
+                _ = resync.tick() => scope = Some(Scope::Full),
+                _ = check.tick() => scope = Some(Scope::Light),
+                _ = sleep_until(next_wake) => {
+                    next_wake = None;
+                    scope = Some(Scope::Light);
+                }
+            }
+            if let Some(r) = report_dirty.take() {
+                // An earlier report write failed: try again now.
+                if let Err(e) = writer.write(&store, &r).await {
+                    tracing::warn!(error = %e, "cannot write the report");
+                    report_dirty = Some(r);
+                }
+            }
+            let (Some(scope), Some(current)) = (scope, plan.clone()) else {
+                continue;
+            };
+            let may_destroy =
+                healthy.load(Ordering::Relaxed) && connected.load(Ordering::Relaxed);
+            let Some((mut host, mut mem)) = worker.take() else {
+                break Err(AgentError::Pass("the host was lost".into()));
+            };
+            let joined = tokio::task::spawn_blocking(move || {
+                let out = apply::run(&mut host, &mut mem, &current, scope, may_destroy);
+                let mut expected = Vec::new();
+                for (path, fp) in &out.expected_files {
+                    if let Some(hp) = host.files.host_path(path) {
+                        expected.push((hp, *fp));
+                    }
+                }
+                let extra = host.extra_watch_paths();
+                (host, mem, out, expected, extra)
+            })
+            .await;
+            let (host, mem, out, expected, extra) = match joined {
+                Ok(v) => v,
+                Err(e) => break Err(AgentError::Pass(e.to_string())),
+            };
+            stats.passes.fetch_add(1, Ordering::Relaxed);
+            if let Some((path, at)) = drifted {
+                if out.changes > 0 {
+                    tracing::info!(
+                        path = %path.display(),
+                        latency_ms = at.elapsed().as_secs_f64() * 1000.0,
+                        "drift repaired"
+                    );
+                }
+            }
+            if let Some(d) = drift.as_mut() {
+                d.update(expected, extra);
+            }
+            next_wake = out.next_wake;
+            let applied = plan.as_ref().map(|p| p.applied.clone()).unwrap_or_default();
+            let r = report::build(
+                &node,
+                &applied,
+                out.resources,
+                mem.corrective,
+                mem.intentional,
+            );
+            worker = Some((host, mem));
+            match writer.write(&store, &r).await {
+                Ok(true) => {
+                    stats.report_writes.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot write the report; will retry");
+                    report_dirty = Some(r);
+                }
+            }
+        };
+        let _ = stop_tx.send(true);
+        follower.abort();
+        let _ = heartbeat.await;
+        result
+    }
+}
+
+async fn next_drift(drift: &mut Option<drift::Drift>) -> drift::Event {
+    match drift {
+        Some(d) => d.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait_signal(signal: &Option<Arc<Notify>>) {
+    match signal {
+        Some(s) => s.notified().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,88 @@
+//! `omtd operator`: run the controllers (one process leads; others stand by).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::Args;
+
+use crate::resources::Repo;
+use crate::runtime::backoff::BackoffConfig;
+use crate::runtime::RuntimeConfig;
+
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// Where to serve /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "127.0.0.1:9464")]
+    pub metrics_addr: SocketAddr,
+    /// Leader lease time to live: a standby takes over this long after the leader dies.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
+    /// How often the leader renews its lease.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub renew_every: Duration,
+    /// Concurrent reconciles per controller.
+    #[arg(long, default_value_t = 4)]
+    pub workers: usize,
+    /// On SIGTERM/SIGINT, how long running reconciles may take to finish.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+    /// How long an event is kept after it last happened.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub event_ttl: Duration,
+    /// Shortest retry delay of a failing reconcile (doubles up to --max-backoff).
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    pub min_backoff: Duration,
+    /// Longest retry delay of a failing reconcile.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub max_backoff: Duration,
+    /// Who this process is in the leader key (default: HOST/PID).
+    #[arg(long)]
+    pub identity: Option<String>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e}: write e.g. 10s, 500ms or 1m"))
+}
+
+pub async fn run(repo: &Repo, args: OperatorArgs) -> anyhow::Result<ExitCode> {
+    if args.lease_ttl < Duration::from_secs(1) {
+        bail!("--lease-ttl must be at least 1s (stores count leases in whole seconds)");
+    }
+    if args.renew_every.is_zero() || args.renew_every * 2 > args.lease_ttl {
+        bail!(
+            "--renew-every ({:?}) must be more than zero and at most half of --lease-ttl ({:?}), so one lost renewal does not cost the lease",
+            args.renew_every,
+            args.lease_ttl
+        );
+    }
+    if args.min_backoff.is_zero() || args.min_backoff > args.max_backoff {
+        bail!("--min-backoff must be more than zero and at most --max-backoff");
+    }
+    let identity = args.identity.unwrap_or_else(default_identity);
+    let config = RuntimeConfig {
+        identity,
+        lease_ttl: args.lease_ttl,
+        renew_every: args.renew_every,
+        workers: args.workers.max(1),
+        shutdown_timeout: args.shutdown_timeout,
+        backoff: BackoffConfig {
+            min: args.min_backoff,
+            max: args.max_backoff,
+        },
+        event_ttl: args.event_ttl,
+        ..RuntimeConfig::default()
+    };
+    crate::operator::run(repo, args.metrics_addr, config).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn default_identity() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".to_owned());
+    format!("{host}/{}", std::process::id())
+}

@@ -1,0 +1,30 @@
+//! The controller runtime: what turns pure controllers into a self-healing daemon.
+//!
+//! ```text
+//!  store ──list+watch──► reflector ──► cache (Snapshot) ──changed keys──► dispatch
+//!                                                                            │
+//!   fenced txn ◄── writer (only what differs) ◄── reconcile ◄── workers ◄── queue (dedup,
+//!                                                                     backoff, requeue)
+//! ```
+//! Election decides which process runs the dispatch and workers; every write carries the
+//! leader's fencing token. Metrics and the admin endpoints watch it all.
+
+pub mod accepted;
+pub mod admin;
+pub mod backoff;
+pub mod controller;
+pub mod events;
+pub mod leader;
+pub mod manager;
+pub mod metered;
+pub mod metrics;
+pub mod queue;
+pub mod reflector;
+pub mod shutdown;
+pub mod snapshot;
+pub mod writer;
+
+pub use controller::{Controller, EventNote, EventType, Outcome, ReconcileError, Wake, WorkKey};
+pub use manager::{Manager, Running, RuntimeConfig};
+pub use metrics::Metrics;
+pub use snapshot::{Changed, Snapshot};

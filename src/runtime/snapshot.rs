@@ -1,0 +1,310 @@
+//! What a controller sees: every key of the cluster as last seen by the reflector, and the
+//! typed views controllers need (objects with their statuses, plan slices, reports, agents).
+//!
+//! The reflector updates one `Snapshot` in place change by change and hands out `Arc`s of
+//! it; a reconcile holds one consistent state (one store revision) however long it runs.
+
+use std::collections::BTreeMap;
+
+use omtd_crds::plan::{PlanSlice, Report};
+use omtd_crds::{Kind, Object, ObjectKey, Status};
+use tokio::time::Instant;
+
+use crate::resources::repo::decode;
+use crate::resources::{Keys, Stored};
+use crate::store::{KeyValue, Revision};
+
+/// A key of the cluster, parsed by what it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    Spec(ObjectKey),
+    Status(ObjectKey),
+    Plan {
+        node: String,
+        controller: String,
+    },
+    Report(String),
+    Agent(String),
+    Leader,
+    Event,
+    /// Anything else under the cluster prefix (the path after the prefix).
+    Other(String),
+}
+
+impl Changed {
+    /// Parses a full store key; `None` for a key outside the cluster's prefix.
+    pub fn parse(keys: &Keys, key: &str) -> Option<Changed> {
+        let rest = key.strip_prefix(keys.prefix())?;
+        let object = |rest: &str| -> Option<ObjectKey> {
+            let (kind, name) = rest.split_once('/')?;
+            let kind = Kind::ALL.into_iter().find(|k| k.lower() == kind)?;
+            Some(ObjectKey {
+                kind,
+                name: name.to_owned(),
+            })
+        };
+        let parsed = if let Some(r) = rest.strip_prefix("spec/") {
+            object(r).map(Changed::Spec)
+        } else if let Some(r) = rest.strip_prefix("status/") {
+            object(r).map(Changed::Status)
+        } else if let Some(r) = rest.strip_prefix("plans/") {
+            r.split_once('/').map(|(node, controller)| Changed::Plan {
+                node: node.to_owned(),
+                controller: controller.to_owned(),
+            })
+        } else if let Some(r) = rest.strip_prefix("reports/") {
+            Some(Changed::Report(r.to_owned()))
+        } else if let Some(r) = rest.strip_prefix("leases/agents/") {
+            Some(Changed::Agent(r.to_owned()))
+        } else if rest == "leader" {
+            Some(Changed::Leader)
+        } else if rest.starts_with("events/") {
+            Some(Changed::Event)
+        } else {
+            None
+        };
+        Some(parsed.unwrap_or_else(|| Changed::Other(rest.to_owned())))
+    }
+}
+
+/// The cluster as last seen.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// The store revision this state is at.
+    pub revision: Revision,
+    /// Every key under the cluster prefix, as stored: what the writer compares against.
+    pub raw: BTreeMap<String, KeyValue>,
+    /// Specs joined with their statuses.
+    pub objects: BTreeMap<ObjectKey, Stored>,
+    /// Plan slices by node, then by controller.
+    pub plans: BTreeMap<String, BTreeMap<String, PlanSlice>>,
+    pub reports: BTreeMap<String, Report>,
+    /// Agents whose heartbeat key is present, with when this process saw it appear or
+    /// change (its own monotonic clock: never a time written by another host).
+    pub agents: BTreeMap<String, Instant>,
+    /// Keys whose values do not parse, with why (a controller may report them).
+    pub unreadable: BTreeMap<String, String>,
+}
+
+impl Snapshot {
+    pub fn get(&self, kind: Kind, name: &str) -> Option<&Stored> {
+        self.objects.get(&ObjectKey {
+            kind,
+            name: name.to_owned(),
+        })
+    }
+
+    pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Stored> {
+        self.objects
+            .values()
+            .filter(move |s| s.object.kind() == kind)
+    }
+
+    /// Every object of the desired state (with statuses), for whole-state validation.
+    pub fn all_objects(&self) -> Vec<Object> {
+        self.objects.values().map(|s| s.object.clone()).collect()
+    }
+
+    /// The bytes stored at `key` and their mod revision (0: absent).
+    pub fn stored(&self, key: &str) -> (Option<&[u8]>, Revision) {
+        match self.raw.get(key) {
+            Some(kv) => (Some(kv.value.as_slice()), kv.mod_revision),
+            None => (None, 0),
+        }
+    }
+
+    /// Records a put (`Some`) or a delete (`None`) of `key` at `revision`.
+    pub(crate) fn apply(
+        &mut self,
+        keys: &Keys,
+        key: &str,
+        kv: Option<KeyValue>,
+        revision: Revision,
+    ) {
+        self.revision = self.revision.max(revision);
+        self.unreadable.remove(key);
+        match &kv {
+            Some(kv) => {
+                self.raw.insert(key.to_owned(), kv.clone());
+            }
+            None => {
+                self.raw.remove(key);
+            }
+        }
+        let Some(changed) = Changed::parse(keys, key) else {
+            return;
+        };
+        let value = kv.as_ref().map(|kv| kv.value.as_slice());
+        match changed {
+            Changed::Spec(id) => match kv {
+                Some(kv) => match decode(key, &kv.value) {
+                    Ok(mut object) => {
+                        object.meta_mut().resource_version = Some(kv.mod_revision.to_string());
+                        let status_key = keys.status(id.kind, &id.name);
+                        let status = self.parse_status(&status_key);
+                        object.set_status(status);
+                        self.objects.insert(
+                            id,
+                            Stored {
+                                object,
+                                mod_revision: kv.mod_revision,
+                            },
+                        );
+                    }
+                    Err(e) => {
+                        self.objects.remove(&id);
+                        self.unreadable.insert(key.to_owned(), e.to_string());
+                    }
+                },
+                None => {
+                    self.objects.remove(&id);
+                }
+            },
+            Changed::Status(id) => {
+                let status = self.parse_status(key);
+                if let Some(stored) = self.objects.get_mut(&id) {
+                    stored.object.set_status(status);
+                }
+            }
+            Changed::Plan { node, controller } => {
+                let parsed = value.map(serde_json::from_slice::<PlanSlice>);
+                let slices = self.plans.entry(node.clone()).or_default();
+                match parsed {
+                    Some(Ok(slice)) => {
+                        slices.insert(controller, slice);
+                    }
+                    Some(Err(e)) => {
+                        slices.remove(&controller);
+                        self.unreadable.insert(key.to_owned(), e.to_string());
+                    }
+                    None => {
+                        slices.remove(&controller);
+                    }
+                }
+                if slices.is_empty() {
+                    self.plans.remove(&node);
+                }
+            }
+            Changed::Report(node) => match value.map(serde_json::from_slice::<Report>) {
+                Some(Ok(report)) => {
+                    self.reports.insert(node, report);
+                }
+                Some(Err(e)) => {
+                    self.reports.remove(&node);
+                    self.unreadable.insert(key.to_owned(), e.to_string());
+                }
+                None => {
+                    self.reports.remove(&node);
+                }
+            },
+            Changed::Agent(node) => match value {
+                Some(_) => {
+                    self.agents.insert(node, Instant::now());
+                }
+                None => {
+                    self.agents.remove(&node);
+                }
+            },
+            Changed::Leader | Changed::Event | Changed::Other(_) => {}
+        }
+    }
+
+    /// The status stored at `status_key`; an unreadable one counts as none (and is noted).
+    fn parse_status(&mut self, status_key: &str) -> Option<Status> {
+        let kv = self.raw.get(status_key)?;
+        match serde_json::from_slice::<Status>(&kv.value) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.unreadable.insert(status_key.to_owned(), e.to_string());
+                None
+            }
+        }
+    }
+
+    /// A snapshot of a full list, keeping when agents were first seen from `previous`.
+    pub(crate) fn from_list(
+        keys: &Keys,
+        kvs: Vec<KeyValue>,
+        revision: Revision,
+        previous: &Snapshot,
+    ) -> Snapshot {
+        let mut snap = Snapshot::default();
+        // Statuses first, so that a spec finds its status when it is decoded.
+        let (statuses, others): (Vec<_>, Vec<_>) = kvs
+            .into_iter()
+            .partition(|kv| matches!(Changed::parse(keys, &kv.key), Some(Changed::Status(_))));
+        for kv in statuses.into_iter().chain(others) {
+            let key = kv.key.clone();
+            snap.apply(keys, &key, Some(kv), revision);
+        }
+        for (node, seen) in &previous.agents {
+            if let Some(now) = snap.agents.get_mut(node) {
+                let unchanged = previous
+                    .raw
+                    .get(&keys.agent_lease(node))
+                    .map(|kv| kv.mod_revision)
+                    == snap
+                        .raw
+                        .get(&keys.agent_lease(node))
+                        .map(|kv| kv.mod_revision);
+                if unchanged {
+                    *now = *seen;
+                }
+            }
+        }
+        snap.revision = revision;
+        snap
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kv(key: &str, value: &str, rev: Revision) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: value.as_bytes().to_vec(),
+            create_revision: rev,
+            mod_revision: rev,
+            version: 1,
+            lease: None,
+        }
+    }
+
+    #[test]
+    fn parses_keys_and_joins_status_with_spec() {
+        let keys = Keys::for_cluster("c");
+        assert_eq!(
+            Changed::parse(&keys, "/omtd/c/plans/n1/storage"),
+            Some(Changed::Plan {
+                node: "n1".into(),
+                controller: "storage".into()
+            })
+        );
+        assert_eq!(Changed::parse(&keys, "/omtd/d/leader"), None);
+        assert_eq!(
+            Changed::parse(&keys, "/omtd/c/x/y"),
+            Some(Changed::Other("x/y".into()))
+        );
+        let spec = r#"{"apiVersion":"omtd/v1","kind":"Node","metadata":{"name":"a","generation":1},"spec":{"address":"10.0.0.1","roles":["manager"]}}"#;
+        let status = r#"{"observedGeneration":1}"#;
+        let snap = Snapshot::from_list(
+            &keys,
+            vec![
+                kv("/omtd/c/spec/node/a", spec, 2),
+                kv("/omtd/c/status/node/a", status, 3),
+                kv("/omtd/c/spec/node/bad", "{", 4),
+            ],
+            4,
+            &Snapshot::default(),
+        );
+        let a = snap.get(Kind::Node, "a").unwrap();
+        assert_eq!(a.object.status().unwrap().observed_generation, 1);
+        assert!(snap.unreadable.contains_key("/omtd/c/spec/node/bad"));
+        let mut snap = snap;
+        snap.apply(&keys, "/omtd/c/status/node/a", None, 5);
+        assert!(snap.get(Kind::Node, "a").unwrap().object.status().is_none());
+        assert_eq!(snap.revision, 5);
+    }
+}

@@ -1,0 +1,204 @@
+//! Writing outcomes: only what differs from the store, each write fenced on leadership.
+//!
+//! A reconcile's plan slices and statuses go in one transaction that holds only the keys
+//! whose serialized bytes differ from what the cache saw, conditioned on
+//! - the leader key still being the one this process created (its create revision is the
+//!   fencing token): a deposed leader's late write fails instead of landing;
+//! - every written key being as the cache saw it: a write never overwrites a change this
+//!   process has not seen (the reconcile runs again on the new state instead);
+//! - a status's object still existing: no status outlives its object.
+//!
+//! A steady cluster therefore costs no writes at all. Events go in a second transaction,
+//! fenced the same way, because they are attached to a lease that may have expired.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::controller::Outcome;
+use super::events::{EventRecorder, EventWrite};
+use super::metrics::Metrics;
+use super::snapshot::Snapshot;
+use crate::resources::Keys;
+use crate::store::{Compare, CompareOp, Op, Revision, Store, StoreError, Txn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// Leadership was lost: the write was refused by the store.
+    #[error("not the leader any more: the leader key is no longer the one created at revision {token}; the write was refused")]
+    Fenced { token: Revision },
+    /// A key changed after the cache saw it: the reconcile must run again on the new state.
+    #[error(
+        "a key this reconcile writes changed after it was read; it runs again on the new state"
+    )]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Writes for one leadership term.
+pub struct Writer {
+    store: Arc<dyn Store>,
+    keys: Keys,
+    token: Revision,
+    metrics: Arc<Metrics>,
+    events: Arc<EventRecorder>,
+}
+
+impl Writer {
+    pub fn new(
+        store: Arc<dyn Store>,
+        keys: Keys,
+        token: Revision,
+        metrics: Arc<Metrics>,
+        events: Arc<EventRecorder>,
+    ) -> Self {
+        Writer {
+            store,
+            keys,
+            token,
+            metrics,
+            events,
+        }
+    }
+
+    pub fn token(&self) -> Revision {
+        self.token
+    }
+
+    /// The condition every write carries: "I still hold the leader key I created".
+    pub fn fence(&self) -> Compare {
+        Compare::create_revision(self.keys.leader(), CompareOp::Equal, self.token)
+    }
+
+    /// The transaction carrying the parts of `outcome` that differ from `snapshot`, or
+    /// `None` when nothing differs. Pure, so "no write when converged" is testable alone.
+    pub fn diff(&self, controller: &str, snapshot: &Snapshot, outcome: &Outcome) -> Option<Txn> {
+        let mut txn = Txn::new().when(self.fence());
+        for (node, slice) in &outcome.plans {
+            let key = self.keys.plan(node, controller);
+            let (stored, read_revision) = snapshot.stored(&key);
+            match slice {
+                Some(slice) => {
+                    let mut slice = slice.clone();
+                    slice.controller = controller.to_owned();
+                    slice.fencing_token = self.token;
+                    let bytes = match serde_json::to_vec(&slice) {
+                        Ok(b) => b,
+                        // Plain data always serializes; skip rather than write garbage.
+                        Err(_) => continue,
+                    };
+                    if stored != Some(bytes.as_slice()) {
+                        txn = txn
+                            .when(Compare::mod_revision(
+                                key.clone(),
+                                CompareOp::Equal,
+                                read_revision,
+                            ))
+                            .then(Op::put(key, bytes));
+                    }
+                }
+                None => {
+                    if stored.is_some() {
+                        txn = txn
+                            .when(Compare::mod_revision(
+                                key.clone(),
+                                CompareOp::Equal,
+                                read_revision,
+                            ))
+                            .then(Op::delete(key));
+                    }
+                }
+            }
+        }
+        for (object, status) in &outcome.statuses {
+            let key = self.keys.status(object.kind, &object.name);
+            let Ok(bytes) = serde_json::to_vec(status) else {
+                continue;
+            };
+            let (stored, read_revision) = snapshot.stored(&key);
+            if stored != Some(bytes.as_slice()) {
+                txn = txn
+                    .when(Compare::present(self.keys.spec(object.kind, &object.name)))
+                    .when(Compare::mod_revision(
+                        key.clone(),
+                        CompareOp::Equal,
+                        read_revision,
+                    ))
+                    .then(Op::put(key, bytes));
+            }
+        }
+        (!txn.success.is_empty()).then_some(txn)
+    }
+
+    /// Writes what differs. Returns the store revision after the last write, or `None`
+    /// when there was nothing to write.
+    pub async fn write(
+        &self,
+        controller: &str,
+        snapshot: &Snapshot,
+        outcome: &Outcome,
+        now: SystemTime,
+    ) -> Result<Option<Revision>, WriteError> {
+        let mut revision = None;
+        if let Some(txn) = self.diff(controller, snapshot, outcome) {
+            revision = Some(self.commit(txn).await?);
+        }
+        if !outcome.events.is_empty() {
+            let writes = self.events.plan(snapshot, controller, &outcome.events, now);
+            if let Some(rev) = self.write_events(&writes).await? {
+                revision = Some(rev);
+            }
+        }
+        Ok(revision)
+    }
+
+    async fn write_events(&self, writes: &[EventWrite]) -> Result<Option<Revision>, WriteError> {
+        if writes.is_empty() {
+            return Ok(None);
+        }
+        // A lease that expired between two writes is replaced once.
+        for attempt in 0..2 {
+            let lease = self.events.lease().await?;
+            let mut txn = Txn::new().when(self.fence());
+            for w in writes {
+                let Ok(bytes) = serde_json::to_vec(&w.event) else {
+                    continue;
+                };
+                txn = txn
+                    .when(Compare::mod_revision(
+                        w.key.clone(),
+                        CompareOp::Equal,
+                        w.read_revision,
+                    ))
+                    .then(Op::put_with_lease(w.key.clone(), bytes, lease));
+            }
+            match self.commit(txn).await {
+                Ok(rev) => {
+                    for _ in writes {
+                        self.metrics.event_recorded();
+                    }
+                    return Ok(Some(rev));
+                }
+                Err(WriteError::Store(StoreError::LeaseNotFound(_))) if attempt == 0 => {
+                    self.events.forget_lease().await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Commits a fenced transaction, telling a lost leadership from a conflict.
+    async fn commit(&self, txn: Txn) -> Result<Revision, WriteError> {
+        let result = self.store.txn(txn).await?;
+        if result.succeeded {
+            self.metrics.wrote();
+            return Ok(result.revision);
+        }
+        // Which compare failed? Only the leader key tells leadership from a conflict.
+        match self.store.get(&self.keys.leader()).await? {
+            Some(kv) if kv.create_revision == self.token => Err(WriteError::Conflict),
+            _ => Err(WriteError::Fenced { token: self.token }),
+        }
+    }
+}

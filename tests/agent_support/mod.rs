@@ -1,0 +1,175 @@
+//! Helpers for the agent's integration tests: a real etcd, an agent running in-process on a
+//! linux host confined to a temporary root, plan slices in, reports out.
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use omtd::agent::drivers::{linux, Host};
+use omtd::agent::{Agent, AgentConfig, AgentError, Stats};
+use omtd::resources::Keys;
+use omtd::store::{etcd::EtcdStore, Store};
+use omtd_crds::plan::{Ensure, FileSpec, PlanSlice, Report, ResourceState};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::common::etcd::EtcdServer;
+
+pub struct Rig {
+    pub etcd: EtcdServer,
+    pub store: Arc<dyn Store>,
+    pub keys: Keys,
+    pub root: tempfile::TempDir,
+}
+
+impl Rig {
+    pub async fn new() -> Rig {
+        let etcd = EtcdServer::start();
+        let store: Arc<dyn Store> = Arc::new(
+            EtcdStore::connect(&etcd.endpoints())
+                .await
+                .expect("connect to etcd"),
+        );
+        Rig {
+            etcd,
+            store,
+            keys: Keys::for_cluster("test"),
+            root: tempfile::tempdir().expect("temp root"),
+        }
+    }
+
+    /// The root directory (canonical: inotify reports canonical paths).
+    pub fn root(&self) -> PathBuf {
+        self.root.path().canonicalize().expect("canonical root")
+    }
+
+    /// A plan path's place under the root.
+    pub fn path(&self, plan_path: &str) -> PathBuf {
+        self.root().join(plan_path.trim_start_matches('/'))
+    }
+
+    pub fn linux_host(&self, exports_reload: Option<Vec<String>>) -> Host {
+        linux::host(&linux::LinuxOptions {
+            root: Some(self.root()),
+            exports_reload,
+        })
+        .expect("linux host")
+    }
+
+    pub fn config(&self, node: &str) -> AgentConfig {
+        AgentConfig::new(node, self.keys.clone())
+    }
+
+    pub async fn put_slice(&self, node: &str, slice: &PlanSlice) {
+        self.store
+            .put(
+                &self.keys.plan(node, &slice.controller),
+                serde_json::to_vec(slice).expect("encode slice"),
+            )
+            .await
+            .expect("put slice");
+    }
+
+    pub async fn report(&self, node: &str) -> Option<Report> {
+        let kv = self.store.get(&self.keys.report(node)).await.ok()??;
+        serde_json::from_slice(&kv.value).ok()
+    }
+
+    /// Wait until the report satisfies `f`; panics with the last report after `timeout`.
+    pub async fn wait_report(
+        &self,
+        node: &str,
+        timeout: Duration,
+        f: impl Fn(&Report) -> bool,
+    ) -> Report {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let r = self.report(node).await;
+            if let Some(r) = &r {
+                if f(r) {
+                    return r.clone();
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("report never matched within {timeout:?}; last: {r:#?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn wait_converged(&self, node: &str) -> Report {
+        self.wait_report(node, Duration::from_secs(15), |r| r.converged)
+            .await
+    }
+}
+
+pub struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), AgentError>>,
+    pub stats: Arc<Stats>,
+}
+
+impl Running {
+    pub fn start(store: Arc<dyn Store>, agent: Agent) -> Running {
+        let (tx, rx) = oneshot::channel();
+        let stats = Arc::new(Stats::default());
+        let s2 = Arc::clone(&stats);
+        let _ = store;
+        let task = tokio::spawn(agent.run_with_stats(s2, async move {
+            let _ = rx.await;
+        }));
+        Running {
+            stop: Some(tx),
+            task,
+            stats,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    }
+}
+
+pub fn file(path: &str, content: &str, mode: u32) -> FileSpec {
+    FileSpec {
+        path: path.into(),
+        ensure: Ensure::Present,
+        content: content.into(),
+        mode,
+        owner: None,
+        group: None,
+        secret: false,
+        validate: None,
+    }
+}
+
+pub fn state_of(r: &Report, id: &str) -> Option<ResourceState> {
+    r.resources.iter().find(|x| x.id == id).map(|x| x.state)
+}
+
+/// Poll `f` every millisecond until true; returns how long it took.
+pub async fn time_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    None
+}
+
+pub async fn with_timeout<T>(limit: Duration, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(limit, fut)
+        .await
+        .expect("test timed out")
+}
+
+pub fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_default()
+}

@@ -1,0 +1,431 @@
+//! `omtd operator` as a process against a real etcd: one of two processes leads, SIGKILL
+//! hands over within the lease TTL, an idle converged cluster costs zero writes, /metrics is
+//! sane, SIGTERM resigns at once, and the store going away is survived.
+
+mod common;
+mod runtime_support;
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures::StreamExt;
+use omtd::resources::Keys;
+use omtd::store::etcd::EtcdStore;
+use omtd::store::Store;
+use runtime_support::{free_port, http_get, metric};
+use tokio::time::Instant;
+
+const CLUSTER: &str = "ops";
+
+const MANIFEST: &str = "\
+apiVersion: omtd/v1
+kind: Node
+metadata: {name: manager}
+spec: {address: 10.0.0.1, roles: [manager]}
+---
+apiVersion: omtd/v1
+kind: Node
+metadata: {name: worker1}
+spec: {address: 10.0.0.11, roles: [worker], credential: worker1}
+---
+apiVersion: omtd/v1
+kind: Credential
+metadata: {name: worker1}
+spec: {principal: worker1, secret: {value: s3cret-value}, use: mesos-agent}
+";
+
+struct Operator {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Operator {
+    fn start(store_url: &str, dir: &Path, name: &str, ttl: &str) -> Operator {
+        let port = free_port();
+        let log = dir.join(format!("{name}.log"));
+        let out = File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_omtd"))
+            .args(["--store", store_url, "--cluster", CLUSTER, "-v", "operator"])
+            .args(["--metrics-addr", &format!("127.0.0.1:{port}")])
+            .args([
+                "--lease-ttl",
+                ttl,
+                "--renew-every",
+                "500ms",
+                "--identity",
+                name,
+            ])
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .expect("start omtd operator");
+        Operator { child, port, log }
+    }
+
+    fn metrics(&self) -> Option<String> {
+        match http_get(self.port, "/metrics") {
+            Some((200, body)) => Some(body),
+            _ => None,
+        }
+    }
+
+    fn is_leader(&self) -> bool {
+        self.metrics()
+            .and_then(|m| metric(&m, "omtd_leader"))
+            .is_some_and(|v| v == 1.0)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- {} ----\n{}", self.log.display(), self.log());
+        }
+    }
+}
+
+fn omtd(store_url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_omtd"))
+        .args(["--store", store_url, "--cluster", CLUSTER])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn apply(store_url: &str, dir: &Path, manifest: &str) {
+    let path = dir.join("cluster.yaml");
+    File::create(&path)
+        .unwrap()
+        .write_all(manifest.as_bytes())
+        .unwrap();
+    let out = omtd(store_url, &["apply", "-f", path.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+async fn until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    runtime_support::wait_until(timeout, &mut f).await
+}
+
+/// Every node has an Accepted condition.
+async fn converged(store: &dyn Store, keys: &Keys) -> bool {
+    let statuses = store.list(&keys.statuses(), None).await.unwrap();
+    statuses.kvs.len() == 2
+        && statuses
+            .kvs
+            .iter()
+            .all(|kv| String::from_utf8_lossy(&kv.value).contains("Accepted"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_operators_one_leads_idle_costs_nothing_and_sigkill_hands_over() {
+    let etcd = common::etcd::EtcdServer::start();
+    let url = etcd.url();
+    let dir = tempfile::tempdir().unwrap();
+    let store = EtcdStore::connect(&etcd.endpoints()).await.unwrap();
+    let keys = Keys::for_cluster(CLUSTER);
+    apply(&url, dir.path(), MANIFEST);
+
+    let mut a = Operator::start(&url, dir.path(), "a", "2s");
+    assert!(
+        until(Duration::from_secs(10), || a.is_leader()).await,
+        "a never led:\n{}",
+        a.log()
+    );
+    let b = Operator::start(&url, dir.path(), "b", "2s");
+    assert!(
+        until(Duration::from_secs(10), || b.metrics().is_some()).await,
+        "b never served metrics:\n{}",
+        b.log()
+    );
+    let mut ok = false;
+    for _ in 0..250 {
+        if converged(&store, &keys).await {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "statuses never converged:\n{}", a.log());
+
+    // Idle over a converged store: count every change under the cluster prefix for 10 s
+    // (OMTD_IDLE_WINDOW_SECS=60 gives the issue's full minute when run by hand).
+    let window = std::env::var("OMTD_IDLE_WINDOW_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(Duration::from_secs(10), Duration::from_secs);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let start_rev = store.current_revision().await.unwrap();
+    let mut watch = store.watch(keys.prefix(), start_rev + 1).await.unwrap();
+    let changes = tokio::time::timeout(window, async {
+        let mut n = 0;
+        while let Some(Ok(ev)) = watch.next().await {
+            eprintln!("write while idle: {:?}", ev.kv);
+            n += 1;
+        }
+        n
+    })
+    .await
+    .unwrap_or(0);
+    assert_eq!(changes, 0, "an idle operator wrote to the store");
+    assert_eq!(store.current_revision().await.unwrap(), start_rev);
+
+    // Exactly one reconciles: b stands by with no reconcile at all.
+    let am = a.metrics().unwrap();
+    let bm = b.metrics().unwrap();
+    let ok_series = r#"omtd_reconciles_total{controller="accepted",result="ok"}"#;
+    assert!(metric(&am, ok_series).is_some_and(|v| v >= 2.0), "{am}");
+    assert_eq!(metric(&bm, ok_series), Some(0.0), "{bm}");
+    assert_eq!(metric(&am, "omtd_leader"), Some(1.0));
+    assert_eq!(metric(&bm, "omtd_leader"), Some(0.0));
+    // The rest of the metrics, with sane values.
+    assert!(
+        metric(
+            &am,
+            r#"omtd_reconcile_duration_seconds_count{controller="accepted"}"#
+        )
+        .is_some_and(|v| v >= 2.0),
+        "{am}"
+    );
+    assert_eq!(
+        metric(&am, r#"omtd_queue_depth{controller="accepted"}"#),
+        Some(0.0),
+        "{am}"
+    );
+    assert_eq!(
+        metric(
+            &am,
+            r#"omtd_reconcile_retries_total{controller="accepted"}"#
+        ),
+        Some(0.0),
+        "{am}"
+    );
+    assert_eq!(
+        metric(&am, r#"omtd_watch_restarts_total{reason="compacted"}"#),
+        Some(0.0),
+        "{am}"
+    );
+    assert!(
+        metric(
+            &am,
+            r#"omtd_store_operation_duration_seconds_count{op="keep_alive",result="ok"}"#
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{am}"
+    );
+    assert!(
+        metric(
+            &am,
+            r#"omtd_store_operation_duration_seconds_count{op="list",result="ok"}"#
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{am}"
+    );
+    let txn_sum = metric(
+        &am,
+        r#"omtd_store_operation_duration_seconds_sum{op="txn",result="ok"}"#,
+    )
+    .unwrap();
+    let txn_count = metric(
+        &am,
+        r#"omtd_store_operation_duration_seconds_count{op="txn",result="ok"}"#,
+    )
+    .unwrap();
+    assert!(
+        txn_count >= 2.0 && txn_sum / txn_count < 1.0,
+        "mean txn latency {}",
+        txn_sum / txn_count
+    );
+    assert_eq!(http_get(a.port, "/healthz").map(|r| r.0), Some(200));
+    assert_eq!(http_get(b.port, "/readyz").map(|r| r.0), Some(200));
+
+    // Events: one Accepted per node, deduplicated records with counts, no secret.
+    let out = omtd(&url, &["events", "-o", "json"]);
+    assert!(out.status.success());
+    let events: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let events = events.as_array().unwrap();
+    assert_eq!(events.len(), 2, "{events:#?}");
+    assert!(events
+        .iter()
+        .all(|e| e["reason"] == "Accepted" && e["count"] == 1));
+    let table = String::from_utf8(omtd(&url, &["events"]).stdout).unwrap();
+    assert!(
+        table.contains("LAST SEEN") && table.contains("node/worker1"),
+        "{table}"
+    );
+    assert!(!table.contains("s3cret-value"));
+
+    // SIGKILL the leader: b takes over within the lease TTL (2 s).
+    let killed = Instant::now();
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    assert!(
+        until(Duration::from_secs(6), || b.is_leader()).await,
+        "b never took over:\n{}",
+        b.log()
+    );
+    let handover = killed.elapsed();
+    eprintln!("handover after SIGKILL: {handover:?}");
+    // The lease expires at most 2 s after the last renewal; etcd notices within ~0.5 s more.
+    assert!(
+        handover <= Duration::from_secs(3),
+        "handover took {handover:?}"
+    );
+
+    // And b reconciles: a new node gets its status from b.
+    apply(
+        &url,
+        dir.path(),
+        &format!("{MANIFEST}---\napiVersion: omtd/v1\nkind: Node\nmetadata: {{name: editor}}\nspec: {{address: 10.0.0.3, roles: [editor]}}\n"),
+    );
+    let mut ok = false;
+    for _ in 0..250 {
+        if store
+            .get(&keys.status(omtd_crds::Kind::Node, "editor"))
+            .await
+            .unwrap()
+            .is_some()
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ok, "the new leader did not reconcile:\n{}", b.log());
+    let bm = b.metrics().unwrap();
+    assert!(metric(&bm, ok_series).is_some_and(|v| v >= 1.0), "{bm}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_resigns_so_the_standby_takes_over_at_once() {
+    let etcd = common::etcd::EtcdServer::start();
+    let url = etcd.url();
+    let dir = tempfile::tempdir().unwrap();
+    apply(&url, dir.path(), MANIFEST);
+    // A long TTL: a takeover well under it can only come from resigning.
+    let mut a = Operator::start(&url, dir.path(), "a", "10s");
+    assert!(
+        until(Duration::from_secs(10), || a.is_leader()).await,
+        "{}",
+        a.log()
+    );
+    let b = Operator::start(&url, dir.path(), "b", "10s");
+    assert!(until(Duration::from_secs(10), || b.metrics().is_some()).await);
+    let term = Instant::now();
+    a.signal("-TERM");
+    let status = a
+        .wait_exit(Duration::from_secs(15))
+        .expect("a did not exit on SIGTERM");
+    assert!(status.success(), "exit status {status}:\n{}", a.log());
+    assert!(
+        until(Duration::from_secs(5), || b.is_leader()).await,
+        "{}",
+        b.log()
+    );
+    let handover = term.elapsed();
+    eprintln!("handover after SIGTERM: {handover:?}");
+    assert!(
+        handover < Duration::from_secs(3),
+        "took {handover:?}: not resigned"
+    );
+    assert!(a.log().contains("resigned leadership"), "{}", a.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_store_at_start_fails_with_a_clear_message() {
+    let port = free_port();
+    let out = Command::new(env!("CARGO_BIN_EXE_omtd"))
+        .args(["--store", &format!("etcd://127.0.0.1:{port}"), "operator"])
+        .args(["--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot open store"), "{stderr}");
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn store_going_away_later_is_survived_with_retries() {
+    let mut etcd = common::etcd::EtcdServer::start();
+    let url = etcd.url();
+    let dir = tempfile::tempdir().unwrap();
+    apply(&url, dir.path(), MANIFEST);
+    let mut a = Operator::start(&url, dir.path(), "a", "2s");
+    assert!(
+        until(Duration::from_secs(10), || a.is_leader()).await,
+        "{}",
+        a.log()
+    );
+    assert_eq!(http_get(a.port, "/readyz").map(|r| r.0), Some(200));
+
+    etcd.kill();
+    // Beyond the lease TTL: leadership must be given up on the local clock alone.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        a.child.try_wait().unwrap().is_none(),
+        "the operator exited:\n{}",
+        a.log()
+    );
+    assert_eq!(http_get(a.port, "/healthz").map(|r| r.0), Some(200));
+    assert_eq!(http_get(a.port, "/readyz").map(|r| r.0), Some(503));
+    assert!(
+        !a.is_leader(),
+        "still claims leadership without a store:\n{}",
+        a.log()
+    );
+    let log = a.log();
+    assert!(
+        log.contains("retrying") || log.contains("watching again"),
+        "{log}"
+    );
+    assert!(log.contains("lost leadership"), "{log}");
+    let m = a.metrics().unwrap();
+    assert!(
+        metric(&m, r#"omtd_watch_restarts_total{reason="error"}"#).is_some_and(|v| v >= 1.0),
+        "{m}"
+    );
+
+    // It still shuts down cleanly, without a store to resign from.
+    a.signal("-TERM");
+    let status = a
+        .wait_exit(Duration::from_secs(15))
+        .expect("no exit on SIGTERM");
+    assert!(status.success(), "{status}:\n{}", a.log());
+}
