@@ -69,8 +69,11 @@ pub const MASTER_RESTART_ON: [&str; 7] = [
     MASTER_AUTH_FLAGS[2],
 ];
 /// Files of this controller Chronos must re-read.
-pub const CHRONOS_RESTART_ON: [&str; 3] =
-    [CHRONOS_CONF_PRINCIPAL, CHRONOS_CONF_SECRET_FILE, CHRONOS_SECRET];
+pub const CHRONOS_RESTART_ON: [&str; 3] = [
+    CHRONOS_CONF_PRINCIPAL,
+    CHRONOS_CONF_SECRET_FILE,
+    CHRONOS_SECRET,
+];
 /// Files of this controller the Mesos agent must re-read.
 pub const AGENT_RESTART_ON: [&str; 2] = [AGENT_CREDENTIALS, AGENT_CREDENTIAL_FLAG];
 
@@ -382,7 +385,12 @@ fn htpasswd_file(
     let mut errors = BTreeMap::new();
     for c in users {
         let secret = c.spec.secret.value.as_ref().map_or("", |s| s.expose());
-        match htpasswd_line(&c.metadata.name, &c.spec.principal, secret, settings.bcrypt_cost) {
+        match htpasswd_line(
+            &c.metadata.name,
+            &c.spec.principal,
+            secret,
+            settings.bcrypt_cost,
+        ) {
             Ok(line) => {
                 lines.push_str(&line);
                 lines.push('\n');

@@ -214,7 +214,10 @@ impl Desired {
     pub fn generation(&self, key: &ObjectKey) -> i64 {
         match key.kind {
             Kind::Cluster => self.cluster.as_ref().map_or(0, |c| c.metadata.generation),
-            Kind::Node => self.nodes.get(&key.name).map_or(0, |n| n.metadata.generation),
+            Kind::Node => self
+                .nodes
+                .get(&key.name)
+                .map_or(0, |n| n.metadata.generation),
             Kind::Credential => self
                 .credentials
                 .get(&key.name)
@@ -266,14 +269,21 @@ mod tests {
     fn runbook_cluster_roles() {
         let d = example();
         assert_eq!(d.cluster_name(), "omtd");
-        assert_eq!(d.manager().map(|n| n.metadata.name.as_str()), Some("manager.omtd"));
-        assert_eq!(d.executor().map(|n| n.metadata.name.as_str()), Some("executor.omtd"));
+        assert_eq!(
+            d.manager().map(|n| n.metadata.name.as_str()),
+            Some("manager.omtd")
+        );
+        assert_eq!(
+            d.executor().map(|n| n.metadata.name.as_str()),
+            Some("executor.omtd")
+        );
         let workers: Vec<_> = d.workers().map(|n| n.metadata.name.as_str()).collect();
         assert_eq!(workers, ["node1.omtd", "node2.omtd", "node3.omtd"]);
         assert_eq!(d.zk_url().as_deref(), Some("zk://10.0.0.12:2181/mesos"));
         assert_eq!(d.database_path(), "/srv/executor/database");
         assert_eq!(
-            d.worker_credential("node2.omtd").map(|c| c.spec.principal.as_str()),
+            d.worker_credential("node2.omtd")
+                .map(|c| c.spec.principal.as_str()),
             Some("node2.omtd")
         );
         assert_eq!(

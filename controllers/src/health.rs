@@ -119,7 +119,10 @@ mod tests {
         for (nodes, alive, lost, mass) in table {
             let h = Health::assess(&desired(nodes), &observed(alive, lost), &s);
             assert_eq!(h.lost.len(), lost, "{nodes}/{alive}/{lost}");
-            assert_eq!(h.mass_loss, mass, "{nodes} nodes, {alive} alive, {lost} lost");
+            assert_eq!(
+                h.mass_loss, mass,
+                "{nodes} nodes, {alive} alive, {lost} lost"
+            );
         }
     }
 

@@ -76,7 +76,10 @@ impl Phase {
     pub fn in_attempt(self) -> bool {
         matches!(
             self,
-            Phase::Stopping | Phase::StartingMaster | Phase::StartingChronos | Phase::StartingAgents
+            Phase::Stopping
+                | Phase::StartingMaster
+                | Phase::StartingChronos
+                | Phase::StartingAgents
         )
     }
 }
@@ -305,7 +308,13 @@ pub fn step(
 
 /// When to look again for this state.
 pub fn requeue(s: &RecoveryState, policy: &RecoveryPolicy, now: SystemTime) -> Option<Duration> {
-    let until = |t: Option<SystemTime>| t.map(|t| t.duration_since(now).unwrap_or_default());
+    // A deadline already past (start blocked by suppression or unknown health) polls
+    // instead of spinning.
+    let until = |t: Option<SystemTime>| {
+        t.and_then(|t| t.duration_since(now).ok())
+            .filter(|d| !d.is_zero())
+            .or(Some(policy.poll))
+    };
     match s.phase {
         Phase::Idle | Phase::GaveUp => None,
         Phase::Watching => until(
@@ -313,8 +322,7 @@ pub fn requeue(s: &RecoveryState, policy: &RecoveryPolicy, now: SystemTime) -> O
                 .as_deref()
                 .and_then(time::parse)
                 .map(|t| t + policy.grace),
-        )
-        .or(Some(policy.poll)),
+        ),
         Phase::Backoff => until(s.next_attempt_at.as_deref().and_then(time::parse)),
         _ => Some(policy.poll),
     }
@@ -359,7 +367,7 @@ pub fn inputs(
         inp.suppressed = Some(health.mass_loss_message());
     } else if health.is_lost(m) {
         inp.suppressed = Some(format!("the agent on the manager {m} is lost"));
-    } else if observed.reports.get(m).is_none() {
+    } else if !observed.reports.contains_key(m) {
         inp.suppressed = Some(format!("the agent on the manager {m} has not reported yet"));
     }
 
@@ -425,11 +433,11 @@ pub fn inputs(
     let stop = format!("{}-stop", state.attempt_id);
     let master_stop = master_token(desired, &stop);
     let chronos_stop = plain_token(&stop);
-    inp.stopped = observed.service_token_applied(m, "mesos-master", &master_stop)
-        && observed.service_token_applied(m, "chronos", &chronos_stop)
+    inp.stopped = observed.service_stopped_with(m, "mesos-master", &master_stop)
+        && observed.service_stopped_with(m, "chronos", &chronos_stop)
         && participants(desired, &health).all(|w| {
-            observed.agents.get(&w.metadata.name).is_none()
-                || observed.service_token_applied(&w.metadata.name, "mesos-slave", &chronos_stop)
+            !observed.agents.contains_key(&w.metadata.name)
+                || observed.service_stopped_with(&w.metadata.name, "mesos-slave", &chronos_stop)
         });
     inp
 }
@@ -446,7 +454,13 @@ fn plain_token(recovery: &str) -> String {
 }
 
 /// A control-plane service in `running` or stopped-for-recovery state (still enabled).
-fn control(name: &str, run: bool, token: String, restart_on: Vec<String>, after: &str) -> ServiceSpec {
+fn control(
+    name: &str,
+    run: bool,
+    token: String,
+    restart_on: Vec<String>,
+    after: &str,
+) -> ServiceSpec {
     let mut s = service(
         name,
         if run {
@@ -582,8 +596,13 @@ pub fn reconcile(
         edit.finish(&mut out, |c| {
             matches!(
                 c.reason.as_str(),
-                "StrayMasterLeads" | "UnknownMasterLeads" | "NoLeader" | "GaveUp" | "BackingOff"
-                    | "Disconnected" | "Recovering"
+                "StrayMasterLeads"
+                    | "UnknownMasterLeads"
+                    | "NoLeader"
+                    | "GaveUp"
+                    | "BackingOff"
+                    | "Disconnected"
+                    | "Recovering"
             )
         });
     }
@@ -599,7 +618,11 @@ fn recovery_condition(s: &RecoveryState, inp: &Inputs, policy: &RecoveryPolicy) 
     match s.phase {
         Phase::Idle => Cond::no(T, "NotNeeded", "no recovery running"),
         Phase::Watching => match &inp.suppressed {
-            Some(why) => Cond::no(T, "Suppressed", format!("{}; not recovering: {why}", s.reason)),
+            Some(why) => Cond::no(
+                T,
+                "Suppressed",
+                format!("{}; not recovering: {why}", s.reason),
+            ),
             None => Cond::no(
                 T,
                 "Watching",
@@ -614,7 +637,10 @@ fn recovery_condition(s: &RecoveryState, inp: &Inputs, policy: &RecoveryPolicy) 
         Phase::Stopping => Cond::yes(
             T,
             "Recovering",
-            format!("{of}: step 1/4, stopping mesos-master, Chronos and every agent ({})", s.reason),
+            format!(
+                "{of}: step 1/4, stopping mesos-master, Chronos and every agent ({})",
+                s.reason
+            ),
         ),
         Phase::StartingMaster => Cond::yes(
             T,
@@ -672,20 +698,25 @@ fn leader_condition(desired: &Desired, observed: &Observed) -> Cond {
         Some(n) => n,
         None => host.to_owned(),
     };
-    let (leader, strays): (Option<String>, Vec<String>) = match (&observed.zookeeper, &observed.mesos) {
-        (Some(entries), _) => (
-            zk_leader(entries).map(|e| e.hostname.clone()),
-            entries
-                .iter()
-                .filter(|e| !m.contains(&e.hostname.as_str()))
-                .map(|e| describe(&e.hostname))
-                .collect(),
-        ),
-        (None, Some(mesos)) => (mesos.leader.clone(), Vec::new()),
-        (None, None) => {
-            return Cond::unknown(T, "Unknown", "neither ZooKeeper nor the Mesos master answered")
-        }
-    };
+    let (leader, strays): (Option<String>, Vec<String>) =
+        match (&observed.zookeeper, &observed.mesos) {
+            (Some(entries), _) => (
+                zk_leader(entries).map(|e| e.hostname.clone()),
+                entries
+                    .iter()
+                    .filter(|e| !m.contains(&e.hostname.as_str()))
+                    .map(|e| describe(&e.hostname))
+                    .collect(),
+            ),
+            (None, Some(mesos)) => (mesos.leader.clone(), Vec::new()),
+            (None, None) => {
+                return Cond::unknown(
+                    T,
+                    "Unknown",
+                    "neither ZooKeeper nor the Mesos master answered",
+                )
+            }
+        };
     match leader {
         None => Cond::no(T, "NoLeader", "no Mesos master is registered in ZooKeeper"),
         Some(l) if m.contains(&l.as_str()) => {

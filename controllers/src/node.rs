@@ -133,7 +133,11 @@ pub fn reconcile(
     if let Some(key) = desired.cluster_key() {
         let mut edit = StatusEdit::new(desired, key, observed.now);
         edit.set(if health.mass_loss {
-            Cond::no("AgentsReachable", "MassAgentLoss", health.mass_loss_message())
+            Cond::no(
+                "AgentsReachable",
+                "MassAgentLoss",
+                health.mass_loss_message(),
+            )
         } else {
             Cond::yes(
                 "AgentsReachable",
@@ -311,23 +315,47 @@ impl WebSite {
 
     fn modules(&self) -> Vec<(&'static str, &'static str)> {
         let mut m = vec![
-            ("proxy", "proxy_module /usr/lib/apache2/modules/mod_proxy.so"),
+            (
+                "proxy",
+                "proxy_module /usr/lib/apache2/modules/mod_proxy.so",
+            ),
             (
                 "proxy_http",
                 "proxy_http_module /usr/lib/apache2/modules/mod_proxy_http.so",
             ),
         ];
         if self.root.is_some() {
-            m.push(("rewrite", "rewrite_module /usr/lib/apache2/modules/mod_rewrite.so"));
+            m.push((
+                "rewrite",
+                "rewrite_module /usr/lib/apache2/modules/mod_rewrite.so",
+            ));
         }
         if self.registry.is_some() {
             m.extend([
-                ("headers", "headers_module /usr/lib/apache2/modules/mod_headers.so"),
-                ("auth_basic", "auth_basic_module /usr/lib/apache2/modules/mod_auth_basic.so"),
-                ("authn_core", "authn_core_module /usr/lib/apache2/modules/mod_authn_core.so"),
-                ("authn_file", "authn_file_module /usr/lib/apache2/modules/mod_authn_file.so"),
-                ("authz_core", "authz_core_module /usr/lib/apache2/modules/mod_authz_core.so"),
-                ("authz_user", "authz_user_module /usr/lib/apache2/modules/mod_authz_user.so"),
+                (
+                    "headers",
+                    "headers_module /usr/lib/apache2/modules/mod_headers.so",
+                ),
+                (
+                    "auth_basic",
+                    "auth_basic_module /usr/lib/apache2/modules/mod_auth_basic.so",
+                ),
+                (
+                    "authn_core",
+                    "authn_core_module /usr/lib/apache2/modules/mod_authn_core.so",
+                ),
+                (
+                    "authn_file",
+                    "authn_file_module /usr/lib/apache2/modules/mod_authn_file.so",
+                ),
+                (
+                    "authz_core",
+                    "authz_core_module /usr/lib/apache2/modules/mod_authz_core.so",
+                ),
+                (
+                    "authz_user",
+                    "authz_user_module /usr/lib/apache2/modules/mod_authz_user.so",
+                ),
             ]);
         }
         m
@@ -566,16 +594,7 @@ pub fn removal_step(
                     ),
                 );
             }
-            let stopped = |svc: &str| {
-                observed
-                    .resource(name, &format!("service:{svc}"))
-                    .is_some_and(|r| {
-                        r.state == ResourceState::Converged
-                            && r.observed
-                                .get(crate::observed::RESTART_TOKEN_KEY)
-                                .is_none_or(|t| t == RETIRE_TOKEN)
-                    })
-            };
+            let stopped = |svc: &str| observed.service_stopped_with(name, svc, RETIRE_TOKEN);
             if stopped("mesos-slave") && stopped("prometheus-node-exporter") {
                 advance(RemovalPhase::Cleanup)
             } else {
@@ -589,9 +608,7 @@ pub fn removal_step(
         Some(RemovalPhase::Cleanup) => {
             let mut waiting = Vec::new();
             if !crate::credentials::master_applied(desired, observed) {
-                waiting.push(
-                    "mesos-master to restart without the node's principal".to_owned(),
-                );
+                waiting.push("mesos-master to restart without the node's principal".to_owned());
             }
             if let Some(ex) = desired.executor() {
                 let export = format!("export:{} {addr}", desired.database_path());
@@ -600,10 +617,7 @@ pub fn removal_step(
                     .get(&ex.metadata.name)
                     .is_some_and(|r| r.resources.iter().all(|x| x.id != export));
                 if !gone || health.is_lost(&ex.metadata.name) {
-                    waiting.push(format!(
-                        "{} to drop the export to {addr}",
-                        ex.metadata.name
-                    ));
+                    waiting.push(format!("{} to drop the export to {addr}", ex.metadata.name));
                 }
             }
             if let Some(targets) = &observed.prometheus_targets {

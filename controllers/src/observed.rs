@@ -48,7 +48,11 @@ impl Observed {
 
     /// One resource of a node's report (`service:mesos-master`, `pv:/dev/vdd`, ...).
     pub fn resource(&self, node: &str, id: &str) -> Option<&ResourceReport> {
-        self.reports.get(node)?.resources.iter().find(|r| r.id == id)
+        self.reports
+            .get(node)?
+            .resources
+            .iter()
+            .find(|r| r.id == id)
     }
 
     /// Whether the node's agent reported `service:<name>` converged with `token` applied.
@@ -61,6 +65,19 @@ impl Observed {
                     && r.observed
                         .get(RESTART_TOKEN_KEY)
                         .is_some_and(|t| t == token)
+            })
+    }
+
+    /// Whether the node's agent reported `service:<name>` brought to a stopped plan that
+    /// carried `token`: converged with that token, or converged with none at all (the
+    /// agent reports no token for a service that is not installed, which is as stopped as
+    /// it gets). Only sound when every running plan of the service carries a token, so an
+    /// older report of it running cannot pass.
+    pub fn service_stopped_with(&self, node: &str, service: &str, token: &str) -> bool {
+        self.resource(node, &format!("service:{service}"))
+            .is_some_and(|r| {
+                r.state == ResourceState::Converged
+                    && r.observed.get(RESTART_TOKEN_KEY).is_none_or(|t| t == token)
             })
     }
 

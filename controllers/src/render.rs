@@ -91,7 +91,13 @@ pub fn xml_escape(s: &str) -> String {
 pub fn prometheus_label(key: &str) -> String {
     let mut out: String = key
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if out.starts_with(|c: char| c.is_ascii_digit()) || out.is_empty() {
         out.insert(0, '_');
@@ -120,13 +126,19 @@ mod tests {
 
     #[test]
     fn xml_escapes_every_special_character() {
-        assert_eq!(xml_escape(r#"a&b<c>"d"'e"#), "a&amp;b&lt;c&gt;&quot;d&quot;&apos;e");
+        assert_eq!(
+            xml_escape(r#"a&b<c>"d"'e"#),
+            "a&amp;b&lt;c&gt;&quot;d&quot;&apos;e"
+        );
     }
 
     #[test]
     fn prometheus_labels_are_valid() {
         assert_eq!(prometheus_label("tier"), "tier");
-        assert_eq!(prometheus_label("app.kubernetes.io/name"), "app_kubernetes_io_name");
+        assert_eq!(
+            prometheus_label("app.kubernetes.io/name"),
+            "app_kubernetes_io_name"
+        );
         assert_eq!(prometheus_label("1x"), "_1x");
     }
 

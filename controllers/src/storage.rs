@@ -61,7 +61,10 @@ pub fn reconcile(
     let mut groups: BTreeMap<(&str, &str), Vec<&Volume>> = BTreeMap::new();
     for v in desired.volumes.values() {
         let vg = v.spec.volume_group.as_deref().unwrap_or("");
-        groups.entry((v.spec.node.as_str(), vg)).or_default().push(v);
+        groups
+            .entry((v.spec.node.as_str(), vg))
+            .or_default()
+            .push(v);
     }
     for ((node, vg), volumes) in groups {
         if desired.node(node).is_none() {
@@ -156,11 +159,9 @@ fn nfs(desired: &Desired, slices: &mut BTreeMap<String, PlanSlice>) {
             Some(p) if p >= RemovalPhase::Stopping => Ensure::Absent,
             _ => Ensure::Present,
         };
-        slice(slices, name).mounts.push(nfs_mount(
-            nfs_source(&ex_addr, &db),
-            db.clone(),
-            ensure,
-        ));
+        slice(slices, name)
+            .mounts
+            .push(nfs_mount(nfs_source(&ex_addr, &db), db.clone(), ensure));
     }
     if let Some(editor) = desired.editor() {
         exports.push(ExportSpec {
@@ -547,7 +548,9 @@ fn removal_status(
             edit.set(Cond::yes("Progressing", d.reason, d.message.clone()));
         }
     }
-    edit.finish(out, |c| c.reason == "RemovalRefused" || c.reason == "AgentRefused");
+    edit.finish(out, |c| {
+        c.reason == "RemovalRefused" || c.reason == "AgentRefused"
+    });
 }
 
 /// Ready/Progressing, step and percent of a present volume, from the agent's report.
