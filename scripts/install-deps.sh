@@ -10,6 +10,8 @@ command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/timestamp.proto ] || missing+=(libprotobuf-dev)
 if [ "${1:-}" = "--test" ]; then
     command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+    # tests/probes_zookeeper.rs: a real ZooKeeper (run with java, no systemd)
+    [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
     # tests/lvm_loop.rs: real lvm2, mke2fs, blkid/wipefs and losetup on loop devices
     for t in pvcreate:lvm2 mke2fs:e2fsprogs wipefs:util-linux losetup:mount; do
         PATH="$PATH:/sbin:/usr/sbin" command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")

@@ -7,6 +7,8 @@ pub mod agent;
 pub mod cli;
 pub mod host;
 pub mod operator;
+pub mod probes;
 pub mod resources;
 pub mod runtime;
+pub mod status;
 pub mod store;

@@ -63,7 +63,13 @@ fn plan(root: &std::path::Path) -> PlanSlice {
     fs::write(dir.join("idled"), script).unwrap();
     fs::set_permissions(dir.join("idled"), fs::Permissions::from_mode(0o755)).unwrap();
     let mut files: Vec<_> = (0..10)
-        .map(|i| file(&format!("/etc/mesos-slave/flag{i}"), &format!("v{i}"), 0o644))
+        .map(|i| {
+            file(
+                &format!("/etc/mesos-slave/flag{i}"),
+                &format!("v{i}"),
+                0o644,
+            )
+        })
         .collect();
     let mut secret = file("/etc/mesos-slave/store/credentials.json", "{}", 0o600);
     secret.secret = true;
@@ -103,10 +109,19 @@ async fn idle(seconds: u64, resync: &str, check: &str) {
     let root = rig.root();
     let slice = plan(&root);
     rig.put_slice("idle1", &slice).await;
-    let bin = std::env::var("OMTD_AGENT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_omtd").to_owned());
+    let bin =
+        std::env::var("OMTD_AGENT_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_omtd").to_owned());
     println!("agent binary: {bin}");
     let child = Command::new(&bin)
-        .args(["--store", &rig.etcd.url(), "--cluster", "test", "agent", "--node", "idle1"])
+        .args([
+            "--store",
+            &rig.etcd.url(),
+            "--cluster",
+            "test",
+            "agent",
+            "--node",
+            "idle1",
+        ])
         .arg("--root")
         .arg(&root)
         .args(["--resync", resync, "--service-check", check])
@@ -156,7 +171,11 @@ async fn idle(seconds: u64, resync: &str, check: &str) {
         max_rss as f64 / 1024.0,
         hwm as f64 / 1024.0
     );
-    assert_eq!(writes.load(Ordering::SeqCst), 0, "an idle agent wrote to the store");
+    assert_eq!(
+        writes.load(Ordering::SeqCst),
+        0,
+        "an idle agent wrote to the store"
+    );
     assert_eq!(rev0, rev1);
     // The agent's own memory must stay well under 20 MiB. A debug binary also maps ~19 MiB
     // of unoptimised code (file-backed, shared, clean); the total is held to 20 MiB for an
@@ -167,7 +186,9 @@ async fn idle(seconds: u64, resync: &str, check: &str) {
     }
     counter.abort();
     drop(agent);
-    let _ = Command::new(root.join("etc/init.d/idled")).arg("stop").status();
+    let _ = Command::new(root.join("etc/init.d/idled"))
+        .arg("stop")
+        .status();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -50,8 +50,11 @@ async fn fencing_conflicts_and_writes_only_on_change() {
 
         rig.put_slice("m1", &slice("node", 5, vec![file("/a", "node-v1", 0o644)]))
             .await;
-        rig.put_slice("m1", &slice("storage", 5, vec![file("/b", "storage-v1", 0o644)]))
-            .await;
+        rig.put_slice(
+            "m1",
+            &slice("storage", 5, vec![file("/b", "storage-v1", 0o644)]),
+        )
+        .await;
         rig.wait_report("m1", Duration::from_secs(10), |r| {
             r.converged && r.applied.len() == 2
         })
@@ -98,19 +101,30 @@ async fn fencing_conflicts_and_writes_only_on_change() {
         assert_eq!(state_of(&r, "file:/b"), Some(ResourceState::Converged));
         // storage's token-5 slice is now below the highest (6): it is refused until the new
         // leader rewrites it — but what it had is still enforced.
-        rig.put_slice("m1", &slice("storage", 6, vec![file("/b", "storage-v1", 0o644)]))
-            .await;
+        rig.put_slice(
+            "m1",
+            &slice("storage", 6, vec![file("/b", "storage-v1", 0o644)]),
+        )
+        .await;
         rig.wait_converged("m1").await;
 
         // Two owners of /b: a conflict, nothing applied, the file left as it is.
-        rig.put_slice("m1", &slice("credentials", 6, vec![file("/b", "creds", 0o600)]))
-            .await;
+        rig.put_slice(
+            "m1",
+            &slice("credentials", 6, vec![file("/b", "creds", 0o600)]),
+        )
+        .await;
         let r = rig
             .wait_report("m1", Duration::from_secs(5), |r| {
                 state_of(r, "file:/b") == Some(ResourceState::Conflict)
             })
             .await;
-        let msg = &r.resources.iter().find(|x| x.id == "file:/b").unwrap().message;
+        let msg = &r
+            .resources
+            .iter()
+            .find(|x| x.id == "file:/b")
+            .unwrap()
+            .message;
         assert!(msg.contains("credentials and storage"), "{msg}");
         tokio::time::sleep(Duration::from_millis(500)).await;
         assert_eq!(read(&rig.path("/b")), b"storage-v1");
@@ -133,7 +147,11 @@ async fn fencing_conflicts_and_writes_only_on_change() {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert!(again.stats.passes.load(Ordering::SeqCst) >= 2);
-        assert_eq!(writes.load(Ordering::SeqCst), total, "restart rewrote the report");
+        assert_eq!(
+            writes.load(Ordering::SeqCst),
+            total,
+            "restart rewrote the report"
+        );
         again.stop().await;
         counter.abort();
     })

@@ -23,7 +23,11 @@ use omtd_crds::plan::{PlanSlice, ResourceState, ServiceSpec, ServiceState};
 fn init_script(root: &Path, name: &str, crash: bool) {
     let run = root.join("run");
     fs::create_dir_all(&run).unwrap();
-    let daemon = if crash { "sh -c 'exit 1'" } else { "sleep 1000" };
+    let daemon = if crash {
+        "sh -c 'exit 1'"
+    } else {
+        "sleep 1000"
+    };
     let script = format!(
         r#"#!/bin/sh
 PIDFILE={run}/{name}.pid
@@ -75,7 +79,10 @@ fn pid(root: &Path, name: &str) -> Option<i32> {
 
 fn alive(pid: i32) -> bool {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    !status.is_empty() && !status.lines().any(|l| l.starts_with("State:") && l.contains('Z'))
+    !status.is_empty()
+        && !status
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z'))
 }
 
 fn starts(root: &Path, name: &str) -> usize {

@@ -174,10 +174,17 @@ fn converges_in_dependency_order_then_does_nothing() {
     assert!(pos("mount /srv/nfs") < pos("write /etc/mesos/zk"));
     assert!(pos("write /etc/mesos/zk") < pos("exportfs -ra"));
     assert!(pos("exportfs -ra") < pos("start docker"));
-    assert!(pos("start docker") < pos("start mesos-slave"), "after: docker first");
+    assert!(
+        pos("start docker") < pos("start mesos-slave"),
+        "after: docker first"
+    );
     assert!(pos("start mesos-slave") < pos("docker run cadvisor"));
     // Device mounts go to fstab by UUID.
-    assert!(rig.sim.fstab().contains("UUID=sim-uuid-"), "{}", rig.sim.fstab());
+    assert!(
+        rig.sim.fstab().contains("UUID=sim-uuid-"),
+        "{}",
+        rig.sim.fstab()
+    );
     // Secrets are 0600, bytes exact, no trailing newline.
     let cred = rig
         .sim
@@ -213,7 +220,8 @@ fn every_fault_is_repaired_and_counted_as_corrective() {
     let intentional = rig.mem.intentional;
 
     rig.sim.kill_service("docker");
-    rig.sim.edit_file("/etc/mesos/zk", b"zk://localhost:2181/mesos\n");
+    rig.sim
+        .edit_file("/etc/mesos/zk", b"zk://localhost:2181/mesos\n");
     rig.sim.start_stray("mesos-master");
     rig.sim.unmount("/srv/executor/database");
     rig.sim.stop_container("cadvisor", true);
@@ -293,10 +301,7 @@ fn a_crash_looping_service_is_backed_off() {
     }
     let starts = rig.sim.service("docker").unwrap().starts;
     // 1 start + 3 quick restarts, then one after 400 ms and one after 800 ms more.
-    assert!(
-        (4..=7).contains(&starts),
-        "bounded restarts, got {starts}"
-    );
+    assert!((4..=7).contains(&starts), "bounded restarts, got {starts}");
     let r = Rig::state_of(&last.unwrap(), "service:docker");
     assert_eq!(r.state, ResourceState::CrashLooping, "{r:?}");
     // It recovers: the next allowed start sticks, and once it stays up it settles.
@@ -375,12 +380,18 @@ fn a_conflict_leaves_the_host_alone_and_keeps_owned_lines() {
         source: "10.9.9.9:/x".into(),
         ..slice.mounts[0].clone()
     });
-    other.files.push(file("/etc/mesos/zk", "zk://other:2181/mesos"));
+    other
+        .files
+        .push(file("/etc/mesos/zk", "zk://other:2181/mesos"));
     let out = rig.pass(&merge(&[&slice, &other]), Scope::Full);
     for id in ["mount:/srv/executor/database", "file:/etc/mesos/zk"] {
         assert_eq!(Rig::state_of(&out, id).state, ResourceState::Conflict);
     }
-    assert_eq!(rig.sim.fstab(), fstab, "owned fstab lines kept during a conflict");
+    assert_eq!(
+        rig.sim.fstab(),
+        fstab,
+        "owned fstab lines kept during a conflict"
+    );
     assert_eq!(
         rig.sim.file("/etc/mesos/zk").unwrap().content,
         b"zk://10.0.0.5:2181/mesos"

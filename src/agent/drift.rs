@@ -11,6 +11,9 @@
 //! - Access events are dropped: reading a file to fingerprint it opens it, and counting
 //!   opens would wake the agent forever.
 //! - A queue overflow or a watch error asks for a full look (`Drift::Rescan`).
+//! - The agent waits for a drifted file to be quiet for 50 ms before repairing it (see
+//!   `settle` in the agent loop): a writer that truncates then writes must not have the
+//!   file renamed away under it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -60,8 +63,8 @@ pub struct Drift {
 impl Drift {
     pub fn new() -> notify::Result<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-            match res {
+        let watcher =
+            notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
                 Ok(ev) => {
                     if ev.need_rescan() {
                         let _ = tx.send(None);
@@ -80,8 +83,7 @@ impl Drift {
                 Err(_) => {
                     let _ = tx.send(None);
                 }
-            }
-        })?;
+            })?;
         Ok(Drift {
             watcher,
             rx,
@@ -164,11 +166,13 @@ mod tests {
         fs::write(&b, "x").unwrap();
         let mut drift = Drift::new().unwrap();
         let fp = fingerprint_of(&a);
-        drift.update(vec![(a.clone(), fp), (b.clone(), fingerprint_of(&b))], vec![]);
+        drift.update(
+            vec![(a.clone(), fp), (b.clone(), fingerprint_of(&b))],
+            vec![],
+        );
         assert_eq!(drift.watched_dirs(), 1, "one watch for the directory");
         // Rewriting the same bytes (as the agent would) and touching an unmanaged file: quiet.
-        crate::agent::drivers::linux::atomic::write(&a, b"1", 0o644, Default::default())
-            .unwrap();
+        crate::agent::drivers::linux::atomic::write(&a, b"1", 0o644, Default::default()).unwrap();
         fs::write(dir.join("unmanaged"), "y").unwrap();
         assert!(
             tokio::time::timeout(Duration::from_millis(300), drift.next())

@@ -256,7 +256,11 @@ mod tests {
         let mut m = Merger::new(0);
         let raw = BTreeMap::from([
             slice("node", 3, vec![file("/etc/mesos/zk", "zk://m:2181/mesos")]),
-            slice("credentials", 3, vec![file("/etc/chronos/conf/http_credentials", "u:p")]),
+            slice(
+                "credentials",
+                3,
+                vec![file("/etc/chronos/conf/http_credentials", "u:p")],
+            ),
         ]);
         let p = m.merge(&raw);
         assert_eq!(p.files.len(), 2);
@@ -285,7 +289,11 @@ mod tests {
         assert_eq!(p.problems[0].state, ResourceState::Refused);
         // A restarted agent that saw token 5 before ignores a token-3 slice it never accepted.
         let mut fresh = Merger::new(5);
-        let p = fresh.merge(&BTreeMap::from([slice("node", 3, vec![file("/a", "evil")])]));
+        let p = fresh.merge(&BTreeMap::from([slice(
+            "node",
+            3,
+            vec![file("/a", "evil")],
+        )]));
         assert!(p.files.is_empty());
     }
 
@@ -317,7 +325,10 @@ mod tests {
         let p = m.merge(&raw);
         let ids: Vec<&str> = p.problems.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, vec!["file:/etc/mesos/zk", "service:mesos-master"]);
-        assert!(p.problems.iter().all(|r| r.state == ResourceState::Conflict));
+        assert!(p
+            .problems
+            .iter()
+            .all(|r| r.state == ResourceState::Conflict));
         assert!(p.problems[0].message.contains("leader-guard and node"));
         assert_eq!(p.files.len(), 1);
         assert_eq!(p.files[0].path, "/other");
@@ -329,7 +340,10 @@ mod tests {
     fn unreadable_and_deleted_slices() {
         let mut m = Merger::new(0);
         m.merge(&BTreeMap::from([slice("node", 1, vec![file("/a", "1")])]));
-        let p = m.merge(&BTreeMap::from([("node".to_owned(), b"{not json".to_vec())]));
+        let p = m.merge(&BTreeMap::from([(
+            "node".to_owned(),
+            b"{not json".to_vec(),
+        )]));
         assert_eq!(p.files.len(), 1, "last accepted slice kept");
         assert_eq!(p.problems[0].state, ResourceState::Failed);
         let p = m.merge(&BTreeMap::new());

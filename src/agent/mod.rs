@@ -194,10 +194,8 @@ impl Agent {
             None
         };
 
-        let mut resync = tokio::time::interval_at(
-            tokio::time::Instant::now() + config.resync,
-            config.resync,
-        );
+        let mut resync =
+            tokio::time::interval_at(tokio::time::Instant::now() + config.resync, config.resync);
         resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut check = tokio::time::interval_at(
             tokio::time::Instant::now() + config.service_check,
@@ -230,6 +228,10 @@ impl Agent {
                     if let drift::Event::Changed(p) = &ev {
                         drifted = Some((p.clone(), Instant::now()));
                     }
+                    // Let the writer finish: `cat > file` truncates, then writes. Repairing
+                    // in between would rename a new file over the one being written, and
+                    // for fstab or exports the writer's other lines would be lost.
+                    settle(&mut drift).await;
                     scope = Some(Scope::Light);
                 }
                 _ = wait_signal(&signal) => scope = Some(Scope::Light),
@@ -250,8 +252,7 @@ impl Agent {
             let (Some(scope), Some(current)) = (scope, plan.clone()) else {
                 continue;
             };
-            let may_destroy =
-                healthy.load(Ordering::Relaxed) && connected.load(Ordering::Relaxed);
+            let may_destroy = healthy.load(Ordering::Relaxed) && connected.load(Ordering::Relaxed);
             let Some((mut host, mut mem)) = worker.take() else {
                 break Err(AgentError::Pass("the host was lost".into()));
             };
@@ -316,6 +317,24 @@ async fn next_drift(drift: &mut Option<drift::Drift>) -> drift::Event {
     match drift {
         Some(d) => d.next().await,
         None => std::future::pending().await,
+    }
+}
+
+/// How long a drifted file must stay quiet before the agent repairs it, and the longest it
+/// waits for that.
+const SETTLE_QUIET: Duration = Duration::from_millis(50);
+const SETTLE_MAX: Duration = Duration::from_millis(500);
+
+/// Wait until drift events stop for `SETTLE_QUIET` (at most `SETTLE_MAX`).
+async fn settle(drift: &mut Option<drift::Drift>) {
+    let Some(d) = drift.as_mut() else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + SETTLE_MAX;
+    while tokio::time::Instant::now() < deadline {
+        if tokio::time::timeout(SETTLE_QUIET, d.next()).await.is_err() {
+            return;
+        }
     }
 }
 

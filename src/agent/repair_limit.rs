@@ -44,7 +44,9 @@ struct Entry {
 pub enum Decision {
     Allow,
     /// Backing off; the pause now in force.
-    Deny { pause: Duration },
+    Deny {
+        pause: Duration,
+    },
 }
 
 #[derive(Debug, Default)]

@@ -51,7 +51,11 @@ impl ReportWriter {
     }
 
     /// Write when different; returns whether it wrote.
-    pub async fn write(&mut self, store: &Arc<dyn Store>, report: &Report) -> Result<bool, StoreError> {
+    pub async fn write(
+        &mut self,
+        store: &Arc<dyn Store>,
+        report: &Report,
+    ) -> Result<bool, StoreError> {
         let bytes = serde_json::to_vec(report)
             .map_err(|e| StoreError::Backend(format!("cannot encode the report: {e}")))?;
         if self.last.as_deref() == Some(bytes.as_slice()) {

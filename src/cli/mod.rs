@@ -3,12 +3,14 @@
 
 mod agent;
 mod apply;
+mod completions;
 mod delete;
 mod describe;
 mod diff;
 mod events;
 mod get;
 mod operator;
+mod status;
 pub mod manifests;
 pub mod render;
 
@@ -67,6 +69,10 @@ pub enum Command {
     Operator(operator::OperatorArgs),
     /// List recent events (deduplicated, with counts), oldest first.
     Events(events::EventsArgs),
+    /// Every node, the cluster's conditions and what is pending; --wait until converged.
+    Status(status::StatusArgs),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completions(completions::CompletionsArgs),
 }
 
 /// `-f FILE|DIR|-`, shared by apply and diff.
@@ -117,6 +123,10 @@ pub fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // Completions need no store: answer before opening one (sqlite:// would create a file).
+    if let Command::Completions(args) = &cli.command {
+        return completions::run(args);
+    }
     let repo = open_repo(&cli.global).await?;
     match cli.command {
         Command::Apply(args) => apply::run(&repo, args).await,
@@ -127,6 +137,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(args) => agent::run(&repo, args).await,
         Command::Operator(args) => operator::run(&repo, args).await,
         Command::Events(args) => events::run(&repo, args).await,
+        Command::Status(args) => status::run(&repo, args).await,
+        Command::Completions(args) => completions::run(&args),
     }
 }
 

@@ -54,8 +54,18 @@ impl Keys {
         format!("{}plans/{node}/{controller}", self.prefix)
     }
 
+    /// Prefix of every node's report.
+    pub fn reports(&self) -> String {
+        format!("{}reports/", self.prefix)
+    }
+
     pub fn report(&self, node: &str) -> String {
         format!("{}reports/{node}", self.prefix)
+    }
+
+    /// Prefix of every agent's heartbeat key.
+    pub fn agent_leases(&self) -> String {
+        format!("{}leases/agents/", self.prefix)
     }
 
     pub fn agent_lease(&self, node: &str) -> String {

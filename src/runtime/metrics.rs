@@ -127,6 +127,8 @@ pub struct Metrics {
     watch_restarts: Family<WatchRestartLabels, Counter>,
     writes: Counter,
     events: Counter,
+    nodes: Gauge,
+    nodes_without_agent: Gauge,
 }
 
 impl Default for Metrics {
@@ -200,6 +202,18 @@ impl Metrics {
             "Events recorded or updated under events/",
             events.clone(),
         );
+        let nodes = Gauge::default();
+        registry.register(
+            "omtd_nodes",
+            "Node records in the desired state, as this process's cache sees them",
+            nodes.clone(),
+        );
+        let nodes_without_agent = Gauge::default();
+        registry.register(
+            "omtd_nodes_without_agent",
+            "Node records whose agent heartbeat lease is absent (agent stopped, host down or cut off, or never started)",
+            nodes_without_agent.clone(),
+        );
         for reason in [WatchRestartReason::Compacted, WatchRestartReason::Error] {
             let _ = watch_restarts.get_or_create(&WatchRestartLabels { reason });
         }
@@ -215,6 +229,8 @@ impl Metrics {
             watch_restarts,
             writes,
             events,
+            nodes,
+            nodes_without_agent,
         }
     }
 
@@ -282,6 +298,13 @@ impl Metrics {
         self.watch_restarts
             .get_or_create(&WatchRestartLabels { reason })
             .inc();
+    }
+
+    /// Node records, and how many of them have no agent heartbeat (for the node-lost alert).
+    pub fn set_nodes(&self, total: usize, without_agent: usize) {
+        self.nodes.set(i64::try_from(total).unwrap_or(i64::MAX));
+        self.nodes_without_agent
+            .set(i64::try_from(without_agent).unwrap_or(i64::MAX));
     }
 
     pub fn wrote(&self) {

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures::{FutureExt, StreamExt};
+use omtd_crds::Kind;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -184,6 +185,20 @@ enum Ended {
 }
 
 impl Reflector {
+    /// Updates the node gauges from the cache: O(objects) per batch, cheap next to the
+    /// batch's own decoding.
+    fn count_nodes(&self) {
+        let snap = self.cache.snapshot();
+        let (mut total, mut without_agent) = (0, 0);
+        for node in snap.of_kind(Kind::Node) {
+            total += 1;
+            if !snap.agents.contains_key(node.object.name()) {
+                without_agent += 1;
+            }
+        }
+        self.metrics.set_nodes(total, without_agent);
+    }
+
     async fn run(self, shutdown: CancellationToken) {
         let prefix = self.cache.keys.prefix().to_owned();
         let mut retry = RETRY.sequence();
@@ -199,6 +214,7 @@ impl Reflector {
                     Ok(list) => {
                         revision = list.revision;
                         self.cache.replace(list.kvs, list.revision);
+                        self.count_nodes();
                         need_list = false;
                         synced = true;
                         tracing::debug!(%prefix, revision, "listed");
@@ -293,6 +309,7 @@ impl Reflector {
                 *revision = last.revision();
             }
             self.cache.apply(batch);
+            self.count_nodes();
             if let Some(end) = end {
                 return end;
             }

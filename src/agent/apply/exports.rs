@@ -32,7 +32,11 @@ impl Pass<'_> {
             if let Err(e) = self.host.exports.write_owned_lines(&wanted) {
                 return self.all_exports_failed(&e.to_string());
             }
-            added = wanted.iter().filter(|l| !before.contains(l)).cloned().collect();
+            added = wanted
+                .iter()
+                .filter(|l| !before.contains(l))
+                .cloned()
+                .collect();
             if added.is_empty() {
                 self.count_change(false);
             }

@@ -54,9 +54,7 @@ pub struct PassOutcome {
 /// What became of one resource.
 pub(crate) enum Outcome {
     InSync(BTreeMap<String, String>),
-    Changed {
-        observed: BTreeMap<String, String>,
-    },
+    Changed { observed: BTreeMap<String, String> },
     Progressing(Option<u8>, String),
     Refused(String),
     Failed(String),
@@ -154,12 +152,13 @@ impl Pass<'_> {
                 self.mem.failed.remove(&id);
                 (ResourceState::Converged, String::new(), None, observed)
             }
-            Outcome::Progressing(percent, message) => {
-                (ResourceState::Progressing, message, percent, BTreeMap::new())
-            }
-            Outcome::Refused(message) => {
-                (ResourceState::Refused, message, None, BTreeMap::new())
-            }
+            Outcome::Progressing(percent, message) => (
+                ResourceState::Progressing,
+                message,
+                percent,
+                BTreeMap::new(),
+            ),
+            Outcome::Refused(message) => (ResourceState::Refused, message, None, BTreeMap::new()),
             Outcome::Failed(message) => {
                 tracing::warn!(resource = %id, %message, "could not converge");
                 self.mem.failed.insert(id.clone());

@@ -61,7 +61,9 @@ impl Pass<'_> {
         if !plan.complete {
             let planned: BTreeSet<&str> = plan.mounts.iter().map(|m| m.target.as_str()).collect();
             for l in &current {
-                if fstab::target(l).is_none_or(|t| !planned.contains(t.as_str())) && !wanted.contains(l) {
+                if fstab::target(l).is_none_or(|t| !planned.contains(t.as_str()))
+                    && !wanted.contains(l)
+                {
                     wanted.push(l.clone());
                 }
             }

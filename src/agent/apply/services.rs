@@ -223,7 +223,10 @@ mod tests {
             svc("zookeeper", &["nope"]),
         ];
         let names: Vec<&str> = ordered(&v).iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, vec!["mesos-master", "chronos", "mesos-slave", "zookeeper"]);
+        assert_eq!(
+            names,
+            vec!["mesos-master", "chronos", "mesos-slave", "zookeeper"]
+        );
         let cycle = vec![svc("a", &["b"]), svc("b", &["a"])];
         assert_eq!(ordered(&cycle).len(), 2);
     }

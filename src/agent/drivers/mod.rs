@@ -131,9 +131,7 @@ pub trait Services: Send {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageOutcome {
     /// Already as planned; `observed` carries facts for the controllers (`pv_free`, `uuid`).
-    Unchanged {
-        observed: Vec<(String, String)>,
-    },
+    Unchanged { observed: Vec<(String, String)> },
     /// The driver changed the host (`what` says how, e.g. "pvcreate /dev/vdd").
     Changed {
         what: String,

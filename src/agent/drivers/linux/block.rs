@@ -50,7 +50,11 @@ pub fn render(text: &str, lines: &[String], adopt: impl Fn(&str) -> Foreign) -> 
         let line = all[i];
         let body = line.trim_end_matches('\n');
         let is_comment = body.trim_start().starts_with('#') || body.trim().is_empty();
-        match if is_comment { Foreign::Keep } else { adopt(body) } {
+        match if is_comment {
+            Foreign::Keep
+        } else {
+            adopt(body)
+        } {
             Foreign::Keep => out.push_str(line),
             Foreign::Drop => {}
             Foreign::Replace(new) => {
@@ -112,7 +116,9 @@ mod tests {
         assert_eq!(owned(&out), vec!["a b nfs defaults 0 0"]);
         // Rewriting in place keeps the order of foreign lines around the block.
         let with_tail = format!("{out}tmpfs /tmp tmpfs defaults 0 0");
-        let again = render(&with_tail, &["x y nfs defaults 0 0".into()], |_| Foreign::Keep);
+        let again = render(&with_tail, &["x y nfs defaults 0 0".into()], |_| {
+            Foreign::Keep
+        });
         assert_eq!(
             again,
             format!("# static\nUUID=1 / ext4 defaults 0 1\n{BEGIN}\nx y nfs defaults 0 0\n{END}\ntmpfs /tmp tmpfs defaults 0 0")

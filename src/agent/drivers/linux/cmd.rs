@@ -209,7 +209,9 @@ mod tests {
     #[test]
     fn runs_and_captures() {
         let mut r = SystemRunner::default();
-        let out = r.run(&argv(&["sh", "-c", "echo hi; echo oops >&2; exit 3"])).unwrap();
+        let out = r
+            .run(&argv(&["sh", "-c", "echo hi; echo oops >&2; exit 3"]))
+            .unwrap();
         assert_eq!(out.code, Some(3));
         assert_eq!(out.stdout, "hi\n");
         assert_eq!(out.stderr, "oops\n");

@@ -90,9 +90,14 @@ pub fn parse_inspect(json: &str) -> Result<Option<ContainerStatus>> {
     };
     let mut ports = Vec::new();
     for (container_port, bindings) in c.host_config.port_bindings.unwrap_or_default() {
-        let cp = container_port.strip_suffix("/tcp").unwrap_or(&container_port);
+        let cp = container_port
+            .strip_suffix("/tcp")
+            .unwrap_or(&container_port);
         for b in bindings.unwrap_or_default() {
-            ports.push(normalise_port(&format!("{}:{}:{cp}", b.host_ip, b.host_port)));
+            ports.push(normalise_port(&format!(
+                "{}:{}:{cp}",
+                b.host_ip, b.host_port
+            )));
         }
     }
     ports.sort();
@@ -205,7 +210,10 @@ mod tests {
     #[test]
     fn docker_down_is_an_error_not_absence() {
         let fake = FakeRunner::new(|_| {
-            Output::fail(1, "Cannot connect to the Docker daemon at unix:///var/run/docker.sock")
+            Output::fail(
+                1,
+                "Cannot connect to the Docker daemon at unix:///var/run/docker.sock",
+            )
         });
         let mut c = LinuxContainers::new(Box::new(fake));
         assert!(c.inspect("registry").is_err());

@@ -144,11 +144,16 @@ mod tests {
             Some(vec!["exportfs".into(), "-ra".into()]),
             Box::new(fake.clone()),
         );
-        let l = "/srv/executor/database 10.0.0.21(rw,sync,no_subtree_check,no_root_squash)"
-            .to_owned();
+        let l =
+            "/srv/executor/database 10.0.0.21(rw,sync,no_subtree_check,no_root_squash)".to_owned();
         e.write_owned_lines(std::slice::from_ref(&l)).unwrap();
         let text = fs::read_to_string(d.path().join("etc/exports")).unwrap();
-        assert!(text.starts_with("# exports\n/srv/other 10.0.0.9(ro)\n/srv/executor/database 10.0.0.30(ro)\n"), "{text}");
+        assert!(
+            text.starts_with(
+                "# exports\n/srv/other 10.0.0.9(ro)\n/srv/executor/database 10.0.0.30(ro)\n"
+            ),
+            "{text}"
+        );
         assert_eq!(e.owned_lines().unwrap(), vec![l.clone()]);
         // Same lines again: no write, no reload.
         e.write_owned_lines(std::slice::from_ref(&l)).unwrap();

@@ -193,7 +193,8 @@ mod tests {
     fn exact_bytes_without_a_trailing_newline() {
         let d = tempfile::tempdir().unwrap();
         let mut f = files(d.path());
-        f.write(&spec("/etc/mesos-master/quorum", "1"), 0o644).unwrap();
+        f.write(&spec("/etc/mesos-master/quorum", "1"), 0o644)
+            .unwrap();
         let st = f.read("/etc/mesos-master/quorum").unwrap().unwrap();
         assert_eq!(st.content, b"1");
         assert_eq!(st.mode, 0o644);

@@ -91,6 +91,9 @@ mod tests {
             line(&dev, Some("abcd")),
             "UUID=abcd /mnt/my\\040data ext4 errors=remount-ro 0 2"
         );
-        assert_eq!(target(&line(&dev, Some("abcd"))).as_deref(), Some("/mnt/my data"));
+        assert_eq!(
+            target(&line(&dev, Some("abcd"))).as_deref(),
+            Some("/mnt/my data")
+        );
     }
 }

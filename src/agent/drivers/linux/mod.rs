@@ -45,7 +45,10 @@ pub fn host(opts: &LinuxOptions) -> Result<Host, super::DriverError> {
         (None, true) => None,
     };
     Ok(Host {
-        files: Box::new(files::LinuxFiles::new(root.clone(), Box::new(SystemRunner::default()))),
+        files: Box::new(files::LinuxFiles::new(
+            root.clone(),
+            Box::new(SystemRunner::default()),
+        )),
         services: Box::new(services::LinuxServices::detect(
             root.clone(),
             Box::new(SystemRunner::default()),

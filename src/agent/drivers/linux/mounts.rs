@@ -152,7 +152,10 @@ mod tests {
         m.mount(&target).unwrap();
         assert!(d.path().join("mnt/x").is_dir());
         m.unmount(&target).unwrap();
-        assert_eq!(fake.lines(), vec![format!("mount {target}"), format!("umount {target}")]);
+        assert_eq!(
+            fake.lines(),
+            vec![format!("mount {target}"), format!("umount {target}")]
+        );
     }
 
     #[test]
@@ -169,7 +172,10 @@ mod tests {
         m.write_owned_entries(std::slice::from_ref(&l)).unwrap();
         let text = fs::read_to_string(d.path().join("etc/fstab")).unwrap();
         assert!(text.starts_with("# /etc/fstab\nUUID=1 / ext4 errors=remount-ro 0 1\n"));
-        assert!(!text.contains("h:/old"), "adopted foreign line dropped: {text}");
+        assert!(
+            !text.contains("h:/old"),
+            "adopted foreign line dropped: {text}"
+        );
         assert_eq!(m.owned_entries().unwrap(), vec![l]);
         assert!(!m.is_mounted("/srv/executor/database").unwrap());
         m.mount("/srv/executor/database").unwrap();

@@ -111,7 +111,10 @@ impl LinuxServices {
                 find_link(&dir, 'S', name).is_some() || find_link(&dir, 'K', name).is_some()
             });
             if !has_links {
-                run_ok(self.runner.as_mut(), &argv(&["update-rc.d", name, "defaults"]))?;
+                run_ok(
+                    self.runner.as_mut(),
+                    &argv(&["update-rc.d", name, "defaults"]),
+                )?;
             }
             let verb = if enable { "enable" } else { "disable" };
             run_ok(self.runner.as_mut(), &argv(&["update-rc.d", name, verb]))?;
@@ -279,9 +282,7 @@ fn find_link(dir: &Path, kind: char, name: &str) -> Option<PathBuf> {
         let mut chars = file.chars();
         if chars.next() == Some(kind) {
             let rest: String = chars.collect();
-            if rest.len() > 2
-                && rest[..2].chars().all(|c| c.is_ascii_digit())
-                && &rest[2..] == name
+            if rest.len() > 2 && rest[..2].chars().all(|c| c.is_ascii_digit()) && &rest[2..] == name
             {
                 return Some(e.path());
             }
@@ -301,9 +302,8 @@ mod tests {
 
     #[test]
     fn systemctl_show_parses() {
-        let st = parse_systemctl_show(
-            "LoadState=loaded\nActiveState=active\nUnitFileState=enabled\n",
-        );
+        let st =
+            parse_systemctl_show("LoadState=loaded\nActiveState=active\nUnitFileState=enabled\n");
         assert_eq!(
             st,
             ServiceStatus {
@@ -313,7 +313,8 @@ mod tests {
                 masked: false
             }
         );
-        let st = parse_systemctl_show("LoadState=masked\nActiveState=inactive\nUnitFileState=masked\n");
+        let st =
+            parse_systemctl_show("LoadState=masked\nActiveState=inactive\nUnitFileState=masked\n");
         assert!(st.masked && !st.running && !st.enabled && st.installed);
         assert!(!parse_systemctl_show("LoadState=not-found\nActiveState=inactive\n").installed);
     }
@@ -356,7 +357,10 @@ mod tests {
         assert!(!s.status("svc").unwrap().enabled);
         s.enable("svc").unwrap();
         assert!(s.status("svc").unwrap().enabled);
-        assert!(d.path().join("etc/rc2.d/S01svc").exists() || d.path().join("etc/rc2.d/S01svc").symlink_metadata().is_ok());
+        assert!(
+            d.path().join("etc/rc2.d/S01svc").exists()
+                || d.path().join("etc/rc2.d/S01svc").symlink_metadata().is_ok()
+        );
         s.disable("svc").unwrap();
         let st = s.status("svc").unwrap();
         assert!(!st.enabled && !st.running && st.installed);

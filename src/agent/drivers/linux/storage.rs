@@ -180,13 +180,19 @@ mod tests {
             "blkid -c /dev/null -s UUID -o value /dev/vdb",
             Output::ok("0b4c-11\n"),
         );
-        runner.on("blkid -c /dev/null -s UUID -o value /dev/vdc", Output::exit(2));
+        runner.on(
+            "blkid -c /dev/null -s UUID -o value /dev/vdc",
+            Output::exit(2),
+        );
         let mut s = LinuxStorage::with_runner(
             Root::new(None).unwrap(),
             runner.clone(),
             LvmOptions::default(),
         );
-        assert_eq!(s.device_uuid("/dev/vdb").unwrap().as_deref(), Some("0b4c-11"));
+        assert_eq!(
+            s.device_uuid("/dev/vdb").unwrap().as_deref(),
+            Some("0b4c-11")
+        );
         assert_eq!(s.device_uuid("/dev/vdc").unwrap(), None);
     }
 
@@ -194,7 +200,11 @@ mod tests {
     fn an_ext4_image_under_the_root_is_never_reformatted() {
         // Real mke2fs and blkid on an image file: the second probe finds the filesystem
         // and a different fstype is refused with nothing changed.
-        if std::process::Command::new("mke2fs").arg("-V").output().is_err() {
+        if std::process::Command::new("mke2fs")
+            .arg("-V")
+            .output()
+            .is_err()
+        {
             panic!("e2fsprogs missing: apt-get install -y e2fsprogs");
         }
         let d = tempfile::tempdir().unwrap();
@@ -211,7 +221,10 @@ mod tests {
             s.ensure_filesystem(&spec).unwrap(),
             StorageOutcome::Changed { .. }
         ));
-        let uuid = s.device_uuid("/dev/vdb").unwrap().expect("a uuid after mkfs");
+        let uuid = s
+            .device_uuid("/dev/vdb")
+            .unwrap()
+            .expect("a uuid after mkfs");
         assert!(matches!(
             s.ensure_filesystem(&spec).unwrap(),
             StorageOutcome::Unchanged { .. }
@@ -225,7 +238,11 @@ mod tests {
             s.ensure_filesystem(&other).unwrap(),
             StorageOutcome::Refused { .. }
         ));
-        assert_eq!(std::fs::read(&img).unwrap(), before, "refusal changed the device");
+        assert_eq!(
+            std::fs::read(&img).unwrap(),
+            before,
+            "refusal changed the device"
+        );
         assert_eq!(s.device_uuid("/dev/vdb").unwrap(), Some(uuid));
     }
 }

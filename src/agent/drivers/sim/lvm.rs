@@ -58,7 +58,11 @@ fn lv_extents(vg: &SimVg, lv: &str) -> u64 {
 
 /// Resize the LV's device (and grow its filesystem online, as `lvextend -r` does).
 fn sync_lv_device(st: &mut SimState, vg_name: &str, lv: &str) {
-    let extents = st.vgs.get(vg_name).map(|vg| lv_extents(vg, lv)).unwrap_or(0);
+    let extents = st
+        .vgs
+        .get(vg_name)
+        .map(|vg| lv_extents(vg, lv))
+        .unwrap_or(0);
     let dev = st
         .devices
         .entry(format!("/dev/{vg_name}/{lv}"))
@@ -411,7 +415,10 @@ mod tests {
         ));
         match s.ensure_pv(&pv("/dev/vdb", Ensure::Absent), true).unwrap() {
             StorageOutcome::Changed { what, .. } => {
-                assert_eq!(what, "pvmove /dev/vdb, vgreduce nfsstore /dev/vdb, pvremove /dev/vdb")
+                assert_eq!(
+                    what,
+                    "pvmove /dev/vdb, vgreduce nfsstore /dev/vdb, pvremove /dev/vdb"
+                )
             }
             other => panic!("{other:?}"),
         }

@@ -128,7 +128,11 @@ impl SimHost {
 
     /// A service installed (stopped, disabled).
     pub fn install_service(&self, name: &str) {
-        self.state().services.entry(name.to_owned()).or_default().installed = true;
+        self.state()
+            .services
+            .entry(name.to_owned())
+            .or_default()
+            .installed = true;
     }
 
     /// A blank disk of `size` bytes.

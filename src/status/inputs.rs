@@ -1,0 +1,61 @@
+//! Reading what `omtd status` needs, all at one store revision: objects with statuses,
+//! reports and agent heartbeats. The only I/O of the status model.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use omtd_crds::plan::Report;
+
+use crate::resources::{Repo, RepoError, Snapshot};
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error(transparent)]
+    Repo(#[from] RepoError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What the status is computed from.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// Specs joined with statuses; its `revision` is the one everything was read at.
+    pub objects: Snapshot,
+    /// Reports by node: parsed, or why not.
+    pub reports: BTreeMap<String, Result<Report, String>>,
+    /// Nodes whose agent heartbeat key exists.
+    pub agents: BTreeSet<String>,
+}
+
+/// Reads objects, reports and heartbeats at one revision, so they agree with each other.
+pub async fn read(repo: &Repo) -> Result<Inputs, StatusError> {
+    let objects = repo.snapshot().await?;
+    let at = Some(objects.revision);
+    let report_prefix = repo.keys.reports();
+    let reports = repo
+        .store
+        .list(&report_prefix, at)
+        .await?
+        .kvs
+        .into_iter()
+        .filter_map(|kv| {
+            let node = kv.key.strip_prefix(&report_prefix)?.to_owned();
+            let parsed = serde_json::from_slice::<Report>(&kv.value).map_err(|e| e.to_string());
+            Some((node, parsed))
+        })
+        .collect();
+    let lease_prefix = repo.keys.agent_leases();
+    let agents = repo
+        .store
+        .list(&lease_prefix, at)
+        .await?
+        .kvs
+        .into_iter()
+        .filter_map(|kv| kv.key.strip_prefix(&lease_prefix).map(str::to_owned))
+        .collect();
+    Ok(Inputs {
+        objects,
+        reports,
+        agents,
+    })
+}
