@@ -12,6 +12,10 @@ if [ "${1:-}" = "--test" ]; then
     command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
     # tests/probes_zookeeper.rs: a real ZooKeeper (run with java, no systemd)
     [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
+    # tests/agent_systemd_signals.rs: a private dbus-daemon carrying a fake systemd
+    command -v dbus-daemon >/dev/null 2>&1 || missing+=(dbus)
+    # tests/deploy_files.rs: promtool runs the alert rules' unit tests
+    command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     # tests/lvm_loop.rs: real lvm2, mke2fs, blkid/wipefs and losetup on loop devices
     for t in pvcreate:lvm2 mke2fs:e2fsprogs wipefs:util-linux losetup:mount; do
         PATH="$PATH:/sbin:/usr/sbin" command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::process::Output;
+use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use omtd::store::{Op, Store, StoreUrl, Txn};
 use omtd_crds::plan::{Report, ResourceReport, ResourceState};
 use omtd_crds::Kind;
 use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 const OMTD: &str = env!("CARGO_BIN_EXE_omtd");
 
@@ -306,8 +307,9 @@ async fn table_and_json_show_nodes_conditions_operations_and_pending() {
     assert_eq!(v["operations"][0]["percent"], json!(40));
 }
 
-/// Two nodes with agents whose first reports are not converged; `--wait` is started, and the
-/// converged reports arrive while it waits.
+/// Two nodes with agents whose first reports are not converged; `--wait` is started, and
+/// once it has shown them pending, the converged reports arrive one after the other.
+/// Returns the run and how long the command took to exit after the last report.
 async fn converge_mid_wait(env: &Env, args: &[&str]) -> (Run, Duration) {
     for n in ["a.omtd", "b.omtd"] {
         env.node(n, &["manager"], 1).await;
@@ -321,18 +323,45 @@ async fn converge_mid_wait(env: &Env, args: &[&str]) -> (Run, Duration) {
         )
         .await;
     }
-    let started = Instant::now();
-    let child = env.command(args).output();
-    let writer = async {
-        tokio::time::sleep(Duration::from_millis(600)).await;
-        env.report("a.omtd", &[("service:zookeeper", CONVERGED, None)])
-            .await;
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        env.report("b.omtd", &[("service:zookeeper", CONVERGED, None)])
-            .await;
-    };
-    let (out, ()) = tokio::join!(child, writer);
-    (Run::from(out.unwrap()), started.elapsed())
+    let mut child = env
+        .command(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut stderr = String::new();
+    // Wait for the command to have seen the pending state, however slowly it starts.
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("no progress line within 10 s")
+            .unwrap()
+            .unwrap_or_else(|| panic!("stderr closed early:\n{stderr}"));
+        stderr.push_str(&line);
+        stderr.push('\n');
+        if line.contains("node/b.omtd: 1 of 2") {
+            break;
+        }
+    }
+    env.report("a.omtd", &[("service:zookeeper", CONVERGED, None)])
+        .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    env.report("b.omtd", &[("service:zookeeper", CONVERGED, None)])
+        .await;
+    let written = Instant::now();
+    while let Some(line) = lines.next_line().await.unwrap() {
+        stderr.push_str(&line);
+        stderr.push('\n');
+    }
+    let out = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .expect("omtd status --wait did not exit")
+        .unwrap();
+    let took = written.elapsed();
+    let mut run = Run::from(out);
+    run.stderr = stderr;
+    (run, took)
 }
 
 #[tokio::test]
@@ -344,7 +373,10 @@ async fn wait_exits_zero_once_reports_converge() {
         "stdout:\n{}\nstderr:\n{}",
         run.stdout, run.stderr
     );
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "exited {took:?} after the last report"
+    );
     // Progress, a line per change: pending first, then each node as it converges.
     let err = &run.stderr;
     let at = |s: &str| {
@@ -400,7 +432,10 @@ async fn wait_on_etcd_with_json_output() {
         "stdout:\n{}\nstderr:\n{}",
         run.stdout, run.stderr
     );
-    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "exited {took:?} after the last report"
+    );
     let v: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(v["converged"], json!(true));
     assert_eq!(v["pending"], json!([]));
