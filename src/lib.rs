@@ -4,11 +4,14 @@
 //! can use the store and the resource layer directly.
 
 pub mod agent;
+pub mod bench;
 pub mod cli;
+pub mod demo;
 pub mod host;
 pub mod operator;
 pub mod probes;
 pub mod resources;
 pub mod runtime;
+pub mod sim;
 pub mod status;
 pub mod store;

@@ -411,7 +411,23 @@ fn delete_refuses_to_break_references() {
         "{}",
         r.stderr
     );
+    // A node is retired by the operator, not deleted at once: the record stays, marked.
     let r = env.omtd(&["delete", "node", "node1.omtd"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (
+            0,
+            "node/node1.omtd marked for deletion (omtd drains and retires it; see omtd describe node node1.omtd)\n"
+        ),
+        "{r:?}"
+    );
+    let r = env.omtd(&["describe", "node", "node1.omtd"]);
+    assert!(r.stdout.contains("omtd/deleting=true"), "{}", r.stdout);
+    // Still there, so its credential is still referenced.
+    let r = env.omtd(&["delete", "cred", "node1.omtd"]);
+    assert_ne!(r.code, 0);
+    // --now keeps the immediate delete, for a record with nothing to retire.
+    let r = env.omtd(&["delete", "node", "node1.omtd", "--now"]);
     assert_eq!(
         (r.code, r.stdout.as_str()),
         (0, "node/node1.omtd deleted\n"),
@@ -493,4 +509,59 @@ fn diff_exits_2_on_error_and_bad_store_urls_are_explained() {
         "took {:?}",
         t.elapsed()
     );
+}
+
+/// `omtd plan NODE`: the controllers' merged plan, computed from the store alone, with
+/// owners, exact contents and secrets redacted unless asked.
+#[test]
+fn plan_shows_a_nodes_merged_configuration() {
+    let env = Env::sqlite();
+    assert_eq!(env.omtd(&["apply", "-f", EXAMPLE]).code, 0);
+    let r = env.omtd(&["plan", "node1.omtd"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for expected in [
+        "Plan for node/node1.omtd",
+        "  /etc/mesos/zk [node]\n    mode 0644\n    | zk://10.0.0.12:2181/mesos\n    \\ No newline at end of file\n",
+        "  /etc/mesos-slave/store/credentials.json [credentials]\n    mode 0600, secret\n    <redacted>\n",
+        "mesos-master",
+        "leader-guard",
+        "10.0.0.10:/srv/executor/database on /srv/executor/database type nfs",
+        "cadvisor image",
+    ] {
+        assert!(r.stdout.contains(expected), "{expected:?} not in:\n{}", r.stdout);
+    }
+    assert!(!r.stdout.contains("n1-Xq7vL2pR9s"), "{}", r.stdout);
+    let shown = env.omtd(&["plan", "node1.omtd", "--show-secrets"]);
+    assert!(
+        shown
+            .stdout
+            .contains(r#"| {"principal":"node1.omtd","secret":"n1-Xq7vL2pR9s"}"#),
+        "{}",
+        shown.stdout
+    );
+    let yaml = env.omtd(&["plan", "executor.omtd", "-o", "yaml"]);
+    assert_eq!(yaml.code, 0, "{yaml:?}");
+    let v: serde_json::Value = serde_yaml_ng::from_str(&yaml.stdout).unwrap();
+    let exports = v["exports"].as_array().unwrap();
+    assert_eq!(exports.len(), 4, "{v}");
+    assert!(exports.iter().all(|e| e["controller"] == "storage"));
+    let job_conf = v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "/srv/executor/config/job_conf.xml")
+        .unwrap();
+    assert_eq!(job_conf["content"], "<redacted>");
+    assert_eq!(job_conf["mode"], "0600");
+    let json = env.omtd(&["plan", "manager.omtd", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert!(!json.stdout.contains("ch-Pw2eR7uT4v"));
+    assert!(v["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|s| s["name"] == "mesos-master" && s["controller"] == "leader-guard"));
+    let r = env.omtd(&["plan", "nope.omtd"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("node/nope.omtd not found"), "{}", r.stderr);
 }

@@ -265,11 +265,15 @@ fn volume_group(
     for v in &absent {
         let decision = decide_removal(observed, held, vg, v, &present);
         removal_pending |= decision.record.phase != RemovalState::Removed;
-        if decision.plan_absent {
+        if decision.plan_absent || decision.keep_present {
             s.physical_volumes.push(PhysicalVolumeSpec {
                 device: v.spec.device.clone(),
                 volume_group: vg.to_owned(),
-                ensure: Ensure::Absent,
+                ensure: if decision.plan_absent {
+                    Ensure::Absent
+                } else {
+                    Ensure::Present
+                },
             });
         }
         removal_status(desired, observed, v, &decision, out);
@@ -360,6 +364,10 @@ pub struct RemovalRecord {
 struct RemovalDecision {
     record: RemovalRecord,
     plan_absent: bool,
+    /// Refused for lack of room: the PV stays planned as it is, so the agent keeps
+    /// reporting its facts and a disk added later is seen to make room (a PV left out of
+    /// the plan would no longer be reported, and look like one never seen).
+    keep_present: bool,
     /// Ready/Progressing reason and message.
     reason: &'static str,
     message: String,
@@ -444,6 +452,7 @@ fn decide_removal(
         return RemovalDecision {
             record: RemovalRecord { phase },
             plan_absent: true,
+            keep_present: false,
             reason,
             message,
             percent,
@@ -455,6 +464,7 @@ fn decide_removal(
             phase: RemovalState::Refused,
         },
         plan_absent: false,
+        keep_present: false,
         reason: "RemovalRefused",
         message,
         percent: 0,
@@ -473,6 +483,7 @@ fn decide_removal(
                 phase: RemovalState::Moving,
             },
             plan_absent: true,
+            keep_present: false,
             reason: "Moving",
             message: format!("{dev} handed to the agent on {node} for removal from {vg}"),
             percent: 0,
@@ -491,7 +502,7 @@ fn decide_removal(
             .chain(std::iter::once(&v))
             .find_map(|o| o.spec.logical_volume.clone())
             .unwrap_or_else(|| "the logical volume".into());
-        return refused(format!(
+        let mut decision = refused(format!(
             "cannot remove {dev} from {vg}: its {} of data must move to the other physical \
              volumes of {vg}, which have {} free (VFree {}). To make it possible, add a \
              Volume with at least {} to {vg} on {node} (omtd stops growing {lv} while a \
@@ -506,12 +517,15 @@ fn decide_removal(
             },
             bytes(used - room),
         ));
+        decision.keep_present = true;
+        return decision;
     }
     RemovalDecision {
         record: RemovalRecord {
             phase: RemovalState::Moving,
         },
         plan_absent: true,
+        keep_present: false,
         reason: "Moving",
         message: format!(
             "moving {} from {dev} to the other physical volumes of {vg} ({} free)",

@@ -279,6 +279,19 @@ fn reduce_disk_space_is_refused_at_vfree_0_and_says_what_would_help() {
         .events
         .iter()
         .any(|e| e.reason == "RemovalRefused" && e.object == key));
+    // vdd stays planned as it is, so its agent keeps reporting its facts: the refusal
+    // holds on the next look, and a disk added later is seen to make room.
+    assert!(s
+        .physical_volumes
+        .iter()
+        .any(|p| p.device == "/dev/vdd" && p.ensure == Ensure::Present));
+    store_statuses(&mut objs, &out);
+    let again = run(&objs, &o);
+    assert_eq!(cond(&again, &key, "Ready").1, "RemovalRefused");
+    assert!(slice(&again, EXECUTOR)
+        .physical_volumes
+        .iter()
+        .all(|p| p.ensure == Ensure::Present));
 }
 
 #[test]

@@ -7,8 +7,11 @@
 //!
 //! A pass runs when the plan changes or at the periodic resync (full passes, LVM included),
 //! and when a managed file drifts (inotify, [`drift`]), a sim host signals a fault, a
-//! service check is due, or a backed-off repair may be tried again (light passes). Passes
-//! run one at a time on a blocking thread; events arriving meanwhile are looked at after.
+//! service check is due, systemd signals that a managed unit changed ([`unit_watch`], where
+//! systemd runs; the periodic check stays as the safety net), or a backed-off repair may be
+//! tried again (light passes). Passes run one at a time on a blocking thread; events
+//! arriving meanwhile are looked at after. A long step inside a pass (pvmove) reports its
+//! progress while it runs ([`progress`]).
 //!
 //! While the store is unreachable the agent keeps the host as it is: it still repairs drift
 //! toward the last plan it had, but takes no destructive step (no PV removal, no unmount).
@@ -20,8 +23,10 @@ pub mod heartbeat;
 pub mod memory;
 pub mod merge;
 pub mod plans;
+pub mod progress;
 pub mod repair_limit;
 pub mod report;
+pub mod unit_watch;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -30,7 +35,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use omtd_crds::plan::Report;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::time::MissedTickBehavior;
 
 use crate::resources::Keys;
@@ -57,6 +62,10 @@ pub struct AgentConfig {
     pub repair: RepairPolicy,
     /// Watch managed files with inotify.
     pub watch_files: bool,
+    /// Listen to systemd's unit signals on this bus (`None`: poll services only).
+    pub systemd_bus: Option<unit_watch::Bus>,
+    /// At most one progress write (pvmove percent) per this period.
+    pub progress_interval: Duration,
 }
 
 impl AgentConfig {
@@ -69,6 +78,8 @@ impl AgentConfig {
             lease_ttl: Duration::from_secs(10),
             repair: RepairPolicy::default(),
             watch_files: true,
+            systemd_bus: None,
+            progress_interval: Duration::from_secs(2),
         }
     }
 }
@@ -157,6 +168,12 @@ impl Agent {
                 .unwrap_or(0),
         );
         let mut writer = ReportWriter::new(report_key, last_kv.map(|kv| kv.value));
+        // The last report built: the base that progress updates are laid over.
+        let mut last_report: Report = last.clone().unwrap_or_else(|| Report {
+            node: node.clone(),
+            ..Default::default()
+        });
+        let mut limiter = progress::ProgressLimiter::new(config.progress_interval);
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let healthy = Arc::new(AtomicBool::new(true));
@@ -194,6 +211,18 @@ impl Agent {
             None
         };
 
+        let unit_signal = Arc::new(Notify::new());
+        let units = match &config.systemd_bus {
+            Some(bus) => match unit_watch::UnitWatch::start(bus, Arc::clone(&unit_signal)).await {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no systemd signals: services are polled only");
+                    None
+                }
+            },
+            None => None,
+        };
+
         let mut resync =
             tokio::time::interval_at(tokio::time::Instant::now() + config.resync, config.resync);
         resync.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -220,7 +249,11 @@ impl Agent {
                     }
                     let slices = plan_rx.borrow_and_update().clone();
                     if slices.loaded {
-                        plan = Some(Arc::new(merger.merge(&slices.slices)));
+                        let merged = merger.merge(&slices.slices);
+                        if let Some(u) = &units {
+                            u.set_units(merged.services.iter().map(|s| s.name.clone()));
+                        }
+                        plan = Some(Arc::new(merged));
                         scope = Some(Scope::Full);
                     }
                 }
@@ -235,6 +268,7 @@ impl Agent {
                     scope = Some(Scope::Light);
                 }
                 _ = wait_signal(&signal) => scope = Some(Scope::Light),
+                _ = unit_signal.notified(), if units.is_some() => scope = Some(Scope::Light),
                 _ = resync.tick() => scope = Some(Scope::Full),
                 _ = check.tick() => scope = Some(Scope::Light),
                 _ = sleep_until(next_wake) => {
@@ -256,8 +290,19 @@ impl Agent {
             let Some((mut host, mut mem)) = worker.take() else {
                 break Err(AgentError::Pass("the host was lost".into()));
             };
-            let joined = tokio::task::spawn_blocking(move || {
-                let out = apply::run(&mut host, &mut mem, &current, scope, may_destroy);
+            let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<(String, u8)>();
+            let mut job = tokio::task::spawn_blocking(move || {
+                let mut send = move |id: &str, percent: u8| {
+                    let _ = progress_tx.send((id.to_owned(), percent));
+                };
+                let out = apply::run_with_progress(
+                    &mut host,
+                    &mut mem,
+                    &current,
+                    scope,
+                    may_destroy,
+                    &mut send,
+                );
                 let mut expected = Vec::new();
                 for (path, fp) in &out.expected_files {
                     if let Some(hp) = host.files.host_path(path) {
@@ -266,8 +311,30 @@ impl Agent {
                 }
                 let extra = host.extra_watch_paths();
                 (host, mem, out, expected, extra)
-            })
-            .await;
+            });
+            // While the pass runs, its long steps' progress goes to the report.
+            let joined = loop {
+                tokio::select! {
+                    j = &mut job => break j,
+                    Some((id, percent)) = progress_rx.recv() => limiter.note(&id, percent),
+                    _ = sleep_until(limiter.next_due()) => {}
+                }
+                let now = Instant::now();
+                if limiter.due(now) {
+                    let r = progress::apply(&last_report, limiter.latest());
+                    match writer.write(&store, &r).await {
+                        Ok(wrote) => {
+                            if wrote {
+                                stats.report_writes.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        // The pass's own report follows; a lost progress line is harmless.
+                        Err(e) => tracing::warn!(error = %e, "cannot write progress"),
+                    }
+                    limiter.written(now);
+                }
+            };
+            limiter.reset();
             let (host, mem, out, expected, extra) = match joined {
                 Ok(v) => v,
                 Err(e) => break Err(AgentError::Pass(e.to_string())),
@@ -295,6 +362,7 @@ impl Agent {
                 mem.intentional,
             );
             worker = Some((host, mem));
+            last_report = r.clone();
             match writer.write(&store, &r).await {
                 Ok(true) => {
                     stats.report_writes.fetch_add(1, Ordering::Relaxed);

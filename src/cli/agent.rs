@@ -63,6 +63,7 @@ pub async fn run(repo: &Repo, args: AgentArgs) -> anyhow::Result<ExitCode> {
                     .map(|c| c.split_whitespace().map(str::to_owned).collect()),
             };
             let host = linux::host(&opts).context("cannot set up the linux drivers")?;
+            config.systemd_bus = crate::agent::unit_watch::Bus::detect(args.root.is_some());
             Agent::new(repo.store.clone(), host, config)
         }
         Driver::Sim => {

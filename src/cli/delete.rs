@@ -1,14 +1,21 @@
 //! `omtd delete KIND NAME`.
+//!
+//! A node is not deleted at once: it gets the annotation `omtd/deleting: "true"`, and the
+//! node controller retires it (drain in Mesos, stop its agent and exporter, take it out of
+//! the credentials, exports and scrape targets) before it deletes the record itself.
+//! `--now` deletes the record at once, for a node with nothing to retire (a typo, a host
+//! that never ran). Other kinds are deleted at once.
 
 use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
+use omtd_controllers::removal::DELETING_ANNOTATION;
 use omtd_crds::{Kind, ObjectKey};
 
 use super::apply::report_diagnostics;
-use crate::resources::apply::{execute, plan_delete, ExecuteError};
-use crate::resources::Repo;
+use crate::resources::apply::{execute, plan_delete, Action, Change, ExecuteError, Plan};
+use crate::resources::{Repo, Snapshot};
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
@@ -21,7 +28,14 @@ pub struct DeleteArgs {
     /// Show what would be deleted, delete nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Delete a node's record at once instead of retiring the node first (for a node with
+    /// nothing to retire: its hosts keep whatever omtd set up there).
+    #[arg(long, visible_alias = "force")]
+    pub now: bool,
 }
+
+/// Attempts when another writer changes the object between read and write.
+const ATTEMPTS: usize = 5;
 
 pub async fn run(repo: &Repo, args: DeleteArgs) -> anyhow::Result<ExitCode> {
     let kind: Kind = args.kind.parse()?;
@@ -29,9 +43,15 @@ pub async fn run(repo: &Repo, args: DeleteArgs) -> anyhow::Result<ExitCode> {
         kind,
         name: args.name.clone(),
     };
-    for _ in 0..5 {
+    let retire = kind == Kind::Node && !args.now;
+    for _ in 0..ATTEMPTS {
         let snapshot = repo.snapshot().await?;
-        let Some(plan) = plan_delete(&snapshot, &key) else {
+        let plan = if retire {
+            plan_mark(&snapshot, &key)
+        } else {
+            plan_delete(&snapshot, &key)
+        };
+        let Some(plan) = plan else {
             if args.ignore_not_found {
                 return Ok(ExitCode::SUCCESS);
             }
@@ -40,13 +60,21 @@ pub async fn run(repo: &Repo, args: DeleteArgs) -> anyhow::Result<ExitCode> {
         if report_diagnostics(&plan) {
             bail!("deleting {key} would leave the desired state invalid; nothing was deleted");
         }
+        let done = if retire {
+            format!(
+                "{key} marked for deletion (omtd drains and retires it; see omtd describe node {})",
+                key.name
+            )
+        } else {
+            format!("{key} deleted")
+        };
         if args.dry_run {
-            println!("{key} deleted (dry run)");
+            println!("{done} (dry run)");
             return Ok(ExitCode::SUCCESS);
         }
         match execute(repo, &plan).await {
             Ok(_) => {
-                println!("{key} deleted");
+                println!("{done}");
                 return Ok(ExitCode::SUCCESS);
             }
             Err(ExecuteError::Conflict) => continue,
@@ -54,4 +82,34 @@ pub async fn run(repo: &Repo, args: DeleteArgs) -> anyhow::Result<ExitCode> {
         }
     }
     bail!("{key} kept changing while being deleted; nothing was deleted, try again")
+}
+
+/// Plans setting the deleting annotation (no change when it is already set). No
+/// validation is needed: the record stays, and so does everything it refers to.
+fn plan_mark(snapshot: &Snapshot, key: &ObjectKey) -> Option<Plan> {
+    let stored = snapshot.objects.get(key)?;
+    let mut after = stored.object.clone();
+    let marked = after
+        .meta()
+        .annotations
+        .get(DELETING_ANNOTATION)
+        .is_some_and(|v| v == "true");
+    after
+        .meta_mut()
+        .annotations
+        .insert(DELETING_ANNOTATION.to_owned(), "true".to_owned());
+    Some(Plan {
+        changes: vec![Change {
+            key: key.clone(),
+            action: if marked {
+                Action::Unchanged
+            } else {
+                Action::Configured
+            },
+            before: Some(stored.object.clone()),
+            after: Some(after),
+            read_revision: stored.mod_revision,
+        }],
+        diagnostics: Vec::new(),
+    })
 }

@@ -3,16 +3,19 @@
 
 mod agent;
 mod apply;
+mod bench;
 mod completions;
 mod delete;
+mod demo;
 mod describe;
 mod diff;
 mod events;
 mod get;
-mod operator;
-mod status;
 pub mod manifests;
+mod operator;
+mod plan;
 pub mod render;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,10 +70,16 @@ pub enum Command {
     Agent(agent::AgentArgs),
     /// Run the controllers (one process leads, others stand by), serving /metrics.
     Operator(operator::OperatorArgs),
+    /// What omtd will do to one node: its merged plan as the controllers would write it now.
+    Plan(plan::PlanArgs),
     /// List recent events (deduplicated, with counts), oldest first.
     Events(events::EventsArgs),
     /// Every node, the cluster's conditions and what is pending; --wait until converged.
     Status(status::StatusArgs),
+    /// Run the operator and sim agents for the runbook's cluster, then its classic failures.
+    Demo(demo::DemoArgs),
+    /// Converge N sim nodes and measure what a change costs (latency, writes, memory).
+    Bench(bench::BenchArgs),
     /// Print a shell completion script (bash, zsh, fish).
     Completions(completions::CompletionsArgs),
 }
@@ -96,7 +105,10 @@ pub enum OutputFormat {
 /// Parses arguments, runs the command, and turns errors into messages and exit codes.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.global.verbose);
+    // The demo narrates on stdout; its operator's warnings (a probe failing while the sim
+    // hosts boot) would only clutter it, so it logs errors alone unless asked.
+    let quiet = matches!(cli.command, Command::Demo(_) | Command::Bench(_));
+    init_tracing(cli.global.verbose, quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -127,6 +139,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Command::Completions(args) = &cli.command {
         return completions::run(args);
     }
+    // The demo picks its own (temporary) store.
+    match cli.command {
+        Command::Demo(args) => return demo::run(&cli.global, args).await,
+        Command::Bench(args) => return bench::run(&cli.global, args).await,
+        _ => {}
+    }
     let repo = open_repo(&cli.global).await?;
     match cli.command {
         Command::Apply(args) => apply::run(&repo, args).await,
@@ -136,9 +154,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Delete(args) => delete::run(&repo, args).await,
         Command::Agent(args) => agent::run(&repo, args).await,
         Command::Operator(args) => operator::run(&repo, args).await,
+        Command::Plan(args) => plan::run(&repo, args).await,
         Command::Events(args) => events::run(&repo, args).await,
         Command::Status(args) => status::run(&repo, args).await,
         Command::Completions(args) => completions::run(&args),
+        Command::Demo(args) => demo::run(&cli.global, args).await,
+        Command::Bench(args) => bench::run(&cli.global, args).await,
     }
 }
 
@@ -160,8 +181,9 @@ pub async fn open_repo(global: &GlobalArgs) -> anyhow::Result<Repo> {
     ))
 }
 
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "error",
         0 => "warn",
         1 => "info",
         _ => "debug",

@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::Args;
 
+use crate::operator::probes::ProbeTargets;
+use crate::operator::Options;
 use crate::resources::Repo;
 use crate::runtime::backoff::BackoffConfig;
 use crate::runtime::RuntimeConfig;
@@ -40,6 +42,28 @@ pub struct OperatorArgs {
     /// Who this process is in the leader key (default: HOST/PID).
     #[arg(long)]
     pub identity: Option<String>,
+    /// A Mesos master, e.g. http://PRINCIPAL:SECRET@10.0.0.12:5050 (the master checks
+    /// credentials even for reads; prefer the environment variable, which `ps` does not
+    /// show). Without it, agent registration and leadership are unknown and no node is
+    /// drained.
+    #[arg(long, env = "OMTD_MESOS_URL", hide_env_values = true)]
+    pub mesos_url: Option<String>,
+    /// The Mesos ZooKeeper URL, e.g. zk://10.0.0.12:2181/mesos (who contends to lead).
+    #[arg(long, env = "OMTD_ZOOKEEPER", hide_env_values = true)]
+    pub zookeeper: Option<String>,
+    /// Prometheus with its route prefix, e.g. http://10.0.0.14:9090/prometheus (whether a
+    /// removed node's scrape targets are gone).
+    #[arg(long, env = "OMTD_PROMETHEUS_URL", hide_env_values = true)]
+    pub prometheus_url: Option<String>,
+    /// How often the probes ask.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub probe_interval: Duration,
+    /// How long one probe may take.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub probe_timeout: Duration,
+    /// How long an agent's heartbeat may be gone before its node is AgentLost.
+    #[arg(long, default_value = "40s", value_parser = parse_duration)]
+    pub agent_grace: Duration,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -74,7 +98,19 @@ pub async fn run(repo: &Repo, args: OperatorArgs) -> anyhow::Result<ExitCode> {
         event_ttl: args.event_ttl,
         ..RuntimeConfig::default()
     };
-    crate::operator::run(repo, args.metrics_addr, config).await?;
+    if args.probe_interval.is_zero() || args.probe_timeout.is_zero() {
+        bail!("--probe-interval and --probe-timeout must be more than zero");
+    }
+    let targets = ProbeTargets {
+        mesos_url: args.mesos_url,
+        zookeeper: args.zookeeper,
+        prometheus_url: args.prometheus_url,
+        timeout: args.probe_timeout,
+    };
+    let mut options = Options::new(args.metrics_addr, config).with_targets(&targets)?;
+    options.settings.agent_grace = args.agent_grace;
+    options.probe_interval = args.probe_interval;
+    crate::operator::run(repo, options).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,7 +6,9 @@ use std::time::SystemTime;
 use omtd_controllers::accepted::decide;
 use omtd_crds::{Kind, ObjectKey};
 
-use super::controller::{Controller, EventNote, EventType, Outcome, ReconcileError, WorkKey};
+use super::controller::{
+    Controller, EventNote, EventType, Outcome, ReconcileError, StatusParts, WorkKey,
+};
 use super::snapshot::{Changed, Snapshot};
 
 pub struct AcceptedController;
@@ -78,6 +80,12 @@ impl Controller for AcceptedController {
             .collect();
         Ok(Outcome {
             statuses: vec![(id, decision.status)],
+            // The node controller writes `Ready` and `removal` on the same status.
+            owned: vec![StatusParts::new(
+                Kind::Node,
+                &[omtd_controllers::accepted::ACCEPTED],
+                &[],
+            )],
             events,
             ..Outcome::default()
         })

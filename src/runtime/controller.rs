@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use omtd_crds::plan::PlanSlice;
-use omtd_crds::{ObjectKey, Status};
+use omtd_crds::{Kind, ObjectKey, Status};
 
 use super::snapshot::{Changed, Snapshot};
 
@@ -56,11 +56,67 @@ pub struct Outcome {
     pub plans: Vec<(String, Option<PlanSlice>)>,
     /// Statuses to store under `status/<kind>/<name>` (only for objects that exist).
     pub statuses: Vec<(ObjectKey, Status)>,
+    /// The parts of shared statuses this controller owns, per kind. A status of a kind
+    /// listed here is merged into the newest stored one (only these conditions and keys
+    /// replaced), so controllers sharing a status never undo each other's writes; a kind
+    /// not listed is written whole.
+    pub owned: Vec<StatusParts>,
+    /// Objects to delete, spec and status (a finished finalizer-style removal). Refused
+    /// if the spec changed since the reconcile read it (the removal may have been
+    /// cancelled): the reconcile then runs again.
+    pub delete: Vec<ObjectKey>,
     pub events: Vec<EventNote>,
     /// Look at this key again after this long even if nothing changes.
     pub requeue_after: Option<Duration>,
     /// Related keys to run next.
     pub wake: Vec<Wake>,
+}
+
+/// The conditions and `status` keys of one kind's status that one controller owns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusParts {
+    pub kind: Kind,
+    pub conditions: Vec<String>,
+    pub extra: Vec<String>,
+}
+
+impl StatusParts {
+    pub fn new(kind: Kind, conditions: &[&str], extra: &[&str]) -> StatusParts {
+        StatusParts {
+            kind,
+            conditions: conditions.iter().map(|c| (*c).to_owned()).collect(),
+            extra: extra.iter().map(|e| (*e).to_owned()).collect(),
+        }
+    }
+
+    /// `stored` with this controller's parts taken from `ours`: owned conditions replaced
+    /// in place (or appended, or dropped when `ours` no longer has them), owned keys
+    /// likewise; everything else as stored. `observedGeneration` never moves back.
+    pub fn merge(&self, stored: &Status, ours: &Status) -> Status {
+        let owns = |t: &str| self.conditions.iter().any(|c| c == t);
+        let mut merged = stored.clone();
+        merged
+            .conditions
+            .retain(|c| !owns(&c.type_) || ours.condition(&c.type_).is_some());
+        for c in ours.conditions.iter().filter(|c| owns(&c.type_)) {
+            match merged.conditions.iter_mut().find(|m| m.type_ == c.type_) {
+                Some(m) => *m = c.clone(),
+                None => merged.conditions.push(c.clone()),
+            }
+        }
+        for key in &self.extra {
+            match ours.extra.get(key) {
+                Some(v) => {
+                    merged.extra.insert(key.clone(), v.clone());
+                }
+                None => {
+                    merged.extra.remove(key);
+                }
+            }
+        }
+        merged.observed_generation = stored.observed_generation.max(ours.observed_generation);
+        merged
+    }
 }
 
 /// A failed reconcile: retried with per-key backoff.
@@ -93,4 +149,56 @@ pub trait Controller: Send + Sync + 'static {
         snapshot: &Snapshot,
         now: SystemTime,
     ) -> Result<Outcome, ReconcileError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omtd_crds::{Condition, ConditionStatus};
+
+    fn cond(t: &str, reason: &str) -> Condition {
+        Condition {
+            type_: t.into(),
+            status: ConditionStatus::True,
+            reason: reason.into(),
+            message: String::new(),
+            last_transition_time: String::new(),
+        }
+    }
+
+    #[test]
+    fn merge_replaces_only_the_owned_parts() {
+        let parts = StatusParts::new(Kind::Node, &["Ready"], &["removal"]);
+        let stored = Status {
+            observed_generation: 3,
+            conditions: vec![cond("Accepted", "Valid"), cond("Ready", "Old")],
+            extra: [
+                (
+                    "removal".to_owned(),
+                    serde_json::json!({"phase": "Draining"}),
+                ),
+                ("other".to_owned(), serde_json::json!(1)),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        // Computed from an older status: no Accepted, no removal, an older generation.
+        let ours = Status {
+            observed_generation: 2,
+            conditions: vec![cond("Accepted", "Stale"), cond("Ready", "New")],
+            extra: Default::default(),
+        };
+        let merged = parts.merge(&stored, &ours);
+        assert_eq!(
+            merged.conditions,
+            vec![cond("Accepted", "Valid"), cond("Ready", "New")]
+        );
+        assert!(!merged.extra.contains_key("removal"));
+        assert_eq!(merged.extra.get("other"), Some(&serde_json::json!(1)));
+        assert_eq!(merged.observed_generation, 3);
+        // Nothing of ours differs: the stored status comes back as it was.
+        assert_eq!(parts.merge(&merged, &merged), merged);
+        let dropped = parts.merge(&stored, &Status::default());
+        assert_eq!(dropped.conditions, vec![cond("Accepted", "Valid")]);
+    }
 }

@@ -74,7 +74,25 @@ pub struct Manager {
     controllers: Vec<Arc<dyn Controller>>,
     metrics: Arc<Metrics>,
     config: RuntimeConfig,
+    external: broadcast::Sender<String>,
 }
+
+/// Announces changes from outside the store (probe results) to the controllers: each
+/// controller's `keys_for(Changed::External(name))` decides what to reconcile. Cheap to
+/// clone; announcing while no term runs (not the leader) is a no-op.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    tx: broadcast::Sender<String>,
+}
+
+impl Notifier {
+    pub fn notify(&self, what: &str) {
+        let _ = self.tx.send(what.to_owned());
+    }
+}
+
+/// External changes kept for a term's dispatch that falls behind (then it resyncs).
+const EXTERNAL_CAPACITY: usize = 64;
 
 /// A started manager.
 pub struct Running {
@@ -128,6 +146,14 @@ impl Manager {
             controllers,
             metrics,
             config,
+            external: broadcast::Sender::new(EXTERNAL_CAPACITY),
+        }
+    }
+
+    /// A handle to wake controllers on changes outside the store.
+    pub fn notifier(&self) -> Notifier {
+        Notifier {
+            tx: self.external.clone(),
         }
     }
 
@@ -167,6 +193,7 @@ impl Manager {
             cache: Arc::clone(&cache),
             events,
             deposed: elector.deposed_sender(),
+            external: self.external,
         });
         let task = tokio::spawn(async move {
             shared.lead_while_elected(elector.watch(), &shutdown).await;
@@ -192,6 +219,7 @@ struct Shared {
     cache: Arc<Cache>,
     events: Arc<EventRecorder>,
     deposed: mpsc::UnboundedSender<Revision>,
+    external: broadcast::Sender<String>,
 }
 
 /// One controller's queue and backoffs within a term.
@@ -282,6 +310,7 @@ impl Shared {
         );
         // Subscribe before the resync so that no change falls between the two.
         let changes = self.cache.subscribe();
+        let external = self.external.subscribe();
         self.resync(&lanes);
 
         let mut tasks = JoinSet::new();
@@ -290,7 +319,10 @@ impl Shared {
             let lanes = Arc::clone(&lanes);
             let term = term.clone();
             let shutdown = shutdown.clone();
-            tasks.spawn(async move { me.dispatch(changes, &lanes, &term, &shutdown).await });
+            tasks.spawn(async move {
+                me.dispatch(changes, external, &lanes, &term, &shutdown)
+                    .await
+            });
         }
         let names: Vec<&'static str> = lanes.keys().copied().collect();
         for name in names {
@@ -341,6 +373,7 @@ impl Shared {
     async fn dispatch(
         &self,
         mut changes: broadcast::Receiver<Arc<Vec<String>>>,
+        mut external: broadcast::Receiver<String>,
         lanes: &HashMap<&'static str, Lane>,
         term: &CancellationToken,
         shutdown: &CancellationToken,
@@ -350,6 +383,15 @@ impl Shared {
                 _ = term.cancelled() => return,
                 _ = shutdown.cancelled() => return,
                 b = changes.recv() => b,
+                e = external.recv() => {
+                    match e {
+                        Ok(what) => self.wake_external(&what, lanes),
+                        Err(broadcast::error::RecvError::Lagged(_)) => self.resync(lanes),
+                        // The manager holds the sender for as long as terms run.
+                        Err(broadcast::error::RecvError::Closed) => {}
+                    }
+                    continue;
+                }
             };
             match batch {
                 Ok(keys) => {
@@ -375,6 +417,19 @@ impl Shared {
                 }
                 Err(broadcast::error::RecvError::Closed) => return,
             }
+        }
+    }
+
+    /// Queues the keys an outside change (a probe result) wakes.
+    fn wake_external(&self, what: &str, lanes: &HashMap<&'static str, Lane>) {
+        let snapshot = self.cache.snapshot();
+        let changed = Changed::External(what.to_owned());
+        for lane in lanes.values() {
+            for work in lane.controller.keys_for(&changed, &snapshot) {
+                lane.queue.add_after(&work, self.config.debounce);
+            }
+            self.metrics
+                .set_queue_depth(lane.controller.name(), lane.queue.depth());
         }
     }
 
@@ -422,7 +477,13 @@ impl Shared {
         if term.is_cancelled() {
             return;
         }
-        match writer.write(name, &snapshot, &outcome, now).await {
+        // Shared statuses merge into the newest cached state, not the one reconciled on:
+        // another controller's write since then is kept, not a conflict.
+        let latest = self.cache.snapshot();
+        match writer
+            .write_merged(name, &snapshot, &latest, &outcome, now)
+            .await
+        {
             Ok(revision) => {
                 lane.backoffs.reset(key);
                 self.metrics
@@ -451,6 +512,14 @@ impl Shared {
                     .reconciled(name, ReconcileResult::Fenced, start.elapsed());
                 tracing::warn!(token, "write refused: this process no longer leads");
                 let _ = self.deposed.send(token);
+            }
+            Err(WriteError::Conflict) => {
+                // Not a failure: another writer (a controller sharing a status) got there
+                // first. Run again on the new state soon, without growing the backoff.
+                self.metrics
+                    .reconciled(name, ReconcileResult::WriteError, start.elapsed());
+                tracing::debug!("a key changed under this reconcile; running it again");
+                lane.queue.add_after(key, self.config.debounce);
             }
             Err(e) => self.retry(lane, key, ReconcileResult::WriteError, &e, start),
         }

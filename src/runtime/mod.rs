@@ -24,7 +24,9 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod writer;
 
-pub use controller::{Controller, EventNote, EventType, Outcome, ReconcileError, Wake, WorkKey};
-pub use manager::{Manager, Running, RuntimeConfig};
+pub use controller::{
+    Controller, EventNote, EventType, Outcome, ReconcileError, StatusParts, Wake, WorkKey,
+};
+pub use manager::{Manager, Notifier, Running, RuntimeConfig};
 pub use metrics::Metrics;
 pub use snapshot::{Changed, Snapshot};

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use omtd_controllers::AgentLiveness;
 use omtd_crds::plan::{PlanSlice, Report};
 use omtd_crds::{Kind, Object, ObjectKey, Status};
 use tokio::time::Instant;
@@ -29,6 +30,9 @@ pub enum Changed {
     Event,
     /// Anything else under the cluster prefix (the path after the prefix).
     Other(String),
+    /// Something outside the store changed (a probe result); the name says what. Never
+    /// parsed from a key: the operator announces it through the manager's notifier.
+    External(String),
 }
 
 impl Changed {
@@ -82,6 +86,10 @@ pub struct Snapshot {
     /// Agents whose heartbeat key is present, with when this process saw it appear or
     /// change (its own monotonic clock: never a time written by another host).
     pub agents: BTreeMap<String, Instant>,
+    /// Agents whose heartbeat key is gone, with when this process last knew it present
+    /// (saw it vanish, or found it missing at its first list while the node had a report).
+    /// Kept after the key is gone: a lost agent is told by how long it has been gone.
+    pub agents_gone: BTreeMap<String, Instant>,
     /// Keys whose values do not parse, with why (a controller may report them).
     pub unreadable: BTreeMap<String, String>,
 }
@@ -103,6 +111,26 @@ impl Snapshot {
     /// Every object of the desired state (with statuses), for whole-state validation.
     pub fn all_objects(&self) -> Vec<Object> {
         self.objects.values().map(|s| s.object.clone()).collect()
+    }
+
+    /// Each agent's heartbeat as the controllers read it, measured at `now` on this
+    /// process's monotonic clock.
+    pub fn agent_liveness(&self, now: Instant) -> BTreeMap<String, AgentLiveness> {
+        let present = self.agents.iter().map(|(node, seen)| {
+            let liveness = AgentLiveness {
+                lease_present: true,
+                since_heartbeat: now.saturating_duration_since(*seen),
+            };
+            (node.clone(), liveness)
+        });
+        let gone = self.agents_gone.iter().map(|(node, last)| {
+            let liveness = AgentLiveness {
+                lease_present: false,
+                since_heartbeat: now.saturating_duration_since(*last),
+            };
+            (node.clone(), liveness)
+        });
+        gone.chain(present).collect()
     }
 
     /// The bytes stored at `key` and their mod revision (0: absent).
@@ -199,13 +227,17 @@ impl Snapshot {
             },
             Changed::Agent(node) => match value {
                 Some(_) => {
+                    self.agents_gone.remove(&node);
                     self.agents.insert(node, Instant::now());
                 }
                 None => {
-                    self.agents.remove(&node);
+                    // The lease was there until now: the grace period runs from here.
+                    if self.agents.remove(&node).is_some() {
+                        self.agents_gone.insert(node, Instant::now());
+                    }
                 }
             },
-            Changed::Leader | Changed::Event | Changed::Other(_) => {}
+            Changed::Leader | Changed::Event | Changed::Other(_) | Changed::External(_) => {}
         }
     }
 
@@ -249,6 +281,29 @@ impl Snapshot {
                         .map(|kv| kv.mod_revision);
                 if unchanged {
                     *now = *seen;
+                }
+            }
+        }
+        // Leases that are gone: keep when they were last known present; one that vanished
+        // while the watch was down vanished "now" as far as this process can tell.
+        let now = Instant::now();
+        for (node, last) in &previous.agents_gone {
+            if !snap.agents.contains_key(node) {
+                snap.agents_gone.insert(node.clone(), *last);
+            }
+        }
+        for node in previous.agents.keys() {
+            if !snap.agents.contains_key(node) {
+                snap.agents_gone.insert(node.clone(), now);
+            }
+        }
+        // This process's first look: an agent that reported before but holds no lease now
+        // is gone as of now, so an operator started while a host is dead still sees it lost
+        // once the grace period passes (rather than "never seen" forever).
+        if previous.revision == 0 {
+            for node in snap.reports.keys() {
+                if !snap.agents.contains_key(node) {
+                    snap.agents_gone.insert(node.clone(), now);
                 }
             }
         }
@@ -306,5 +361,40 @@ mod tests {
         snap.apply(&keys, "/omtd/c/status/node/a", None, 5);
         assert!(snap.get(Kind::Node, "a").unwrap().object.status().is_none());
         assert_eq!(snap.revision, 5);
+    }
+
+    #[test]
+    fn a_vanished_lease_is_remembered_with_when_it_went() {
+        let keys = Keys::for_cluster("c");
+        let lease = "/omtd/c/leases/agents/n1";
+        let report = r#"{"node":"n2","converged":true}"#;
+        // First look: n2 reported before but holds no lease now, so it is gone as of now.
+        let mut snap = Snapshot::from_list(
+            &keys,
+            vec![kv(lease, "{}", 2), kv("/omtd/c/reports/n2", report, 3)],
+            3,
+            &Snapshot::default(),
+        );
+        assert!(snap.agents.contains_key("n1"));
+        assert!(snap.agents_gone.contains_key("n2"));
+        snap.apply(&keys, lease, None, 4);
+        assert!(!snap.agents.contains_key("n1"));
+        let gone_at = snap.agents_gone["n1"];
+        let later = gone_at + std::time::Duration::from_secs(30);
+        let live = snap.agent_liveness(later);
+        assert_eq!(
+            live["n1"],
+            AgentLiveness {
+                lease_present: false,
+                since_heartbeat: std::time::Duration::from_secs(30)
+            }
+        );
+        // A relist keeps when it went; a lease back clears it.
+        let relisted = Snapshot::from_list(&keys, vec![], 5, &snap);
+        assert_eq!(relisted.agents_gone.get("n1"), Some(&gone_at));
+        let mut back = relisted;
+        back.apply(&keys, lease, Some(kv(lease, "{}", 6)), 6);
+        assert!(back.agents_gone.get("n1").is_none());
+        assert!(back.agent_liveness(later)["n1"].lease_present);
     }
 }

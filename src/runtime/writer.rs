@@ -73,6 +73,21 @@ impl Writer {
     /// The transaction carrying the parts of `outcome` that differ from `snapshot`, or
     /// `None` when nothing differs. Pure, so "no write when converged" is testable alone.
     pub fn diff(&self, controller: &str, snapshot: &Snapshot, outcome: &Outcome) -> Option<Txn> {
+        self.diff_merged(controller, snapshot, snapshot, outcome)
+    }
+
+    /// Like [`Writer::diff`], with the statuses of kinds in `outcome.owned` merged into
+    /// `latest` (the cache as it is at write time, newer than the `read` snapshot the
+    /// reconcile ran on): another controller's write to a shared status since `read` is
+    /// kept instead of failing this write as a conflict.
+    pub fn diff_merged(
+        &self,
+        controller: &str,
+        read: &Snapshot,
+        latest: &Snapshot,
+        outcome: &Outcome,
+    ) -> Option<Txn> {
+        let snapshot = read;
         let mut txn = Txn::new().when(self.fence());
         for (node, slice) in &outcome.plans {
             let key = self.keys.plan(node, controller);
@@ -111,11 +126,27 @@ impl Writer {
             }
         }
         for (object, status) in &outcome.statuses {
+            if outcome.delete.contains(object) {
+                continue; // deleted below; a transaction may not write one key twice
+            }
             let key = self.keys.status(object.kind, &object.name);
-            let Ok(bytes) = serde_json::to_vec(status) else {
+            let (base, status) = match outcome.owned.iter().find(|p| p.kind == object.kind) {
+                Some(parts) => {
+                    let Some(current) = latest.objects.get(object) else {
+                        continue; // the object is gone: no status outlives it
+                    };
+                    let stored = current.object.status().cloned().unwrap_or_default();
+                    (
+                        latest,
+                        std::borrow::Cow::Owned(parts.merge(&stored, status)),
+                    )
+                }
+                None => (snapshot, std::borrow::Cow::Borrowed(status)),
+            };
+            let Ok(bytes) = serde_json::to_vec(status.as_ref()) else {
                 continue;
             };
-            let (stored, read_revision) = snapshot.stored(&key);
+            let (stored, read_revision) = base.stored(&key);
             if stored != Some(bytes.as_slice()) {
                 txn = txn
                     .when(Compare::present(self.keys.spec(object.kind, &object.name)))
@@ -126,6 +157,21 @@ impl Writer {
                     ))
                     .then(Op::put(key, bytes));
             }
+        }
+        for object in &outcome.delete {
+            let spec = self.keys.spec(object.kind, &object.name);
+            let (stored, read_revision) = snapshot.stored(&spec);
+            if stored.is_none() {
+                continue;
+            }
+            txn = txn
+                .when(Compare::mod_revision(
+                    spec.clone(),
+                    CompareOp::Equal,
+                    read_revision,
+                ))
+                .then(Op::delete(spec))
+                .then(Op::delete(self.keys.status(object.kind, &object.name)));
         }
         (!txn.success.is_empty()).then_some(txn)
     }
@@ -139,8 +185,22 @@ impl Writer {
         outcome: &Outcome,
         now: SystemTime,
     ) -> Result<Option<Revision>, WriteError> {
+        self.write_merged(controller, snapshot, snapshot, outcome, now)
+            .await
+    }
+
+    /// Writes what differs, shared statuses merged into `latest` (see
+    /// [`Writer::diff_merged`]).
+    pub async fn write_merged(
+        &self,
+        controller: &str,
+        snapshot: &Snapshot,
+        latest: &Snapshot,
+        outcome: &Outcome,
+        now: SystemTime,
+    ) -> Result<Option<Revision>, WriteError> {
         let mut revision = None;
-        if let Some(txn) = self.diff(controller, snapshot, outcome) {
+        if let Some(txn) = self.diff_merged(controller, snapshot, latest, outcome) {
             revision = Some(self.commit(txn).await?);
         }
         if !outcome.events.is_empty() {

@@ -17,6 +17,8 @@ use tokio::task::JoinHandle;
 
 use crate::common::etcd::EtcdServer;
 
+pub mod idle;
+
 pub struct Rig {
     pub etcd: EtcdServer,
     pub store: Arc<dyn Store>,

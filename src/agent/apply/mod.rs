@@ -70,7 +70,12 @@ pub(crate) struct Pass<'a> {
     out: PassOutcome,
     /// Files written in this pass → whether the write was corrective.
     changed_files: BTreeMap<String, bool>,
+    /// Told (resource id, whole percent) while a long step (pvmove) advances.
+    progress: &'a mut Progress<'a>,
 }
+
+/// Where a pass sends the progress of its long steps: (resource id, whole percent).
+pub type Progress<'a> = dyn FnMut(&str, u8) + Send + 'a;
 
 /// Run one pass.
 pub fn run(
@@ -79,6 +84,18 @@ pub fn run(
     plan: &MergedPlan,
     scope: Scope,
     may_destroy: bool,
+) -> PassOutcome {
+    run_with_progress(host, mem, plan, scope, may_destroy, &mut |_, _| {})
+}
+
+/// Run one pass, telling `progress` how its long steps advance while they run.
+pub fn run_with_progress<'a>(
+    host: &'a mut Host,
+    mem: &'a mut Memory,
+    plan: &'a MergedPlan,
+    scope: Scope,
+    may_destroy: bool,
+    progress: &'a mut Progress<'a>,
 ) -> PassOutcome {
     let span = tracing::info_span!("apply_pass", ?scope, may_destroy);
     let _enter = span.enter();
@@ -91,6 +108,7 @@ pub fn run(
         now: Instant::now(),
         out: PassOutcome::default(),
         changed_files: BTreeMap::new(),
+        progress,
     };
     pass.storage();
     pass.mounts();

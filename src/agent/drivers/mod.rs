@@ -148,8 +148,14 @@ pub enum StorageOutcome {
 pub trait Storage: Send {
     /// Make the device a PV of its group (`present`), or move its extents away and remove it
     /// (`absent`). `may_destroy` is false while the agent has lost the store: removals wait.
-    fn ensure_pv(&mut self, spec: &PhysicalVolumeSpec, may_destroy: bool)
-        -> Result<StorageOutcome>;
+    /// A removal that moves data calls `progress` with the whole percent copied so far, as
+    /// the move advances (the agent reports it while the step runs).
+    fn ensure_pv(
+        &mut self,
+        spec: &PhysicalVolumeSpec,
+        may_destroy: bool,
+        progress: &mut (dyn FnMut(u8) + Send),
+    ) -> Result<StorageOutcome>;
     /// Make the LV exist and, when asked, fill its group (lvextend + filesystem grow).
     fn ensure_lv(&mut self, spec: &LogicalVolumeSpec) -> Result<StorageOutcome>;
     /// Make a filesystem on the device, only when the device carries no signature at all.

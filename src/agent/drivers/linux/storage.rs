@@ -6,7 +6,8 @@
 //! Device paths go through `--root` like every path (tests may point a device at an image
 //! file under the root; mkfs and blkid work on files).
 //!
-//! A pvmove runs inside the pass (the pass waits for it); its progress goes to the log.
+//! A pvmove runs inside the pass (the pass waits for it); its progress (lvm2's copy percent)
+//! goes to the log and to the agent, which reports it while the move runs.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -68,6 +69,12 @@ fn observed(p: &Pv) -> Vec<(String, String)> {
     ]
 }
 
+/// lvm2's percent (0.0..=100.0) as a whole percent, rounded down: 100 only when done.
+fn whole_percent(p: f64) -> u8 {
+    // Clamped first, so the cast cannot wrap.
+    p.clamp(0.0, 100.0).floor() as u8
+}
+
 fn lvm_outcome(
     r: std::result::Result<Outcome, LvmError>,
     what: String,
@@ -93,6 +100,7 @@ impl Storage for LinuxStorage {
         &mut self,
         spec: &PhysicalVolumeSpec,
         may_destroy: bool,
+        progress: &mut (dyn FnMut(u8) + Send),
     ) -> Result<StorageOutcome> {
         let dev = self.dev(&spec.device)?;
         let vg = &spec.volume_group;
@@ -119,8 +127,11 @@ impl Storage for LinuxStorage {
                         StorageOutcome::Unchanged { observed: vec![] }
                     });
                 }
+                // Re-run after a crash, remove_pv finds lvm2's unfinished move and runs
+                // pvmove again, which resumes it: progress picks up where the copy was.
                 let r = self.lvm.remove_pv(vg, &dev, &mut |p| {
                     tracing::info!(device = %p.device, percent = p.percent, "pvmove progress");
+                    progress(whole_percent(p.percent));
                 });
                 lvm_outcome(r, format!("remove {dev} from {vg}"), Vec::new)
             }
@@ -194,6 +205,64 @@ mod tests {
             Some("0b4c-11")
         );
         assert_eq!(s.device_uuid("/dev/vdc").unwrap(), None);
+    }
+
+    #[test]
+    fn pvmove_progress_reaches_the_agent_as_whole_percents() {
+        use crate::host::lvm::testing::{pvs_json, segments_json, vgs_json, PVS, SEGMENTS, VGS};
+        use crate::host::lvm::ReportFormat;
+        let r = Arc::new(RecordingRunner::new());
+        r.on(
+            PVS,
+            Output::ok(pvs_json(&[
+                ("/dev/vdd", "nfsstore", 100, 100),
+                ("/dev/vde", "nfsstore", 100, 0),
+            ])),
+        )
+        .on(
+            PVS,
+            Output::ok(pvs_json(&[
+                ("/dev/vdd", "nfsstore", 100, 0),
+                ("/dev/vde", "nfsstore", 100, 100),
+            ])),
+        )
+        .on(VGS, Output::ok(vgs_json(&[("nfsstore", 200, 100)])))
+        .on(
+            SEGMENTS,
+            Output::ok(segments_json(&[(
+                "nfsstore",
+                "lv",
+                "-wi-ao----",
+                "/dev/vdd(0)",
+            )])),
+        )
+        .on(
+            "pvmove -i 1 /dev/vdd",
+            Output::ok(
+                "  /dev/vdd: Moved: 0.00%\n  /dev/vdd: Moved: 42.70%\n  /dev/vdd: Moved: 100.00%\n",
+            ),
+        )
+        .on("vgreduce nfsstore /dev/vdd", Output::exit(0))
+        .on("pvremove /dev/vdd", Output::exit(0));
+        let mut s = LinuxStorage::with_runner(
+            Root::new(None).unwrap(),
+            r.clone(),
+            LvmOptions {
+                format: Some(ReportFormat::Json),
+                ..Default::default()
+            },
+        );
+        let spec = PhysicalVolumeSpec {
+            device: "/dev/vdd".into(),
+            volume_group: "nfsstore".into(),
+            ensure: Ensure::Absent,
+        };
+        let mut seen = Vec::new();
+        let out = s.ensure_pv(&spec, true, &mut |p| seen.push(p)).unwrap();
+        assert!(matches!(out, StorageOutcome::Changed { .. }), "{out:?}");
+        assert_eq!(seen, [0, 42, 100]);
+        assert_eq!(whole_percent(99.99), 99, "100 only when lvm2 says so");
+        assert_eq!(whole_percent(f64::NAN), 0);
     }
 
     #[test]

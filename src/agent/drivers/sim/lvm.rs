@@ -148,7 +148,12 @@ impl SimHost {
         Ok(StorageOutcome::Changed { what, observed })
     }
 
-    fn pv_absent(&self, spec: &PhysicalVolumeSpec, may_destroy: bool) -> Result<StorageOutcome> {
+    fn pv_absent(
+        &self,
+        spec: &PhysicalVolumeSpec,
+        may_destroy: bool,
+        progress: &mut (dyn FnMut(u8) + Send),
+    ) -> Result<StorageOutcome> {
         let mut st = self.state();
         let Some(vg) = st.vgs.get(&spec.volume_group) else {
             return Ok(StorageOutcome::Unchanged { observed: vec![] });
@@ -182,20 +187,29 @@ impl SimHost {
             });
         }
         let mut what = Vec::new();
+        if used > 0 {
+            // A move left in flight by a crash resumes against the extent count it started
+            // with, so its percent continues rather than restarting at 0.
+            let total = *st
+                .pvmoves_in_flight
+                .entry(spec.device.clone())
+                .or_insert(used);
+            let pace = st.pvmove_pace;
+            drop(st);
+            self.pvmove(spec, total, pace, progress)?;
+            what.push(format!("pvmove {}", spec.device));
+            st = self.state();
+        }
         let Some(vg) = st.vgs.get_mut(&spec.volume_group) else {
             return Ok(StorageOutcome::Unchanged { observed: vec![] });
         };
-        if used > 0 {
-            // pvmove: every LV's segment on the device moves to the other PVs.
-            let moving: Vec<(String, u64)> = vg
-                .lvs
-                .iter_mut()
-                .filter_map(|(lv, segs)| segs.remove(&spec.device).map(|n| (lv.clone(), n)))
-                .collect();
-            for (lv, n) in moving {
-                allocate(vg, &lv, n, Some(&spec.device));
-            }
-            what.push(format!("pvmove {}", spec.device));
+        // Never vgreduce a PV that still holds extents, whatever happened during the move.
+        let left = used_on(vg, &spec.device);
+        if left > 0 {
+            return Err(DriverError::Other(format!(
+                "{} still holds {left} extents after pvmove: not removed from {}",
+                spec.device, spec.volume_group
+            )));
         }
         vg.pvs.remove(&spec.device);
         vg.lvs.retain(|_, segs| {
@@ -214,6 +228,91 @@ impl SimHost {
             observed: vec![],
         })
     }
+
+    /// Move the device's extents to the other PVs in `pace.steps` steps, calling `progress`
+    /// after each with the percent of `total` copied. The lock is released between steps,
+    /// as lvm2 lets other commands run during a move.
+    fn pvmove(
+        &self,
+        spec: &PhysicalVolumeSpec,
+        total: u64,
+        pace: super::PvmovePace,
+        progress: &mut (dyn FnMut(u8) + Send),
+    ) -> Result<()> {
+        let device = spec.device.as_str();
+        let chunk = total.div_ceil(u64::from(pace.steps.max(1))).max(1);
+        loop {
+            let percent = {
+                let mut st = self.state();
+                let interrupt = st.pvmove_interrupt_at;
+                let vg = st.vgs.get_mut(&spec.volume_group).ok_or_else(|| {
+                    DriverError::Other(format!(
+                        "volume group {} vanished during pvmove",
+                        spec.volume_group
+                    ))
+                })?;
+                let left = used_on(vg, device);
+                if left == 0 {
+                    st.pvmoves_in_flight.remove(device);
+                    return Ok(());
+                }
+                let moved = move_extents(vg, device, chunk.min(left));
+                if moved == 0 {
+                    return Err(DriverError::Other(format!(
+                        "pvmove {device}: no extents available for allocation"
+                    )));
+                }
+                let percent = percent_moved(total, used_on(vg, device));
+                if interrupt.is_some_and(|at| percent >= at) {
+                    st.pvmove_interrupt_at = None;
+                    st.log.push(format!("pvmove {device} killed at {percent}%"));
+                    return Err(DriverError::Other(format!(
+                        "pvmove {device} was killed at {percent}%"
+                    )));
+                }
+                percent
+            };
+            progress(percent);
+            if !pace.step_delay.is_zero() {
+                std::thread::sleep(pace.step_delay);
+            }
+        }
+    }
+}
+
+/// Move up to `n` of the device's extents (LV by LV) to the other PVs; returns how many
+/// moved. An extent is only taken off the device once it has a place elsewhere.
+fn move_extents(vg: &mut SimVg, device: &str, mut n: u64) -> u64 {
+    let mut moved = 0;
+    let lvs: Vec<String> = vg.lvs.keys().cloned().collect();
+    for lv in lvs {
+        if n == 0 {
+            break;
+        }
+        let on_dev = vg
+            .lvs
+            .get(&lv)
+            .and_then(|s| s.get(device))
+            .copied()
+            .unwrap_or(0);
+        let got = allocate(vg, &lv, on_dev.min(n), Some(device));
+        if let Some(seg) = vg.lvs.get_mut(&lv).and_then(|s| s.get_mut(device)) {
+            *seg -= got;
+        }
+        n -= got;
+        moved += got;
+    }
+    moved
+}
+
+/// Whole percent of `total` no longer on the device.
+fn percent_moved(total: u64, left: u64) -> u8 {
+    if total == 0 {
+        return 100;
+    }
+    let done = total.saturating_sub(left);
+    // done <= total, so the result is at most 100 and fits.
+    u8::try_from(done * 100 / total).unwrap_or(100)
 }
 
 impl Storage for SimHost {
@@ -221,10 +320,11 @@ impl Storage for SimHost {
         &mut self,
         spec: &PhysicalVolumeSpec,
         may_destroy: bool,
+        progress: &mut (dyn FnMut(u8) + Send),
     ) -> Result<StorageOutcome> {
         match spec.ensure {
             Ensure::Present => self.pv_present(spec),
-            Ensure::Absent => self.pv_absent(spec, may_destroy),
+            Ensure::Absent => self.pv_absent(spec, may_destroy, progress),
         }
     }
 
@@ -344,7 +444,8 @@ mod tests {
         sim.add_device("/dev/vdb", GIB);
         sim.add_device("/dev/vdc", GIB);
         assert!(matches!(
-            s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true).unwrap(),
+            s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true, &mut |_| {})
+                .unwrap(),
             StorageOutcome::Changed { .. }
         ));
         s.ensure_lv(&lv()).unwrap();
@@ -354,7 +455,8 @@ mod tests {
         };
         s.ensure_filesystem(&fs).unwrap();
         assert!(s.device_uuid(&fs.device).unwrap().is_some());
-        s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true).unwrap();
+        s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true, &mut |_| {})
+            .unwrap();
         assert!(matches!(
             s.ensure_lv(&lv()).unwrap(),
             StorageOutcome::Changed { .. }
@@ -379,12 +481,17 @@ mod tests {
         let mut s = sim.clone();
         sim.add_device("/dev/vdb", GIB);
         sim.add_device("/dev/vdc", GIB);
-        s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true).unwrap();
-        s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true).unwrap();
+        s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true, &mut |_| {})
+            .unwrap();
+        s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true, &mut |_| {})
+            .unwrap();
         // The LV takes every extent of both PVs: PFree 0 everywhere (the runbook's case).
         s.ensure_lv(&lv()).unwrap();
         let before = sim.state().vgs.clone();
-        match s.ensure_pv(&pv("/dev/vdc", Ensure::Absent), true).unwrap() {
+        match s
+            .ensure_pv(&pv("/dev/vdc", Ensure::Absent), true, &mut |_| {})
+            .unwrap()
+        {
             StorageOutcome::Refused { reason } => {
                 assert!(reason.contains("no extents available"), "{reason}")
             }
@@ -400,20 +507,26 @@ mod tests {
         let mut s = sim.clone();
         sim.add_device("/dev/vdb", GIB);
         sim.add_device("/dev/vdc", GIB);
-        s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true).unwrap();
+        s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true, &mut |_| {})
+            .unwrap();
         s.ensure_lv(&LogicalVolumeSpec {
             grow_to_fill: false,
             ..lv()
         })
         .unwrap();
         // The LV fills vdb; vdc joins empty. Now shrink the LV's placement by moving vdb away:
-        s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true).unwrap();
+        s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true, &mut |_| {})
+            .unwrap();
         // Not while the store is lost.
         assert!(matches!(
-            s.ensure_pv(&pv("/dev/vdb", Ensure::Absent), false).unwrap(),
+            s.ensure_pv(&pv("/dev/vdb", Ensure::Absent), false, &mut |_| {})
+                .unwrap(),
             StorageOutcome::Progressing { .. }
         ));
-        match s.ensure_pv(&pv("/dev/vdb", Ensure::Absent), true).unwrap() {
+        match s
+            .ensure_pv(&pv("/dev/vdb", Ensure::Absent), true, &mut |_| {})
+            .unwrap()
+        {
             StorageOutcome::Changed { what, .. } => {
                 assert_eq!(
                     what,
@@ -427,9 +540,48 @@ mod tests {
         assert_eq!(sim.state().devices["/dev/vdb"].signature, None);
         // The last PV never goes.
         assert!(matches!(
-            s.ensure_pv(&pv("/dev/vdc", Ensure::Absent), true).unwrap(),
+            s.ensure_pv(&pv("/dev/vdc", Ensure::Absent), true, &mut |_| {})
+                .unwrap(),
             StorageOutcome::Refused { .. }
         ));
+    }
+
+    #[test]
+    fn pvmove_reports_progress_and_resumes_after_a_kill() {
+        let sim = SimHost::new();
+        let mut s = sim.clone();
+        sim.add_device("/dev/vdb", GIB);
+        sim.add_device("/dev/vdc", GIB);
+        s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true, &mut |_| {})
+            .unwrap();
+        s.ensure_lv(&LogicalVolumeSpec {
+            grow_to_fill: false,
+            ..lv()
+        })
+        .unwrap();
+        s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true, &mut |_| {})
+            .unwrap();
+        sim.set_pvmove_pace(8, std::time::Duration::ZERO);
+        sim.interrupt_pvmove_at(50);
+        let mut seen = Vec::new();
+        let e = s
+            .ensure_pv(&pv("/dev/vdb", Ensure::Absent), true, &mut |p| seen.push(p))
+            .unwrap_err();
+        assert!(e.to_string().contains("killed at 50%"), "{e}");
+        assert_eq!(seen, [12, 25, 37], "progress up to the kill");
+        // Half the data moved, none lost; the PV is still in the group.
+        assert_eq!(sim.pv_extents("/dev/vdb"), Some((256, 128)));
+        assert_eq!(sim.pv_extents("/dev/vdc"), Some((256, 128)));
+        // Re-run: the move resumes from where it was, then vgreduce and pvremove.
+        let mut seen = Vec::new();
+        let out = s
+            .ensure_pv(&pv("/dev/vdb", Ensure::Absent), true, &mut |p| seen.push(p))
+            .unwrap();
+        assert!(matches!(out, StorageOutcome::Changed { .. }), "{out:?}");
+        assert_eq!(seen, [62, 75, 87, 100]);
+        assert_eq!(sim.pv_extents("/dev/vdb"), None);
+        assert_eq!(sim.pv_extents("/dev/vdc"), Some((256, 0)));
+        assert!(sim.state().pvmoves_in_flight.is_empty());
     }
 
     #[test]
@@ -438,16 +590,19 @@ mod tests {
         let mut s = sim.clone();
         sim.add_device("/dev/vdb", GIB);
         sim.add_device("/dev/vdc", GIB);
-        s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true).unwrap();
+        s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true, &mut |_| {})
+            .unwrap();
         s.ensure_lv(&LogicalVolumeSpec {
             grow_to_fill: false,
             ..lv()
         })
         .unwrap();
-        s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true).unwrap();
+        s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true, &mut |_| {})
+            .unwrap();
         sim.fill_disk("nfsstore");
         assert!(matches!(
-            s.ensure_pv(&pv("/dev/vdb", Ensure::Absent), true).unwrap(),
+            s.ensure_pv(&pv("/dev/vdb", Ensure::Absent), true, &mut |_| {})
+                .unwrap(),
             StorageOutcome::Refused { .. }
         ));
     }
@@ -459,7 +614,8 @@ mod tests {
         sim.add_device_with_signature("/dev/vdd", GIB, "ext4");
         let before = sim.state().devices.clone();
         assert!(matches!(
-            s.ensure_pv(&pv("/dev/vdd", Ensure::Present), true).unwrap(),
+            s.ensure_pv(&pv("/dev/vdd", Ensure::Present), true, &mut |_| {})
+                .unwrap(),
             StorageOutcome::Refused { .. }
         ));
         assert!(matches!(

@@ -74,7 +74,31 @@ pub struct SimState {
     pub docker_down: bool,
     /// Every change the agent made, in order (`start chronos`, `write /etc/mesos/zk`).
     pub log: Vec<String>,
+    /// How a pvmove advances: in this many steps, pausing this long after each.
+    pub pvmove_pace: PvmovePace,
+    /// Moves started and not finished: device → extents it held when the move began
+    /// (lvm2 keeps its `pvmove0` LV in the metadata, so a re-run resumes the same move).
+    pub pvmoves_in_flight: BTreeMap<String, u64>,
+    /// Fault: the next pvmove dies (as if killed) once it has copied this percent.
+    pub pvmove_interrupt_at: Option<u8>,
     next_id: u64,
+}
+
+/// The pace of a sim pvmove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PvmovePace {
+    pub steps: u32,
+    pub step_delay: std::time::Duration,
+}
+
+impl Default for PvmovePace {
+    /// Four instant steps: progress is reported, nothing waits.
+    fn default() -> Self {
+        PvmovePace {
+            steps: 4,
+            step_delay: std::time::Duration::ZERO,
+        }
+    }
 }
 
 impl SimState {
@@ -161,6 +185,14 @@ impl SimHost {
         );
     }
 
+    /// Make every pvmove take `steps` steps of `step_delay` each (a slow disk).
+    pub fn set_pvmove_pace(&self, steps: u32, step_delay: std::time::Duration) {
+        self.state().pvmove_pace = PvmovePace {
+            steps: steps.max(1),
+            step_delay,
+        };
+    }
+
     /// A foreign fstab line (someone else's).
     pub fn add_foreign_fstab_line(&self, line: &str) {
         self.state().fstab_foreign.push(line.to_owned());
@@ -234,6 +266,14 @@ impl SimHost {
     /// removal has nowhere to move its data.
     pub fn fill_disk(&self, vg: &str) {
         self.fault(|s| lvm::fill(s, vg));
+    }
+
+    /// The next pvmove is killed once it has copied `percent` (a crash mid-move): the
+    /// extents copied so far stay moved, the rest stay on the PV, and the move is left in
+    /// flight for a re-run to resume.
+    pub fn interrupt_pvmove_at(&self, percent: u8) {
+        // No drift signal: nothing changed yet; the fault fires inside the next move.
+        self.state().pvmove_interrupt_at = Some(percent);
     }
 
     /// Someone unmounts a mount point.

@@ -1,0 +1,59 @@
+//! The bench's cluster: the runbook's five service nodes and as many workers as asked,
+//! each with its credential, as records.
+
+use omtd_crds::{manifest, Object};
+
+use crate::demo::DemoError;
+
+/// Manifests for `nodes` nodes in all (at least the five service nodes and one worker).
+pub fn manifests(nodes: usize) -> String {
+    let mut s =
+        String::from("apiVersion: omtd/v1\nkind: Cluster\nmetadata: {name: bench}\nspec: {}\n");
+    for (name, addr, role) in [
+        ("executor", "10.0.0.10", "executor"),
+        ("editor", "10.0.0.11", "editor"),
+        ("manager", "10.0.0.12", "manager"),
+        ("registry", "10.0.0.13", "registry"),
+        ("monitor", "10.0.0.14", "monitor"),
+    ] {
+        s.push_str(&format!(
+            "---\napiVersion: omtd/v1\nkind: Node\nmetadata: {{name: {name}.omtd}}\nspec: {{address: {addr}, roles: [{role}]}}\n"
+        ));
+    }
+    s.push_str(
+        "---\napiVersion: omtd/v1\nkind: Credential\nmetadata: {name: chronos-framework}\n\
+         spec: {principal: chronos.omtd, secret: {value: bench-chronos-secret}, use: chronos-framework}\n\
+         ---\napiVersion: omtd/v1\nkind: Credential\nmetadata: {name: chronos-http}\n\
+         spec: {principal: galaxy, secret: {value: bench-http-secret}, use: chronos-http}\n\
+         ---\napiVersion: omtd/v1\nkind: Credential\nmetadata: {name: registry-user}\n\
+         spec: {principal: omtd, secret: {value: bench-registry-secret}, use: registry}\n",
+    );
+    for i in 1..=nodes.saturating_sub(5).max(1) {
+        s.push_str(&worker(i, None));
+    }
+    s
+}
+
+/// Worker `i` (`node<i>.omtd`, address in 10.1.0.0/16) and its credential, with a `bench`
+/// label when given (a change the bench times).
+pub fn worker(i: usize, label: Option<&str>) -> String {
+    let addr = format!("10.1.{}.{}", i / 250, i % 250 + 1);
+    let labels = label.map_or(String::new(), |l| format!(", labels: {{bench: \"{l}\"}}"));
+    format!(
+        "---\napiVersion: omtd/v1\nkind: Node\nmetadata: {{name: node{i}.omtd{labels}}}\n\
+         spec: {{address: {addr}, roles: [worker], credential: node{i}.omtd}}\n\
+         ---\napiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: node{i}.omtd}}\n\
+         spec: {{principal: node{i}.omtd, secret: {{value: bench-secret-{i}}}, use: mesos-agent}}\n"
+    )
+}
+
+pub fn parse(text: &str) -> Result<Vec<Object>, DemoError> {
+    manifest::parse(text).map_err(|errs| {
+        DemoError::Records(
+            errs.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })
+}

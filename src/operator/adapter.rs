@@ -1,0 +1,234 @@
+//! The four pure controllers (`omtd_controllers::{node, storage, credentials,
+//! leader_guard}`) as runtime controllers.
+//!
+//! Each looks at the whole cluster at once (a node's plan depends on every other node: the
+//! master's credentials list every worker, the executor exports to each of them), so each
+//! has one work key, [`CLUSTER_KEY`], and any change it reads wakes it. The queue folds a
+//! burst of changes into one reconcile, and an unchanged outcome writes nothing.
+//!
+//! A reconcile: snapshot → `Desired` + `Observed` (reports, plans, agent heartbeats on
+//! this process's monotonic clock, the latest probe answers) → the pure function →
+//! `Outcome` (slices, statuses merged by the parts this controller owns, events, the
+//! records to release) — plus, for the node controller, the Mesos maintenance it wants,
+//! handed to the maintenance loop.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use omtd_controllers::{self as pure, Desired, Observed, Output, Settings};
+use omtd_crds::Kind;
+use tokio::time::Instant;
+
+use super::maintenance::MaintenanceWanted;
+use super::observe;
+use super::probes::SharedProbes;
+use crate::runtime::{
+    Changed, Controller, EventNote, EventType, Outcome, ReconcileError, Snapshot, StatusParts,
+    WorkKey,
+};
+
+/// The one work key of each of these controllers.
+pub const CLUSTER_KEY: &str = "cluster";
+
+type ReconcileFn = fn(&Desired, &Observed, &Settings) -> Result<Output, pure::Error>;
+
+/// One pure controller, wired to the runtime.
+pub struct PureController {
+    name: &'static str,
+    run: ReconcileFn,
+    settings: Arc<Settings>,
+    probes: Arc<SharedProbes>,
+    /// Where the node controller's wanted Mesos maintenance goes.
+    maintenance: Option<Arc<MaintenanceWanted>>,
+}
+
+/// What the four controllers share: their settings and where probe answers and wanted
+/// maintenance live.
+#[derive(Clone)]
+pub struct Wiring {
+    pub settings: Arc<Settings>,
+    pub probes: Arc<SharedProbes>,
+    pub maintenance: Arc<MaintenanceWanted>,
+}
+
+impl Wiring {
+    pub fn new(settings: Settings) -> Wiring {
+        Wiring {
+            settings: Arc::new(settings),
+            probes: SharedProbes::new(),
+            maintenance: MaintenanceWanted::new(),
+        }
+    }
+
+    /// node, storage, credentials, leader-guard.
+    pub fn controllers(&self) -> Vec<PureController> {
+        let make = |name, run: ReconcileFn, maintenance| PureController {
+            name,
+            run,
+            settings: Arc::clone(&self.settings),
+            probes: Arc::clone(&self.probes),
+            maintenance,
+        };
+        vec![
+            make(
+                pure::node::NAME,
+                pure::node::reconcile,
+                Some(Arc::clone(&self.maintenance)),
+            ),
+            make(pure::storage::NAME, pure::storage::reconcile, None),
+            make(pure::credentials::NAME, pure::credentials::reconcile, None),
+            make(
+                pure::leader_guard::NAME,
+                pure::leader_guard::reconcile,
+                None,
+            ),
+        ]
+    }
+}
+
+/// The status parts each controller owns (the table in `omtd_controllers::output`).
+pub fn owned_parts(controller: &str) -> Vec<StatusParts> {
+    use omtd_controllers::{leader_guard, removal, storage};
+    match controller {
+        pure::node::NAME => vec![
+            StatusParts::new(Kind::Node, &["Ready"], &[removal::STATUS_KEY]),
+            StatusParts::new(Kind::Cluster, &["AgentsReachable"], &[]),
+        ],
+        pure::leader_guard::NAME => vec![StatusParts::new(
+            Kind::Cluster,
+            &["LeaderElected", "MesosConnected", "Recovery"],
+            &[leader_guard::RECOVERY_KEY],
+        )],
+        pure::storage::NAME => vec![StatusParts::new(
+            Kind::Volume,
+            &["Ready", "Progressing"],
+            &["step", "percent", storage::REMOVAL_KEY],
+        )],
+        pure::credentials::NAME => vec![StatusParts::new(Kind::Credential, &["Ready"], &[])],
+        _ => Vec::new(),
+    }
+}
+
+impl PureController {
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The pure function's output for `snapshot` (no side effect): also what `omtd plan`
+    /// runs.
+    pub fn output(
+        &self,
+        snapshot: &Snapshot,
+        now: SystemTime,
+        mono: Instant,
+    ) -> Result<Output, pure::Error> {
+        let desired = observe::desired(snapshot);
+        let observed = observe::observed(snapshot, &self.probes.get(), now, mono);
+        (self.run)(&desired, &observed, &self.settings)
+    }
+}
+
+/// Turns a pure output into what the runtime writes. Released objects lose their slices
+/// of this controller at once (the other controllers drop theirs on their next look).
+pub fn outcome(controller: &str, out: Output, snapshot: &Snapshot) -> Outcome {
+    let stored = snapshot
+        .plans
+        .iter()
+        .filter(|(_, slices)| slices.contains_key(controller))
+        .map(|(node, _)| node.as_str());
+    let mut plans = out.plan_changes(stored);
+    for released in out.release.iter().filter(|k| k.kind == Kind::Node) {
+        for (node, slice) in plans.iter_mut() {
+            if *node == released.name {
+                *slice = None;
+            }
+        }
+    }
+    plans.retain(|(node, slice)| {
+        slice.is_some()
+            || snapshot
+                .plans
+                .get(node)
+                .is_some_and(|s| s.contains_key(controller))
+    });
+    let events = out
+        .events
+        .into_iter()
+        .map(|e| EventNote {
+            object: e.object.to_string(),
+            type_: match e.type_ {
+                pure::EventType::Normal => EventType::Normal,
+                pure::EventType::Warning => EventType::Warning,
+            },
+            reason: e.reason,
+            message: e.message,
+        })
+        .collect();
+    Outcome {
+        plans,
+        statuses: out.statuses.into_iter().collect(),
+        owned: owned_parts(controller),
+        delete: out.release,
+        events,
+        requeue_after: out.requeue_after,
+        wake: Vec::new(),
+    }
+}
+
+impl Controller for PureController {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn all_keys(&self, _snapshot: &Snapshot) -> Vec<WorkKey> {
+        vec![CLUSTER_KEY.to_owned()]
+    }
+
+    fn keys_for(&self, changed: &Changed, _snapshot: &Snapshot) -> Vec<WorkKey> {
+        let wake = match changed {
+            // Cluster-wide controllers: any record, status (they read each other's
+            // recorded progress), report or heartbeat can change what they plan.
+            Changed::Spec(_) | Changed::Status(_) | Changed::Report(_) | Changed::Agent(_) => true,
+            // Its own slice changed: put it back if someone else wrote it (its own writes
+            // cost one reconcile that writes nothing).
+            Changed::Plan { controller, .. } => controller == self.name,
+            Changed::External(_) => true,
+            Changed::Leader | Changed::Event | Changed::Other(_) => false,
+        };
+        if wake {
+            vec![CLUSTER_KEY.to_owned()]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn reconcile(
+        &self,
+        key: &str,
+        snapshot: &Snapshot,
+        now: SystemTime,
+    ) -> Result<Outcome, ReconcileError> {
+        if key != CLUSTER_KEY {
+            return Err(ReconcileError::Failed(format!(
+                "{key:?} is not a key of the {} controller (it has one: {CLUSTER_KEY:?})",
+                self.name
+            )));
+        }
+        // The controllers' errors name credentials and problems, never secrets.
+        let out = self
+            .output(snapshot, now, Instant::now())
+            .map_err(|e| ReconcileError::Failed(e.to_string()))?;
+        if let Some(wanted) = &self.maintenance {
+            wanted.publish(out.maintenance.clone());
+        }
+        let outcome = outcome(self.name, out, snapshot);
+        tracing::debug!(
+            slices = outcome.plans.len(),
+            statuses = outcome.statuses.len(),
+            release = outcome.delete.len(),
+            requeue = ?outcome.requeue_after,
+            "planned"
+        );
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,383 @@
+//! The end-to-end world: a real etcd, `omtd operator` in-process (the same `run_until` the
+//! binary runs, with a cheap bcrypt cost), one sim agent per node (in-process, so the test
+//! can reach each host's fault API), and the `omtd` binary for every user action.
+#![allow(dead_code)]
+
+pub mod mesos;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use omtd::agent::drivers::sim::SimHost;
+use omtd::agent::{Agent, AgentConfig};
+use omtd::operator::Options;
+use omtd::resources::{Keys, Repo};
+use omtd::runtime::RuntimeConfig;
+use omtd::store::{etcd::EtcdStore, Store};
+use omtd_controllers::Settings;
+use omtd_crds::plan::{Ensure, PlanSlice, Report, ServiceState};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+
+use crate::common::etcd::EtcdServer;
+use mesos::{MesosModel, ModelProbes};
+
+pub const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples/cluster.yaml");
+pub const CLUSTER: &str = "e2e";
+const GIB: u64 = 1024 * 1024 * 1024;
+
+/// Every package the runbook's playbooks install, on every host (a stray mesos-master on a
+/// worker must be possible, as it is on the real cluster).
+pub const SERVICES: [&str; 11] = [
+    "galaxy",
+    "nfs-server",
+    "apache2",
+    "zookeeper",
+    "mesos-master",
+    "chronos",
+    "mesos-slave",
+    "docker",
+    "prometheus",
+    "grafana-server",
+    "prometheus-node-exporter",
+];
+
+/// The nodes of `deploy/examples/cluster.yaml`.
+pub const NODES: [&str; 8] = [
+    "executor.omtd",
+    "editor.omtd",
+    "manager.omtd",
+    "registry.omtd",
+    "monitor.omtd",
+    "node1.omtd",
+    "node2.omtd",
+    "node3.omtd",
+];
+
+/// Each node's address (the example's, and node4's the tests add).
+pub fn address(node: &str) -> &'static str {
+    match node {
+        "executor.omtd" => "10.0.0.10",
+        "editor.omtd" => "10.0.0.11",
+        "manager.omtd" => "10.0.0.12",
+        "registry.omtd" => "10.0.0.13",
+        "monitor.omtd" => "10.0.0.14",
+        "node1.omtd" => "10.0.0.21",
+        "node2.omtd" => "10.0.0.22",
+        "node3.omtd" => "10.0.0.23",
+        "node4.omtd" => "10.0.0.24",
+        _ => panic!("no address for {node}"),
+    }
+}
+
+struct RunningAgent {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+pub struct World {
+    pub etcd: EtcdServer,
+    pub store: Arc<dyn Store>,
+    pub keys: Keys,
+    pub hosts: BTreeMap<String, SimHost>,
+    agents: BTreeMap<String, RunningAgent>,
+    operator_stop: CancellationToken,
+    operator: Option<tokio::task::JoinHandle<()>>,
+    pub dir: tempfile::TempDir,
+    /// The model of Mesos the operator probes, when the world has one.
+    pub mesos: Option<Arc<MesosModel>>,
+}
+
+/// How the world's operator runs.
+#[derive(Default)]
+pub struct Setup {
+    /// Probe (and call for maintenance) a model of Mesos built from the sim hosts.
+    pub mesos: bool,
+    /// Controller settings (default: omtd's, with a cheap bcrypt cost).
+    pub settings: Option<Settings>,
+}
+
+impl World {
+    /// etcd, the operator, and a sim agent for each of `nodes`.
+    pub async fn start(nodes: &[&str], setup: Setup) -> World {
+        // RUST_LOG=omtd=debug shows the operator's and agents' logs with the test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let etcd = EtcdServer::start();
+        let store: Arc<dyn Store> = Arc::new(
+            EtcdStore::connect(&etcd.endpoints())
+                .await
+                .expect("connect to etcd"),
+        );
+        let keys = Keys::for_cluster(CLUSTER);
+        let mut world = World {
+            etcd,
+            store,
+            keys,
+            hosts: BTreeMap::new(),
+            agents: BTreeMap::new(),
+            operator_stop: CancellationToken::new(),
+            operator: None,
+            dir: tempfile::tempdir().expect("temp dir"),
+            mesos: setup.mesos.then(|| MesosModel::new("manager.omtd")),
+        };
+        world.start_operator(setup.settings);
+        for n in nodes {
+            world.start_agent(n);
+        }
+        world
+    }
+
+    fn start_operator(&mut self, settings: Option<Settings>) {
+        let repo = Repo::new(Arc::clone(&self.store), self.keys.clone());
+        let addr: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
+        let mut options = Options::new(
+            addr,
+            RuntimeConfig {
+                identity: "e2e-operator".into(),
+                ..RuntimeConfig::default()
+            },
+        );
+        options.settings = settings.unwrap_or_default();
+        // bcrypt at cost 10 takes ~0.2 s per hash in a debug build; the format is the same.
+        options.settings.bcrypt_cost = 4;
+        if let Some(model) = &self.mesos {
+            let probes = Arc::new(ModelProbes(Arc::clone(model)));
+            options.probes = Some(probes.clone());
+            options.maintenance = Some(probes);
+            options.probe_interval = Duration::from_millis(100);
+        }
+        let stop = self.operator_stop.clone();
+        self.operator = Some(tokio::spawn(async move {
+            if let Err(e) = omtd::operator::run_until(&repo, options, stop).await {
+                panic!("operator failed: {e}");
+            }
+        }));
+    }
+
+    /// A sim host with every package installed (and the executor's two data disks), and
+    /// an agent on it.
+    pub fn start_agent(&mut self, node: &str) -> SimHost {
+        let sim = SimHost::new();
+        for s in SERVICES {
+            sim.install_service(s);
+        }
+        if node == "executor.omtd" {
+            sim.add_device("/dev/vdb", 10 * GIB);
+            sim.add_device("/dev/vdc", 10 * GIB);
+        }
+        let mut config = AgentConfig::new(node, self.keys.clone());
+        config.watch_files = false;
+        config.service_check = Duration::from_secs(1);
+        let agent =
+            Agent::new(Arc::clone(&self.store), sim.host(), config).with_signal(sim.drift_signal());
+        let (tx, rx) = oneshot::channel();
+        let name = node.to_owned();
+        let task = tokio::spawn(async move {
+            if let Err(e) = agent
+                .run(async move {
+                    let _ = rx.await;
+                })
+                .await
+            {
+                eprintln!("agent {name} stopped: {e}");
+            }
+        });
+        self.agents
+            .insert(node.to_owned(), RunningAgent { stop: tx, task });
+        self.hosts.insert(node.to_owned(), sim.clone());
+        if let Some(model) = &self.mesos {
+            model.add_host(node, address(node), &sim);
+        }
+        sim
+    }
+
+    /// Stops the agent of a node that left the cluster; its host is no longer checked.
+    pub async fn forget(&mut self, node: &str) {
+        self.hosts.remove(node);
+        if let Some(a) = self.agents.remove(node) {
+            let _ = a.stop.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(5), a.task).await;
+        }
+    }
+
+    pub fn host(&self, node: &str) -> &SimHost {
+        self.hosts
+            .get(node)
+            .unwrap_or_else(|| panic!("no sim host {node}"))
+    }
+
+    pub async fn stop(mut self) {
+        for (_, a) in std::mem::take(&mut self.agents) {
+            let _ = a.stop.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(5), a.task).await;
+        }
+        self.operator_stop.cancel();
+        if let Some(op) = self.operator.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), op).await;
+        }
+    }
+
+    /// Runs the `omtd` binary against this world's store; panics unless it exits 0.
+    pub async fn omtd(&self, args: &[&str]) -> String {
+        let (code, stdout, stderr) = self.omtd_status(args).await;
+        assert_eq!(code, 0, "omtd {args:?} failed:\n{stderr}");
+        stdout
+    }
+
+    /// Runs the `omtd` binary: (exit code, stdout, stderr).
+    pub async fn omtd_status(&self, args: &[&str]) -> (i32, String, String) {
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        let url = self.etcd.url();
+        let dir = self.dir.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let out = assert_cmd::Command::cargo_bin("omtd")
+                .expect("the omtd binary")
+                .env("OMTD_STORE", url)
+                .env("OMTD_CLUSTER", CLUSTER)
+                .current_dir(dir)
+                .args(&args)
+                .output()
+                .expect("run omtd");
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+        .await
+        .expect("omtd runner")
+    }
+
+    /// Writes a manifest into the test's folder.
+    pub fn manifest(&self, name: &str, yaml: &str) -> String {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, yaml).expect("write manifest");
+        path.to_string_lossy().into_owned()
+    }
+
+    /// The store's current revision.
+    pub async fn revision(&self) -> i64 {
+        self.store
+            .list(&self.keys.leader(), None)
+            .await
+            .expect("list")
+            .revision
+    }
+
+    pub async fn report(&self, node: &str) -> Option<Report> {
+        let kv = self.store.get(&self.keys.report(node)).await.ok()??;
+        serde_json::from_slice(&kv.value).ok()
+    }
+
+    /// The node's plan slices as stored, by controller.
+    pub async fn slices(&self, node: &str) -> BTreeMap<String, PlanSlice> {
+        let prefix = self.keys.plans_of(node);
+        let Ok(list) = self.store.list(&prefix, None).await else {
+            return BTreeMap::new();
+        };
+        list.kvs
+            .into_iter()
+            .filter_map(|kv| {
+                let controller = kv.key.strip_prefix(&prefix)?.to_owned();
+                Some((controller, serde_json::from_slice(&kv.value).ok()?))
+            })
+            .collect()
+    }
+
+    /// Why `node` is not converged yet (`None`: its report says converged and its host
+    /// holds every planned file byte for byte and every planned service state).
+    pub async fn not_converged(&self, node: &str) -> Option<String> {
+        let Some(report) = self.report(node).await else {
+            return Some("no report".into());
+        };
+        if !report.converged {
+            let bad: Vec<String> = report
+                .resources
+                .iter()
+                .filter(|r| r.state != omtd_crds::plan::ResourceState::Converged)
+                .map(|r| format!("{} {:?} {}", r.id, r.state, r.message))
+                .collect();
+            return Some(format!("report not converged: {}", bad.join("; ")));
+        }
+        let slices = self.slices(node).await;
+        if slices.is_empty() {
+            return Some("no plan".into());
+        }
+        let host = self.host(node);
+        for s in slices.values() {
+            for f in &s.files {
+                let on_host = host.file(&f.path);
+                match (f.ensure, on_host) {
+                    (Ensure::Present, Some(h)) if h.content == f.content.as_bytes() => {}
+                    (Ensure::Present, _) => return Some(format!("{} differs", f.path)),
+                    (Ensure::Absent, None) => {}
+                    (Ensure::Absent, Some(_)) => return Some(format!("{} present", f.path)),
+                }
+            }
+            for svc in &s.services {
+                let Some(h) = host.service(&svc.name) else {
+                    continue;
+                };
+                let ok = match svc.state {
+                    ServiceState::Running => h.running && !h.masked,
+                    ServiceState::Stopped => !h.running,
+                    ServiceState::Masked => !h.running && h.masked,
+                };
+                if !ok {
+                    return Some(format!("service {} is not {:?}", svc.name, svc.state));
+                }
+            }
+        }
+        None
+    }
+
+    /// Waits until every node with an agent is converged; returns how long it took.
+    pub async fn wait_converged(&self, timeout: Duration) -> Duration {
+        let start = Instant::now();
+        loop {
+            let mut pending = Vec::new();
+            for node in self.hosts.keys() {
+                if let Some(why) = self.not_converged(node).await {
+                    pending.push(format!("{node}: {why}"));
+                }
+            }
+            if pending.is_empty() {
+                return start.elapsed();
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "not converged after {timeout:?}:\n  {}",
+                    pending.join("\n  ")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Polls `f` every 10 ms until it holds; returns how long it took, panicking with `what`
+/// after `timeout`.
+pub async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return start.elapsed();
+        }
+        if start.elapsed() > timeout {
+            panic!("{what}: not within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A file's bytes on a sim host, as a string ("" when missing).
+pub fn text(host: &SimHost, path: &str) -> String {
+    host.file(path)
+        .map(|f| String::from_utf8_lossy(&f.content).into_owned())
+        .unwrap_or_default()
+}
