@@ -563,5 +563,9 @@ fn plan_shows_a_nodes_merged_configuration() {
         .any(|s| s["name"] == "mesos-master" && s["controller"] == "leader-guard"));
     let r = env.omtd(&["plan", "nope.omtd"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("node/nope.omtd not found"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("node/nope.omtd not found"),
+        "{}",
+        r.stderr
+    );
 }

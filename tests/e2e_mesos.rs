@@ -1,15 +1,20 @@
 //! The runbook procedures that need Mesos's answers, end to end: a real etcd, `omtd
-//! operator` probing a model of Mesos, Chronos and ZooKeeper built from the sim hosts
-//! (`e2e_support::mesos`: an agent registers only when its credential matches the master's
-//! byte for byte, Chronos likewise, maintenance drains and downs machines), one sim agent
-//! per node, and the `omtd` CLI. Each step ends with `omtd status --wait` converged.
+//! operator` running its real probes and maintenance calls over HTTP against the sim
+//! world (`omtd::sim`: an agent registers only when its credential matches the leading
+//! master's byte for byte, Chronos likewise, the lowest ZooKeeper sequence leads,
+//! maintenance drains and downs machines, Prometheus scrapes what its file_sd lists), one
+//! sim agent per node, and the `omtd` CLI. Each step ends with `omtd status --wait`
+//! converged.
 
 mod common;
 mod e2e_support;
 
 use std::time::{Duration, Instant};
 
+use e2e_support::mesos::PROBE_PRINCIPAL;
 use e2e_support::{text, Setup, World, EXAMPLE, NODES};
+use omtd::probes::mesos::MesosMaster;
+use omtd::probes::{BasicAuth, HttpProbe, HttpTarget, ProbeConfig};
 use omtd_controllers::{RecoveryPolicy, Settings};
 use omtd_crds::{ConditionStatus, Kind, Status};
 
@@ -54,6 +59,22 @@ async fn status_wait(w: &World) -> Duration {
     start.elapsed()
 }
 
+/// The leading master's view, through the real probe.
+async fn mesos_state(w: &World) -> omtd_controllers::MesosState {
+    let sim = w.sim.as_ref().expect("a sim world");
+    let url = sim
+        .mesos_url("manager.omtd")
+        .expect("the manager's endpoint");
+    let target = HttpTarget::parse(&url)
+        .expect("url")
+        .with_auth(BasicAuth::new(PROBE_PRINCIPAL.0, PROBE_PRINCIPAL.1));
+    let http = HttpProbe::new(ProbeConfig::default()).expect("client");
+    MesosMaster::new(http, target)
+        .state()
+        .await
+        .expect("the sim master answers")
+}
+
 async fn wait_until<F, Fut>(what: &str, mut f: F) -> Duration
 where
     F: FnMut() -> Fut,
@@ -80,7 +101,6 @@ async fn runbook_with_mesos() {
         },
     )
     .await;
-    let model = w.mesos.clone().expect("a Mesos model");
 
     // ---- Up, and Ready: every worker registered with the master. ----
     w.omtd(&["apply", "-f", EXAMPLE]).await;
@@ -109,6 +129,14 @@ async fn runbook_with_mesos() {
         condition(&cluster, "MesosConnected"),
         Some(ConditionStatus::True)
     );
+    let mesos = mesos_state(&w).await;
+    assert_eq!(mesos.leader.as_deref(), Some("10.0.0.12"), "{mesos:?}");
+    assert!(mesos.framework_active("chronos"), "{mesos:?}");
+    assert_eq!(
+        mesos.agents.iter().filter(|a| a.active).count(),
+        3,
+        "{mesos:?}"
+    );
 
     // ---- How to remove a node: node3 drained, stopped, cleaned up, released. ----
     let out = w.omtd(&["delete", "node", "node3.omtd"]).await;
@@ -119,14 +147,13 @@ async fn runbook_with_mesos() {
     })
     .await;
     log("remove node3: record released", took);
-    let calls = model.calls();
-    let schedule = calls.iter().position(|c| c == "schedule 10.0.0.23");
-    let down = calls.iter().position(|c| c == "down 10.0.0.23");
-    assert!(
-        schedule.is_some() && down > schedule,
-        "drained through Mesos maintenance: {calls:?}"
+    let mesos = mesos_state(&w).await;
+    assert_eq!(
+        mesos.down_machines,
+        ["10.0.0.23"],
+        "drained through Mesos maintenance: {mesos:?}"
     );
-    assert_eq!(model.down_machines(), ["10.0.0.23"]);
+    assert!(!mesos.agent_active(&["10.0.0.23"]), "{mesos:?}");
     let node3 = w.host("node3.omtd").clone();
     for svc in ["mesos-slave", "prometheus-node-exporter"] {
         assert!(
@@ -149,6 +176,10 @@ async fn runbook_with_mesos() {
         "{:?}",
         executor.state().exports_owned
     );
+    wait_until("node3's plan slices gone", || async {
+        w.slices("node3.omtd").await.is_empty()
+    })
+    .await;
     w.forget("node3.omtd").await;
     // Unreferenced now: the credential can go too.
     w.omtd(&["delete", "credential", "node3.omtd"]).await;
@@ -156,10 +187,68 @@ async fn runbook_with_mesos() {
     assert!(code != 0 && err.contains("not found"), "{err}");
     log("remove node3: converged", status_wait(&w).await);
 
+    // ---- The wrong leader: a mesos-master started by hand on node2 while its agent is
+    // down, and the manager's ZooKeeper session expires: the stray holds the lowest
+    // sequence and leads, and nothing registers with it (it has no credentials). ----
+    let sim = w.sim.clone().expect("a sim world");
+    let node2 = w.host("node2.omtd").clone();
+    w.pause_agent("node2.omtd").await;
+    let start = Instant::now();
+    sim.start_stray_master("node2.omtd")
+        .expect("node2 is a sim node");
+    sim.expire_master_session("manager.omtd");
+    assert_eq!(
+        sim.leader_at(e2e_support::mesos::ZK_URL)
+            .ok()
+            .flatten()
+            .as_deref(),
+        Some("node2.omtd")
+    );
+    wait_until("the operator sees the stray lead", || async {
+        let s = status(&w, Kind::Cluster, "omtd").await;
+        s.as_ref()
+            .and_then(|s| s.condition("LeaderElected"))
+            .is_some_and(|c| c.reason == "StrayMasterLeads")
+    })
+    .await;
+    log(
+        "stray master leading: seen by the operator",
+        start.elapsed(),
+    );
+    wait_until(
+        "node1 no longer Ready: its agent cannot register",
+        || async {
+            let s = status(&w, Kind::Node, "node1.omtd").await;
+            s.as_ref()
+                .and_then(|s| s.condition("Ready"))
+                .is_some_and(|c| c.reason == "NotRegistered")
+        },
+    )
+    .await;
+    // node2's agent comes back and masks the stray; the manager leads again.
+    w.resume_agent("node2.omtd");
+    wait_until("the stray masked and the manager leading again", || async {
+        let s = status(&w, Kind::Cluster, "omtd").await;
+        node2
+            .service("mesos-master")
+            .is_some_and(|m| m.masked && !m.running)
+            && sim
+                .leader_at(e2e_support::mesos::ZK_URL)
+                .ok()
+                .flatten()
+                .as_deref()
+                == Some("manager.omtd")
+            && condition(&s, "LeaderElected") == Some(ConditionStatus::True)
+            && condition(&s, "MesosConnected") == Some(ConditionStatus::True)
+    })
+    .await;
+    log("stray master leading: manager leads again", start.elapsed());
+    log("stray master leading: converged", status_wait(&w).await);
+
     // ---- Chronos disconnected: the ordered recovery, master → Chronos → agents. ----
     let from = manager.log().len();
     let worker_from = w.host("node1.omtd").log().len();
-    model.disconnect_chronos();
+    w.chronos.disconnect();
     let start = Instant::now();
     wait_until("the leader guard starts a recovery", || async {
         let s = status(&w, Kind::Cluster, "omtd").await;
@@ -195,6 +284,16 @@ async fn runbook_with_mesos() {
         "the agents stopped, then started last: {log_w:?}"
     );
     log("Chronos disconnected: converged", status_wait(&w).await);
+
+    // Steady, with probes answering every 100 ms: no writes at all.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let revision = w.revision().await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        w.revision().await,
+        revision,
+        "the store was written while idle"
+    );
 
     w.stop().await;
 }

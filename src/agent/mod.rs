@@ -309,8 +309,8 @@ impl Agent {
                         expected.push((hp, *fp));
                     }
                 }
-                let extra = host.extra_watch_paths();
-                (host, mem, out, expected, extra)
+                expected.extend(out.snapshots.iter().cloned());
+                (host, mem, out, expected)
             });
             // While the pass runs, its long steps' progress goes to the report.
             let joined = loop {
@@ -335,7 +335,7 @@ impl Agent {
                 }
             };
             limiter.reset();
-            let (host, mem, out, expected, extra) = match joined {
+            let (host, mem, out, expected) = match joined {
                 Ok(v) => v,
                 Err(e) => break Err(AgentError::Pass(e.to_string())),
             };
@@ -350,7 +350,7 @@ impl Agent {
                 }
             }
             if let Some(d) = drift.as_mut() {
-                d.update(expected, extra);
+                d.update(expected, Vec::new());
             }
             next_wake = out.next_wake;
             let applied = plan.as_ref().map(|p| p.applied.clone()).unwrap_or_default();

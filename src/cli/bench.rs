@@ -100,12 +100,17 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCod
         },
     )
     .await?;
-    let table = render(&figures, &global.store);
-    print!("{table}");
     if figures.timed_out {
-        eprintln!("error: did not converge within {:?}", args.timeout);
+        eprintln!(
+            "error: {} nodes did not converge within {:?} (process RSS {} MiB)",
+            figures.nodes,
+            args.timeout,
+            figures.rss_bytes / (1024 * 1024)
+        );
         return Ok(ExitCode::from(1));
     }
+    let table = render(&figures, &global.store);
+    print!("{table}");
     if let Some(path) = &args.record {
         let date = std::process::Command::new("date")
             .arg("-u")

@@ -32,8 +32,9 @@ pub enum OperatorError {
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// Not a `#[source]`: the message already carries it (it would print twice).
     #[error("probe configuration: {0}")]
-    Probes(#[from] crate::probes::ProbeError),
+    Probes(crate::probes::ProbeError),
 }
 
 /// How `omtd operator` runs.
@@ -67,7 +68,7 @@ impl Options {
         if targets.is_empty() {
             return Ok(self);
         }
-        let http = HttpProbes::new(targets)?;
+        let http = HttpProbes::new(targets).map_err(OperatorError::Probes)?;
         if let Some(master) = http.mesos() {
             self.maintenance = Some(Arc::new(master.clone()));
         }

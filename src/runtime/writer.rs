@@ -35,6 +35,16 @@ pub enum WriteError {
     Store(#[from] StoreError),
 }
 
+/// The most compares, and the most operations, one write transaction carries: under
+/// etcd's default `--max-txn-ops` (128).
+pub const MAX_TXN_OPS: usize = 100;
+
+/// One key's write (or a released object's two deletes) and the compares guarding it.
+struct Change {
+    compares: Vec<Compare>,
+    ops: Vec<Op>,
+}
+
 /// Writes for one leadership term.
 pub struct Writer {
     store: Arc<dyn Store>,
@@ -87,11 +97,24 @@ impl Writer {
         latest: &Snapshot,
         outcome: &Outcome,
     ) -> Option<Txn> {
+        let changes = self.changes(controller, read, latest, outcome);
+        self.pack(changes, usize::MAX).into_iter().next()
+    }
+
+    /// The writes `outcome` needs, each with the compares that guard it.
+    fn changes(
+        &self,
+        controller: &str,
+        read: &Snapshot,
+        latest: &Snapshot,
+        outcome: &Outcome,
+    ) -> Vec<Change> {
         let snapshot = read;
-        let mut txn = Txn::new().when(self.fence());
+        let mut changes = Vec::new();
         for (node, slice) in &outcome.plans {
             let key = self.keys.plan(node, controller);
             let (stored, read_revision) = snapshot.stored(&key);
+            let unchanged = Compare::mod_revision(key.clone(), CompareOp::Equal, read_revision);
             match slice {
                 Some(slice) => {
                     let mut slice = slice.clone();
@@ -103,24 +126,18 @@ impl Writer {
                         Err(_) => continue,
                     };
                     if stored != Some(bytes.as_slice()) {
-                        txn = txn
-                            .when(Compare::mod_revision(
-                                key.clone(),
-                                CompareOp::Equal,
-                                read_revision,
-                            ))
-                            .then(Op::put(key, bytes));
+                        changes.push(Change {
+                            compares: vec![unchanged],
+                            ops: vec![Op::put(key, bytes)],
+                        });
                     }
                 }
                 None => {
                     if stored.is_some() {
-                        txn = txn
-                            .when(Compare::mod_revision(
-                                key.clone(),
-                                CompareOp::Equal,
-                                read_revision,
-                            ))
-                            .then(Op::delete(key));
+                        changes.push(Change {
+                            compares: vec![unchanged],
+                            ops: vec![Op::delete(key)],
+                        });
                     }
                 }
             }
@@ -148,14 +165,13 @@ impl Writer {
             };
             let (stored, read_revision) = base.stored(&key);
             if stored != Some(bytes.as_slice()) {
-                txn = txn
-                    .when(Compare::present(self.keys.spec(object.kind, &object.name)))
-                    .when(Compare::mod_revision(
-                        key.clone(),
-                        CompareOp::Equal,
-                        read_revision,
-                    ))
-                    .then(Op::put(key, bytes));
+                changes.push(Change {
+                    compares: vec![
+                        Compare::present(self.keys.spec(object.kind, &object.name)),
+                        Compare::mod_revision(key.clone(), CompareOp::Equal, read_revision),
+                    ],
+                    ops: vec![Op::put(key, bytes)],
+                });
             }
         }
         for object in &outcome.delete {
@@ -164,16 +180,39 @@ impl Writer {
             if stored.is_none() {
                 continue;
             }
-            txn = txn
-                .when(Compare::mod_revision(
+            changes.push(Change {
+                compares: vec![Compare::mod_revision(
                     spec.clone(),
                     CompareOp::Equal,
                     read_revision,
-                ))
-                .then(Op::delete(spec))
-                .then(Op::delete(self.keys.status(object.kind, &object.name)));
+                )],
+                ops: vec![
+                    Op::delete(spec),
+                    Op::delete(self.keys.status(object.kind, &object.name)),
+                ],
+            });
         }
-        (!txn.success.is_empty()).then_some(txn)
+        changes
+    }
+
+    /// Fenced transactions carrying `changes`, each with at most `limit` compares and
+    /// `limit` operations (a change is never split from its compares).
+    fn pack(&self, changes: Vec<Change>, limit: usize) -> Vec<Txn> {
+        let mut txns = Vec::new();
+        let mut txn = Txn::new().when(self.fence());
+        for c in changes {
+            let full = txn.compares.len() + c.compares.len() > limit
+                || txn.success.len() + c.ops.len() > limit;
+            if full && !txn.success.is_empty() {
+                txns.push(std::mem::replace(&mut txn, Txn::new().when(self.fence())));
+            }
+            txn.compares.extend(c.compares);
+            txn.success.extend(c.ops);
+        }
+        if !txn.success.is_empty() {
+            txns.push(txn);
+        }
+        txns
     }
 
     /// Writes what differs. Returns the store revision after the last write, or `None`
@@ -200,7 +239,13 @@ impl Writer {
         now: SystemTime,
     ) -> Result<Option<Revision>, WriteError> {
         let mut revision = None;
-        if let Some(txn) = self.diff_merged(controller, snapshot, latest, outcome) {
+        // Bounded transactions (etcd refuses more than --max-txn-ops, 128 by default, in
+        // one): a cluster-wide controller's first reconcile writes a slice and a status
+        // per node. Each batch is fenced on its own; if a later one fails, the earlier
+        // ones stand, which is fine: every key is right by itself, and the reconcile runs
+        // again for the rest.
+        let changes = self.changes(controller, snapshot, latest, outcome);
+        for txn in self.pack(changes, MAX_TXN_OPS) {
             revision = Some(self.commit(txn).await?);
         }
         if !outcome.events.is_empty() {

@@ -22,7 +22,8 @@ use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::etcd::EtcdServer;
-use mesos::{MesosModel, ModelProbes};
+use mesos::ChronosFault;
+use omtd::sim::SimWorld;
 
 pub const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples/cluster.yaml");
 pub const CLUSTER: &str = "e2e";
@@ -86,14 +87,16 @@ pub struct World {
     operator_stop: CancellationToken,
     operator: Option<tokio::task::JoinHandle<()>>,
     pub dir: tempfile::TempDir,
-    /// The model of Mesos the operator probes, when the world has one.
-    pub mesos: Option<Arc<MesosModel>>,
+    /// What Mesos, ZooKeeper and Prometheus make of the hosts, served over HTTP to the
+    /// operator's probes, when the world has it.
+    pub sim: Option<SimWorld>,
+    pub chronos: Arc<ChronosFault>,
 }
 
 /// How the world's operator runs.
 #[derive(Default)]
 pub struct Setup {
-    /// Probe (and call for maintenance) a model of Mesos built from the sim hosts.
+    /// Probe (and call for maintenance) the sim world's Mesos, ZooKeeper and Prometheus.
     pub mesos: bool,
     /// Controller settings (default: omtd's, with a cheap bcrypt cost).
     pub settings: Option<Settings>,
@@ -123,12 +126,14 @@ impl World {
             operator_stop: CancellationToken::new(),
             operator: None,
             dir: tempfile::tempdir().expect("temp dir"),
-            mesos: setup.mesos.then(|| MesosModel::new("manager.omtd")),
+            sim: setup.mesos.then(SimWorld::new),
+            chronos: ChronosFault::new(),
         };
-        world.start_operator(setup.settings);
+        // Hosts first: the operator's probes need the manager's sim endpoints.
         for n in nodes {
             world.start_agent(n);
         }
+        world.start_operator(setup.settings);
         world
     }
 
@@ -145,10 +150,10 @@ impl World {
         options.settings = settings.unwrap_or_default();
         // bcrypt at cost 10 takes ~0.2 s per hash in a debug build; the format is the same.
         options.settings.bcrypt_cost = 4;
-        if let Some(model) = &self.mesos {
-            let probes = Arc::new(ModelProbes(Arc::clone(model)));
-            options.probes = Some(probes.clone());
-            options.maintenance = Some(probes);
+        if let Some(sim) = &self.sim {
+            let (probes, maintenance) = mesos::wiring(sim, Arc::clone(&self.chronos));
+            options.probes = Some(probes);
+            options.maintenance = maintenance;
             options.probe_interval = Duration::from_millis(100);
         }
         let stop = self.operator_stop.clone();
@@ -170,6 +175,19 @@ impl World {
             sim.add_device("/dev/vdb", 10 * GIB);
             sim.add_device("/dev/vdc", 10 * GIB);
         }
+        self.spawn_agent(node, &sim);
+        self.hosts.insert(node.to_owned(), sim.clone());
+        if let Some(world) = &self.sim {
+            world.add_node(node, address(node), sim.clone());
+        }
+        if node == mesos::MANAGER {
+            self.chronos.watch_manager(&sim);
+        }
+        sim
+    }
+
+    /// An agent on `sim` for `node`.
+    fn spawn_agent(&mut self, node: &str, sim: &SimHost) {
         let mut config = AgentConfig::new(node, self.keys.clone());
         config.watch_files = false;
         config.service_check = Duration::from_secs(1);
@@ -189,11 +207,20 @@ impl World {
         });
         self.agents
             .insert(node.to_owned(), RunningAgent { stop: tx, task });
-        self.hosts.insert(node.to_owned(), sim.clone());
-        if let Some(model) = &self.mesos {
-            model.add_host(node, address(node), &sim);
+    }
+
+    /// Stops a node's agent (the host stays as it is, unattended).
+    pub async fn pause_agent(&mut self, node: &str) {
+        if let Some(a) = self.agents.remove(node) {
+            let _ = a.stop.send(());
+            let _ = tokio::time::timeout(Duration::from_secs(5), a.task).await;
         }
-        sim
+    }
+
+    /// Starts a new agent on the node's host.
+    pub fn resume_agent(&mut self, node: &str) {
+        let sim = self.host(node).clone();
+        self.spawn_agent(node, &sim);
     }
 
     /// Stops the agent of a node that left the cluster; its host is no longer checked.
@@ -219,6 +246,9 @@ impl World {
         self.operator_stop.cancel();
         if let Some(op) = self.operator.take() {
             let _ = tokio::time::timeout(Duration::from_secs(15), op).await;
+        }
+        if let Some(sim) = &self.sim {
+            sim.shutdown();
         }
     }
 

@@ -49,6 +49,10 @@ pub struct PassOutcome {
     pub expected_files: Vec<(String, Option<[u8; 32]>)>,
     /// When a resource in backoff may be repaired again.
     pub next_wake: Option<Instant>,
+    /// Shared files the agent edits only in part (fstab, exports), with their fingerprint
+    /// as the step that owns them left them. Taken right after that step, not after the
+    /// pass: a hand edit made while the rest of the pass runs must still count as drift.
+    pub snapshots: Vec<(std::path::PathBuf, Option<[u8; 32]>)>,
 }
 
 /// What became of one resource.
@@ -112,8 +116,12 @@ pub fn run_with_progress<'a>(
     };
     pass.storage();
     pass.mounts();
+    let paths = pass.host.mounts.watch_paths();
+    pass.snapshot(paths);
     pass.files();
     pass.exports();
+    let paths = pass.host.exports.watch_paths();
+    pass.snapshot(paths);
     pass.services();
     pass.containers();
     pass.finish()
@@ -136,6 +144,13 @@ impl Pass<'_> {
             tracing::info!(changes = self.out.changes, "apply pass changed the host");
         }
         self.out
+    }
+
+    fn snapshot(&mut self, paths: Vec<std::path::PathBuf>) {
+        for p in paths {
+            let fp = crate::agent::drift::fingerprint_of(&p);
+            self.out.snapshots.push((p, fp));
+        }
     }
 
     /// Whether a change to `id` (whose spec hashes to `hash`) would repair drift.
