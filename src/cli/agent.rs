@@ -1,5 +1,7 @@
 //! `omtd agent --node NAME [--driver linux|sim] [--root DIR] [--resync 30s]`: the host
 //! agent (see `crate::agent`). Runs until SIGINT or SIGTERM, then revokes its heartbeat.
+//! Where systemd runs, the linux driver also listens to its D-Bus unit signals on the system
+//! bus (`OMTD_SYSTEMD_BUS=ADDRESS` names another bus; see `crate::agent::unit_watch`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;

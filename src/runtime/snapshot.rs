@@ -394,7 +394,7 @@ mod tests {
         assert_eq!(relisted.agents_gone.get("n1"), Some(&gone_at));
         let mut back = relisted;
         back.apply(&keys, lease, Some(kv(lease, "{}", 6)), 6);
-        assert!(back.agents_gone.get("n1").is_none());
+        assert!(!back.agents_gone.contains_key("n1"));
         assert!(back.agent_liveness(later)["n1"].lease_present);
     }
 }

@@ -307,3 +307,54 @@ impl Writer {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreUrl;
+    use omtd_crds::plan::PlanSlice;
+    use std::time::Duration;
+
+    /// A cluster-wide controller's first reconcile on a big cluster: more writes than one
+    /// etcd transaction may carry go in several fenced ones, and all land.
+    #[tokio::test]
+    async fn big_outcomes_are_written_in_bounded_transactions() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url: StoreUrl = format!("sqlite://{}", dir.path().join("w.db").display())
+            .parse()
+            .expect("url");
+        let store = crate::store::open(&url).await.expect("store");
+        let keys = Keys::for_cluster("w");
+        let token = store
+            .put(&keys.leader(), b"me".to_vec())
+            .await
+            .expect("put");
+        let metrics = Arc::new(Metrics::new());
+        let events = Arc::new(EventRecorder::new(
+            Arc::clone(&store),
+            keys.clone(),
+            Duration::from_secs(60),
+        ));
+        let writer = Writer::new(Arc::clone(&store), keys.clone(), token, metrics, events);
+        let outcome = Outcome {
+            plans: (0..250)
+                .map(|i| (format!("n{i}"), Some(PlanSlice::default())))
+                .collect(),
+            ..Outcome::default()
+        };
+        let snapshot = Snapshot::default();
+        let changes = writer.changes("c", &snapshot, &snapshot, &outcome);
+        let txns = writer.pack(changes, MAX_TXN_OPS);
+        assert_eq!(txns.len(), 3);
+        assert!(txns
+            .iter()
+            .all(|t| t.success.len() <= MAX_TXN_OPS && t.compares.len() <= MAX_TXN_OPS));
+        assert!(txns.iter().all(|t| t.compares[0] == writer.fence()));
+        writer
+            .write("c", &snapshot, &outcome, SystemTime::now())
+            .await
+            .expect("write");
+        let written = store.list(keys.prefix(), None).await.expect("list");
+        assert_eq!(written.kvs.len(), 251, "250 slices and the leader key");
+    }
+}
