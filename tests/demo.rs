@@ -74,3 +74,28 @@ fn the_demo_refuses_a_store_that_already_holds_records() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already holds records"));
 }
+
+#[test]
+fn bench_converges_a_small_cluster_and_prints_its_figures() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let record = dir.path().join("perf.md");
+    let out = Command::cargo_bin("omtd")
+        .expect("the omtd binary")
+        .current_dir(dir.path())
+        .env_remove("OMTD_STORE")
+        .args(["bench", "--nodes", "8", "--changes", "3", "--idle", "1s"])
+        .arg("--record")
+        .arg(&record)
+        .timeout(Duration::from_secs(90))
+        .output()
+        .expect("run omtd bench");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("| 8 | sqlite |"), "{stdout}");
+    let recorded = std::fs::read_to_string(&record).expect("the record");
+    assert!(recorded.contains("Machine: ") && recorded.contains("| 8 | sqlite |"));
+}

@@ -226,6 +226,28 @@ async fn runbook_on_sim_hosts() {
         w.wait_converged(CONVERGE).await,
     );
 
+    // What omtd recorded says what it did, and never a secret.
+    let events = w.omtd(&["events", "-o", "json"]).await;
+    assert!(events.contains("node/node4.omtd"), "{events}");
+    for secret in [
+        "n1-Xq7vL2pR9s",
+        "n1-Rotated0Q2w",
+        "n4-Tg5hY6uJ7k",
+        "ch-Pw2eR7uT4v",
+        "gx-Lk9aS3dF6g",
+        "rg-Zx5cV8bN1m",
+    ] {
+        assert!(!events.contains(secret), "a secret in the events");
+        let statuses = w.store.list(&w.keys.statuses(), None).await.expect("list");
+        for kv in statuses.kvs {
+            assert!(
+                !String::from_utf8_lossy(&kv.value).contains(secret),
+                "a secret in {}",
+                kv.key
+            );
+        }
+    }
+
     // A converged cluster costs no writes: nothing is rewritten while nothing changes.
     let revision = w.revision().await;
     tokio::time::sleep(Duration::from_secs(2)).await;
