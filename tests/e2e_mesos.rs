@@ -284,6 +284,17 @@ async fn runbook_with_mesos() {
         "the agents stopped, then started last: {log_w:?}"
     );
     log("Chronos disconnected: converged", status_wait(&w).await);
+    // What a person sees: the recovery recorded on the Cluster, and its events.
+    let described = w.omtd(&["describe", "cluster", "omtd"]).await;
+    assert!(
+        described.contains("Operation:") && described.contains("recovery"),
+        "{described}"
+    );
+    let events = described.split("Events:").nth(1).unwrap_or_default();
+    assert!(
+        !events.contains("<none>") && !events.trim().is_empty(),
+        "{described}"
+    );
 
     // Steady, with probes answering every 100 ms: no writes at all.
     tokio::time::sleep(Duration::from_millis(500)).await;

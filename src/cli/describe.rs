@@ -32,6 +32,38 @@ pub async fn run(repo: &Repo, args: DescribeArgs) -> anyhow::Result<ExitCode> {
         );
     };
     print!("{}", describe(&stored.object, &snapshot, args.show_secrets));
+    // Events last, as kubectl prints them: what omtd did and saw about this object.
+    let object = stored.object.key().to_string();
+    let events: Vec<_> = crate::runtime::events::list(repo.store.as_ref(), &repo.keys)
+        .await?
+        .into_iter()
+        .filter(|e| e.object == object)
+        .collect();
+    println!("Events:");
+    if events.is_empty() {
+        println!("  <none>");
+    } else {
+        let rows = events
+            .iter()
+            .map(|e| {
+                vec![
+                    e.type_.to_string(),
+                    e.reason.clone(),
+                    e.count.to_string(),
+                    e.last_seen.clone(),
+                    e.source.clone(),
+                    e.message.clone(),
+                ]
+            })
+            .collect();
+        let table = render::table(
+            &["TYPE", "REASON", "COUNT", "LAST SEEN", "FROM", "MESSAGE"],
+            rows,
+        );
+        for line in table.lines() {
+            println!("  {line}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -101,6 +133,15 @@ fn describe(obj: &Object, snapshot: &Snapshot, show_secrets: bool) -> String {
                 let _ = writeln!(out, "  {line}");
             }
             let _ = writeln!(out, "Observed Generation: {}", status.observed_generation);
+        }
+    }
+    // What a controller is doing about the object (a removal's phase, a volume's step and
+    // percent, the leader guard's recovery), as the controllers record it in status.
+    if let Some(status) = shown.status().filter(|s| !s.extra.is_empty()) {
+        let _ = writeln!(out, "Operation:");
+        let text = serde_yaml_ng::to_string(&status.extra).unwrap_or_default();
+        for line in text.lines() {
+            let _ = writeln!(out, "  {line}");
         }
     }
     out

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
+use omtd_controllers::removal::DELETING_ANNOTATION;
 use omtd_crds::validate::{has_errors, validate_set};
 use omtd_crds::{Diagnostic, Kind, Object, ObjectKey, Severity};
 
@@ -107,6 +108,14 @@ pub fn plan_apply(snapshot: &Snapshot, desired: Vec<Object>, opts: &ApplyOptions
             continue;
         }
         let stored = snapshot.objects.get(&key);
+        // A removal in progress is omtd's, not the manifest's: re-applying the node's
+        // manifest (as every GitOps run does) must not cancel it. Like Kubernetes'
+        // deletionTimestamp, only `omtd delete` sets it.
+        if let Some(v) = stored.and_then(|s| s.object.meta().annotations.get(DELETING_ANNOTATION)) {
+            obj.meta_mut()
+                .annotations
+                .insert(DELETING_ANNOTATION.to_owned(), v.clone());
+        }
         let (action, generation) = match stored {
             None => (Action::Created, 1),
             Some(s) => {
@@ -321,6 +330,39 @@ mod tests {
             a.after.as_ref().unwrap().meta().generation,
             1,
             "labels are not spec"
+        );
+    }
+
+    #[test]
+    fn reapplying_keeps_a_removal_in_progress() {
+        let snap = stored(&plan_apply(
+            &Snapshot::default(),
+            objs(TWO),
+            &opts("s", false),
+        ));
+        let mut snap = snap;
+        let key = ObjectKey {
+            kind: Kind::Node,
+            name: "a".into(),
+        };
+        if let Some(s) = snap.objects.get_mut(&key) {
+            s.object
+                .meta_mut()
+                .annotations
+                .insert(DELETING_ANNOTATION.into(), "true".into());
+        }
+        let p = plan_apply(&snap, objs(TWO), &opts("s", false));
+        let a = p.changes.iter().find(|c| c.key == key).unwrap();
+        assert_eq!(a.action, Action::Unchanged);
+        assert_eq!(
+            a.after
+                .as_ref()
+                .unwrap()
+                .meta()
+                .annotations
+                .get(DELETING_ANNOTATION)
+                .map(String::as_str),
+            Some("true")
         );
     }
 
