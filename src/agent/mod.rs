@@ -133,6 +133,17 @@ impl Agent {
         stats: Arc<Stats>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), AgentError> {
+        // `instrument`, not `span.enter()`: an entered guard held across awaits would tag
+        // other tasks' log lines with this node (several agents share a process in the demo).
+        let span = tracing::info_span!("agent", node = %self.config.node);
+        tracing::Instrument::instrument(self.run_in_span(stats, shutdown), span).await
+    }
+
+    async fn run_in_span(
+        self,
+        stats: Arc<Stats>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), AgentError> {
         let Agent {
             store,
             host,
@@ -140,8 +151,6 @@ impl Agent {
             signal,
         } = self;
         let node = config.node.clone();
-        let span = tracing::info_span!("agent", node = %node);
-        let _enter = span.enter();
         let report_key = config.keys.report(&node);
 
         // What the agent said last time: counters, restart tokens, the highest fencing
