@@ -198,8 +198,10 @@ async fn runbook_on_sim_hosts() {
     // ---- A stray mesos-master on a worker ("most errors are caused by electing the
     // wrong leader"). ----
     let node2 = w.host("node2.omtd").clone();
+    let log_from = node2.log().len();
     node2.start_stray("mesos-master");
-    assert!(node2.service("mesos-master").is_some_and(|s| s.running));
+    // No assertion that it runs now: the agent may already have stopped it (it is woken by
+    // the change). The host's log below proves the agent acted on the stray.
     let took = wait_for("the stray master stopped and masked", CONVERGE, || {
         node2
             .service("mesos-master")
@@ -207,6 +209,11 @@ async fn runbook_on_sim_hosts() {
     })
     .await;
     log("stray mesos-master on node2: stopped and masked", took);
+    let acted = node2.log()[log_from..].to_vec();
+    assert!(
+        acted.iter().any(|l| l.contains("mesos-master")),
+        "the agent never acted on the stray: {acted:?}"
+    );
     log(
         "stray mesos-master: converged",
         w.wait_converged(CONVERGE).await,
