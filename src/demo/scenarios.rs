@@ -3,7 +3,7 @@
 //! who is registered, what runs, what is scraped) and `omtd status` is converged again.
 
 use std::collections::BTreeMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::checks::{self, Topology};
 use super::run::Ctx;
@@ -149,8 +149,22 @@ async fn chronos_newline(ctx: &Ctx) -> Result<StepResult, DemoError> {
         .title("Failure 2: a trailing newline in Chronos's secret file");
     let host = ctx.world.host(&manager)?;
     let marks = checks::log_marks(&ctx.world);
-    let path = config::flag(&host, "/etc/chronos/conf/mesos_authentication_secret_file")
-        .ok_or_else(|| DemoError::Records("Chronos has no secret file configured".into()))?;
+    // The credentials controller may still be rolling Chronos's files out after the
+    // previous step's restarts (it holds Chronos back until the master has its
+    // credentials): wait for the flag file rather than assume it is there.
+    let flag_file = "/etc/chronos/conf/mesos_authentication_secret_file";
+    let waited = Instant::now();
+    let path = loop {
+        if let Some(p) = config::flag(&host, flag_file) {
+            break p;
+        }
+        if waited.elapsed() >= ctx.timeout {
+            return Err(DemoError::Records(format!(
+                "Chronos has no secret file configured ({flag_file} missing on {manager})"
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     let mut secret = config::bytes(&host, &path).unwrap_or_default();
     secret.push(b'\n');
     host.edit_file(&path, &secret);
