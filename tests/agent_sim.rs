@@ -16,16 +16,7 @@ use omtd_crds::plan::*;
 const GIB: u64 = 1024 * 1024 * 1024;
 
 fn file(path: &str, content: &str) -> FileSpec {
-    FileSpec {
-        path: path.into(),
-        ensure: Ensure::Present,
-        content: content.into(),
-        mode: 0o644,
-        owner: None,
-        group: None,
-        secret: false,
-        validate: None,
-    }
+    FileSpec::plain(path, content)
 }
 
 fn service(name: &str, state: ServiceState) -> ServiceSpec {

@@ -6,16 +6,7 @@ use omtd_crds::plan::{ContainerSpec, Ensure, FileSpec, ServiceSpec, ServiceState
 /// A plain file, mode 0644. `content` is written byte for byte: a one-line flag file must
 /// be given without a trailing newline.
 pub fn file(path: impl Into<String>, content: impl Into<String>) -> FileSpec {
-    FileSpec {
-        path: path.into(),
-        ensure: Ensure::Present,
-        content: content.into(),
-        mode: 0o644,
-        owner: None,
-        group: None,
-        secret: false,
-        validate: None,
-    }
+    FileSpec::plain(path, content)
 }
 
 /// A file holding a secret: mode 0600, never shown.

@@ -88,6 +88,23 @@ fn default_mode() -> u32 {
     0o644
 }
 
+impl FileSpec {
+    /// A present, non-secret file with mode 0644 and exactly `content` (a one-line flag
+    /// file must be given without a trailing newline).
+    pub fn plain(path: impl Into<String>, content: impl Into<String>) -> Self {
+        FileSpec {
+            path: path.into(),
+            ensure: Ensure::Present,
+            content: content.into(),
+            mode: default_mode(),
+            owner: None,
+            group: None,
+            secret: false,
+            validate: None,
+        }
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }

@@ -226,19 +226,10 @@ fn problem(id: String, state: ResourceState, message: String) -> ResourceReport 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use omtd_crds::plan::{Ensure, ServiceState};
+    use omtd_crds::plan::ServiceState;
 
     fn file(path: &str, content: &str) -> FileSpec {
-        FileSpec {
-            path: path.into(),
-            ensure: Ensure::Present,
-            content: content.into(),
-            mode: 0o644,
-            owner: None,
-            group: None,
-            secret: false,
-            validate: None,
-        }
+        FileSpec::plain(path, content)
     }
 
     fn slice(controller: &str, token: i64, files: Vec<FileSpec>) -> (String, Vec<u8>) {

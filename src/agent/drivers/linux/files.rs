@@ -167,19 +167,9 @@ fn group_name(gid: u32) -> String {
 mod tests {
     use super::*;
     use crate::agent::drivers::linux::cmd::{Output, SystemRunner};
-    use omtd_crds::plan::Ensure;
 
     fn spec(path: &str, content: &str) -> FileSpec {
-        FileSpec {
-            path: path.into(),
-            ensure: Ensure::Present,
-            content: content.into(),
-            mode: 0o644,
-            owner: None,
-            group: None,
-            secret: false,
-            validate: None,
-        }
+        FileSpec::plain(path, content)
     }
 
     fn files(dir: &std::path::Path) -> LinuxFiles {
