@@ -22,7 +22,8 @@
 //! keeps the old secret on both sides). Agents wait for the master only, not for Chronos:
 //! an agent's authentication never involves Chronos.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock};
 
 use omtd_crds::plan::{FileSpec, PlanSlice};
 use omtd_crds::{Credential, CredentialUse};
@@ -406,6 +407,16 @@ fn htpasswd_file(
     (Some(f), errors)
 }
 
+/// Bound of the memo of htpasswd lines.
+const HTPASSWD_MEMO_MAX: usize = 1024;
+
+type HtpasswdMemo = Mutex<HashMap<([u8; 32], u32), String>>;
+
+fn htpasswd_memo() -> &'static HtpasswdMemo {
+    static MEMO: OnceLock<HtpasswdMemo> = OnceLock::new();
+    MEMO.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
 /// One htpasswd line, `principal:$2y$<cost>$<salt><hash>`. The salt is the first 16 bytes
 /// of SHA-256("omtd-htpasswd\0" principal "\0" secret): a pure function cannot draw a
 /// random one, and a fixed salt per (principal, secret) keeps the plan from churning. Two
@@ -428,6 +439,18 @@ pub fn htpasswd_line(
     h.update([0]);
     h.update(secret.as_bytes());
     let digest = h.finalize();
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&digest);
+    // The line is a pure function of (principal, secret, cost), and bcrypt is slow on
+    // purpose (~60 ms at cost 10, far more in debug builds): remember it, so a reconcile
+    // does not pay for it again while nothing changed. The memo holds hashes, not secrets.
+    if let Some(line) = htpasswd_memo()
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&(key, cost)).cloned())
+    {
+        return Ok(line);
+    }
     let mut salt = [0u8; 16];
     salt.copy_from_slice(&digest[..16]);
     let parts = bcrypt::non_truncating_hash_with_salt(secret, cost, salt).map_err(|e| {
@@ -438,10 +461,18 @@ pub fn htpasswd_line(
         }
     })?;
     // Apache's `htpasswd -B` writes $2y$; the registry's Go bcrypt accepts it too.
-    Ok(format!(
+    let line = format!(
         "{principal}:{}",
         parts.format_for_version(bcrypt::Version::TwoY)
-    ))
+    );
+    if let Ok(mut memo) = htpasswd_memo().lock() {
+        // A handful of registry users in practice; the bound only guards against churn.
+        if memo.len() >= HTPASSWD_MEMO_MAX {
+            memo.clear();
+        }
+        memo.insert((key, cost), line.clone());
+    }
+    Ok(line)
 }
 
 /// Galaxy's job configuration: every job goes to Chronos with the HTTP credentials.
