@@ -48,6 +48,18 @@ pub fn compute(inputs: &Inputs) -> ClusterStatus {
             why.extend(status_pending(obj, status));
             operations.extend(status_operations(obj, status));
         }
+        // With an operator running, "no status yet" means its controllers have not caught
+        // up with this object (a first reconcile still under way), not that all is well:
+        // agents can report converged on the slices written so far while another
+        // controller's first slice is still to come.
+        let reported = obj.status().and_then(|s| s.condition("Ready")).is_some();
+        let expects_ready = matches!(obj.kind(), Kind::Node | Kind::Credential | Kind::Volume);
+        if inputs.operator && expects_ready && !reported {
+            why.push((
+                Rank::StaleStatus,
+                "the operator's controllers have not reported on it yet".to_owned(),
+            ));
+        }
         // One reason per object, the most fundamental: the others usually follow from it.
         if let Some((_, reason)) = why.into_iter().min_by_key(|(rank, _)| *rank) {
             pending.push(Pending { object: id, reason });

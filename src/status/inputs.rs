@@ -25,6 +25,9 @@ pub struct Inputs {
     pub reports: BTreeMap<String, Result<Report, String>>,
     /// Nodes whose agent heartbeat key exists.
     pub agents: BTreeSet<String>,
+    /// An operator holds the leader key: its controllers are expected to have reported on
+    /// every Node, Credential and Volume before the cluster counts as converged.
+    pub operator: bool,
 }
 
 /// Reads objects, reports and heartbeats at one revision, so they agree with each other.
@@ -53,9 +56,16 @@ pub async fn read(repo: &Repo) -> Result<Inputs, StatusError> {
         .into_iter()
         .filter_map(|kv| kv.key.strip_prefix(&lease_prefix).map(str::to_owned))
         .collect();
+    let operator = !repo
+        .store
+        .list(&repo.keys.leader(), at)
+        .await?
+        .kvs
+        .is_empty();
     Ok(Inputs {
         objects,
         reports,
         agents,
+        operator,
     })
 }

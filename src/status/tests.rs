@@ -229,3 +229,27 @@ fn tracker_prints_only_changes_and_the_end_of_a_subject() {
     let done = t.update(&compute(&i));
     assert_eq!(done, vec![(Tone::Good, "node/a: converged".to_owned())]);
 }
+
+#[test]
+fn with_an_operator_running_an_object_without_ready_is_still_pending() {
+    // Agents converged on the slices written so far, but no controller has reported on
+    // the node yet: a first reconcile still under way is not convergence.
+    let mut i = inputs(vec![node("n1", 1)]);
+    healthy(&mut i, "n1");
+    i.operator = true;
+    let s = compute(&i);
+    assert!(!s.converged, "{s:?}");
+    assert!(
+        s.pending[0].reason.contains("not reported on it yet"),
+        "{s:?}"
+    );
+    // Once the node controller says Ready, it is converged.
+    let mut i = inputs(vec![with_status(
+        node("n1", 1),
+        1,
+        vec![cond("Ready", ConditionStatus::True, "Converged")],
+    )]);
+    healthy(&mut i, "n1");
+    i.operator = true;
+    assert!(compute(&i).converged);
+}
