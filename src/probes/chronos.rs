@@ -46,15 +46,8 @@ impl Chronos {
 
     /// `GET /ping`: Chronos's process serves HTTP (it answers `pong`).
     pub async fn ping(&self) -> Result<(), ProbeError> {
-        let url = self.target.url("/ping");
         self.http
-            .run("chronos.ping", &url, async {
-                self.http
-                    .send(&self.target, Method::GET, url.clone(), None)
-                    .await?
-                    .success(&self.target)
-                    .map(|_| ())
-            })
+            .get_ok("chronos.ping", &self.target, "/ping")
             .await
     }
 

@@ -91,6 +91,24 @@ impl HttpProbe {
         result
     }
 
+    /// `GET path` on `target` as the probe `probe`, expecting a 2xx and nothing else from
+    /// the answer (health and ping checks).
+    pub(crate) async fn get_ok(
+        &self,
+        probe: &'static str,
+        target: &HttpTarget,
+        path: &str,
+    ) -> Result<(), ProbeError> {
+        let url = target.url(path);
+        self.run(probe, &url, async {
+            self.send(target, Method::GET, url.clone(), None)
+                .await?
+                .success(target)
+                .map(|_| ())
+        })
+        .await
+    }
+
     /// One request, no redirect followed.
     pub(crate) async fn send(
         &self,

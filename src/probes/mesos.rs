@@ -74,15 +74,8 @@ impl MesosMaster {
     /// `/master/health`: whether this master's process serves HTTP (200 on any master,
     /// leading or not).
     pub async fn health(&self) -> Result<(), ProbeError> {
-        let url = self.target.url("/master/health");
         self.http
-            .run("mesos.health", &url, async {
-                self.http
-                    .send(&self.target, Method::GET, url.clone(), None)
-                    .await?
-                    .success(&self.target)
-                    .map(|_| ())
-            })
+            .get_ok("mesos.health", &self.target, "/master/health")
             .await
     }
 

@@ -501,8 +501,8 @@ mod tests {
         assert_eq!(sim.pv_extents("/dev/vdc"), Some((256, 0)));
     }
 
-    #[test]
-    fn pv_removal_moves_extents_when_there_is_room() {
+    /// An LV filling /dev/vdb, and /dev/vdc not yet in the group: the host and its driver.
+    fn lv_on_vdb() -> (SimHost, SimHost) {
         let sim = SimHost::new();
         let mut s = sim.clone();
         sim.add_device("/dev/vdb", GIB);
@@ -514,6 +514,12 @@ mod tests {
             ..lv()
         })
         .unwrap();
+        (sim, s)
+    }
+
+    #[test]
+    fn pv_removal_moves_extents_when_there_is_room() {
+        let (sim, mut s) = lv_on_vdb();
         // The LV fills vdb; vdc joins empty. Now shrink the LV's placement by moving vdb away:
         s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true, &mut |_| {})
             .unwrap();
@@ -548,17 +554,7 @@ mod tests {
 
     #[test]
     fn pvmove_reports_progress_and_resumes_after_a_kill() {
-        let sim = SimHost::new();
-        let mut s = sim.clone();
-        sim.add_device("/dev/vdb", GIB);
-        sim.add_device("/dev/vdc", GIB);
-        s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true, &mut |_| {})
-            .unwrap();
-        s.ensure_lv(&LogicalVolumeSpec {
-            grow_to_fill: false,
-            ..lv()
-        })
-        .unwrap();
+        let (sim, mut s) = lv_on_vdb();
         s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true, &mut |_| {})
             .unwrap();
         sim.set_pvmove_pace(8, std::time::Duration::ZERO);
@@ -586,17 +582,7 @@ mod tests {
 
     #[test]
     fn fill_disk_leaves_no_room() {
-        let sim = SimHost::new();
-        let mut s = sim.clone();
-        sim.add_device("/dev/vdb", GIB);
-        sim.add_device("/dev/vdc", GIB);
-        s.ensure_pv(&pv("/dev/vdb", Ensure::Present), true, &mut |_| {})
-            .unwrap();
-        s.ensure_lv(&LogicalVolumeSpec {
-            grow_to_fill: false,
-            ..lv()
-        })
-        .unwrap();
+        let (sim, mut s) = lv_on_vdb();
         s.ensure_pv(&pv("/dev/vdc", Ensure::Present), true, &mut |_| {})
             .unwrap();
         sim.fill_disk("nfsstore");
