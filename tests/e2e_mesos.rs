@@ -3,7 +3,7 @@
 //! world (`omtd::sim`: an agent registers only when its credential matches the leading
 //! master's byte for byte, Chronos likewise, the lowest ZooKeeper sequence leads,
 //! maintenance drains and downs machines, Prometheus scrapes what its file_sd lists), one
-//! sim agent per node, and the `omtd` CLI. Each step ends with `omtd status --wait`
+//! `omtd agent --driver sim` process per node, and the `omtd` CLI. Each step ends with `omtd status --wait`
 //! converged.
 
 mod common;
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use e2e_support::mesos::PROBE_PRINCIPAL;
 use e2e_support::{text, Setup, World, EXAMPLE, NODES};
+use omtd::agent::drivers::sim::Fault;
 use omtd::probes::mesos::MesosMaster;
 use omtd::probes::{BasicAuth, HttpProbe, HttpTarget, ProbeConfig};
 use omtd_controllers::{RecoveryPolicy, Settings};
@@ -49,14 +50,8 @@ fn condition(s: &Option<Status>, t: &str) -> Option<ConditionStatus> {
     s.as_ref()?.condition(t).map(|c| c.status)
 }
 
-/// `omtd status --wait` until converged; returns how long it took.
 async fn status_wait(w: &World) -> Duration {
-    let start = Instant::now();
-    let (code, out, err) = w
-        .omtd_status(&["status", "--wait", "--timeout", "30s"])
-        .await;
-    assert_eq!(code, 0, "omtd status --wait:\n{out}\n{err}");
-    start.elapsed()
+    w.status_wait().await
 }
 
 /// The leading master's view, through the real probe.
@@ -194,8 +189,13 @@ async fn runbook_with_mesos() {
     let node2 = w.host("node2.omtd").clone();
     w.pause_agent("node2.omtd").await;
     let start = Instant::now();
-    sim.start_stray_master("node2.omtd")
-        .expect("node2 is a sim node");
+    w.fault(
+        "node2.omtd",
+        Fault::StartStray {
+            name: "mesos-master".into(),
+        },
+    )
+    .await;
     sim.expire_master_session("manager.omtd");
     assert_eq!(
         sim.leader_at(e2e_support::mesos::ZK_URL)
@@ -226,7 +226,7 @@ async fn runbook_with_mesos() {
     )
     .await;
     // node2's agent comes back and masks the stray; the manager leads again.
-    w.resume_agent("node2.omtd");
+    w.resume_agent("node2.omtd").await;
     wait_until("the stray masked and the manager leading again", || async {
         let s = status(&w, Kind::Cluster, "omtd").await;
         node2

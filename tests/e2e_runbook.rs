@@ -1,10 +1,9 @@
-//! The runbook done by omtd, end to end: a real etcd, `omtd operator`, one sim agent per
-//! node of `deploy/examples/cluster.yaml`, and the `omtd` CLI for every user action. Each
-//! step ends with every host converged on its plan, checked byte for byte.
-//!
-//! Mesos, Chronos and ZooKeeper are not modelled here (no probes): what needs their
-//! answers — a worker's `Ready`, draining a node for removal, recovering a disconnected
-//! Chronos — is in `e2e_mesos.rs`, against a model of them.
+//! The runbook done by omtd, end to end: a real etcd, `omtd operator` probing the sim
+//! world's Mesos, ZooKeeper and Prometheus, one `omtd agent --driver sim` process per node
+//! of `deploy/examples/cluster.yaml`, and the `omtd` CLI for every user action. Each step
+//! ends with every host converged on its plan, checked byte for byte, and `omtd status
+//! --wait` converged. Removing a node, the wrong leader and a disconnected Chronos are in
+//! `e2e_mesos.rs`.
 
 mod common;
 mod e2e_support;
@@ -12,6 +11,7 @@ mod e2e_support;
 use std::time::Duration;
 
 use e2e_support::{text, wait_for, Setup, World, EXAMPLE, NODES};
+use omtd::agent::drivers::sim::Fault;
 
 const CONVERGE: Duration = Duration::from_secs(30);
 
@@ -55,12 +55,19 @@ fn log(step: &str, took: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn runbook_on_sim_hosts() {
-    let mut w = World::start(&NODES, Setup::default()).await;
+    let mut w = World::start(
+        &NODES,
+        Setup {
+            mesos: true,
+            ..Setup::default()
+        },
+    )
+    .await;
 
     // ---- Bring the runbook's cluster up. ----
     let out = w.omtd(&["apply", "-f", EXAMPLE]).await;
     assert!(out.contains("node/node1.omtd created"), "{out}");
-    log("initial convergence", w.wait_converged(CONVERGE).await);
+    w.converged("initial convergence").await;
 
     let manager = w.host("manager.omtd");
     assert_eq!(
@@ -142,7 +149,7 @@ async fn runbook_on_sim_hosts() {
     );
 
     // ---- How to add a node: node4. ----
-    w.start_agent("node4.omtd");
+    w.start_agent("node4.omtd").await;
     let add = w.manifest("node4.yaml", NODE4);
     w.omtd(&["apply", "-f", &add]).await;
     let executor = w.host("executor.omtd").clone();
@@ -159,7 +166,7 @@ async fn runbook_on_sim_hosts() {
     )
     .await;
     log("add node4: export and principal", took);
-    log("add node4: converged", w.wait_converged(CONVERGE).await);
+    w.converged("add node4").await;
     let node4 = w.host("node4.omtd");
     assert_eq!(
         text(node4, AGENT_CREDENTIALS),
@@ -187,7 +194,7 @@ async fn runbook_on_sim_hosts() {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     log("rotate node1: agent has the new secret", start.elapsed());
-    log("rotate node1: converged", w.wait_converged(CONVERGE).await);
+    w.converged("rotate node1").await;
     assert!(
         manager.service("mesos-master").map_or(0, |s| s.starts) > master_restarts,
         "mesos-master was not restarted to read the rotated credential"
@@ -199,7 +206,13 @@ async fn runbook_on_sim_hosts() {
     // wrong leader"). ----
     let node2 = w.host("node2.omtd").clone();
     let log_from = node2.log().len();
-    node2.start_stray("mesos-master");
+    w.fault(
+        "node2.omtd",
+        Fault::StartStray {
+            name: "mesos-master".into(),
+        },
+    )
+    .await;
     // No assertion that it runs now: the agent may already have stopped it (it is woken by
     // the change). The host's log below proves the agent acted on the stray.
     let took = wait_for("the stray master stopped and masked", CONVERGE, || {
@@ -214,13 +227,18 @@ async fn runbook_on_sim_hosts() {
         acted.iter().any(|l| l.contains("mesos-master")),
         "the agent never acted on the stray: {acted:?}"
     );
-    log(
-        "stray mesos-master: converged",
-        w.wait_converged(CONVERGE).await,
-    );
+    w.converged("stray mesos-master").await;
 
     // ---- "No new line at the end. I kid you not!" ----
-    manager.edit_file(CHRONOS_SECRET, b"ch-Pw2eR7uT4v\n");
+    let log_from = manager.log().len();
+    w.fault(
+        "manager.omtd",
+        Fault::EditFile {
+            path: CHRONOS_SECRET.into(),
+            content: "ch-Pw2eR7uT4v\n".into(),
+        },
+    )
+    .await;
     let took = wait_for(
         "the Chronos secret restored byte for byte",
         CONVERGE,
@@ -228,10 +246,12 @@ async fn runbook_on_sim_hosts() {
     )
     .await;
     log("trailing newline in the Chronos secret: restored", took);
-    log(
-        "trailing newline: converged",
-        w.wait_converged(CONVERGE).await,
+    let acted = manager.log()[log_from..].to_vec();
+    assert!(
+        acted.iter().any(|l| l.contains(CHRONOS_SECRET)),
+        "the agent never rewrote the secret: {acted:?}"
     );
+    w.converged("trailing newline").await;
 
     // What omtd recorded says what it did, and never a secret.
     let events = w.omtd(&["events", "-o", "json"]).await;
@@ -306,12 +326,16 @@ async fn wait_volume(w: &World, name: &str, status: omtd_crds::ConditionStatus, 
 async fn storage_procedures_on_sim_hosts() {
     use omtd_crds::ConditionStatus::{False, True};
     const GIB: u64 = 1024 * 1024 * 1024;
-    let w = World::start(&NODES, Setup::default()).await;
+    let w = World::start(
+        &NODES,
+        Setup {
+            mesos: true,
+            ..Setup::default()
+        },
+    )
+    .await;
     w.omtd(&["apply", "-f", EXAMPLE]).await;
-    log(
-        "storage: initial convergence",
-        w.wait_converged(CONVERGE).await,
-    );
+    w.converged("storage: initial convergence").await;
     let executor = w.host("executor.omtd").clone();
     let lv_size = || {
         executor
@@ -326,7 +350,14 @@ async fn storage_procedures_on_sim_hosts() {
 
     // ---- Mount a volume: a blank disk gets ext4, an fstab line by UUID, a mount. ----
     let registry = w.host("registry.omtd").clone();
-    registry.add_device("/dev/vdb", 5 * GIB);
+    w.fault(
+        "registry.omtd",
+        Fault::AddDevice {
+            path: "/dev/vdb".into(),
+            size: 5 * GIB,
+        },
+    )
+    .await;
     let m = w.manifest(
         "registry-data.yaml",
         &volume(
@@ -351,9 +382,17 @@ async fn storage_procedures_on_sim_hosts() {
         registry.fstab()
     );
     assert!(registry.state().mounted.contains("/mnt/registry"));
+    w.converged("mount a volume").await;
 
     // ---- Add disk space: pvcreate, vgextend, lvextend, resize2fs, online. ----
-    executor.add_device("/dev/vdd", 10 * GIB);
+    w.fault(
+        "executor.omtd",
+        Fault::AddDevice {
+            path: "/dev/vdd".into(),
+            size: 10 * GIB,
+        },
+    )
+    .await;
     let m = w.manifest(
         "vdd.yaml",
         &volume("nfsstore-vdd", "executor.omtd", "/dev/vdd", IN_NFSSTORE),
@@ -367,10 +406,7 @@ async fn storage_procedures_on_sim_hosts() {
         (30 * GIB, 30 * GIB),
         "grown over vdd, filesystem too"
     );
-    log(
-        "add disk space: converged",
-        w.wait_converged(CONVERGE).await,
-    );
+    w.converged("add disk space").await;
 
     // ---- Reduce disk space: refused while the other PVs have no room (VFree 0). ----
     let m = w.manifest(
@@ -387,13 +423,28 @@ async fn storage_procedures_on_sim_hosts() {
     let described = w.omtd(&["describe", "volume", "nfsstore-vdd"]).await;
     assert!(described.contains("VFree 0"), "{described}");
     w.wait_converged(CONVERGE).await;
+    let (code, out, _) = w
+        .omtd_status(&["status", "--wait", "--timeout", "2s"])
+        .await;
+    assert_eq!(code, 1, "a refused removal is not converged:\n{out}");
+    assert!(
+        out.contains("nfsstore-vdd"),
+        "status names what is pending:\n{out}"
+    );
     assert!(executor.state().vgs["nfsstore"]
         .pvs
         .contains_key("/dev/vdd"));
     assert_eq!(lv_size(), (30 * GIB, 30 * GIB), "nothing was touched");
 
     // ... and allowed once a disk adds room: pvmove, vgreduce, pvremove.
-    executor.add_device("/dev/vde", 10 * GIB);
+    w.fault(
+        "executor.omtd",
+        Fault::AddDevice {
+            path: "/dev/vde".into(),
+            size: 10 * GIB,
+        },
+    )
+    .await;
     let m = w.manifest(
         "vde.yaml",
         &volume("nfsstore-vde", "executor.omtd", "/dev/vde", IN_NFSSTORE),
@@ -402,10 +453,7 @@ async fn storage_procedures_on_sim_hosts() {
     w.omtd(&["apply", "-f", &m]).await;
     wait_volume(&w, "nfsstore-vdd", True, "Removed").await;
     log("reduce disk space: vdd removed", start.elapsed());
-    log(
-        "reduce disk space: converged",
-        w.wait_converged(CONVERGE).await,
-    );
+    w.converged("reduce disk space").await;
     let vg = executor.state().vgs["nfsstore"].clone();
     assert!(!vg.pvs.contains_key("/dev/vdd"), "{vg:?}");
     assert!(vg.pvs.contains_key("/dev/vde"), "{vg:?}");

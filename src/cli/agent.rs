@@ -45,6 +45,39 @@ pub struct AgentArgs {
     /// Command run after /etc/exports changed (default: `exportfs -ra`; none under --root).
     #[arg(long)]
     pub exports_reload: Option<String>,
+    /// Sim driver: serve the sim machine (its state, faults, and the agent service) on
+    /// this loopback address, e.g. 127.0.0.1:0 (see `omtd::sim::machine`).
+    #[arg(long)]
+    pub sim_api: Option<std::net::SocketAddr>,
+    /// Sim driver: write the API's bound `http://ADDR` to this file once it listens.
+    #[arg(long)]
+    pub sim_api_file: Option<PathBuf>,
+    /// Sim driver: the roles whose packages the machine has installed (services present,
+    /// stopped), as the playbooks left it. Default: every role's.
+    #[arg(long, value_delimiter = ',', value_parser = parse_role)]
+    pub sim_roles: Option<Vec<omtd_crds::Role>>,
+    /// Sim driver: a blank disk attached, PATH=SIZE (e.g. /dev/vdb=10GiB); repeatable.
+    #[arg(long, value_parser = parse_disk)]
+    pub sim_disk: Vec<(String, u64)>,
+}
+
+fn parse_role(s: &str) -> Result<omtd_crds::Role, String> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
+        format!("{s:?} is not a role (executor, editor, manager, registry, monitor, worker)")
+    })
+}
+
+fn parse_disk(s: &str) -> Result<(String, u64), String> {
+    let (path, size) = s
+        .split_once('=')
+        .ok_or_else(|| format!("{s:?}: write PATH=SIZE, e.g. /dev/vdb=10GiB"))?;
+    if !path.starts_with("/dev/") {
+        return Err(format!("{path:?}: a disk path starts with /dev/"));
+    }
+    let size: bytesize::ByteSize = size
+        .parse()
+        .map_err(|e| format!("{size:?} is not a size (e.g. 10GiB): {e}"))?;
+    Ok((path.to_owned(), size.as_u64()))
 }
 
 pub async fn run(repo: &Repo, args: AgentArgs) -> anyhow::Result<ExitCode> {
@@ -68,13 +101,63 @@ pub async fn run(repo: &Repo, args: AgentArgs) -> anyhow::Result<ExitCode> {
             config.systemd_bus = crate::agent::unit_watch::Bus::detect(args.root.is_some());
             Agent::new(repo.store.clone(), host, config)
         }
-        Driver::Sim => {
-            let sim = sim::SimHost::new();
-            config.watch_files = false;
-            Agent::new(repo.store.clone(), sim.host(), config).with_signal(sim.drift_signal())
-        }
+        Driver::Sim => return run_sim(repo, &args, config).await,
     };
+    if args.sim_api.is_some() || args.sim_roles.is_some() || !args.sim_disk.is_empty() {
+        anyhow::bail!("--sim-api, --sim-roles and --sim-disk need --driver sim");
+    }
     agent.run(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A sim machine: its packages and disks as the playbooks left it, and the agent on it;
+/// with `--sim-api`, served for tests to look at and break (`omtd::sim::machine`).
+async fn run_sim(
+    repo: &Repo,
+    args: &AgentArgs,
+    mut config: AgentConfig,
+) -> anyhow::Result<ExitCode> {
+    let host = sim::SimHost::new();
+    let services = match &args.sim_roles {
+        None => crate::sim::packages::every_role(),
+        Some(roles) => roles
+            .iter()
+            .flat_map(|r| crate::sim::packages::packages(*r))
+            .copied()
+            .collect(),
+    };
+    for service in services {
+        host.install_service(service);
+    }
+    for (path, size) in &args.sim_disk {
+        host.add_device(path, *size);
+    }
+    config.watch_files = false;
+    let store = repo.store.clone();
+    let factory_host = host.clone();
+    let factory: crate::sim::machine::AgentFactory = Box::new(move || {
+        Agent::new(store.clone(), factory_host.host(), config.clone())
+            .with_signal(factory_host.drift_signal())
+    });
+    let machine = crate::sim::machine::SimMachine::new(host, factory);
+    let Some(addr) = args.sim_api else {
+        machine.start_agent().await;
+        shutdown_signal().await;
+        machine.stop_agent().await;
+        return Ok(ExitCode::SUCCESS);
+    };
+    let (listener, bound) = crate::sim::machine::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on --sim-api {addr}"))?;
+    eprintln!("sim machine {} API on http://{bound}", args.node);
+    if let Some(file) = &args.sim_api_file {
+        // Written whole, then renamed: a reader never sees half an address.
+        let tmp = file.with_extension("tmp");
+        std::fs::write(&tmp, format!("http://{bound}"))
+            .and_then(|()| std::fs::rename(&tmp, file))
+            .with_context(|| format!("cannot write --sim-api-file {}", file.display()))?;
+    }
+    machine.run(listener, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,33 +2,14 @@
 //! them before omtd came — packages installed (services present, stopped), disks attached —
 //! and nothing configured. omtd has to do the rest.
 
-use omtd_crds::{Node, Role};
+use omtd_crds::Node;
 
 use crate::agent::drivers::sim::SimHost;
+use crate::sim::packages::packages;
 use crate::sim::SimWorld;
 
 /// Bytes in a GiB.
 pub const GIB: u64 = 1 << 30;
-
-/// The services the packages of each role install. Workers and the manager get the whole
-/// Mesosphere set (master, agent, ZooKeeper), as the original playbooks installed it:
-/// which is how a stray master on a worker can be started at all.
-fn packages(role: Role) -> &'static [&'static str] {
-    match role {
-        Role::Executor => &["galaxy", "nfs-server", "apache2"],
-        Role::Editor => &["galaxy", "apache2"],
-        Role::Manager => &["zookeeper", "mesos-master", "mesos-slave", "chronos"],
-        Role::Registry => &["docker", "apache2"],
-        Role::Monitor => &["prometheus", "grafana-server", "apache2"],
-        Role::Worker => &[
-            "docker",
-            "mesos-slave",
-            "mesos-master",
-            "zookeeper",
-            "prometheus-node-exporter",
-        ],
-    }
-}
 
 /// A host for `node`, with its packages, registered in `world`.
 pub fn provision(world: &SimWorld, node: &Node) -> SimHost {

@@ -22,10 +22,13 @@
 pub mod config;
 pub mod election;
 pub mod http;
+pub mod machine;
 pub mod maintenance;
 pub mod master;
+pub mod packages;
 pub mod probes;
 pub mod prometheus;
+pub mod remote;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -1,6 +1,8 @@
 //! The end-to-end world: a real etcd, `omtd operator` in-process (the same `run_until` the
-//! binary runs, with a cheap bcrypt cost), one sim agent per node (in-process, so the test
-//! can reach each host's fault API), and the `omtd` binary for every user action.
+//! binary runs, with a cheap bcrypt cost, so the test can hand it the sim world's probes),
+//! one `omtd agent --driver sim --sim-api` process per node (the test reads each machine
+//! through a mirror kept in step with its `GET /state` and breaks it through `POST
+//! /fault`), and the `omtd` binary for every user action.
 #![allow(dead_code)]
 
 pub mod mesos;
@@ -10,40 +12,22 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use omtd::agent::drivers::sim::SimHost;
-use omtd::agent::{Agent, AgentConfig};
+use omtd::agent::drivers::sim::{Fault, SimHost};
 use omtd::operator::Options;
 use omtd::resources::{Keys, Repo};
 use omtd::runtime::RuntimeConfig;
 use omtd::store::{etcd::EtcdStore, Store};
 use omtd_controllers::Settings;
 use omtd_crds::plan::{Ensure, PlanSlice, Report, ServiceState};
-use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 use crate::common::etcd::EtcdServer;
 use mesos::ChronosFault;
+use omtd::sim::remote::RemoteHost;
 use omtd::sim::SimWorld;
 
 pub const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples/cluster.yaml");
 pub const CLUSTER: &str = "e2e";
-const GIB: u64 = 1024 * 1024 * 1024;
-
-/// Every package the runbook's playbooks install, on every host (a stray mesos-master on a
-/// worker must be possible, as it is on the real cluster).
-pub const SERVICES: [&str; 11] = [
-    "galaxy",
-    "nfs-server",
-    "apache2",
-    "zookeeper",
-    "mesos-master",
-    "chronos",
-    "mesos-slave",
-    "docker",
-    "prometheus",
-    "grafana-server",
-    "prometheus-node-exporter",
-];
 
 /// The nodes of `deploy/examples/cluster.yaml`.
 pub const NODES: [&str; 8] = [
@@ -73,17 +57,46 @@ pub fn address(node: &str) -> &'static str {
     }
 }
 
-struct RunningAgent {
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<()>,
+/// One `omtd agent --driver sim` process: a sim machine with its agent.
+struct Machine {
+    child: std::process::Child,
+    remote: RemoteHost,
+    follow: CancellationToken,
+}
+
+impl Machine {
+    /// SIGTERM (the agent revokes its heartbeat), then SIGKILL after 5 s.
+    fn stop(&mut self) {
+        self.follow.cancel();
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.follow.cancel();
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 pub struct World {
     pub etcd: EtcdServer,
     pub store: Arc<dyn Store>,
     pub keys: Keys,
-    pub hosts: BTreeMap<String, SimHost>,
-    agents: BTreeMap<String, RunningAgent>,
+    machines: BTreeMap<String, Machine>,
     operator_stop: CancellationToken,
     operator: Option<tokio::task::JoinHandle<()>>,
     pub dir: tempfile::TempDir,
@@ -121,8 +134,7 @@ impl World {
             etcd,
             store,
             keys,
-            hosts: BTreeMap::new(),
-            agents: BTreeMap::new(),
+            machines: BTreeMap::new(),
             operator_stop: CancellationToken::new(),
             operator: None,
             dir: tempfile::tempdir().expect("temp dir"),
@@ -131,7 +143,7 @@ impl World {
         };
         // Hosts first: the operator's probes need the manager's sim endpoints.
         for n in nodes {
-            world.start_agent(n);
+            world.start_agent(n).await;
         }
         world.start_operator(setup.settings);
         world
@@ -164,85 +176,138 @@ impl World {
         }));
     }
 
-    /// A sim host with every package installed (and the executor's two data disks), and
-    /// an agent on it.
-    pub fn start_agent(&mut self, node: &str) -> SimHost {
-        let sim = SimHost::new();
-        for s in SERVICES {
-            sim.install_service(s);
-        }
+    /// A sim machine with every role's packages installed (and, on the executor, two
+    /// 10 GiB data disks), running its agent: an `omtd agent --driver sim` process.
+    pub async fn start_agent(&mut self, node: &str) -> SimHost {
+        let api_file = self.dir.path().join(format!("{node}.api"));
+        let log = std::fs::File::create(self.dir.path().join(format!("{node}.log")))
+            .expect("agent log file");
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("omtd"));
+        command
+            .env("OMTD_STORE", self.etcd.url())
+            .env("OMTD_CLUSTER", CLUSTER)
+            .args(["agent", "--node", node, "--driver", "sim"])
+            .args(["--service-check", "1s", "--sim-api", "127.0.0.1:0"])
+            .arg("--sim-api-file")
+            .arg(&api_file)
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
         if node == "executor.omtd" {
-            sim.add_device("/dev/vdb", 10 * GIB);
-            sim.add_device("/dev/vdc", 10 * GIB);
+            command.args([
+                "--sim-disk",
+                "/dev/vdb=10GiB",
+                "--sim-disk",
+                "/dev/vdc=10GiB",
+            ]);
         }
-        self.spawn_agent(node, &sim);
-        self.hosts.insert(node.to_owned(), sim.clone());
+        let child = command.spawn().expect("start omtd agent --driver sim");
+        let follow = CancellationToken::new();
+        let mut machine = Machine {
+            child,
+            remote: RemoteHost::new("http://127.0.0.1:1"),
+            follow: follow.clone(),
+        };
+        let start = Instant::now();
+        let url = loop {
+            if let Ok(url) = std::fs::read_to_string(&api_file) {
+                break url;
+            }
+            if let Ok(Some(exit)) = machine.child.try_wait() {
+                let log = std::fs::read_to_string(self.dir.path().join(format!("{node}.log")));
+                panic!(
+                    "omtd agent for {node} exited with {exit}: {}",
+                    log.unwrap_or_default()
+                );
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(15),
+                "omtd agent for {node} did not serve its sim API within 15 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        machine.remote = RemoteHost::new(&url);
+        machine
+            .remote
+            .refresh()
+            .await
+            .expect("the sim machine's state");
+        machine.remote.follow(Duration::from_millis(20), follow);
+        let sim = machine.remote.mirror().clone();
         if let Some(world) = &self.sim {
             world.add_node(node, address(node), sim.clone());
         }
         if node == mesos::MANAGER {
             self.chronos.watch_manager(&sim);
         }
+        self.machines.insert(node.to_owned(), machine);
         sim
     }
 
-    /// An agent on `sim` for `node`.
-    fn spawn_agent(&mut self, node: &str, sim: &SimHost) {
-        let mut config = AgentConfig::new(node, self.keys.clone());
-        config.watch_files = false;
-        config.service_check = Duration::from_secs(1);
-        let agent =
-            Agent::new(Arc::clone(&self.store), sim.host(), config).with_signal(sim.drift_signal());
-        let (tx, rx) = oneshot::channel();
-        let name = node.to_owned();
-        let task = tokio::spawn(async move {
-            if let Err(e) = agent
-                .run(async move {
-                    let _ = rx.await;
-                })
-                .await
-            {
-                eprintln!("agent {name} stopped: {e}");
-            }
-        });
-        self.agents
-            .insert(node.to_owned(), RunningAgent { stop: tx, task });
-    }
-
-    /// Stops a node's agent (the host stays as it is, unattended).
-    pub async fn pause_agent(&mut self, node: &str) {
-        if let Some(a) = self.agents.remove(node) {
-            let _ = a.stop.send(());
-            let _ = tokio::time::timeout(Duration::from_secs(5), a.task).await;
-        }
-    }
-
-    /// Starts a new agent on the node's host.
-    pub fn resume_agent(&mut self, node: &str) {
-        let sim = self.host(node).clone();
-        self.spawn_agent(node, &sim);
-    }
-
-    /// Stops the agent of a node that left the cluster; its host is no longer checked.
-    pub async fn forget(&mut self, node: &str) {
-        self.hosts.remove(node);
-        if let Some(a) = self.agents.remove(node) {
-            let _ = a.stop.send(());
-            let _ = tokio::time::timeout(Duration::from_secs(5), a.task).await;
-        }
-    }
-
-    pub fn host(&self, node: &str) -> &SimHost {
-        self.hosts
+    fn machine(&self, node: &str) -> &Machine {
+        self.machines
             .get(node)
-            .unwrap_or_else(|| panic!("no sim host {node}"))
+            .unwrap_or_else(|| panic!("no sim machine {node}"))
+    }
+
+    /// Does `fault` to a node's machine (and takes its new state into the mirror).
+    pub async fn fault(&self, node: &str, fault: Fault) {
+        self.machine(node)
+            .remote
+            .inject(&fault)
+            .await
+            .unwrap_or_else(|e| panic!("fault {fault:?} on {node}: {e}"));
+        if let Some(world) = &self.sim {
+            world.refresh();
+        }
+    }
+
+    /// Stops a node's agent service (the machine stays up, unattended).
+    pub async fn pause_agent(&mut self, node: &str) {
+        self.machine(node)
+            .remote
+            .stop_agent()
+            .await
+            .unwrap_or_else(|e| panic!("stop the agent on {node}: {e}"));
+    }
+
+    /// Starts the node's agent service again.
+    pub async fn resume_agent(&mut self, node: &str) {
+        self.machine(node)
+            .remote
+            .start_agent()
+            .await
+            .unwrap_or_else(|e| panic!("start the agent on {node}: {e}"));
+    }
+
+    /// Shuts down the machine of a node that left the cluster; it is no longer checked.
+    pub async fn forget(&mut self, node: &str) {
+        if let Some(mut m) = self.machines.remove(node) {
+            tokio::task::spawn_blocking(move || m.stop())
+                .await
+                .expect("stop a sim machine");
+        }
+    }
+
+    /// A node's machine, as of its mirror's last refresh (every 20 ms). Read only: break
+    /// it with [`World::fault`].
+    pub fn host(&self, node: &str) -> &SimHost {
+        self.machine(node).remote.mirror()
+    }
+
+    /// The nodes with a machine.
+    pub fn hosts(&self) -> Vec<String> {
+        self.machines.keys().cloned().collect()
     }
 
     pub async fn stop(mut self) {
-        for (_, a) in std::mem::take(&mut self.agents) {
-            let _ = a.stop.send(());
-            let _ = tokio::time::timeout(Duration::from_secs(5), a.task).await;
-        }
+        let machines = std::mem::take(&mut self.machines);
+        tokio::task::spawn_blocking(move || {
+            for (_, mut m) in machines {
+                m.stop();
+            }
+        })
+        .await
+        .expect("stop the sim machines");
         self.operator_stop.cancel();
         if let Some(op) = self.operator.take() {
             let _ = tokio::time::timeout(Duration::from_secs(15), op).await;
@@ -371,7 +436,7 @@ impl World {
         let start = Instant::now();
         loop {
             let mut pending = Vec::new();
-            for node in self.hosts.keys() {
+            for node in self.machines.keys() {
                 if let Some(why) = self.not_converged(node).await {
                     pending.push(format!("{node}: {why}"));
                 }
@@ -387,6 +452,30 @@ impl World {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+}
+
+impl World {
+    /// `omtd status --wait` until converged; returns how long it took.
+    pub async fn status_wait(&self) -> Duration {
+        let start = Instant::now();
+        let (code, out, err) = self
+            .omtd_status(&["status", "--wait", "--timeout", "30s"])
+            .await;
+        assert_eq!(code, 0, "omtd status --wait:\n{out}\n{err}");
+        start.elapsed()
+    }
+
+    /// The end of a step: every host holds its plan byte for byte, and `omtd status
+    /// --wait` says the cluster converged (statuses, probes, operations). Logs the time.
+    pub async fn converged(&self, step: &str) {
+        let hosts = self.wait_converged(Duration::from_secs(30)).await;
+        let status = self.status_wait().await;
+        eprintln!(
+            "[e2e] {step}: hosts converged in {:.2}s, omtd status --wait in {:.2}s more",
+            hosts.as_secs_f64(),
+            status.as_secs_f64()
+        );
     }
 }
 

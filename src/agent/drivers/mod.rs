@@ -66,7 +66,7 @@ impl DriverError {
 }
 
 /// A file as found on the host.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileState {
     pub content: Vec<u8>,
     /// Permission bits only (`& 0o7777`).
@@ -189,7 +189,7 @@ pub trait Exports: Send {
 }
 
 /// A container as found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ContainerStatus {
     pub image: String,
     pub running: bool,

@@ -9,6 +9,7 @@
 
 mod containers;
 mod exports;
+mod fault;
 mod files;
 mod lvm;
 mod mounts;
@@ -17,14 +18,16 @@ mod services;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use super::{ContainerStatus, FileState, Host};
 
+pub use fault::Fault;
 pub use lvm::EXTENT_SIZE;
 
 /// A service on the sim host.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimService {
     pub installed: bool,
     pub running: bool,
@@ -39,7 +42,7 @@ pub struct SimService {
 }
 
 /// A block device (a disk, or an LV at `/dev/VG/LV`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimDevice {
     pub size: u64,
     /// `LVM2_member`, `ext4`, ... as blkid would say; `None`: blank.
@@ -50,14 +53,15 @@ pub struct SimDevice {
 }
 
 /// A volume group: its PVs (extent counts) and LVs (extents per PV).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SimVg {
     pub pvs: BTreeMap<String, u64>,
     pub lvs: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 /// Everything on the sim host. Public so tests can look at it directly.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct SimState {
     pub files: BTreeMap<String, FileState>,
     pub dirs: BTreeSet<String>,
@@ -85,7 +89,7 @@ pub struct SimState {
 }
 
 /// The pace of a sim pvmove.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PvmovePace {
     pub steps: u32,
     pub step_delay: std::time::Duration,
@@ -141,6 +145,13 @@ impl SimHost {
     /// the sim has no invariant a panic could break halfway.
     pub fn state(&self) -> MutexGuard<'_, SimState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replaces the whole state: how a mirror of a host in another process (`crate::sim::
+    /// remote`) takes the state that process serves. No drift signal: nothing drives a
+    /// mirror.
+    pub fn replace_state(&self, new: SimState) {
+        *self.state() = new;
     }
 
     fn fault(&self, f: impl FnOnce(&mut SimState)) {
