@@ -723,6 +723,13 @@ fn ready(
     let Some(report) = observed.reports.get(name) else {
         return Cond::unknown(T, "NoReport", "the agent has not reported yet");
     };
+    if !observed.report_is_current(name) {
+        return Cond::no(
+            T,
+            "Applying",
+            "the plan changed; the agent has not reported on the new one yet",
+        );
+    }
     if !report.converged {
         let bad: Vec<String> = report
             .resources

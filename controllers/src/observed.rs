@@ -99,6 +99,26 @@ impl Observed {
         }
     }
 
+    /// Whether the node's last report is about the slices stored for it now: the agent
+    /// names the digest of each slice it applied, and a report of an older plan (or one
+    /// missing a slice) must not pass for this one. A report naming no slices at all comes
+    /// from an agent older than these digests: it is taken as it stands, as before.
+    pub fn report_is_current(&self, node: &str) -> bool {
+        let Some(report) = self.reports.get(node) else {
+            return false;
+        };
+        if report.slices.is_empty() {
+            return true;
+        }
+        let stored = self.plans.get(node);
+        let stored_count = stored.map_or(0, BTreeMap::len);
+        stored_count == report.slices.len()
+            && stored
+                .into_iter()
+                .flatten()
+                .all(|(controller, slice)| report.slices.get(controller) == Some(&slice.digest()))
+    }
+
     /// A stored slice of `controller` for `node`.
     pub fn stored_slice(&self, node: &str, controller: &str) -> Option<&PlanSlice> {
         self.plans.get(node)?.get(controller)

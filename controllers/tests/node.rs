@@ -721,3 +721,53 @@ fn an_old_report_of_the_services_running_does_not_confirm_the_stop() {
     round(&mut objs, &o);
     assert_eq!(phase(&objs, "node3.omtd"), Some(RemovalPhase::Cleanup));
 }
+
+/// A report is about the slices it names (by digest): a converged report of the plan
+/// before (or one that misses a slice) does not make the node Ready under a new plan.
+#[test]
+fn ready_needs_a_report_about_the_stored_plan() {
+    let objs = objects();
+    let d = desired(&objs);
+    let first = run(&objs, &healthy(&d, t(0)));
+    let stored =
+        std::collections::BTreeMap::from([("node".to_owned(), first.slices["node1.omtd"].clone())]);
+    let digests = |m: &std::collections::BTreeMap<
+        String,
+        omtd_controllers::crds::plan::PlanSlice,
+    >| { m.iter().map(|(c, s)| (c.clone(), s.digest())).collect() };
+    let mut changed = stored.clone();
+    if let Some(s) = changed.get_mut("node") {
+        s.files.pop();
+    }
+    // (slices the report names, slices stored) -> Ready
+    let table = [
+        (digests(&stored), stored.clone(), "True", "Ready"),
+        (digests(&stored), changed.clone(), "False", "Applying"),
+        (
+            std::collections::BTreeMap::from([("other".to_owned(), "0".to_owned())]),
+            stored.clone(),
+            "False",
+            "Applying",
+        ),
+        // An agent from before the digests names none: taken as it stands.
+        (
+            std::collections::BTreeMap::new(),
+            changed.clone(),
+            "True",
+            "Ready",
+        ),
+    ];
+    for (i, (named, plans, status, reason)) in table.into_iter().enumerate() {
+        let mut o = healthy(&d, t(0));
+        o.plans.insert("node1.omtd".into(), plans);
+        if let Some(r) = o.reports.get_mut("node1.omtd") {
+            r.slices = named;
+        }
+        let out = run(&objs, &o);
+        assert_eq!(
+            cond(&out, &node_key("node1.omtd"), "Ready"),
+            (status.to_owned(), reason.to_owned()),
+            "row {i}"
+        );
+    }
+}

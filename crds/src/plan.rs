@@ -45,6 +45,23 @@ pub struct PlanSlice {
     pub containers: Vec<ContainerSpec>,
 }
 
+impl PlanSlice {
+    /// A short digest of the slice as stored: what an agent's report names to say which
+    /// slice it describes ([`Report::slices`]), so a report of the plan before is never
+    /// taken for a report of this one.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        // Serializing a struct of Vecs and Strings cannot fail; the fallback only keeps
+        // this total.
+        let bytes = serde_json::to_vec(self).unwrap_or_default();
+        Sha256::digest(&bytes)
+            .iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
 /// Present or absent: every resource in a plan can be asked to go away.
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
@@ -305,6 +322,9 @@ pub struct Report {
     /// Per controller: the fencing token of the slice last applied.
     #[serde(default)]
     pub applied: BTreeMap<String, i64>,
+    /// Per controller: the [`PlanSlice::digest`] of the slice this report is about.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub slices: BTreeMap<String, String>,
     /// True when every resource is converged.
     pub converged: bool,
     #[serde(default)]

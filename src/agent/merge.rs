@@ -35,6 +35,8 @@ pub struct MergedPlan {
     pub problems: Vec<ResourceReport>,
     /// Per controller, the fencing token of the slice in force.
     pub applied: BTreeMap<String, i64>,
+    /// Per controller, the digest of the slice in force (`PlanSlice::digest`).
+    pub digests: BTreeMap<String, String>,
     /// False when part of the plan is missing (see the module comment).
     pub complete: bool,
 }
@@ -144,6 +146,7 @@ impl Merger {
         }
         for (controller, slice) in &effective {
             plan.applied.insert(controller.clone(), slice.fencing_token);
+            plan.digests.insert(controller.clone(), slice.digest());
         }
 
         let mut owners: BTreeMap<String, Vec<&str>> = BTreeMap::new();

@@ -363,9 +363,11 @@ impl Agent {
             }
             next_wake = out.next_wake;
             let applied = plan.as_ref().map(|p| p.applied.clone()).unwrap_or_default();
+            let digests = plan.as_ref().map(|p| p.digests.clone()).unwrap_or_default();
             let r = report::build(
                 &node,
                 &applied,
+                &digests,
                 out.resources,
                 mem.corrective,
                 mem.intentional,

@@ -13,6 +13,7 @@ use crate::store::{Store, StoreError};
 pub fn build(
     node: &str,
     applied: &BTreeMap<String, i64>,
+    slices: &BTreeMap<String, String>,
     resources: Vec<ResourceReport>,
     corrective: u64,
     intentional: u64,
@@ -20,6 +21,7 @@ pub fn build(
     Report {
         node: node.to_owned(),
         applied: applied.clone(),
+        slices: slices.clone(),
         converged: resources
             .iter()
             .all(|r| r.state == ResourceState::Converged),
