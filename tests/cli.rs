@@ -472,6 +472,14 @@ fn kind_names_and_errors_are_kubectl_like() {
         "{}",
         r.stdout
     );
+    // The same facts for scripts, the secret still redacted.
+    let r = env.omtd(&["describe", "cred", "node1.omtd", "-o", "json"]);
+    let described: serde_json::Value = serde_json::from_str(&r.stdout).expect("describe -o json");
+    assert_eq!(described["usedBy"], serde_json::json!(["node/node1.omtd"]));
+    assert_eq!(described["object"]["metadata"]["name"], "node1.omtd");
+    assert_eq!(described["object"]["spec"]["secret"]["value"], "<redacted>");
+    assert!(described["events"].is_array(), "{described}");
+    assert!(!r.stdout.contains("n1-Xq7vL2pR9s"), "{}", r.stdout);
     // `get -o yaml` output applies back unchanged when it keeps its source.
     let yaml = env.write(
         "all.yaml",

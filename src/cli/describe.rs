@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use anyhow::bail;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use omtd_crds::{Kind, Object};
 
 use super::render;
@@ -18,6 +18,24 @@ pub struct DescribeArgs {
     /// Show secret values instead of <redacted>.
     #[arg(long)]
     pub show_secrets: bool,
+    /// For scripts: the object (with its status), who uses it, and its events.
+    #[arg(short, long, value_enum)]
+    pub output: Option<DescribeFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DescribeFormat {
+    Json,
+    Yaml,
+}
+
+/// What `describe -o json|yaml` prints: the same facts as the text, as data.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Described<'a> {
+    object: Object,
+    used_by: Vec<String>,
+    events: &'a [crate::runtime::events::Event],
 }
 
 pub async fn run(repo: &Repo, args: DescribeArgs) -> anyhow::Result<ExitCode> {
@@ -31,14 +49,26 @@ pub async fn run(repo: &Repo, args: DescribeArgs) -> anyhow::Result<ExitCode> {
             kind.plural()
         );
     };
-    print!("{}", describe(&stored.object, &snapshot, args.show_secrets));
-    // Events last, as kubectl prints them: what omtd did and saw about this object.
     let object = stored.object.key().to_string();
     let events: Vec<_> = crate::runtime::events::list(repo.store.as_ref(), &repo.keys)
         .await?
         .into_iter()
         .filter(|e| e.object == object)
         .collect();
+    if let Some(format) = args.output {
+        let described = Described {
+            object: render::redacted(&stored.object, args.show_secrets),
+            used_by: referenced_by(&stored.object, &snapshot),
+            events: &events,
+        };
+        match format {
+            DescribeFormat::Json => println!("{}", serde_json::to_string_pretty(&described)?),
+            DescribeFormat::Yaml => print!("{}", serde_yaml_ng::to_string(&described)?),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{}", describe(&stored.object, &snapshot, args.show_secrets));
+    // Events last, as kubectl prints them: what omtd did and saw about this object.
     println!("Events:");
     if events.is_empty() {
         println!("  <none>");
