@@ -16,7 +16,6 @@ use e2e_support::{text, Setup, World, EXAMPLE, NODES};
 use omtd::agent::drivers::sim::Fault;
 use omtd::probes::mesos::MesosMaster;
 use omtd::probes::{BasicAuth, HttpProbe, HttpTarget, ProbeConfig};
-use omtd_controllers::{RecoveryPolicy, Settings};
 use omtd_crds::{ConditionStatus, Kind, Status};
 
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -26,20 +25,18 @@ fn log(step: &str, took: Duration) {
 }
 
 /// The leader guard's recovery, shortened from minutes to seconds.
-fn settings() -> Settings {
-    Settings {
-        recovery: RecoveryPolicy {
-            grace: Duration::from_secs(1),
-            phase_timeout: Duration::from_secs(20),
-            backoff_base: Duration::from_secs(1),
-            backoff_max: Duration::from_secs(5),
-            max_attempts: 3,
-            reset_after: Duration::from_secs(60),
-            poll: Duration::from_millis(200),
-        },
-        ..Settings::default()
-    }
-}
+const FAST_RECOVERY: [&str; 10] = [
+    "--recovery-grace",
+    "1s",
+    "--recovery-step-timeout",
+    "20s",
+    "--recovery-backoff",
+    "1s",
+    "--recovery-max-backoff",
+    "5s",
+    "--recovery-attempts",
+    "3",
+];
 
 async fn status(w: &World, kind: Kind, name: &str) -> Option<Status> {
     let kv = w.store.get(&w.keys.status(kind, name)).await.ok()??;
@@ -56,7 +53,7 @@ async fn status_wait(w: &World) -> Duration {
 
 /// The leading master's view, through the real probe.
 async fn mesos_state(w: &World) -> omtd_controllers::MesosState {
-    let sim = w.sim.as_ref().expect("a sim world");
+    let sim = &w.sim;
     let url = sim
         .mesos_url("manager.omtd")
         .expect("the manager's endpoint");
@@ -91,8 +88,7 @@ async fn runbook_with_mesos() {
     let mut w = World::start(
         &NODES,
         Setup {
-            mesos: true,
-            settings: Some(settings()),
+            operator_args: FAST_RECOVERY.to_vec(),
         },
     )
     .await;
@@ -185,7 +181,7 @@ async fn runbook_with_mesos() {
     // ---- The wrong leader: a mesos-master started by hand on node2 while its agent is
     // down, and the manager's ZooKeeper session expires: the stray holds the lowest
     // sequence and leads, and nothing registers with it (it has no credentials). ----
-    let sim = w.sim.clone().expect("a sim world");
+    let sim = w.sim.clone();
     let node2 = w.host("node2.omtd").clone();
     w.pause_agent("node2.omtd").await;
     let start = Instant::now();
@@ -226,6 +222,25 @@ async fn runbook_with_mesos() {
     )
     .await;
     // node2's agent comes back and masks the stray; the manager leads again.
+    // The operator saw the stray through its real ZooKeeper probe (the sim's election is
+    // copied into a real ZooKeeper), not only through the master's answer.
+    let target =
+        omtd::probes::zookeeper::ZkTarget::parse(&format!("zk://{}/mesos", w.zookeeper.endpoint()))
+            .expect("zk url");
+    let entries = omtd::probes::zookeeper::mesos_masters(&target, Duration::from_secs(5))
+        .await
+        .expect("the real ZooKeeper answers");
+    let lowest = omtd_controllers::observed::zk_leader(&entries).map(|e| e.hostname.clone());
+    assert_eq!(lowest.as_deref(), Some("node2.omtd"), "{entries:?}");
+    let operator_log = w.operator_log();
+    let zk_failures: Vec<&str> = operator_log
+        .lines()
+        .filter(|l| l.contains("probe failed") && l.contains("zookeeper"))
+        .collect();
+    assert!(
+        zk_failures.is_empty(),
+        "the operator's ZooKeeper probe failed: {zk_failures:?}"
+    );
     w.resume_agent("node2.omtd").await;
     wait_until("the stray masked and the manager leading again", || async {
         let s = status(&w, Kind::Cluster, "omtd").await;
@@ -248,7 +263,9 @@ async fn runbook_with_mesos() {
     // ---- Chronos disconnected: the ordered recovery, master → Chronos → agents. ----
     let from = manager.log().len();
     let worker_from = w.host("node1.omtd").log().len();
-    w.chronos.disconnect();
+    w.sim
+        .disconnect_chronos("manager.omtd")
+        .expect("the manager is a sim node");
     let start = Instant::now();
     wait_until("the leader guard starts a recovery", || async {
         let s = status(&w, Kind::Cluster, "omtd").await;

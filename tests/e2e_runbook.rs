@@ -55,14 +55,7 @@ fn log(step: &str, took: Duration) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn runbook_on_sim_hosts() {
-    let mut w = World::start(
-        &NODES,
-        Setup {
-            mesos: true,
-            ..Setup::default()
-        },
-    )
-    .await;
+    let mut w = World::start(&NODES, Setup::default()).await;
 
     // ---- Bring the runbook's cluster up. ----
     let out = w.omtd(&["apply", "-f", EXAMPLE]).await;
@@ -326,14 +319,7 @@ async fn wait_volume(w: &World, name: &str, status: omtd_crds::ConditionStatus, 
 async fn storage_procedures_on_sim_hosts() {
     use omtd_crds::ConditionStatus::{False, True};
     const GIB: u64 = 1024 * 1024 * 1024;
-    let w = World::start(
-        &NODES,
-        Setup {
-            mesos: true,
-            ..Setup::default()
-        },
-    )
-    .await;
+    let w = World::start(&NODES, Setup::default()).await;
     w.omtd(&["apply", "-f", EXAMPLE]).await;
     w.converged("storage: initial convergence").await;
     let executor = w.host("executor.omtd").clone();

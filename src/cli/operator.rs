@@ -64,6 +64,22 @@ pub struct OperatorArgs {
     /// How long an agent's heartbeat may be gone before its node is AgentLost.
     #[arg(long, default_value = "40s", value_parser = parse_duration)]
     pub agent_grace: Duration,
+    /// Leader guard: how long Chronos or an agent may stay disconnected before the ordered
+    /// recovery (stop all, master, Chronos, agents) starts.
+    #[arg(long, default_value = "2m", value_parser = parse_duration)]
+    pub recovery_grace: Duration,
+    /// Leader guard: how long one recovery step may wait before the attempt failed.
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    pub recovery_step_timeout: Duration,
+    /// Leader guard: the wait after a failed recovery, doubled after each further failure.
+    #[arg(long, default_value = "1m", value_parser = parse_duration)]
+    pub recovery_backoff: Duration,
+    /// Leader guard: the longest wait between recovery attempts.
+    #[arg(long, default_value = "30m", value_parser = parse_duration)]
+    pub recovery_max_backoff: Duration,
+    /// Leader guard: attempts before it gives up and says so in a condition.
+    #[arg(long, default_value_t = 5)]
+    pub recovery_attempts: u32,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -109,6 +125,26 @@ pub async fn run(repo: &Repo, args: OperatorArgs) -> anyhow::Result<ExitCode> {
     };
     let mut options = Options::new(args.metrics_addr, config).with_targets(&targets)?;
     options.settings.agent_grace = args.agent_grace;
+    if args.recovery_backoff.is_zero()
+        || args.recovery_backoff > args.recovery_max_backoff
+        || args.recovery_attempts == 0
+    {
+        bail!(
+            "--recovery-backoff must be more than zero and at most --recovery-max-backoff, \
+             and --recovery-attempts at least 1"
+        );
+    }
+    let recovery = &mut options.settings.recovery;
+    recovery.grace = args.recovery_grace;
+    recovery.phase_timeout = args.recovery_step_timeout;
+    recovery.backoff_base = args.recovery_backoff;
+    recovery.backoff_max = args.recovery_max_backoff;
+    recovery.max_attempts = args.recovery_attempts;
+    // Poll a waiting step a few times per step timeout, never slower than the default.
+    recovery.poll = recovery
+        .poll
+        .min(args.recovery_step_timeout / 10)
+        .max(Duration::from_millis(50));
     options.probe_interval = args.probe_interval;
     crate::operator::run(repo, options).await?;
     Ok(ExitCode::SUCCESS)

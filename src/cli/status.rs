@@ -34,6 +34,12 @@ pub struct StatusArgs {
     /// How long --wait waits, e.g. 60s, 5m.
     #[arg(long, default_value = "60s", value_parser = parse_duration, requires = "wait")]
     pub timeout: Duration,
+    /// With --wait: how long the cluster must stay converged before the wait ends. The
+    /// operator's probes (Mesos, Prometheus) answer every --probe-interval, so a change
+    /// they have not seen yet can still flip a condition; keep this near that interval
+    /// when a pipeline's next step relies on Mesos having caught up.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, requires = "wait")]
+    pub settle: Duration,
     /// Output format (default: tables).
     #[arg(short, long, value_enum)]
     pub output: Option<StatusFormat>,
@@ -93,6 +99,8 @@ async fn wait(repo: &Repo, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     let mut last: Option<ClusterStatus> = None;
     let mut last_error: Option<String> = None;
     let mut watch: Option<WatchStream> = None;
+    // Since when every read has said converged.
+    let mut converged_since: Option<Instant> = None;
     loop {
         match status::read(repo).await {
             Ok(inputs) => {
@@ -101,7 +109,21 @@ async fn wait(repo: &Repo, args: &StatusArgs) -> anyhow::Result<ExitCode> {
                 for (tone, line) in tracker.update(&s) {
                     say(tone, &line);
                 }
-                if s.converged {
+                if !s.converged {
+                    converged_since = None;
+                } else if converged_since.is_none() && !args.settle.is_zero() {
+                    say(
+                        Tone::Pending,
+                        &format!(
+                            "converged; checking it holds for {}",
+                            humantime::format_duration(args.settle)
+                        ),
+                    );
+                }
+                let since = s
+                    .converged
+                    .then(|| *converged_since.get_or_insert_with(Instant::now));
+                if since.is_some_and(|t| t.elapsed() >= args.settle) {
                     say(Tone::Good, "converged");
                     print(&s, args.output);
                     return Ok(ExitCode::SUCCESS);
@@ -129,9 +151,12 @@ async fn wait(repo: &Repo, args: &StatusArgs) -> anyhow::Result<ExitCode> {
                 watch = None;
             }
         }
+        let settled = converged_since.map(|t| (t + args.settle).min(deadline));
         let timed_out = tokio::select! {
             _ = tokio::time::sleep_until(deadline) => true,
             _ = next_change(&mut watch) => false,
+            // Converged so far: look again once it has held long enough.
+            _ = tokio::time::sleep_until(settled.unwrap_or(deadline)), if settled.is_some() => false,
         };
         if timed_out {
             break;
@@ -139,6 +164,15 @@ async fn wait(repo: &Repo, args: &StatusArgs) -> anyhow::Result<ExitCode> {
     }
 
     let waited = humantime::format_duration(args.timeout);
+    if let Some(s) = last.as_ref().filter(|s| s.converged) {
+        // Converged at the deadline, only not yet for all of --settle: that is converged.
+        say(
+            Tone::Good,
+            "converged (at the deadline, before --settle passed)",
+        );
+        print(s, args.output);
+        return Ok(ExitCode::SUCCESS);
+    }
     let Some(s) = last else {
         anyhow::bail!(
             "timed out after {waited} without reading the store: {}",

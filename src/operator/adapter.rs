@@ -190,8 +190,11 @@ impl Controller for PureController {
             // recorded progress), report or heartbeat can change what they plan.
             Changed::Spec(_) | Changed::Status(_) | Changed::Report(_) | Changed::Agent(_) => true,
             // Its own slice changed: put it back if someone else wrote it (its own writes
-            // cost one reconcile that writes nothing).
-            Changed::Plan { controller, .. } => controller == self.name,
+            // cost one reconcile that writes nothing). The node controller also looks at
+            // every other slice: a node is Ready only on a report about all of them.
+            Changed::Plan { controller, .. } => {
+                controller == self.name || self.name == pure::node::NAME
+            }
             Changed::External(_) => true,
             Changed::Leader | Changed::Event | Changed::Other(_) => false,
         };

@@ -46,6 +46,11 @@ impl Keys {
     }
 
     /// Prefix of one node's plan slices.
+    /// Every node's plan slices.
+    pub fn plans(&self) -> String {
+        format!("{}plans/", self.prefix)
+    }
+
     pub fn plans_of(&self, node: &str) -> String {
         format!("{}plans/{node}/", self.prefix)
     }

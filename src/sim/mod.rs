@@ -29,6 +29,7 @@ pub mod packages;
 pub mod probes;
 pub mod prometheus;
 pub mod remote;
+pub mod zk_mirror;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -102,6 +103,9 @@ struct Inner {
     nodes: RwLock<BTreeMap<String, SimNode>>,
     election: Mutex<Election>,
     maintenance: Mutex<Maintenance>,
+    /// Chronos processes (node → pid) that lost their registration: they stay
+    /// disconnected until restarted.
+    chronos_lost: Mutex<BTreeMap<String, u64>>,
     prometheus: Mutex<BTreeMap<String, PromState>>,
     endpoints: Mutex<BTreeMap<(String, Service), SocketAddr>>,
     stop: CancellationToken,
@@ -218,7 +222,16 @@ impl SimWorld {
             return None;
         }
         let maintenance = lock(&self.inner.maintenance);
-        master::view(&nodes, leader, ensemble, &maintenance)
+        let mut view = master::view(&nodes, leader, ensemble, &maintenance)?;
+        let lost = lock(&self.inner.chronos_lost);
+        view.frameworks.retain(|f| {
+            let pid = nodes
+                .get(&f.node)
+                .and_then(|n| n.host.service("chronos"))
+                .map(|s| s.pid);
+            pid.is_none() || lost.get(&f.node) != pid.as_ref()
+        });
+        Some(view)
     }
 
     pub(crate) fn maintenance(&self) -> MutexGuard<'_, Maintenance> {
@@ -241,6 +254,21 @@ impl SimWorld {
         self.refresh();
         self.host(name)?.start_stray("mesos-master");
         self.refresh();
+        Ok(())
+    }
+
+    /// Chronos on `name` loses its registration and stays disconnected until a new Chronos
+    /// process starts (the runbook's "Chronos is not connected": the master failed over
+    /// and Chronos missed it).
+    pub fn disconnect_chronos(&self, name: &str) -> Result<(), SimError> {
+        let pid = self
+            .host(name)?
+            .service("chronos")
+            .filter(|s| s.running)
+            .map(|s| s.pid);
+        if let Some(pid) = pid {
+            lock(&self.inner.chronos_lost).insert(name.to_owned(), pid);
+        }
         Ok(())
     }
 

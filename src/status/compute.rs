@@ -78,7 +78,11 @@ pub fn compute(inputs: &Inputs) -> ClusterStatus {
 fn node_status(obj: &Object, roles: impl Iterator<Item = String>, inputs: &Inputs) -> NodeStatus {
     let name = obj.name().to_owned();
     let (report, report_error) = match inputs.reports.get(&name) {
-        Some(Ok(r)) => (Some(summarise(r)), None),
+        Some(Ok(r)) => {
+            let mut summary = summarise(r);
+            summary.current = report_is_current(r, inputs.plans.get(&name));
+            (Some(summary), None)
+        }
         Some(Err(e)) => (None, Some(e.clone())),
         None => (None, None),
     };
@@ -118,6 +122,9 @@ fn node_pending(node: &NodeStatus) -> Vec<(Rank, String)> {
         (_, Some(e)) => Some(format!("its report is unreadable: {e}")),
         (None, None) => Some("the agent has not reported yet".to_owned()),
         (Some(r), None) if !r.converged => Some(not_converged(r)),
+        (Some(r), None) if !r.current => {
+            Some("the plan changed; the agent has not reported on the new one yet".to_owned())
+        }
         (Some(_), None) => None,
     };
     why.extend(report.map(|r| (Rank::Report, r)));
@@ -248,6 +255,23 @@ fn percent_of(inputs: &Inputs, node: &str, resource: &str) -> Option<u8> {
         .iter()
         .find(|r| r.id == resource)
         .and_then(|r| r.percent)
+}
+
+/// Whether `report` names the digest of every stored slice of its node (and no other). A
+/// report naming none comes from an agent older than the digests: taken as it stands.
+fn report_is_current(
+    report: &Report,
+    stored: Option<&std::collections::BTreeMap<String, String>>,
+) -> bool {
+    if report.slices.is_empty() {
+        return true;
+    }
+    let stored_count = stored.map_or(0, |s| s.len());
+    stored_count == report.slices.len()
+        && stored
+            .into_iter()
+            .flatten()
+            .all(|(controller, digest)| report.slices.get(controller) == Some(digest))
 }
 
 fn summarise(report: &Report) -> ReportSummary {

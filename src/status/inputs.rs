@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use omtd_crds::plan::Report;
+use omtd_crds::plan::{PlanSlice, Report};
 
 use crate::resources::{Repo, RepoError, Snapshot};
 use crate::store::StoreError;
@@ -23,6 +23,9 @@ pub struct Inputs {
     pub objects: Snapshot,
     /// Reports by node: parsed, or why not.
     pub reports: BTreeMap<String, Result<Report, String>>,
+    /// The stored plan slices' digests: node → controller → `PlanSlice::digest` (an
+    /// unreadable slice has none). A report is about the current plan when it names them.
+    pub plans: BTreeMap<String, BTreeMap<String, String>>,
     /// Nodes whose agent heartbeat key exists.
     pub agents: BTreeSet<String>,
     /// An operator holds the leader key: its controllers are expected to have reported on
@@ -47,6 +50,24 @@ pub async fn read(repo: &Repo) -> Result<Inputs, StatusError> {
             Some((node, parsed))
         })
         .collect();
+    let plan_prefix = repo.keys.plans();
+    let mut plans: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    for kv in repo.store.list(&plan_prefix, at).await?.kvs {
+        let Some((node, controller)) = kv
+            .key
+            .strip_prefix(&plan_prefix)
+            .and_then(|rest| rest.split_once('/'))
+        else {
+            continue;
+        };
+        let digest = serde_json::from_slice::<PlanSlice>(&kv.value)
+            .map(|s| s.digest())
+            .unwrap_or_default();
+        plans
+            .entry(node.to_owned())
+            .or_default()
+            .insert(controller.to_owned(), digest);
+    }
     let lease_prefix = repo.keys.agent_leases();
     let agents = repo
         .store
@@ -65,6 +86,7 @@ pub async fn read(repo: &Repo) -> Result<Inputs, StatusError> {
     Ok(Inputs {
         objects,
         reports,
+        plans,
         agents,
         operator,
     })

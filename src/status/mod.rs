@@ -73,6 +73,8 @@ pub struct ConditionView {
 #[serde(rename_all = "camelCase")]
 pub struct ReportSummary {
     pub converged: bool,
+    /// The report is about the plan slices stored now (it names their digests).
+    pub current: bool,
     pub resources: usize,
     pub converged_resources: usize,
     pub progressing: usize,

@@ -253,3 +253,42 @@ fn with_an_operator_running_an_object_without_ready_is_still_pending() {
     i.operator = true;
     assert!(compute(&i).converged);
 }
+
+#[test]
+fn a_report_about_an_older_plan_is_pending() {
+    let mut i = inputs(vec![with_status(
+        node("a", 1),
+        1,
+        vec![cond("Ready", ConditionStatus::True, "Ready")],
+    )]);
+    healthy(&mut i, "a");
+    let stored = |digests: &[(&str, &str)]| -> std::collections::BTreeMap<String, String> {
+        digests
+            .iter()
+            .map(|(c, d)| ((*c).to_owned(), (*d).to_owned()))
+            .collect()
+    };
+    if let Some(Ok(r)) = i.reports.get_mut("a") {
+        r.slices = stored(&[("node", "d1")]);
+    }
+    // (slices stored now, converged?)
+    let table = [
+        (stored(&[("node", "d1")]), true),
+        (stored(&[("node", "d2")]), false),
+        (stored(&[("node", "d1"), ("credentials", "c1")]), false),
+    ];
+    for (plans, converged) in table {
+        i.plans.insert("a".into(), plans.clone());
+        let s = compute(&i);
+        assert_eq!(s.converged, converged, "{plans:?}: {:?}", s.pending);
+        if !converged {
+            assert!(
+                s.pending[0]
+                    .reason
+                    .contains("has not reported on the new one"),
+                "{:?}",
+                s.pending
+            );
+        }
+    }
+}

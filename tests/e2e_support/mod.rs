@@ -1,28 +1,29 @@
-//! The end-to-end world: a real etcd, `omtd operator` in-process (the same `run_until` the
-//! binary runs, with a cheap bcrypt cost, so the test can hand it the sim world's probes),
-//! one `omtd agent --driver sim --sim-api` process per node (the test reads each machine
-//! through a mirror kept in step with its `GET /state` and breaks it through `POST
-//! /fault`), and the `omtd` binary for every user action.
+//! The end-to-end world: a real etcd and a real ZooKeeper, the `omtd operator` binary, one
+//! `omtd agent --driver sim --sim-api` process per node, and the `omtd` binary for every
+//! user action.
+//!
+//! The test reads each sim machine through a mirror kept in step with its `GET /state`
+//! and breaks it through `POST /fault`. The sim world (`omtd::sim`) computes what Mesos,
+//! Chronos and Prometheus make of the machines and serves it on loopback with the real
+//! APIs; its Mesos leader election is copied into the real ZooKeeper. The operator is
+//! pointed at all three as it would be at a cluster (`OMTD_MESOS_URL`, `OMTD_ZOOKEEPER`,
+//! `OMTD_PROMETHEUS_URL`), so its real probes and maintenance calls run.
 #![allow(dead_code)]
 
 pub mod mesos;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use omtd::agent::drivers::sim::{Fault, SimHost};
-use omtd::operator::Options;
-use omtd::resources::{Keys, Repo};
-use omtd::runtime::RuntimeConfig;
+use omtd::resources::Keys;
 use omtd::store::{etcd::EtcdStore, Store};
-use omtd_controllers::Settings;
 use omtd_crds::plan::{Ensure, PlanSlice, Report, ServiceState};
 use tokio_util::sync::CancellationToken;
 
 use crate::common::etcd::EtcdServer;
-use mesos::ChronosFault;
+use crate::common::zookeeper::ZooKeeperServer;
 use omtd::sim::remote::RemoteHost;
 use omtd::sim::SimWorld;
 
@@ -96,23 +97,49 @@ pub struct World {
     pub etcd: EtcdServer,
     pub store: Arc<dyn Store>,
     pub keys: Keys,
+    pub zookeeper: ZooKeeperServer,
     machines: BTreeMap<String, Machine>,
-    operator_stop: CancellationToken,
-    operator: Option<tokio::task::JoinHandle<()>>,
+    operator: Option<Process>,
+    mirror_stop: CancellationToken,
     pub dir: tempfile::TempDir,
     /// What Mesos, ZooKeeper and Prometheus make of the hosts, served over HTTP to the
-    /// operator's probes, when the world has it.
-    pub sim: Option<SimWorld>,
-    pub chronos: Arc<ChronosFault>,
+    /// operator's probes.
+    pub sim: SimWorld,
+}
+
+/// A child process stopped (SIGTERM, then SIGKILL) when dropped.
+struct Process(std::process::Child);
+
+impl Process {
+    fn stop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
 
 /// How the world's operator runs.
 #[derive(Default)]
 pub struct Setup {
-    /// Probe (and call for maintenance) the sim world's Mesos, ZooKeeper and Prometheus.
-    pub mesos: bool,
-    /// Controller settings (default: omtd's, with a cheap bcrypt cost).
-    pub settings: Option<Settings>,
+    /// More `omtd operator` flags (e.g. a shorter `--recovery-grace`).
+    pub operator_args: Vec<&'static str>,
 }
 
 impl World {
@@ -132,48 +159,69 @@ impl World {
         let keys = Keys::for_cluster(CLUSTER);
         let mut world = World {
             etcd,
+            zookeeper: ZooKeeperServer::start(),
             store,
             keys,
             machines: BTreeMap::new(),
-            operator_stop: CancellationToken::new(),
             operator: None,
+            mirror_stop: CancellationToken::new(),
             dir: tempfile::tempdir().expect("temp dir"),
-            sim: setup.mesos.then(SimWorld::new),
-            chronos: ChronosFault::new(),
+            sim: SimWorld::new(),
         };
         // Hosts first: the operator's probes need the manager's sim endpoints.
         for n in nodes {
             world.start_agent(n).await;
         }
-        world.start_operator(setup.settings);
+        omtd::sim::zk_mirror::spawn(
+            world.sim.clone(),
+            mesos::ZK_URL,
+            &world.zookeeper.endpoint(),
+            "/mesos",
+            Duration::from_millis(20),
+            world.mirror_stop.clone(),
+        )
+        .await
+        .expect("copy the sim's election into ZooKeeper");
+        world.start_operator(&setup.operator_args);
         world
     }
 
-    fn start_operator(&mut self, settings: Option<Settings>) {
-        let repo = Repo::new(Arc::clone(&self.store), self.keys.clone());
-        let addr: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
-        let mut options = Options::new(
-            addr,
-            RuntimeConfig {
-                identity: "e2e-operator".into(),
-                ..RuntimeConfig::default()
-            },
-        );
-        options.settings = settings.unwrap_or_default();
-        // bcrypt at cost 10 takes ~0.2 s per hash in a debug build; the format is the same.
-        options.settings.bcrypt_cost = 4;
-        if let Some(sim) = &self.sim {
-            let (probes, maintenance) = mesos::wiring(sim, Arc::clone(&self.chronos));
-            options.probes = Some(probes);
-            options.maintenance = maintenance;
-            options.probe_interval = Duration::from_millis(100);
-        }
-        let stop = self.operator_stop.clone();
-        self.operator = Some(tokio::spawn(async move {
-            if let Err(e) = omtd::operator::run_until(&repo, options, stop).await {
-                panic!("operator failed: {e}");
-            }
-        }));
+    /// `omtd operator` with its probes on the sim world's endpoints and the real ZooKeeper.
+    fn start_operator(&mut self, extra: &[&str]) {
+        let (user, secret) = mesos::PROBE_PRINCIPAL;
+        let mesos_url = self
+            .sim
+            .mesos_url(mesos::MANAGER)
+            .expect("the manager's sim endpoint")
+            .replacen("http://", &format!("http://{user}:{secret}@"), 1);
+        let prometheus = self
+            .sim
+            .prometheus_url(mesos::MONITOR)
+            .expect("the monitor's sim endpoint");
+        let log =
+            std::fs::File::create(self.dir.path().join("operator.log")).expect("operator log file");
+        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("omtd"))
+            .env("OMTD_STORE", self.etcd.url())
+            .env("OMTD_CLUSTER", CLUSTER)
+            .env("OMTD_MESOS_URL", mesos_url)
+            .env(
+                "OMTD_ZOOKEEPER",
+                format!("zk://{}/mesos", self.zookeeper.endpoint()),
+            )
+            .env("OMTD_PROMETHEUS_URL", prometheus)
+            .args(["operator", "--metrics-addr", "127.0.0.1:0"])
+            .args(["--identity", "e2e-operator", "--probe-interval", "100ms"])
+            .args(extra)
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start omtd operator");
+        self.operator = Some(Process(child));
+    }
+
+    /// The operator's log so far (for a failing assertion's message).
+    pub fn operator_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("operator.log")).unwrap_or_default()
     }
 
     /// A sim machine with every role's packages installed (and, on the executor, two
@@ -233,12 +281,7 @@ impl World {
             .expect("the sim machine's state");
         machine.remote.follow(Duration::from_millis(20), follow);
         let sim = machine.remote.mirror().clone();
-        if let Some(world) = &self.sim {
-            world.add_node(node, address(node), sim.clone());
-        }
-        if node == mesos::MANAGER {
-            self.chronos.watch_manager(&sim);
-        }
+        self.sim.add_node(node, address(node), sim.clone());
         self.machines.insert(node.to_owned(), machine);
         sim
     }
@@ -256,9 +299,7 @@ impl World {
             .inject(&fault)
             .await
             .unwrap_or_else(|e| panic!("fault {fault:?} on {node}: {e}"));
-        if let Some(world) = &self.sim {
-            world.refresh();
-        }
+        self.sim.refresh();
     }
 
     /// Stops a node's agent service (the machine stays up, unattended).
@@ -308,13 +349,13 @@ impl World {
         })
         .await
         .expect("stop the sim machines");
-        self.operator_stop.cancel();
-        if let Some(op) = self.operator.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), op).await;
+        if let Some(mut op) = self.operator.take() {
+            tokio::task::spawn_blocking(move || op.stop())
+                .await
+                .expect("stop the operator");
         }
-        if let Some(sim) = &self.sim {
-            sim.shutdown();
-        }
+        self.mirror_stop.cancel();
+        self.sim.shutdown();
     }
 
     /// Runs the `omtd` binary against this world's store; panics unless it exits 0.
@@ -460,7 +501,7 @@ impl World {
     pub async fn status_wait(&self) -> Duration {
         let start = Instant::now();
         let (code, out, err) = self
-            .omtd_status(&["status", "--wait", "--timeout", "30s"])
+            .omtd_status(&["status", "--wait", "--timeout", "30s", "--settle", "500ms"])
             .await;
         assert_eq!(code, 0, "omtd status --wait:\n{out}\n{err}");
         start.elapsed()
