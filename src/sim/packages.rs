@@ -25,18 +25,7 @@ pub fn packages(role: Role) -> &'static [&'static str] {
 
 /// Every role's packages, once each: a machine that can take any role.
 pub fn every_role() -> Vec<&'static str> {
-    let mut all: Vec<&str> = [
-        Role::Executor,
-        Role::Editor,
-        Role::Manager,
-        Role::Registry,
-        Role::Monitor,
-        Role::Worker,
-    ]
-    .into_iter()
-    .flat_map(packages)
-    .copied()
-    .collect();
+    let mut all: Vec<&str> = Role::ALL.into_iter().flat_map(packages).copied().collect();
     all.sort_unstable();
     all.dedup();
     all

@@ -60,36 +60,22 @@ pub fn address(node: &str) -> &'static str {
 
 /// One `omtd agent --driver sim` process: a sim machine with its agent.
 struct Machine {
-    child: std::process::Child,
+    process: Process,
     remote: RemoteHost,
     follow: CancellationToken,
 }
 
 impl Machine {
-    /// SIGTERM (the agent revokes its heartbeat), then SIGKILL after 5 s.
+    /// SIGTERM (the agent revokes its heartbeat), then SIGKILL.
     fn stop(&mut self) {
         self.follow.cancel();
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.stop();
     }
 }
 
 impl Drop for Machine {
     fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.follow.cancel();
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.follow.cancel();
     }
 }
 
@@ -107,10 +93,11 @@ pub struct World {
     pub sim: SimWorld,
 }
 
-/// A child process stopped (SIGTERM, then SIGKILL) when dropped.
+/// A child process, killed when dropped.
 struct Process(std::process::Child);
 
 impl Process {
+    /// SIGTERM, then SIGKILL after 15 s.
     fn stop(&mut self) {
         let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
         let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
@@ -251,7 +238,7 @@ impl World {
         let child = command.spawn().expect("start omtd agent --driver sim");
         let follow = CancellationToken::new();
         let mut machine = Machine {
-            child,
+            process: Process(child),
             remote: RemoteHost::new("http://127.0.0.1:1"),
             follow: follow.clone(),
         };
@@ -260,7 +247,7 @@ impl World {
             if let Ok(url) = std::fs::read_to_string(&api_file) {
                 break url;
             }
-            if let Ok(Some(exit)) = machine.child.try_wait() {
+            if let Ok(Some(exit)) = machine.process.0.try_wait() {
                 let log = std::fs::read_to_string(self.dir.path().join(format!("{node}.log")));
                 panic!(
                     "omtd agent for {node} exited with {exit}: {}",
