@@ -126,6 +126,23 @@ async fn repaired(vm: &Vm, what: &str, check: &str) -> Duration {
     vm.wait_until(what, check, REPAIR).await
 }
 
+/// Waits until `node`'s agent reports at least `n` repairs of drift: the host was put
+/// right by the agent (and says so), not by something else.
+async fn wait_repairs(rig: &Rig, node: &str, n: u64) {
+    let start = Instant::now();
+    loop {
+        let now = rig.report(node).await.map_or(0, |r| r.corrective_changes);
+        if now >= n {
+            return;
+        }
+        assert!(
+            start.elapsed() < REPAIR,
+            "{node}: the agent reports {now} repairs of drift, expected {n}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn debian_vms_run_the_agent_and_the_storage_procedures() {
     let steps = Steps::new();
@@ -211,25 +228,6 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
         &format!("executor {}, worker {}", secs(te), secs(tw)),
     );
 
-    // The worker's cAdvisor container needs its image, and no registry is reachable from
-    // here: a stand-in image (busybox's httpd on 8080) under the real image's name, made on
-    // the worker's real Docker. Everything about the container (run, ports, volumes,
-    // restart policy) is then the agent's real work.
-    let cadvisor = omtd_controllers::Settings::default().cadvisor_image;
-    let start = Instant::now();
-    worker
-        .run(&format!(
-            "tar -C /usr/local/share/omtd-vm/cadvisor-standin -c . | docker import \
-             --change 'ENTRYPOINT [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]' \
-             - {cadvisor} >/dev/null"
-        ))
-        .await;
-    steps.record(
-        "worker: stand-in cAdvisor image imported",
-        start.elapsed(),
-        &cadvisor,
-    );
-
     // ---- Apply the cluster; the agents come up as systemd units. ----
     rig.start_operator();
     let start = Instant::now();
@@ -240,7 +238,30 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
     }
     let out = rig.apply("cluster.yaml", &cluster).await;
     assert!(out.contains("volume/nfsstore-vdb created"), "{out}");
-    tokio::join!(install_agent(&executor), install_agent(&worker));
+    // The worker's cAdvisor container needs its image, and no registry is reachable from
+    // here: a stand-in image (busybox's httpd on 8080) under the real image's name, made on
+    // the worker's real Docker before its agent starts. Everything about the container
+    // (run, ports, volumes, restart policy) is then the agent's real work.
+    let cadvisor = omtd_controllers::Settings::default().cadvisor_image;
+    let worker_up = async {
+        let start = Instant::now();
+        worker
+            .run(&format!(
+                "tar -C /usr/local/share/omtd-vm/cadvisor-standin -c . | docker import \
+                 --change 'ENTRYPOINT [\"/bin/busybox\", \"httpd\", \"-f\", \"-p\", \"8080\", \"-h\", \"/www\"]' \
+                 - {cadvisor} >/dev/null"
+            ))
+            .await;
+        let imported = start.elapsed();
+        install_agent(&worker).await;
+        imported
+    };
+    let (_, imported) = tokio::join!(install_agent(&executor), worker_up);
+    steps.record(
+        "worker: stand-in cAdvisor image imported (beside the executor's start)",
+        imported,
+        &cadvisor,
+    );
     let took = rig.wait_converged(&[EXECUTOR, WORKER], CONVERGE).await;
     steps.record(
         "apply the cluster: both agents converged",
@@ -360,14 +381,7 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
         took,
         "sha256 of the file, exportfs -v",
     );
-    let corrective_after = rig
-        .report(EXECUTOR)
-        .await
-        .map_or(0, |r| r.corrective_changes);
-    assert!(
-        corrective_after >= corrective_before + 2,
-        "the executor's agent counted its repairs: {corrective_before} -> {corrective_after}"
-    );
+    wait_repairs(&rig, EXECUTOR, corrective_before + 2).await;
 
     let worker_repairs = rig.report(WORKER).await.map_or(0, |r| r.corrective_changes);
     worker
@@ -384,18 +398,7 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
         took,
         "systemctl is-active / is-enabled",
     );
-    let start = Instant::now();
-    loop {
-        let now = rig.report(WORKER).await.map_or(0, |r| r.corrective_changes);
-        if now > worker_repairs {
-            break;
-        }
-        assert!(
-            start.elapsed() < REPAIR,
-            "the worker's agent never reported repairing the stray master"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_repairs(&rig, WORKER, worker_repairs + 1).await;
 
     // ---- Add disk space: pvcreate, vgextend, lvextend, online resize2fs. ----
     let size_before = df_size(&executor).await;

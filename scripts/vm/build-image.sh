@@ -162,9 +162,12 @@ chroot "$rootfs" systemctl enable omtd-vm-net.service >/dev/null
 # (the serial console goes to a file).
 chroot "$rootfs" systemctl mask systemd-timesyncd.service apt-daily.timer \
     apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer serial-getty@ttyS0.service \
+    modprobe@drm.service modprobe@efi_pstore.service modprobe@fuse.service \
     >/dev/null 2>&1 || true
 
-# --- a small initrd: the drivers for the root disk, nothing else ---
+# --- a small initrd: the drivers for the root disk, the NICs and the share ---
+# (loaded early, the NICs are there when the network script runs instead of ~25 s later,
+# when udev's coldplug gets to them under emulation)
 mount -t proc proc "$rootfs/proc"
 mount -t sysfs sys "$rootfs/sys"
 mount --bind /dev "$rootfs/dev"
@@ -172,7 +175,7 @@ cat >"$rootfs/etc/initramfs-tools/conf.d/omtd-vm" <<'EOF'
 MODULES=list
 COMPRESS=gzip
 EOF
-printf '%s\n' virtio_pci virtio_blk ext4 >"$rootfs/etc/initramfs-tools/modules"
+printf '%s\n' virtio_pci virtio_blk virtio_net ext4 9p 9pnet_virtio >"$rootfs/etc/initramfs-tools/modules"
 chroot "$rootfs" update-initramfs -u -k all >/dev/null 2>&1
 for m in proc sys dev; do umount "$rootfs/$m"; done
 
