@@ -415,7 +415,8 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
     );
     let size_after = df_size(&executor).await;
     assert!(
-        size_after > size_before + (DISK_MIB - 16) * 1024 * 1024,
+        // A 256 MiB disk is 63 extents of 4 MiB; ext4 keeps some of it for its own tables.
+        size_after > size_before + DISK_MIB * 3 / 4 * 1024 * 1024,
         "df grew by about a disk: {size_before} -> {size_after}"
     );
     assert!(
