@@ -246,3 +246,49 @@ async fn paths_escaping_the_root_are_refused() {
     })
     .await;
 }
+
+/// A file that cannot be written (its owner does not exist on the host) fails with the
+/// reason, and once its retries back off the report still says what keeps failing, not
+/// that the host keeps drifting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_keeps_failing_says_why_while_backed_off() {
+    with_timeout(Duration::from_secs(30), async {
+        let rig = Rig::new().await;
+        let mut config = rig.config("node3");
+        config.resync = Duration::from_millis(50);
+        config.repair = omtd::agent::repair_limit::RepairPolicy {
+            burst: 2,
+            window: Duration::from_secs(60),
+            base: Duration::from_secs(30),
+            max: Duration::from_secs(60),
+        };
+        let agent = Agent::new(rig.store.clone(), rig.linux_host(None), config);
+        let running = Running::start(rig.store.clone(), agent);
+        let mut owned = file("/etc/galaxy/job_conf.xml", "<job_conf/>", 0o640);
+        owned.owner = Some("omtd-no-such-user".into());
+        let s = PlanSlice {
+            controller: "credentials".into(),
+            fencing_token: 1,
+            files: vec![owned],
+            ..Default::default()
+        };
+        rig.put_slice("node3", &s).await;
+        let r = rig
+            .wait_report("node3", Duration::from_secs(20), |r| {
+                r.resources.iter().any(|x| {
+                    x.id == "file:/etc/galaxy/job_conf.xml" && x.message.contains("keeps failing")
+                })
+            })
+            .await;
+        let res = r
+            .resources
+            .iter()
+            .find(|x| x.id == "file:/etc/galaxy/job_conf.xml")
+            .unwrap();
+        assert_eq!(res.state, omtd_crds::plan::ResourceState::Failed);
+        assert!(res.message.contains("omtd-no-such-user"), "{}", res.message);
+        assert!(!res.message.contains("drifting"), "{}", res.message);
+        running.stop().await;
+    })
+    .await;
+}

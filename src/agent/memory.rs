@@ -5,7 +5,7 @@
 //! Restart tokens and counters also live in the last report, so a restarted agent picks
 //! them up from the store instead of restarting every service once more.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 
 use omtd_crds::plan::{Report, ResourceReport};
@@ -20,8 +20,9 @@ pub const RESTART_TOKEN: &str = "restartToken";
 pub struct Memory {
     /// Resource id → hash of the spec it was last brought to.
     pub converged: HashMap<String, u64>,
-    /// Resources whose last change failed: their retries are rate-limited too.
-    pub failed: BTreeSet<String>,
+    /// Resources whose last change failed, with the error: their retries are rate-limited
+    /// too, and a resource held back says why it failed.
+    pub failed: BTreeMap<String, String>,
     /// Service name → the restart token last applied.
     pub restart_tokens: BTreeMap<String, String>,
     pub corrective: u64,

@@ -137,7 +137,7 @@ impl Pass<'_> {
         }
         self.mem.limiter.retain(|id| ids.contains(id));
         self.mem.converged.retain(|id, _| ids.contains(id));
-        self.mem.failed.retain(|id| ids.contains(id));
+        self.mem.failed.retain(|id, _| ids.contains(id));
         self.out.resources.sort_by(|a, b| a.id.cmp(&b.id));
         self.out.next_wake = self.mem.limiter.next_deadline();
         if self.out.changes > 0 {
@@ -160,7 +160,7 @@ impl Pass<'_> {
 
     /// Ask the limiter before touching `id`; intentional first attempts always pass.
     fn may_touch(&mut self, id: &str, corrective: bool) -> Result<(), std::time::Duration> {
-        if !corrective && !self.mem.failed.contains(id) {
+        if !corrective && !self.mem.failed.contains_key(id) {
             return Ok(());
         }
         match self.mem.limiter.allow(id, self.now) {
@@ -194,7 +194,7 @@ impl Pass<'_> {
             Outcome::Refused(message) => (ResourceState::Refused, message, None, BTreeMap::new()),
             Outcome::Failed(message) => {
                 tracing::warn!(resource = %id, %message, "could not converge");
-                self.mem.failed.insert(id.clone());
+                self.mem.failed.insert(id.clone(), message.clone());
                 (ResourceState::Failed, message, None, BTreeMap::new())
             }
         };
@@ -216,15 +216,18 @@ impl Pass<'_> {
         }
     }
 
-    /// A resource left alone because its repairs are backing off.
+    /// A resource left alone because its repairs are backing off: it keeps failing (say
+    /// with what), or keeps drifting away after each repair.
     fn backing_off(&mut self, id: String, pause: std::time::Duration, state: ResourceState) {
+        let pause = pause.as_secs().max(1);
+        let message = match self.mem.failed.get(&id) {
+            Some(error) => format!("keeps failing: {error}; next attempt in {pause} s"),
+            None => format!("keeps drifting after repair: repairs backed off (pause {pause} s)"),
+        };
         self.out.resources.push(ResourceReport {
             id,
             state,
-            message: format!(
-                "keeps drifting after repair: repairs backed off (pause {} s)",
-                pause.as_secs().max(1)
-            ),
+            message,
             percent: None,
             observed: BTreeMap::new(),
         });

@@ -99,7 +99,7 @@ impl Pass<'_> {
         ) -> Result<StorageOutcome>,
     ) {
         let corrective = self.is_corrective(&rid, spec_hash(spec));
-        if self.mem.failed.contains(&rid) {
+        if self.mem.failed.contains_key(&rid) {
             if let Err(pause) = self.may_touch(&rid, corrective) {
                 return self.backing_off(rid, pause, ResourceState::Failed);
             }
