@@ -8,7 +8,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh --test
+# The VM image (when not cached) builds in the background while the rest compiles and runs;
+# the VM test waits for it on the cache's lock. Its log is printed if it failed.
+vm_log=$(mktemp)
+scripts/vm/prebuild-image.sh >"$vm_log" 2>&1 &
+vm_build=$!
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace -- --skip debian_vms_
+if ! wait "$vm_build"; then
+    echo "the background VM image build failed (the VM test retries it):" >&2
+    cat "$vm_log" >&2
+fi
 cargo test --test vm_hosts -- --nocapture
