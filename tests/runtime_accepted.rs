@@ -86,7 +86,7 @@ async fn accepted_condition_follows_references_with_minimal_writes() {
 
     let metrics = Arc::new(Metrics::new());
     let shutdown = CancellationToken::new();
-    let controllers: Vec<Arc<dyn Controller>> = vec![Arc::new(AcceptedController)];
+    let controllers: Vec<Arc<dyn Controller>> = vec![Arc::new(AcceptedController::new())];
     let running = Manager::new(
         Arc::clone(&store),
         keys.clone(),

@@ -57,6 +57,28 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores, {mem} RAM")
 }
 
+/// Per controller, per change: reconciles and time (reconcile plus its write).
+fn render_controllers(f: &Figures) -> String {
+    let mut s = String::from(
+        "| controller | reconciles/change | ms/change | ms/reconcile |\n|---|---|---|---|\n",
+    );
+    for c in &f.per_controller {
+        let per = if c.reconciles > 0.0 {
+            c.seconds * 1000.0 / c.reconciles
+        } else {
+            0.0
+        };
+        s.push_str(&format!(
+            "| {} | {:.1} | {:.1} | {:.2} |\n",
+            c.controller,
+            c.reconciles,
+            c.seconds * 1000.0,
+            per
+        ));
+    }
+    s
+}
+
 fn render(f: &Figures, store: &str) -> String {
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
     format!(
@@ -110,7 +132,8 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCod
         return Ok(ExitCode::from(1));
     }
     let table = render(&figures, &global.store);
-    print!("{table}");
+    let controllers = render_controllers(&figures);
+    print!("{table}\n{controllers}");
     if let Some(path) = &args.record {
         let date = std::process::Command::new("date")
             .arg("-u")
@@ -125,7 +148,7 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCod
             .open(path)?;
         writeln!(
             file,
-            "\n### `omtd bench --nodes {} --changes {}` — {date}\n\nMachine: {}.\n\n{table}",
+            "\n### `omtd bench --nodes {} --changes {}` — {date}\n\nMachine: {}.\n\n{table}\n{controllers}",
             args.nodes,
             args.changes,
             machine()

@@ -5,6 +5,7 @@
 //! it; a reconcile holds one consistent state (one store revision) however long it runs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use omtd_controllers::AgentLiveness;
 use omtd_crds::plan::{PlanSlice, Report};
@@ -76,13 +77,20 @@ impl Changed {
 pub struct Snapshot {
     /// The store revision this state is at.
     pub revision: Revision,
+    /// The revision of the last change to any spec (a put or a delete) this state holds:
+    /// two snapshots with the same `specs_revision` hold the same specs, so what is derived
+    /// from the specs alone (whole-state validation) can be cached under it.
+    pub specs_revision: Revision,
+    /// Likewise for any spec or status: what is derived from the objects with their
+    /// statuses (the controllers' `Desired`) can be cached under it.
+    pub objects_revision: Revision,
     /// Every key under the cluster prefix, as stored: what the writer compares against.
-    pub raw: BTreeMap<String, KeyValue>,
+    pub raw: BTreeMap<String, Arc<KeyValue>>,
     /// Specs joined with their statuses.
-    pub objects: BTreeMap<ObjectKey, Stored>,
+    pub objects: BTreeMap<ObjectKey, Arc<Stored>>,
     /// Plan slices by node, then by controller.
-    pub plans: BTreeMap<String, BTreeMap<String, PlanSlice>>,
-    pub reports: BTreeMap<String, Report>,
+    pub plans: BTreeMap<String, BTreeMap<String, Arc<PlanSlice>>>,
+    pub reports: BTreeMap<String, Arc<Report>>,
     /// Agents whose heartbeat key is present, with when this process saw it appear or
     /// change (its own monotonic clock: never a time written by another host).
     pub agents: BTreeMap<String, Instant>,
@@ -96,16 +104,19 @@ pub struct Snapshot {
 
 impl Snapshot {
     pub fn get(&self, kind: Kind, name: &str) -> Option<&Stored> {
-        self.objects.get(&ObjectKey {
-            kind,
-            name: name.to_owned(),
-        })
+        self.objects
+            .get(&ObjectKey {
+                kind,
+                name: name.to_owned(),
+            })
+            .map(|s| &**s)
     }
 
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Stored> {
         self.objects
             .values()
             .filter(move |s| s.object.kind() == kind)
+            .map(|s| &**s)
     }
 
     /// Every object of the desired state (with statuses), for whole-state validation.
@@ -153,7 +164,7 @@ impl Snapshot {
         self.unreadable.remove(key);
         match &kv {
             Some(kv) => {
-                self.raw.insert(key.to_owned(), kv.clone());
+                self.raw.insert(key.to_owned(), Arc::new(kv.clone()));
             }
             None => {
                 self.raw.remove(key);
@@ -163,6 +174,12 @@ impl Snapshot {
             return;
         };
         let value = kv.as_ref().map(|kv| kv.value.as_slice());
+        if matches!(changed, Changed::Spec(_)) {
+            self.specs_revision = self.specs_revision.max(revision);
+        }
+        if matches!(changed, Changed::Spec(_) | Changed::Status(_)) {
+            self.objects_revision = self.objects_revision.max(revision);
+        }
         match changed {
             Changed::Spec(id) => match kv {
                 Some(kv) => match decode(key, &kv.value) {
@@ -173,10 +190,10 @@ impl Snapshot {
                         object.set_status(status);
                         self.objects.insert(
                             id,
-                            Stored {
+                            Arc::new(Stored {
                                 object,
                                 mod_revision: kv.mod_revision,
-                            },
+                            }),
                         );
                     }
                     Err(e) => {
@@ -191,7 +208,7 @@ impl Snapshot {
             Changed::Status(id) => {
                 let status = self.parse_status(key);
                 if let Some(stored) = self.objects.get_mut(&id) {
-                    stored.object.set_status(status);
+                    Arc::make_mut(stored).object.set_status(status);
                 }
             }
             Changed::Plan { node, controller } => {
@@ -199,7 +216,7 @@ impl Snapshot {
                 let slices = self.plans.entry(node.clone()).or_default();
                 match parsed {
                     Some(Ok(slice)) => {
-                        slices.insert(controller, slice);
+                        slices.insert(controller, Arc::new(slice));
                     }
                     Some(Err(e)) => {
                         slices.remove(&controller);
@@ -215,7 +232,7 @@ impl Snapshot {
             }
             Changed::Report(node) => match value.map(serde_json::from_slice::<Report>) {
                 Some(Ok(report)) => {
-                    self.reports.insert(node, report);
+                    self.reports.insert(node, Arc::new(report));
                 }
                 Some(Err(e)) => {
                     self.reports.remove(&node);
@@ -308,6 +325,9 @@ impl Snapshot {
             }
         }
         snap.revision = revision;
+        // A relist may have missed deletes: everything derived from specs is recomputed.
+        snap.specs_revision = revision;
+        snap.objects_revision = revision;
         snap
     }
 }
