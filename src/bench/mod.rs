@@ -47,6 +47,9 @@ pub struct Figures {
     /// Per controller, per timed change: reconciles and the time they took.
     pub per_controller: Vec<ControllerCost>,
     pub operator_writes_per_change: f64,
+    /// CPU time (user + system) the whole process spent per change: unlike the latency,
+    /// it hardly moves when other work shares the machine.
+    pub cpu_per_change: Duration,
     pub store_revisions_per_change: f64,
     pub idle: Duration,
     pub idle_operator_writes: u64,
@@ -99,6 +102,24 @@ async fn revision(repo: &Repo) -> i64 {
         .await
         .map(|l| l.revision)
         .unwrap_or(0)
+}
+
+/// CPU time this process has used (user + system), from `/proc/self/stat`.
+fn cpu_time() -> Duration {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) in parentheses:
+            // utime and stime are the 12th and 13th of them.
+            let rest = s.rsplit_once(')')?.1;
+            let mut fields = rest.split_whitespace().skip(11);
+            let user = fields.next()?.parse::<u64>().ok()?;
+            let system = fields.next()?.parse::<u64>().ok()?;
+            Some(user + system)
+        })
+        .unwrap_or(0);
+    // USER_HZ is 100 on every Linux this runs on.
+    Duration::from_millis(ticks * 10)
 }
 
 fn rss_bytes() -> u64 {
@@ -242,6 +263,7 @@ async fn measure(
     let monitor = world.host("monitor.omtd")?;
     let workers = opts.nodes.saturating_sub(5).max(1);
     let before = scrape(&http, &metrics_url).await;
+    let cpu0 = cpu_time();
     let rev0 = revision(repo).await;
     for k in 0..opts.changes {
         let i = 1 + (k * 7919) % workers;
@@ -268,6 +290,7 @@ async fn measure(
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let after = scrape(&http, &metrics_url).await;
+    figures.cpu_per_change = cpu_time().saturating_sub(cpu0) / opts.changes.max(1) as u32;
     let rev1 = revision(repo).await;
     let n = opts.changes.max(1) as f64;
     figures.reconciles_per_change = (after.total_reconciles() - before.total_reconciles()) / n;

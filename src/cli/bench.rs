@@ -82,15 +82,16 @@ fn render_controllers(f: &Figures) -> String {
 fn render(f: &Figures, store: &str) -> String {
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
     format!(
-        "| nodes | store | initial convergence | change p50 | change p99 | reconciles/change | operator writes/change | store revisions/change | idle operator writes | idle store revisions | RSS (operator + agents + sim) |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n\
-         | {} | {} | {:.1} s | {} | {} | {:.1} | {:.1} | {:.1} | {} in {:?} | {} in {:?} | {} MiB |\n",
+        "| nodes | store | initial convergence | change p50 | change p99 | reconciles/change | CPU/change | operator writes/change | store revisions/change | idle operator writes | idle store revisions | RSS (operator + agents + sim) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n\
+         | {} | {} | {:.1} s | {} | {} | {:.1} | {} | {:.1} | {:.1} | {} in {:?} | {} in {:?} | {} MiB |\n",
         f.nodes,
         store.split("://").next().unwrap_or(store),
         f.initial_convergence.as_secs_f64(),
         ms(f.quantile(0.5)),
         ms(f.quantile(0.99)),
         f.reconciles_per_change,
+        ms(f.cpu_per_change),
         f.operator_writes_per_change,
         f.store_revisions_per_change,
         f.idle_operator_writes,

@@ -22,7 +22,8 @@ use omtd_crds::Kind;
 use tokio::time::Instant;
 
 use super::maintenance::MaintenanceWanted;
-use super::observe::{self, DesiredCache};
+use super::mirror::Pool;
+use super::observe::{DesiredCache, ObservedMaps};
 use super::probes::SharedProbes;
 use crate::runtime::{
     Changed, Controller, EventNote, EventType, Outcome, ReconcileError, Snapshot, StatusParts,
@@ -43,6 +44,8 @@ pub struct PureController {
     /// Where the node controller's wanted Mesos maintenance goes.
     maintenance: Option<Arc<MaintenanceWanted>>,
     desired: Arc<DesiredCache>,
+    /// This controller's `Observed` maps between passes.
+    observed: Pool<ObservedMaps>,
 }
 
 /// What the four controllers share: their settings and where probe answers and wanted
@@ -75,6 +78,7 @@ impl Wiring {
             probes: Arc::clone(&self.probes),
             maintenance,
             desired: Arc::clone(&self.desired),
+            observed: Pool::default(),
         };
         vec![
             make(
@@ -130,8 +134,12 @@ impl PureController {
         mono: Instant,
     ) -> Result<Output, pure::Error> {
         let desired = self.desired.get(snapshot);
-        let observed = observe::observed(snapshot, self.name, &self.probes.get(), now, mono);
-        (self.run)(&desired, &observed, &self.settings)
+        let mut maps = self.observed.take();
+        let observed = maps.observed(snapshot, self.name, &self.probes.get(), now, mono);
+        let out = (self.run)(&desired, &observed, &self.settings);
+        maps.restore(observed);
+        self.observed.give(maps);
+        out
     }
 }
 

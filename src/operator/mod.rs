@@ -5,6 +5,7 @@
 
 pub mod adapter;
 pub mod maintenance;
+pub mod mirror;
 pub mod observe;
 pub mod preview;
 pub mod probes;

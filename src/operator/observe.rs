@@ -2,6 +2,7 @@
 //! results: [`Desired`] from the objects, [`Observed`] from reports, plans, agent leases
 //! and probes.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -9,6 +10,7 @@ use omtd_controllers::{Desired, Observed};
 use omtd_crds::plan::{PlanSlice, Report};
 use tokio::time::Instant;
 
+use super::mirror::Mirror;
 use super::probes::ProbeResults;
 use crate::runtime::Snapshot;
 use crate::store::Revision;
@@ -65,28 +67,50 @@ pub fn observed(
     now: SystemTime,
     mono: Instant,
 ) -> Observed {
-    let plans = snapshot
-        .plans
-        .iter()
-        .filter_map(|(node, slices)| {
-            let own = slices.get(controller)?;
-            Some((
-                node.clone(),
-                [(controller.to_owned(), PlanSlice::clone(own))].into(),
-            ))
-        })
-        .collect();
-    Observed {
-        now,
-        reports: snapshot
-            .reports
+    ObservedMaps::default().observed(snapshot, controller, probes, now, mono)
+}
+
+/// The owned maps of [`Observed`], kept from one pass to the next so that a pass copies
+/// only the reports and slices that changed since (see [`super::mirror`]).
+#[derive(Debug, Default)]
+pub struct ObservedMaps {
+    reports: Mirror<Report, Report>,
+    plans: Mirror<PlanSlice, BTreeMap<String, PlanSlice>>,
+}
+
+impl ObservedMaps {
+    /// [`observed`], with the maps brought up to date and moved in; hand the result back
+    /// with [`ObservedMaps::restore`] after the pass.
+    pub fn observed(
+        &mut self,
+        snapshot: &Snapshot,
+        controller: &str,
+        probes: &ProbeResults,
+        now: SystemTime,
+        mono: Instant,
+    ) -> Observed {
+        self.reports.sync(snapshot.reports.iter(), Report::clone);
+        let own = snapshot
+            .plans
             .iter()
-            .map(|(node, report)| (node.clone(), Report::clone(report)))
-            .collect(),
-        agents: snapshot.agent_liveness(mono),
-        mesos: probes.mesos.clone(),
-        zookeeper: probes.zookeeper.clone(),
-        prometheus_targets: probes.prometheus_targets.clone(),
-        plans,
+            .filter_map(|(node, slices)| Some((node, slices.get(controller)?)));
+        self.plans.sync(own, |slice: &PlanSlice| {
+            [(controller.to_owned(), slice.clone())].into()
+        });
+        Observed {
+            now,
+            reports: std::mem::take(&mut self.reports.owned),
+            agents: snapshot.agent_liveness(mono),
+            mesos: probes.mesos.clone(),
+            zookeeper: probes.zookeeper.clone(),
+            prometheus_targets: probes.prometheus_targets.clone(),
+            plans: std::mem::take(&mut self.plans.owned),
+        }
+    }
+
+    /// Takes the maps back from a pass's `Observed`.
+    pub fn restore(&mut self, observed: Observed) {
+        self.reports.owned = observed.reports;
+        self.plans.owned = observed.plans;
     }
 }

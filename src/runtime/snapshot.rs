@@ -3,15 +3,23 @@
 //!
 //! The reflector updates one `Snapshot` in place change by change and hands out `Arc`s of
 //! it; a reconcile holds one consistent state (one store revision) however long it runs.
+//! So the reflector copies the snapshot whenever a reconcile still holds the previous one:
+//! the maps are persistent (`imbl::OrdMap`: a copy shares the tree, an update copies one
+//! path) and every value sits behind an `Arc`, so that copy costs O(1) and a change
+//! O(log n), instead of duplicating every record, slice and report (at a thousand nodes, a
+//! deep copy per watched batch was a seventh of the operator's CPU).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use imbl::OrdMap;
 
 use omtd_controllers::AgentLiveness;
 use omtd_crds::plan::{PlanSlice, Report};
 use omtd_crds::{Kind, Object, ObjectKey, Status};
 use tokio::time::Instant;
 
+use super::events::Event;
 use crate::resources::repo::decode;
 use crate::resources::{Keys, Stored};
 use crate::store::{KeyValue, Revision};
@@ -85,19 +93,21 @@ pub struct Snapshot {
     /// statuses (the controllers' `Desired`) can be cached under it.
     pub objects_revision: Revision,
     /// Every key under the cluster prefix, as stored: what the writer compares against.
-    pub raw: BTreeMap<String, Arc<KeyValue>>,
+    pub raw: OrdMap<String, Arc<KeyValue>>,
     /// Specs joined with their statuses.
-    pub objects: BTreeMap<ObjectKey, Arc<Stored>>,
+    pub objects: OrdMap<ObjectKey, Arc<Stored>>,
     /// Plan slices by node, then by controller.
-    pub plans: BTreeMap<String, BTreeMap<String, Arc<PlanSlice>>>,
-    pub reports: BTreeMap<String, Arc<Report>>,
+    pub plans: OrdMap<String, BTreeMap<String, Arc<PlanSlice>>>,
+    pub reports: OrdMap<String, Arc<Report>>,
     /// Agents whose heartbeat key is present, with when this process saw it appear or
     /// change (its own monotonic clock: never a time written by another host).
-    pub agents: BTreeMap<String, Instant>,
+    pub agents: OrdMap<String, Instant>,
     /// Agents whose heartbeat key is gone, with when this process last knew it present
     /// (saw it vanish, or found it missing at its first list while the node had a report).
     /// Kept after the key is gone: a lost agent is told by how long it has been gone.
     pub agents_gone: BTreeMap<String, Instant>,
+    /// Event records by key, parsed (the event recorder looks repeats up here).
+    pub events: OrdMap<String, Arc<Event>>,
     /// Keys whose values do not parse, with why (a controller may report them).
     pub unreadable: BTreeMap<String, String>,
 }
@@ -254,7 +264,16 @@ impl Snapshot {
                     }
                 }
             },
-            Changed::Leader | Changed::Event | Changed::Other(_) | Changed::External(_) => {}
+            Changed::Event => match value.map(serde_json::from_slice::<Event>) {
+                Some(Ok(event)) => {
+                    self.events.insert(key.to_owned(), Arc::new(event));
+                }
+                // An unreadable record is not a repeat of anything; it expires by itself.
+                Some(Err(_)) | None => {
+                    self.events.remove(key);
+                }
+            },
+            Changed::Leader | Changed::Other(_) | Changed::External(_) => {}
         }
     }
 

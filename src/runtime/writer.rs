@@ -193,13 +193,15 @@ impl Writer {
                     let Some(current) = latest.objects.get(object) else {
                         continue; // the object is gone: no status outlives it
                     };
-                    let stored = current.object.status();
-                    let merged = parts.merge(stored.unwrap_or(&Status::default()), status);
                     // As with slices: equal to the parsed stored status, equal bytes, so
-                    // the serialization is skipped for the (many) statuses as stored.
-                    if stored == Some(&merged) && latest.raw.contains_key(&key) {
+                    // the (many) statuses as stored are neither merged nor serialized.
+                    let stored = current.object.status();
+                    if stored.is_some_and(|s| parts.unchanged(s, status))
+                        && latest.raw.contains_key(&key)
+                    {
                         continue;
                     }
+                    let merged = parts.merge(stored.unwrap_or(&Status::default()), status);
                     (latest, std::borrow::Cow::Owned(merged))
                 }
                 None => {
