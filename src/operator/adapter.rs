@@ -7,11 +7,12 @@
 //! burst of changes into one reconcile, and an unchanged outcome writes nothing.
 //!
 //! A reconcile: snapshot → `Desired` (shared by the four while the objects are unchanged)
-//! + `Observed` (reports, its own stored slices, agent heartbeats on this process's
-//! monotonic clock, the latest probe answers) → the pure function → `Outcome` (slices,
-//! statuses merged by the parts this controller owns, events, the records to release) —
-//! plus, for the node controller, the Mesos maintenance it wants, handed to the
-//! maintenance loop. The writer skips every slice equal to the stored one.
+//! and `Observed` (reports, its own stored slices, agent heartbeats on this process's
+//! monotonic clock, the latest probe answers; copied from the last pass's maps, only what
+//! changed) → the pure function → `Outcome` (slices, statuses merged by the parts this
+//! controller owns, events, the records to release) — plus, for the node controller, the
+//! Mesos maintenance it wants, handed to the maintenance loop. The writer skips every
+//! slice and status equal to the stored one without serializing it.
 
 use std::sync::Arc;
 use std::time::SystemTime;
