@@ -366,6 +366,63 @@ mod tests {
     use crate::store::StoreUrl;
     use std::time::Duration;
 
+    /// A slice equal to the stored one is skipped without serializing; one stored by
+    /// another term (another fencing token) or with other content is written.
+    #[tokio::test]
+    async fn slices_as_stored_are_skipped_and_others_written() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url: StoreUrl = format!("sqlite://{}", dir.path().join("s.db").display())
+            .parse()
+            .expect("url");
+        let store = crate::store::open(&url).await.expect("store");
+        let keys = Keys::for_cluster("s");
+        let events = Arc::new(EventRecorder::new(
+            Arc::clone(&store),
+            keys.clone(),
+            Duration::from_secs(60),
+        ));
+        let writer = |token| {
+            Writer::new(
+                Arc::clone(&store),
+                keys.clone(),
+                token,
+                Arc::new(Metrics::new()),
+                Arc::clone(&events),
+            )
+        };
+        let wanted = PlanSlice {
+            files: vec![omtd_crds::plan::FileSpec::plain("/etc/x", "1")],
+            ..PlanSlice::default()
+        };
+        let stored = PlanSlice {
+            controller: "c".into(),
+            fencing_token: 7,
+            ..wanted.clone()
+        };
+        let key = keys.plan("n1", "c");
+        let mut snapshot = Snapshot::default();
+        let kv = crate::store::KeyValue {
+            key: key.clone(),
+            value: serde_json::to_vec(&stored).expect("json"),
+            create_revision: 2,
+            mod_revision: 2,
+            version: 1,
+            lease: None,
+        };
+        snapshot.apply(&keys, &key, Some(kv), 2);
+        let outcome = |slice: &PlanSlice| Outcome {
+            plans: vec![("n1".into(), Some(slice.clone()))],
+            ..Outcome::default()
+        };
+        assert!(writer(7).diff("c", &snapshot, &outcome(&wanted)).is_none());
+        assert!(writer(8).diff("c", &snapshot, &outcome(&wanted)).is_some());
+        let changed = PlanSlice {
+            files: vec![omtd_crds::plan::FileSpec::plain("/etc/x", "2")],
+            ..PlanSlice::default()
+        };
+        assert!(writer(7).diff("c", &snapshot, &outcome(&changed)).is_some());
+    }
+
     /// A cluster-wide controller's first reconcile on a big cluster: more writes than one
     /// etcd transaction may carry go in several fenced ones, and all land.
     #[tokio::test]
