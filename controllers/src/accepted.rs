@@ -97,7 +97,12 @@ impl Verdicts {
         } else {
             (ConditionStatus::False, REASON_INVALID)
         };
-        c.status != want_status || c.reason != want_reason || c.message != message(errors)
+        let message_differs = if errors.is_empty() {
+            c.message != VALID_MESSAGE
+        } else {
+            c.message != message(errors)
+        };
+        c.status != want_status || c.reason != want_reason || message_differs
     }
 }
 

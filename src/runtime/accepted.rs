@@ -23,6 +23,10 @@ use crate::store::Revision;
 #[derive(Default)]
 pub struct AcceptedController {
     verdicts: VerdictCache,
+    /// The nodes whose stored condition the verdicts would change, for the last snapshot
+    /// asked about: a watched batch of many spec changes (an apply) is one snapshot, and
+    /// the list is the same for each of its keys.
+    stale: Mutex<Option<(Revision, Arc<Vec<WorkKey>>)>>,
 }
 
 /// The verdicts of the latest specs seen, under their `specs_revision`.
@@ -36,7 +40,8 @@ impl VerdictCache {
     fn get(&self, snapshot: &Snapshot) -> Arc<Verdicts> {
         let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some((rev, v)) = latest.as_ref() {
-            if *rev == snapshot.specs_revision {
+            // Revision 0: a state not read from a store, nothing to key it by.
+            if *rev == snapshot.specs_revision && snapshot.specs_revision != 0 {
                 return Arc::clone(v);
             }
         }
@@ -55,6 +60,27 @@ impl VerdictCache {
 impl AcceptedController {
     pub fn new() -> AcceptedController {
         AcceptedController::default()
+    }
+
+    /// The keys of the nodes whose stored condition the verdicts of `snapshot` would
+    /// change (computed once per snapshot revision).
+    fn stale(&self, snapshot: &Snapshot) -> Arc<Vec<WorkKey>> {
+        let mut stale = self.stale.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((rev, keys)) = stale.as_ref() {
+            if *rev == snapshot.revision && snapshot.revision != 0 {
+                return Arc::clone(keys);
+            }
+        }
+        let verdicts = self.verdicts.get(snapshot);
+        let keys: Arc<Vec<WorkKey>> = Arc::new(
+            snapshot
+                .of_kind(Kind::Node)
+                .filter(|s| verdicts.would_change(&s.object))
+                .map(|s| format!("{PREFIX}{}", s.object.name()))
+                .collect(),
+        );
+        *stale = Some((snapshot.revision, Arc::clone(&keys)));
+        keys
     }
 }
 
@@ -78,17 +104,10 @@ impl Controller for AcceptedController {
             // (one manager, unique principals) holds: every node whose stored condition the
             // new verdicts would change, and the changed node itself.
             Changed::Spec(id) => {
-                let verdicts = self.verdicts.get(snapshot);
-                let mut keys: Vec<WorkKey> = snapshot
-                    .of_kind(Kind::Node)
-                    .filter(|s| {
-                        (id.kind == Kind::Node && s.object.name() == id.name)
-                            || verdicts.would_change(&s.object)
-                    })
-                    .map(|s| format!("{PREFIX}{}", s.object.name()))
-                    .collect();
-                if id.kind == Kind::Node && snapshot.get(Kind::Node, &id.name).is_none() {
-                    // A deleted node: its reconcile finds nothing and writes nothing.
+                let mut keys = Vec::clone(&self.stale(snapshot));
+                if id.kind == Kind::Node {
+                    // The changed node itself (a deleted one finds nothing and writes
+                    // nothing); the queue folds a repeat.
                     keys.push(format!("{PREFIX}{}", id.name));
                 }
                 keys
