@@ -86,7 +86,7 @@ async fn accepted_condition_follows_references_with_minimal_writes() {
 
     let metrics = Arc::new(Metrics::new());
     let shutdown = CancellationToken::new();
-    let controllers: Vec<Arc<dyn Controller>> = vec![Arc::new(AcceptedController)];
+    let controllers: Vec<Arc<dyn Controller>> = vec![Arc::new(AcceptedController::new())];
     let running = Manager::new(
         Arc::clone(&store),
         keys.clone(),
@@ -195,4 +195,107 @@ async fn accepted_condition_follows_references_with_minimal_writes() {
         None,
         "did not resign"
     );
+}
+
+/// `omtd_reconciles_total` of the accepted controller, every result.
+fn accepted_reconciles(metrics: &Metrics) -> u64 {
+    let text = metrics.encode().unwrap();
+    let scrape = omtd::bench::scrape::Scrape::parse(&text);
+    scrape.reconciles.get("accepted").copied().unwrap_or(0.0) as u64
+}
+
+fn worker(i: usize, label: &str) -> String {
+    format!(
+        r#"{{"apiVersion":"omtd/v1","kind":"Node","metadata":{{"name":"w{i}","generation":1,"labels":{{"l":"{label}"}}}},"spec":{{"address":"10.0.1.{i}","roles":["worker"],"credential":"w{i}"}}}}"#
+    )
+}
+
+fn credential(i: usize) -> String {
+    format!(
+        r#"{{"apiVersion":"omtd/v1","kind":"Credential","metadata":{{"name":"w{i}","generation":1}},"spec":{{"principal":"w{i}","secret":{{"value":"s{i}"}},"use":"mesos-agent"}}}}"#
+    )
+}
+
+/// A spec change wakes only the nodes whose verdict it changes (and the changed node): a
+/// relabelled worker costs a couple of reconciles, not one per node, on both stores. Each
+/// reconcile validated the whole state, so waking every node made a change O(nodes²).
+async fn spec_change_reconciles_only_affected_nodes(backend: &str) {
+    const WORKERS: usize = 30;
+    let (store, _guard) = store(backend).await;
+    let keys = Keys::for_cluster("acc-scope");
+    let node = |name: &str| keys.spec(omtd_crds::Kind::Node, name);
+    store.put(&node("m"), MANAGER.into()).await.unwrap();
+    for i in 0..WORKERS {
+        store
+            .put(&node(&format!("w{i}")), worker(i, "a").into())
+            .await
+            .unwrap();
+        store
+            .put(
+                &keys.spec(omtd_crds::Kind::Credential, &format!("w{i}")),
+                credential(i).into(),
+            )
+            .await
+            .unwrap();
+    }
+    let metrics = Arc::new(Metrics::new());
+    let shutdown = CancellationToken::new();
+    let controllers: Vec<Arc<dyn Controller>> = vec![Arc::new(AcceptedController::new())];
+    let running = Manager::new(
+        Arc::clone(&store),
+        keys.clone(),
+        controllers,
+        Arc::clone(&metrics),
+        RuntimeConfig {
+            lease_ttl: Duration::from_secs(2),
+            renew_every: Duration::from_millis(500),
+            ..RuntimeConfig::default()
+        },
+    )
+    .start(shutdown.clone());
+    for i in 0..WORKERS {
+        wait_accepted(&store, &keys, &format!("w{i}"), ConditionStatus::True).await;
+    }
+    // Settle: the last statuses' own wake-ups run and write nothing.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Relabel one worker: only it is looked at again (its own status write wakes it once
+    // more), never the other thirty nodes.
+    let before = accepted_reconciles(&metrics);
+    store.put(&node("w7"), worker(7, "b").into()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let relabel = accepted_reconciles(&metrics) - before;
+    assert!(
+        (1..=3).contains(&relabel),
+        "{backend}: a relabel cost {relabel} reconciles"
+    );
+
+    // A credential goes: exactly the worker that used it flips, and only it is looked at.
+    let before = accepted_reconciles(&metrics);
+    store
+        .delete(&keys.spec(omtd_crds::Kind::Credential, "w3"))
+        .await
+        .unwrap();
+    wait_accepted(&store, &keys, "w3", ConditionStatus::False).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let flipped = accepted_reconciles(&metrics) - before;
+    assert!(
+        (1..=3).contains(&flipped),
+        "{backend}: a deleted credential cost {flipped} reconciles"
+    );
+    let (others, _, _) = accepted(&store, &keys, "w4").await.unwrap();
+    assert_eq!(others, ConditionStatus::True);
+
+    shutdown.cancel();
+    running.stopped().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spec_change_reconciles_only_affected_nodes_etcd() {
+    spec_change_reconciles_only_affected_nodes("etcd").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn spec_change_reconciles_only_affected_nodes_sqlite() {
+    spec_change_reconciles_only_affected_nodes("sqlite").await;
 }

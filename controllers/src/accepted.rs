@@ -6,8 +6,10 @@
 //! manager added by a GitOps pipeline that bypassed validation, an older omtd's record).
 //! Pure: the caller passes the objects, the previous status and the time.
 
+use std::collections::BTreeMap;
+
 use omtd_crds::validate::validate_set;
-use omtd_crds::{Condition, ConditionStatus, Object, ObjectKey, Severity, Status};
+use omtd_crds::{Condition, ConditionStatus, Kind, Object, ObjectKey, Severity, Status};
 
 /// The condition type this controller owns.
 pub const ACCEPTED: &str = "Accepted";
@@ -43,32 +45,95 @@ pub struct Decision {
 /// status flips, so re-running on an unchanged state yields the same status byte for byte.
 pub fn decide(node: &ObjectKey, objects: &[Object], now: &str) -> Option<Decision> {
     let object = objects.iter().find(|o| &o.key() == node)?;
-    let errors: Vec<String> = validate_set(objects)
-        .into_iter()
-        .filter(|d| d.severity == Severity::Error && &d.object == node)
-        .map(|d| match d.fix.is_empty() {
-            true => format!("{}: {}", d.field, d.message),
-            false => format!("{}: {} (fix: {})", d.field, d.message, d.fix),
-        })
-        .collect();
-    let (status, reason, message) = if errors.is_empty() {
-        (
-            ConditionStatus::True,
-            REASON_VALID,
-            "spec is valid and every reference resolves".to_owned(),
-        )
-    } else {
-        let mut message = errors
-            .iter()
-            .take(MAX_LISTED)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("; ");
-        if errors.len() > MAX_LISTED {
-            message.push_str(&format!("; and {} more", errors.len() - MAX_LISTED));
+    let errors = Verdicts::of(objects);
+    Some(decide_with(object, errors.errors(node), now))
+}
+
+/// Every Node's validation errors in one desired state: what [`decide_with`] reads. The
+/// whole-state validation costs O(objects), so a runtime computes this once per state and
+/// decides every node from it, rather than validating the whole state once per node.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Verdicts {
+    errors: BTreeMap<ObjectKey, Vec<String>>,
+}
+
+impl Verdicts {
+    pub fn of(objects: &[Object]) -> Verdicts {
+        let mut errors: BTreeMap<ObjectKey, Vec<String>> = BTreeMap::new();
+        for d in validate_set(objects)
+            .into_iter()
+            .filter(|d| d.severity == Severity::Error && d.object.kind == Kind::Node)
+        {
+            let line = match d.fix.is_empty() {
+                true => format!("{}: {}", d.field, d.message),
+                false => format!("{}: {} (fix: {})", d.field, d.message, d.fix),
+            };
+            errors.entry(d.object).or_default().push(line);
         }
-        (ConditionStatus::False, REASON_INVALID, message)
+        Verdicts { errors }
+    }
+
+    /// The node's errors, in validation order (none: it is valid).
+    pub fn errors(&self, node: &ObjectKey) -> &[String] {
+        self.errors.get(node).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether deciding `node` (with its stored status) would change that status: its
+    /// `Accepted` condition or its observed generation differs from what `errors` make it.
+    /// Cheap (no allocation), so a runtime can ask it of every node after each change.
+    pub fn would_change(&self, node: &Object) -> bool {
+        let errors = self.errors(&node.key());
+        let Some(status) = node.status() else {
+            return true;
+        };
+        if status.observed_generation != node.meta().generation {
+            return true;
+        }
+        let Some(c) = status.condition(ACCEPTED) else {
+            return true;
+        };
+        let (want_status, want_reason) = if errors.is_empty() {
+            (ConditionStatus::True, REASON_VALID)
+        } else {
+            (ConditionStatus::False, REASON_INVALID)
+        };
+        let message_differs = if errors.is_empty() {
+            c.message != VALID_MESSAGE
+        } else {
+            c.message != message(errors)
+        };
+        c.status != want_status || c.reason != want_reason || message_differs
+    }
+}
+
+/// The condition message for a node with `errors`.
+fn message(errors: &[String]) -> String {
+    if errors.is_empty() {
+        return VALID_MESSAGE.to_owned();
+    }
+    let mut message = errors
+        .iter()
+        .take(MAX_LISTED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("; ");
+    if errors.len() > MAX_LISTED {
+        message.push_str(&format!("; and {} more", errors.len() - MAX_LISTED));
+    }
+    message
+}
+
+const VALID_MESSAGE: &str = "spec is valid and every reference resolves";
+
+/// Decides the `Accepted` condition of `object` (a Node, with its stored status) from its
+/// validation `errors` in the whole state (see [`Verdicts`]).
+pub fn decide_with(object: &Object, errors: &[String], now: &str) -> Decision {
+    let (status, reason) = if errors.is_empty() {
+        (ConditionStatus::True, REASON_VALID)
+    } else {
+        (ConditionStatus::False, REASON_INVALID)
     };
+    let message = message(errors);
 
     let previous = object.status().cloned().unwrap_or_default();
     let old = previous.condition(ACCEPTED);
@@ -99,10 +164,10 @@ pub fn decide(node: &ObjectKey, objects: &[Object], now: &str) -> Option<Decisio
         },
         message,
     });
-    Some(Decision {
+    Decision {
         status: next,
         transition,
-    })
+    }
 }
 
 #[cfg(test)]
@@ -157,6 +222,25 @@ mod tests {
         let again = decide(&key("m"), &objs, "t2").unwrap();
         assert_eq!(again.status, first.status, "same state, same bytes");
         assert!(again.transition.is_none());
+    }
+
+    #[test]
+    fn would_change_tells_exactly_when_a_decision_writes() {
+        let mut objs = objects(&format!("{MANAGER}---\n{WORKER}"));
+        let w = key("w");
+        let rejected = Verdicts::of(&objs);
+        assert!(rejected.would_change(&objs[1]), "no status yet");
+        let first = decide_with(&objs[1], rejected.errors(&w), "t1");
+        objs[1].set_status(Some(first.status));
+        assert!(!rejected.would_change(&objs[1]), "stored as decided");
+        // The credential arrives: the verdict flips, so the decision would write.
+        objs.extend(objects(CRED));
+        let accepted = Verdicts::of(&objs);
+        assert!(accepted.errors(&w).is_empty());
+        assert!(accepted.would_change(&objs[1]));
+        let second = decide_with(&objs[1], accepted.errors(&w), "t2");
+        objs[1].set_status(Some(second.status));
+        assert!(!accepted.would_change(&objs[1]));
     }
 
     #[test]

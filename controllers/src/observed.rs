@@ -30,6 +30,9 @@ pub struct Observed {
     /// The plan slices as stored: node → controller → slice. The credentials controller
     /// reads its own previous slice to hold a rotated secret back until the master has it.
     pub plans: BTreeMap<String, BTreeMap<String, PlanSlice>>,
+    /// Every stored slice's digest (`PlanSlice::digest`): node → controller → digest. A
+    /// node's report is about its current plan when it names exactly these.
+    pub plan_digests: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 impl Observed {
@@ -43,6 +46,7 @@ impl Observed {
             zookeeper: None,
             prometheus_targets: None,
             plans: BTreeMap::new(),
+            plan_digests: BTreeMap::new(),
         }
     }
 
@@ -110,13 +114,10 @@ impl Observed {
         if report.slices.is_empty() {
             return true;
         }
-        let stored = self.plans.get(node);
-        let stored_count = stored.map_or(0, BTreeMap::len);
-        stored_count == report.slices.len()
-            && stored
-                .into_iter()
-                .flatten()
-                .all(|(controller, slice)| report.slices.get(controller) == Some(&slice.digest()))
+        match self.plan_digests.get(node) {
+            Some(stored) => *stored == report.slices,
+            None => false,
+        }
     }
 
     /// A stored slice of `controller` for `node`.

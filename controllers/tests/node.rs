@@ -759,7 +759,7 @@ fn ready_needs_a_report_about_the_stored_plan() {
     ];
     for (i, (named, plans, status, reason)) in table.into_iter().enumerate() {
         let mut o = healthy(&d, t(0));
-        o.plans.insert("node1.omtd".into(), plans);
+        o.plan_digests.insert("node1.omtd".into(), digests(&plans));
         if let Some(r) = o.reports.get_mut("node1.omtd") {
             r.slices = named;
         }

@@ -9,6 +9,7 @@
 //! watch and apply.
 
 pub mod cluster;
+pub mod scrape;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +25,7 @@ use crate::resources::Repo;
 use crate::runtime::RuntimeConfig;
 use crate::sim::probes::SimProbes;
 use crate::sim::SimWorld;
+use scrape::{ControllerCost, Scrape};
 
 const TARGETS: &str = "/etc/prometheus/file_sd/omtd-workers.json";
 
@@ -42,7 +44,12 @@ pub struct Figures {
     pub initial_convergence: Duration,
     pub latencies: Vec<Duration>,
     pub reconciles_per_change: f64,
+    /// Per controller, per timed change: reconciles and the time they took.
+    pub per_controller: Vec<ControllerCost>,
     pub operator_writes_per_change: f64,
+    /// CPU time (user + system) the whole process spent per change: unlike the latency,
+    /// it hardly moves when other work shares the machine.
+    pub cpu_per_change: Duration,
     pub store_revisions_per_change: f64,
     pub idle: Duration,
     pub idle_operator_writes: u64,
@@ -65,18 +72,27 @@ impl Figures {
     }
 }
 
-/// The operator's counters, from its /metrics.
-async fn counters(http: &reqwest::Client, url: &str) -> (u64, u64) {
-    let Ok(text) = async { http.get(url).send().await?.text().await }.await else {
-        return (0, 0);
-    };
-    let sum = |name: &str| -> u64 {
-        text.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>() as u64
-    };
-    (sum("omtd_reconciles_total"), sum("omtd_store_writes_total"))
+/// The operator's counters, from its /metrics (all zero when it does not answer).
+async fn scrape(http: &reqwest::Client, url: &str) -> Scrape {
+    match async { http.get(url).send().await?.text().await }.await {
+        Ok(text) => Scrape::parse(&text),
+        Err(_) => Scrape::default(),
+    }
+}
+
+/// Waits until the operator has written nothing for a second (at most `limit`).
+async fn settle(http: &reqwest::Client, url: &str, limit: Duration) {
+    let deadline = Instant::now() + limit;
+    let mut last = scrape(http, url).await.writes;
+    let mut quiet_since = Instant::now();
+    while Instant::now() < deadline && quiet_since.elapsed() < Duration::from_secs(1) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = scrape(http, url).await.writes;
+        if now != last {
+            last = now;
+            quiet_since = Instant::now();
+        }
+    }
 }
 
 async fn revision(repo: &Repo) -> i64 {
@@ -86,6 +102,24 @@ async fn revision(repo: &Repo) -> i64 {
         .await
         .map(|l| l.revision)
         .unwrap_or(0)
+}
+
+/// CPU time this process has used (user + system), from `/proc/self/stat`.
+fn cpu_time() -> Duration {
+    let ticks = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces) in parentheses:
+            // utime and stime are the 12th and 13th of them.
+            let rest = s.rsplit_once(')')?.1;
+            let mut fields = rest.split_whitespace().skip(11);
+            let user = fields.next()?.parse::<u64>().ok()?;
+            let system = fields.next()?.parse::<u64>().ok()?;
+            Some(user + system)
+        })
+        .unwrap_or(0);
+    // USER_HZ is 100 on every Linux this runs on.
+    Duration::from_millis(ticks * 10)
 }
 
 fn rss_bytes() -> u64 {
@@ -218,11 +252,18 @@ async fn measure(
         opts.changes
     );
 
-    // Let the first convergence's tail (reports, statuses) settle.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    // Let the first convergence's tail (statuses, reports) settle: the changes are timed
+    // on a quiet operator, not one still writing the last nodes' statuses.
+    settle(
+        &http,
+        &metrics_url,
+        opts.timeout.saturating_sub(start.elapsed()),
+    )
+    .await;
     let monitor = world.host("monitor.omtd")?;
     let workers = opts.nodes.saturating_sub(5).max(1);
-    let (rec0, wr0) = counters(&http, &metrics_url).await;
+    let before = scrape(&http, &metrics_url).await;
+    let cpu0 = cpu_time();
     let rev0 = revision(repo).await;
     for k in 0..opts.changes {
         let i = 1 + (k * 7919) % workers;
@@ -248,21 +289,31 @@ async fn measure(
         // Let the change's follow-up writes (reports, statuses) land before the next.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let (rec1, wr1) = counters(&http, &metrics_url).await;
+    let after = scrape(&http, &metrics_url).await;
+    figures.cpu_per_change = cpu_time().saturating_sub(cpu0) / opts.changes.max(1) as u32;
     let rev1 = revision(repo).await;
     let n = opts.changes.max(1) as f64;
-    figures.reconciles_per_change = rec1.saturating_sub(rec0) as f64 / n;
-    figures.operator_writes_per_change = wr1.saturating_sub(wr0) as f64 / n;
+    figures.reconciles_per_change = (after.total_reconciles() - before.total_reconciles()) / n;
+    figures.operator_writes_per_change = (after.writes - before.writes) / n;
+    figures.per_controller = after
+        .since(&before)
+        .into_iter()
+        .map(|c| ControllerCost {
+            reconciles: c.reconciles / n,
+            seconds: c.seconds / n,
+            ..c
+        })
+        .collect();
     figures.store_revisions_per_change = (rev1 - rev0) as f64 / n;
 
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let (_, wr2) = counters(&http, &metrics_url).await;
+    let wr2 = scrape(&http, &metrics_url).await.writes;
     let rev2 = revision(repo).await;
     tokio::time::sleep(opts.idle).await;
-    let (_, wr3) = counters(&http, &metrics_url).await;
+    let wr3 = scrape(&http, &metrics_url).await.writes;
     let rev3 = revision(repo).await;
     figures.idle = opts.idle;
-    figures.idle_operator_writes = wr3.saturating_sub(wr2);
+    figures.idle_operator_writes = (wr3 - wr2).max(0.0) as u64;
     figures.idle_store_revisions = rev3 - rev2;
     Ok(())
 }

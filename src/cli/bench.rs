@@ -57,18 +57,41 @@ fn machine() -> String {
     format!("{cpu}, {cores} cores, {mem} RAM")
 }
 
+/// Per controller, per change: reconciles and time (reconcile plus its write).
+fn render_controllers(f: &Figures) -> String {
+    let mut s = String::from(
+        "| controller | reconciles/change | ms/change | ms/reconcile |\n|---|---|---|---|\n",
+    );
+    for c in &f.per_controller {
+        let per = if c.reconciles > 0.0 {
+            c.seconds * 1000.0 / c.reconciles
+        } else {
+            0.0
+        };
+        s.push_str(&format!(
+            "| {} | {:.1} | {:.1} | {:.2} |\n",
+            c.controller,
+            c.reconciles,
+            c.seconds * 1000.0,
+            per
+        ));
+    }
+    s
+}
+
 fn render(f: &Figures, store: &str) -> String {
     let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
     format!(
-        "| nodes | store | initial convergence | change p50 | change p99 | reconciles/change | operator writes/change | store revisions/change | idle operator writes | idle store revisions | RSS (operator + agents + sim) |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|\n\
-         | {} | {} | {:.1} s | {} | {} | {:.1} | {:.1} | {:.1} | {} in {:?} | {} in {:?} | {} MiB |\n",
+        "| nodes | store | initial convergence | change p50 | change p99 | reconciles/change | CPU/change | operator writes/change | store revisions/change | idle operator writes | idle store revisions | RSS (operator + agents + sim) |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|\n\
+         | {} | {} | {:.1} s | {} | {} | {:.1} | {} | {:.1} | {:.1} | {} in {:?} | {} in {:?} | {} MiB |\n",
         f.nodes,
         store.split("://").next().unwrap_or(store),
         f.initial_convergence.as_secs_f64(),
         ms(f.quantile(0.5)),
         ms(f.quantile(0.99)),
         f.reconciles_per_change,
+        ms(f.cpu_per_change),
         f.operator_writes_per_change,
         f.store_revisions_per_change,
         f.idle_operator_writes,
@@ -110,7 +133,8 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCod
         return Ok(ExitCode::from(1));
     }
     let table = render(&figures, &global.store);
-    print!("{table}");
+    let controllers = render_controllers(&figures);
+    print!("{table}\n{controllers}");
     if let Some(path) = &args.record {
         let date = std::process::Command::new("date")
             .arg("-u")
@@ -125,7 +149,7 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCod
             .open(path)?;
         writeln!(
             file,
-            "\n### `omtd bench --nodes {} --changes {}` — {date}\n\nMachine: {}.\n\n{table}",
+            "\n### `omtd bench --nodes {} --changes {}` — {date}\n\nMachine: {}.\n\n{table}\n{controllers}",
             args.nodes,
             args.changes,
             machine()

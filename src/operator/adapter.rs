@@ -6,21 +6,25 @@
 //! has one work key, [`CLUSTER_KEY`], and any change it reads wakes it. The queue folds a
 //! burst of changes into one reconcile, and an unchanged outcome writes nothing.
 //!
-//! A reconcile: snapshot → `Desired` + `Observed` (reports, plans, agent heartbeats on
-//! this process's monotonic clock, the latest probe answers) → the pure function →
-//! `Outcome` (slices, statuses merged by the parts this controller owns, events, the
-//! records to release) — plus, for the node controller, the Mesos maintenance it wants,
-//! handed to the maintenance loop.
+//! A reconcile: snapshot → `Desired` (shared by the four while the objects are unchanged)
+//! and `Observed` (reports, its own stored slices, agent heartbeats on this process's
+//! monotonic clock, the latest probe answers; copied from the last pass's maps, only what
+//! changed) → the pure function → `Outcome` (slices, statuses merged by the parts this
+//! controller owns, events, the records to release) — plus, for the node controller, the
+//! Mesos maintenance it wants, handed to the maintenance loop. The writer skips every
+//! slice and status equal to the stored one without serializing it.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use omtd_controllers::{self as pure, Desired, Observed, Output, Settings};
+use omtd_crds::plan::PlanSlice;
 use omtd_crds::Kind;
 use tokio::time::Instant;
 
 use super::maintenance::MaintenanceWanted;
-use super::observe;
+use super::mirror::Pool;
+use super::observe::{DesiredCache, ObservedMaps};
 use super::probes::SharedProbes;
 use crate::runtime::{
     Changed, Controller, EventNote, EventType, Outcome, ReconcileError, Snapshot, StatusParts,
@@ -40,6 +44,9 @@ pub struct PureController {
     probes: Arc<SharedProbes>,
     /// Where the node controller's wanted Mesos maintenance goes.
     maintenance: Option<Arc<MaintenanceWanted>>,
+    desired: Arc<DesiredCache>,
+    /// This controller's `Observed` maps between passes.
+    observed: Pool<ObservedMaps>,
 }
 
 /// What the four controllers share: their settings and where probe answers and wanted
@@ -49,6 +56,8 @@ pub struct Wiring {
     pub settings: Arc<Settings>,
     pub probes: Arc<SharedProbes>,
     pub maintenance: Arc<MaintenanceWanted>,
+    /// The `Desired` the four controllers share while the objects are unchanged.
+    pub desired: Arc<DesiredCache>,
 }
 
 impl Wiring {
@@ -57,6 +66,7 @@ impl Wiring {
             settings: Arc::new(settings),
             probes: SharedProbes::new(),
             maintenance: MaintenanceWanted::new(),
+            desired: Arc::default(),
         }
     }
 
@@ -68,6 +78,8 @@ impl Wiring {
             settings: Arc::clone(&self.settings),
             probes: Arc::clone(&self.probes),
             maintenance,
+            desired: Arc::clone(&self.desired),
+            observed: Pool::default(),
         };
         vec![
             make(
@@ -122,35 +134,46 @@ impl PureController {
         now: SystemTime,
         mono: Instant,
     ) -> Result<Output, pure::Error> {
-        let desired = observe::desired(snapshot);
-        let observed = observe::observed(snapshot, &self.probes.get(), now, mono);
-        (self.run)(&desired, &observed, &self.settings)
+        let desired = self.desired.get(snapshot);
+        let mut maps = self.observed.take();
+        let observed = maps.observed(snapshot, self.name, &self.probes.get(), now, mono);
+        let out = (self.run)(&desired, &observed, &self.settings);
+        maps.restore(observed);
+        self.observed.give(maps);
+        out
     }
 }
 
 /// Turns a pure output into what the runtime writes. Released objects lose their slices
 /// of this controller at once (the other controllers drop theirs on their next look).
 pub fn outcome(controller: &str, out: Output, snapshot: &Snapshot) -> Outcome {
-    let stored = snapshot
-        .plans
+    let has_stored = |node: &str| {
+        snapshot
+            .plans
+            .get(node)
+            .is_some_and(|s| s.contains_key(controller))
+    };
+    let released: Vec<&str> = out
+        .release
         .iter()
-        .filter(|(_, slices)| slices.contains_key(controller))
-        .map(|(node, _)| node.as_str());
-    let mut plans = out.plan_changes(stored);
-    for released in out.release.iter().filter(|k| k.kind == Kind::Node) {
-        for (node, slice) in plans.iter_mut() {
-            if *node == released.name {
-                *slice = None;
-            }
+        .filter(|k| k.kind == Kind::Node)
+        .map(|k| k.name.as_str())
+        .collect();
+    // A stored slice of a node this controller no longer plans anything on goes.
+    let mut plans: Vec<(String, Option<PlanSlice>)> = snapshot
+        .plans
+        .keys()
+        .filter(|node| has_stored(node) && !out.slices.contains_key(node.as_str()))
+        .map(|node| (node.clone(), None))
+        .collect();
+    // The slices move out of the output (no copy); the writer skips those as stored.
+    for (node, slice) in out.slices {
+        if !released.contains(&node.as_str()) {
+            plans.push((node, Some(slice)));
+        } else if has_stored(&node) {
+            plans.push((node, None));
         }
     }
-    plans.retain(|(node, slice)| {
-        slice.is_some()
-            || snapshot
-                .plans
-                .get(node)
-                .is_some_and(|s| s.contains_key(controller))
-    });
     let events = out
         .events
         .into_iter()

@@ -5,6 +5,7 @@
 
 pub mod adapter;
 pub mod maintenance;
+pub mod mirror;
 pub mod observe;
 pub mod preview;
 pub mod probes;
@@ -79,7 +80,7 @@ impl Options {
 
 /// The controllers `omtd operator` runs, sharing `wiring`.
 pub fn controllers(wiring: &Wiring) -> Vec<Arc<dyn Controller>> {
-    let mut all: Vec<Arc<dyn Controller>> = vec![Arc::new(AcceptedController)];
+    let mut all: Vec<Arc<dyn Controller>> = vec![Arc::new(AcceptedController::new())];
     for c in wiring.controllers() {
         all.push(Arc::new(c));
     }

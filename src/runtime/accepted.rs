@@ -1,17 +1,88 @@
 //! The `accepted` controller: sets each Node's `Accepted` condition from validation and
 //! reference checks (the decision itself is the pure `omtd_controllers::accepted`).
+//!
+//! Whole-state validation costs O(objects), and a spec change can change any node's
+//! verdict (a credential deleted, a second manager). So the verdicts of a state are
+//! computed once per spec revision and shared ([`VerdictCache`]), and a spec change wakes
+//! only the nodes whose stored condition the new verdicts would change (and the changed
+//! node), not every node: at 1,000 nodes, waking all of them, each validating the whole
+//! state, cost seconds per change.
 
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use omtd_controllers::accepted::decide;
+use omtd_controllers::accepted::{decide_with, Verdicts};
 use omtd_crds::{Kind, ObjectKey};
 
 use super::controller::{
     Controller, EventNote, EventType, Outcome, ReconcileError, StatusParts, WorkKey,
 };
 use super::snapshot::{Changed, Snapshot};
+use crate::store::Revision;
 
-pub struct AcceptedController;
+#[derive(Default)]
+pub struct AcceptedController {
+    verdicts: VerdictCache,
+    /// The nodes whose stored condition the verdicts would change, for the last snapshot
+    /// asked about: a watched batch of many spec changes (an apply) is one snapshot, and
+    /// the list is the same for each of its keys.
+    stale: Mutex<Option<(Revision, Arc<Vec<WorkKey>>)>>,
+}
+
+/// The verdicts of the latest specs seen, under their `specs_revision`.
+#[derive(Default)]
+struct VerdictCache {
+    latest: Mutex<Option<(Revision, Arc<Verdicts>)>>,
+}
+
+impl VerdictCache {
+    /// The verdicts for `snapshot`'s specs: cached, or computed (once per spec revision).
+    fn get(&self, snapshot: &Snapshot) -> Arc<Verdicts> {
+        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((rev, v)) = latest.as_ref() {
+            // Revision 0: a state not read from a store, nothing to key it by.
+            if *rev == snapshot.specs_revision && snapshot.specs_revision != 0 {
+                return Arc::clone(v);
+            }
+        }
+        let verdicts = Arc::new(Verdicts::of(&snapshot.all_objects()));
+        // Keep the newest: a reconcile on an older snapshot must not evict it.
+        if latest
+            .as_ref()
+            .is_none_or(|(rev, _)| *rev < snapshot.specs_revision)
+        {
+            *latest = Some((snapshot.specs_revision, Arc::clone(&verdicts)));
+        }
+        verdicts
+    }
+}
+
+impl AcceptedController {
+    pub fn new() -> AcceptedController {
+        AcceptedController::default()
+    }
+
+    /// The keys of the nodes whose stored condition the verdicts of `snapshot` would
+    /// change (computed once per snapshot revision).
+    fn stale(&self, snapshot: &Snapshot) -> Arc<Vec<WorkKey>> {
+        let mut stale = self.stale.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((rev, keys)) = stale.as_ref() {
+            if *rev == snapshot.revision && snapshot.revision != 0 {
+                return Arc::clone(keys);
+            }
+        }
+        let verdicts = self.verdicts.get(snapshot);
+        let keys: Arc<Vec<WorkKey>> = Arc::new(
+            snapshot
+                .of_kind(Kind::Node)
+                .filter(|s| verdicts.would_change(&s.object))
+                .map(|s| format!("{PREFIX}{}", s.object.name()))
+                .collect(),
+        );
+        *stale = Some((snapshot.revision, Arc::clone(&keys)));
+        keys
+    }
+}
 
 const PREFIX: &str = "node/";
 
@@ -30,13 +101,13 @@ impl Controller for AcceptedController {
     fn keys_for(&self, changed: &Changed, snapshot: &Snapshot) -> Vec<WorkKey> {
         match changed {
             // Any spec can change whether a node's references resolve or a cluster-wide rule
-            // (one manager, unique principals) holds: look at every node again. Cheap: the
-            // queue folds repeats, and an unchanged verdict writes nothing.
+            // (one manager, unique principals) holds: every node whose stored condition the
+            // new verdicts would change, and the changed node itself.
             Changed::Spec(id) => {
-                let mut keys = self.all_keys(snapshot);
+                let mut keys = Vec::clone(&self.stale(snapshot));
                 if id.kind == Kind::Node {
-                    // A deleted node is no longer in the snapshot; nothing to do for it.
-                    keys.retain(|k| k != &format!("{PREFIX}{}", id.name));
+                    // The changed node itself (a deleted one finds nothing and writes
+                    // nothing); the queue folds a repeat.
                     keys.push(format!("{PREFIX}{}", id.name));
                 }
                 keys
@@ -61,9 +132,11 @@ impl Controller for AcceptedController {
             name: name.to_owned(),
         };
         let now = humantime::format_rfc3339_seconds(now).to_string();
-        let Some(decision) = decide(&id, &snapshot.all_objects(), &now) else {
-            return Ok(Outcome::default());
+        let Some(node) = snapshot.objects.get(&id) else {
+            return Ok(Outcome::default()); // deleted: nothing to write
         };
+        let verdicts = self.verdicts.get(snapshot);
+        let decision = decide_with(&node.object, verdicts.errors(&id), &now);
         let events = decision
             .transition
             .into_iter()

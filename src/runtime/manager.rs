@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::backoff::{BackoffConfig, Backoffs};
-use super::controller::Controller;
+use super::controller::{Controller, ReconcileError};
 use super::events::{EventRecorder, DEFAULT_TTL};
 use super::leader::{ElectionConfig, Elector, Leadership};
 use super::metered::MeteredStore;
@@ -467,9 +467,27 @@ impl Shared {
         let start = Instant::now();
         let snapshot = self.cache.snapshot();
         let now = SystemTime::now();
-        let outcome = match lane.controller.reconcile(key, &snapshot, now) {
-            Ok(outcome) => outcome,
-            Err(e) => {
+        // A cluster-wide controller's pass is milliseconds of CPU at a thousand nodes: it
+        // runs on the blocking pool so it never holds up the async workers that carry the
+        // watch, the writes and (in one process) the agents.
+        let pass = {
+            let controller = Arc::clone(&lane.controller);
+            let snapshot = Arc::clone(&snapshot);
+            let key = key.to_owned();
+            let span = tracing::Span::current();
+            tokio::task::spawn_blocking(move || {
+                span.in_scope(|| controller.reconcile(&key, &snapshot, now))
+            })
+            .await
+        };
+        let outcome = match pass {
+            Ok(Ok(outcome)) => outcome,
+            Ok(Err(e)) => {
+                self.retry(lane, key, ReconcileResult::Error, &e, start);
+                return;
+            }
+            Err(panicked) => {
+                let e = ReconcileError::Failed(format!("the reconcile panicked: {panicked}"));
                 self.retry(lane, key, ReconcileResult::Error, &e, start);
                 return;
             }

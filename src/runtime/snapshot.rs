@@ -3,14 +3,23 @@
 //!
 //! The reflector updates one `Snapshot` in place change by change and hands out `Arc`s of
 //! it; a reconcile holds one consistent state (one store revision) however long it runs.
+//! So the reflector copies the snapshot whenever a reconcile still holds the previous one:
+//! the maps are persistent (`imbl::OrdMap`: a copy shares the tree, an update copies one
+//! path) and every value sits behind an `Arc`, so that copy costs O(1) and a change
+//! O(log n), instead of duplicating every record, slice and report (at a thousand nodes, a
+//! deep copy per watched batch was a seventh of the operator's CPU).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use imbl::OrdMap;
 
 use omtd_controllers::AgentLiveness;
 use omtd_crds::plan::{PlanSlice, Report};
 use omtd_crds::{Kind, Object, ObjectKey, Status};
 use tokio::time::Instant;
 
+use super::events::Event;
 use crate::resources::repo::decode;
 use crate::resources::{Keys, Stored};
 use crate::store::{KeyValue, Revision};
@@ -76,36 +85,52 @@ impl Changed {
 pub struct Snapshot {
     /// The store revision this state is at.
     pub revision: Revision,
+    /// The revision of the last change to any spec (a put or a delete) this state holds:
+    /// two snapshots with the same `specs_revision` hold the same specs, so what is derived
+    /// from the specs alone (whole-state validation) can be cached under it.
+    pub specs_revision: Revision,
+    /// Likewise for any spec or status: what is derived from the objects with their
+    /// statuses (the controllers' `Desired`) can be cached under it.
+    pub objects_revision: Revision,
     /// Every key under the cluster prefix, as stored: what the writer compares against.
-    pub raw: BTreeMap<String, KeyValue>,
+    pub raw: OrdMap<String, Arc<KeyValue>>,
     /// Specs joined with their statuses.
-    pub objects: BTreeMap<ObjectKey, Stored>,
+    pub objects: OrdMap<ObjectKey, Arc<Stored>>,
     /// Plan slices by node, then by controller.
-    pub plans: BTreeMap<String, BTreeMap<String, PlanSlice>>,
-    pub reports: BTreeMap<String, Report>,
+    pub plans: OrdMap<String, BTreeMap<String, Arc<PlanSlice>>>,
+    /// Each node's slices' digests (`PlanSlice::digest`), by controller: computed once per
+    /// slice write, so the node controller can tell a report of the current plan from one
+    /// of an older plan without hashing every slice on every pass.
+    pub plan_digests: OrdMap<String, Arc<BTreeMap<String, String>>>,
+    pub reports: OrdMap<String, Arc<Report>>,
     /// Agents whose heartbeat key is present, with when this process saw it appear or
     /// change (its own monotonic clock: never a time written by another host).
-    pub agents: BTreeMap<String, Instant>,
+    pub agents: OrdMap<String, Instant>,
     /// Agents whose heartbeat key is gone, with when this process last knew it present
     /// (saw it vanish, or found it missing at its first list while the node had a report).
     /// Kept after the key is gone: a lost agent is told by how long it has been gone.
     pub agents_gone: BTreeMap<String, Instant>,
+    /// Event records by key, parsed (the event recorder looks repeats up here).
+    pub events: OrdMap<String, Arc<Event>>,
     /// Keys whose values do not parse, with why (a controller may report them).
     pub unreadable: BTreeMap<String, String>,
 }
 
 impl Snapshot {
     pub fn get(&self, kind: Kind, name: &str) -> Option<&Stored> {
-        self.objects.get(&ObjectKey {
-            kind,
-            name: name.to_owned(),
-        })
+        self.objects
+            .get(&ObjectKey {
+                kind,
+                name: name.to_owned(),
+            })
+            .map(|s| &**s)
     }
 
     pub fn of_kind(&self, kind: Kind) -> impl Iterator<Item = &Stored> {
         self.objects
             .values()
             .filter(move |s| s.object.kind() == kind)
+            .map(|s| &**s)
     }
 
     /// Every object of the desired state (with statuses), for whole-state validation.
@@ -153,7 +178,7 @@ impl Snapshot {
         self.unreadable.remove(key);
         match &kv {
             Some(kv) => {
-                self.raw.insert(key.to_owned(), kv.clone());
+                self.raw.insert(key.to_owned(), Arc::new(kv.clone()));
             }
             None => {
                 self.raw.remove(key);
@@ -163,6 +188,12 @@ impl Snapshot {
             return;
         };
         let value = kv.as_ref().map(|kv| kv.value.as_slice());
+        if matches!(changed, Changed::Spec(_)) {
+            self.specs_revision = self.specs_revision.max(revision);
+        }
+        if matches!(changed, Changed::Spec(_) | Changed::Status(_)) {
+            self.objects_revision = self.objects_revision.max(revision);
+        }
         match changed {
             Changed::Spec(id) => match kv {
                 Some(kv) => match decode(key, &kv.value) {
@@ -173,10 +204,10 @@ impl Snapshot {
                         object.set_status(status);
                         self.objects.insert(
                             id,
-                            Stored {
+                            Arc::new(Stored {
                                 object,
                                 mod_revision: kv.mod_revision,
-                            },
+                            }),
                         );
                     }
                     Err(e) => {
@@ -191,7 +222,7 @@ impl Snapshot {
             Changed::Status(id) => {
                 let status = self.parse_status(key);
                 if let Some(stored) = self.objects.get_mut(&id) {
-                    stored.object.set_status(status);
+                    Arc::make_mut(stored).object.set_status(status);
                 }
             }
             Changed::Plan { node, controller } => {
@@ -199,7 +230,7 @@ impl Snapshot {
                 let slices = self.plans.entry(node.clone()).or_default();
                 match parsed {
                     Some(Ok(slice)) => {
-                        slices.insert(controller, slice);
+                        slices.insert(controller, Arc::new(slice));
                     }
                     Some(Err(e)) => {
                         slices.remove(&controller);
@@ -209,13 +240,20 @@ impl Snapshot {
                         slices.remove(&controller);
                     }
                 }
+                let digests: BTreeMap<String, String> = slices
+                    .iter()
+                    .map(|(c, s)| (c.clone(), s.digest()))
+                    .collect();
                 if slices.is_empty() {
                     self.plans.remove(&node);
+                    self.plan_digests.remove(&node);
+                } else {
+                    self.plan_digests.insert(node, Arc::new(digests));
                 }
             }
             Changed::Report(node) => match value.map(serde_json::from_slice::<Report>) {
                 Some(Ok(report)) => {
-                    self.reports.insert(node, report);
+                    self.reports.insert(node, Arc::new(report));
                 }
                 Some(Err(e)) => {
                     self.reports.remove(&node);
@@ -237,7 +275,16 @@ impl Snapshot {
                     }
                 }
             },
-            Changed::Leader | Changed::Event | Changed::Other(_) | Changed::External(_) => {}
+            Changed::Event => match value.map(serde_json::from_slice::<Event>) {
+                Some(Ok(event)) => {
+                    self.events.insert(key.to_owned(), Arc::new(event));
+                }
+                // An unreadable record is not a repeat of anything; it expires by itself.
+                Some(Err(_)) | None => {
+                    self.events.remove(key);
+                }
+            },
+            Changed::Leader | Changed::Other(_) | Changed::External(_) => {}
         }
     }
 
@@ -308,6 +355,9 @@ impl Snapshot {
             }
         }
         snap.revision = revision;
+        // A relist may have missed deletes: everything derived from specs is recomputed.
+        snap.specs_revision = revision;
+        snap.objects_revision = revision;
         snap
     }
 }
