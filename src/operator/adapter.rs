@@ -198,6 +198,26 @@ pub fn outcome(controller: &str, out: Output, snapshot: &Snapshot) -> Outcome {
     }
 }
 
+/// Whether `node` is a Node record with the manager role.
+fn is_manager(snapshot: &Snapshot, node: &str) -> bool {
+    let key = omtd_crds::ObjectKey {
+        kind: Kind::Node,
+        name: node.to_owned(),
+    };
+    snapshot.objects.get(&key).is_some_and(|s| match &s.object {
+        omtd_crds::Object::Node(n) => n.spec.roles.contains(&omtd_crds::Role::Manager),
+        _ => false,
+    })
+}
+
+/// Whether a Volume record is on `node`.
+fn has_volume(snapshot: &Snapshot, node: &str) -> bool {
+    snapshot.objects.values().any(|s| match &s.object {
+        omtd_crds::Object::Volume(v) => v.spec.node == node,
+        _ => false,
+    })
+}
+
 impl Controller for PureController {
     fn name(&self) -> &'static str {
         self.name
@@ -207,11 +227,21 @@ impl Controller for PureController {
         vec![CLUSTER_KEY.to_owned()]
     }
 
-    fn keys_for(&self, changed: &Changed, _snapshot: &Snapshot) -> Vec<WorkKey> {
+    fn keys_for(&self, changed: &Changed, snapshot: &Snapshot) -> Vec<WorkKey> {
+        let credentials = self.name == pure::credentials::NAME;
         let wake = match changed {
             // Cluster-wide controllers: any record, status (they read each other's
-            // recorded progress), report or heartbeat can change what they plan.
-            Changed::Spec(_) | Changed::Status(_) | Changed::Report(_) | Changed::Agent(_) => true,
+            // recorded progress), report or heartbeat can change what they plan...
+            Changed::Spec(_) | Changed::Status(_) => true,
+            // ...but the credentials controller reads one report, the manager's (whether
+            // mesos-master restarted with the credentials), and no heartbeat or probe.
+            Changed::Report(node) if credentials => is_manager(snapshot, node),
+            Changed::Agent(_) | Changed::External(_) if credentials => false,
+            // The storage controller reads no probe, and only the reports of nodes that
+            // hold a Volume (PV facts, step progress).
+            Changed::External(_) if self.name == pure::storage::NAME => false,
+            Changed::Report(node) if self.name == pure::storage::NAME => has_volume(snapshot, node),
+            Changed::Report(_) | Changed::Agent(_) => true,
             // Its own slice changed: put it back if someone else wrote it (its own writes
             // cost one reconcile that writes nothing). The node controller also looks at
             // every other slice: a node is Ready only on a report about all of them.
@@ -256,5 +286,102 @@ impl Controller for PureController {
             "planned"
         );
         Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Keys;
+    use crate::store::KeyValue;
+
+    fn snapshot_of(yaml: &str) -> (Keys, Snapshot) {
+        let keys = Keys::for_cluster("t");
+        let mut snapshot = Snapshot::default();
+        for (i, obj) in omtd_crds::manifest::parse(yaml)
+            .expect("manifest")
+            .into_iter()
+            .enumerate()
+        {
+            let key = keys.spec(obj.kind(), obj.name());
+            let kv = KeyValue {
+                key: key.clone(),
+                value: serde_json::to_vec(&obj).expect("json"),
+                create_revision: i as i64 + 1,
+                mod_revision: i as i64 + 1,
+                version: 1,
+                lease: None,
+            };
+            snapshot.apply(&keys, &key, Some(kv), i as i64 + 1);
+        }
+        (keys, snapshot)
+    }
+
+    /// What wakes each controller: a change it cannot read costs no reconcile.
+    #[test]
+    fn controllers_wake_only_for_what_they_read() {
+        let (_, snapshot) = snapshot_of(
+            "apiVersion: omtd/v1\nkind: Node\nmetadata: {name: m}\nspec: {address: 10.0.0.1, roles: [manager]}\n---\n\
+             apiVersion: omtd/v1\nkind: Node\nmetadata: {name: e}\nspec: {address: 10.0.0.2, roles: [executor]}\n---\n\
+             apiVersion: omtd/v1\nkind: Volume\nmetadata: {name: v}\nspec: {node: e, device: /dev/vdb, filesystem: ext4, mountPoint: /mnt/v}\n",
+        );
+        let wiring = Wiring::new(Settings::default());
+        let by_name: std::collections::BTreeMap<&str, PureController> = wiring
+            .controllers()
+            .into_iter()
+            .map(|c| (c.name(), c))
+            .collect();
+        let wakes = |controller: &str, changed: Changed| {
+            !by_name[controller].keys_for(&changed, &snapshot).is_empty()
+        };
+        let report = |n: &str| Changed::Report(n.to_owned());
+        // (controller, change, wakes?)
+        let table = [
+            (pure::credentials::NAME, report("m"), true),
+            (pure::credentials::NAME, report("e"), false),
+            (pure::credentials::NAME, Changed::Agent("m".into()), false),
+            (
+                pure::credentials::NAME,
+                Changed::External("probes".into()),
+                false,
+            ),
+            (pure::storage::NAME, report("e"), true),
+            (pure::storage::NAME, report("m"), false),
+            (pure::storage::NAME, Changed::Agent("m".into()), true),
+            (
+                pure::storage::NAME,
+                Changed::External("probes".into()),
+                false,
+            ),
+            (pure::node::NAME, report("m"), true),
+            (
+                pure::leader_guard::NAME,
+                Changed::External("probes".into()),
+                true,
+            ),
+            (
+                pure::node::NAME,
+                Changed::Plan {
+                    node: "e".into(),
+                    controller: pure::storage::NAME.into(),
+                },
+                true,
+            ),
+            (
+                pure::storage::NAME,
+                Changed::Plan {
+                    node: "e".into(),
+                    controller: pure::node::NAME.into(),
+                },
+                false,
+            ),
+        ];
+        for (i, (controller, changed, want)) in table.into_iter().enumerate() {
+            assert_eq!(
+                wakes(controller, changed.clone()),
+                want,
+                "row {i}: {controller} {changed:?}"
+            );
+        }
     }
 }
