@@ -61,6 +61,29 @@ async fn wait_accepted(
     }
 }
 
+/// A runtime with only the accepted controller, on a short leader lease.
+fn start_accepted(
+    store: &Arc<dyn Store>,
+    keys: &Keys,
+) -> (omtd::runtime::Running, Arc<Metrics>, CancellationToken) {
+    let metrics = Arc::new(Metrics::new());
+    let shutdown = CancellationToken::new();
+    let controllers: Vec<Arc<dyn Controller>> = vec![Arc::new(AcceptedController::new())];
+    let running = Manager::new(
+        Arc::clone(store),
+        keys.clone(),
+        controllers,
+        Arc::clone(&metrics),
+        RuntimeConfig {
+            lease_ttl: Duration::from_secs(2),
+            renew_every: Duration::from_millis(500),
+            ..RuntimeConfig::default()
+        },
+    )
+    .start(shutdown.clone());
+    (running, metrics, shutdown)
+}
+
 fn find<'a>(events: &'a [Event], object: &str, reason: &str) -> Option<&'a Event> {
     events
         .iter()
@@ -84,21 +107,7 @@ async fn accepted_condition_follows_references_with_minimal_writes() {
         .await
         .unwrap();
 
-    let metrics = Arc::new(Metrics::new());
-    let shutdown = CancellationToken::new();
-    let controllers: Vec<Arc<dyn Controller>> = vec![Arc::new(AcceptedController::new())];
-    let running = Manager::new(
-        Arc::clone(&store),
-        keys.clone(),
-        controllers,
-        Arc::clone(&metrics),
-        RuntimeConfig {
-            lease_ttl: Duration::from_secs(2),
-            renew_every: Duration::from_millis(500),
-            ..RuntimeConfig::default()
-        },
-    )
-    .start(shutdown.clone());
+    let (running, metrics, shutdown) = start_accepted(&store, &keys);
 
     let (_, reason, first_time) = wait_accepted(&store, &keys, "w", ConditionStatus::True).await;
     assert_eq!(reason, "Valid");
@@ -238,21 +247,7 @@ async fn spec_change_reconciles_only_affected_nodes(backend: &str) {
             .await
             .unwrap();
     }
-    let metrics = Arc::new(Metrics::new());
-    let shutdown = CancellationToken::new();
-    let controllers: Vec<Arc<dyn Controller>> = vec![Arc::new(AcceptedController::new())];
-    let running = Manager::new(
-        Arc::clone(&store),
-        keys.clone(),
-        controllers,
-        Arc::clone(&metrics),
-        RuntimeConfig {
-            lease_ttl: Duration::from_secs(2),
-            renew_every: Duration::from_millis(500),
-            ..RuntimeConfig::default()
-        },
-    )
-    .start(shutdown.clone());
+    let (running, metrics, shutdown) = start_accepted(&store, &keys);
     for i in 0..WORKERS {
         wait_accepted(&store, &keys, &format!("w{i}"), ConditionStatus::True).await;
     }
