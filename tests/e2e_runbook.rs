@@ -177,9 +177,11 @@ async fn runbook_on_sim_hosts() {
     let start = std::time::Instant::now();
     loop {
         // Sample the agent first: if it has the new secret, the master must have had it.
+        // The manager's mirror may be older than node1's: read the manager afresh.
         let agent_new = text(&node1, AGENT_CREDENTIALS) == new_agent;
-        let master_new = text(&manager, MASTER_CREDENTIALS).contains(new_master);
         if agent_new {
+            w.refresh("manager.omtd").await;
+            let master_new = text(&manager, MASTER_CREDENTIALS).contains(new_master);
             assert!(master_new, "node1 got its new secret before the master");
             break;
         }

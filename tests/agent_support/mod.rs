@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use omtd::agent::drivers::{linux, Host};
 use omtd::agent::{Agent, AgentConfig, AgentError, Stats};
 use omtd::resources::Keys;
-use omtd::store::{etcd::EtcdStore, Store};
+use omtd::store::Store;
 use omtd_crds::plan::{Ensure, FileSpec, PlanSlice, Report, ResourceState};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -29,11 +29,7 @@ pub struct Rig {
 impl Rig {
     pub async fn new() -> Rig {
         let etcd = EtcdServer::start();
-        let store: Arc<dyn Store> = Arc::new(
-            EtcdStore::connect(&etcd.endpoints())
-                .await
-                .expect("connect to etcd"),
-        );
+        let store = etcd.store().await;
         Rig {
             etcd,
             store,

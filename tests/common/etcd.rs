@@ -81,6 +81,15 @@ impl EtcdServer {
         vec![self.endpoint()]
     }
 
+    /// A client of this server, as the tests' harnesses use it.
+    pub async fn store(&self) -> std::sync::Arc<dyn omtd::store::Store> {
+        std::sync::Arc::new(
+            omtd::store::etcd::EtcdStore::connect(&self.endpoints())
+                .await
+                .expect("connect to etcd"),
+        )
+    }
+
     /// Kill the server now (SIGKILL), e.g. to see clients notice the store went away.
     pub fn kill(&mut self) {
         self.member.kill();

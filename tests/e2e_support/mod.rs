@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use omtd::agent::drivers::sim::{Fault, SimHost};
 use omtd::resources::Keys;
-use omtd::store::{etcd::EtcdStore, Store};
+use omtd::store::Store;
 use omtd_crds::plan::{Ensure, PlanSlice, Report, ServiceState};
 use tokio_util::sync::CancellationToken;
 
@@ -138,11 +138,7 @@ impl World {
             .with_test_writer()
             .try_init();
         let etcd = EtcdServer::start();
-        let store: Arc<dyn Store> = Arc::new(
-            EtcdStore::connect(&etcd.endpoints())
-                .await
-                .expect("connect to etcd"),
-        );
+        let store = etcd.store().await;
         let keys = Keys::for_cluster(CLUSTER);
         let mut world = World {
             etcd,
@@ -287,6 +283,16 @@ impl World {
             .await
             .unwrap_or_else(|e| panic!("fault {fault:?} on {node}: {e}"));
         self.sim.refresh();
+    }
+
+    /// Takes the node's machine state into its mirror now (mirrors refresh every 20 ms,
+    /// each on its own: two mirrors can be of different moments).
+    pub async fn refresh(&self, node: &str) {
+        self.machine(node)
+            .remote
+            .refresh()
+            .await
+            .unwrap_or_else(|e| panic!("refresh {node}: {e}"));
     }
 
     /// Stops a node's agent service (the machine stays up, unattended).

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use omtd::operator::Options;
 use omtd::resources::{Keys, Repo};
 use omtd::runtime::RuntimeConfig;
-use omtd::store::{etcd::EtcdStore, Store};
+use omtd::store::Store;
 use omtd_crds::plan::{Report, ResourceState};
 use omtd_crds::{ConditionStatus, Kind};
 use tokio_util::sync::CancellationToken;
@@ -43,11 +43,7 @@ impl Rig {
             .with_test_writer()
             .try_init();
         let etcd = EtcdServer::start();
-        let store: Arc<dyn Store> = Arc::new(
-            EtcdStore::connect(&etcd.endpoints())
-                .await
-                .expect("connect to etcd"),
-        );
+        let store = etcd.store().await;
         Rig {
             etcd,
             store,
