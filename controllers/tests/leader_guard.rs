@@ -706,3 +706,46 @@ fn the_local_remedy_resumes_from_stored_status_and_gives_up_after_max_attempts()
     );
     assert_eq!(phase_of(&out), Phase::Idle);
 }
+
+#[test]
+fn a_locally_restarted_agent_still_confirms_the_cluster_wide_stop() {
+    let mut objs = objects();
+    let mut agents = std::collections::BTreeMap::new();
+    agents.insert(
+        "node1.omtd".to_owned(),
+        omtd_controllers::agent_restart::AgentRestart {
+            attempt: 1,
+            token: "L1".into(),
+            ..Default::default()
+        },
+    );
+    let state = RecoveryState {
+        phase: Phase::Stopping,
+        attempt: 1,
+        since: omtd_controllers::time::format(t(0)),
+        attempt_id: "A".into(),
+        tokens: leader_guard::Tokens {
+            master: "A-stop".into(),
+            chronos: "A-stop".into(),
+            agents: "A-stop".into(),
+        },
+        agents,
+        ..Default::default()
+    };
+    with_recovery(&mut objs, &state);
+    let mut o = healthy(&desired(&objs), t(1));
+    o.mesos = None;
+    let out = run(&objs, &o);
+    let tok = svc(&out, "node1.omtd", "mesos-slave").restart_token.clone();
+    assert_eq!(tok.as_deref(), Some("r=A-stop;l=L1"));
+    assert_eq!(
+        svc(&out, "node2.omtd", "mesos-slave")
+            .restart_token
+            .as_deref(),
+        Some("r=A-stop")
+    );
+    // The agents obey the stop: step 1 is confirmed, node1's local token included.
+    apply(&mut o, &out);
+    o.now = t(2);
+    assert_eq!(phase_of(&run(&objs, &o)), Phase::StartingMaster);
+}
