@@ -9,8 +9,12 @@
 //! - It watches who leads (ZooKeeper's lowest `json.info_` sequence, and the master's
 //!   state), whether Chronos is registered (framework `chronos` active) and which agents
 //!   are active, into the Cluster's `LeaderElected` and `MesosConnected` conditions.
-//! - When they stay disconnected past a grace period it runs the runbook's ordered
-//!   recovery as a state machine recorded in the Cluster's status (`status.recovery`):
+//! - One or a few inactive agents (half of the expected or fewer) leave the cluster
+//!   healthy: each gets a restart of just its own mesos-slave, with backoff
+//!   ([`crate::agent_restart`]), so one flaky worker never stops the others' jobs.
+//! - When the master does not lead, Chronos is not registered or more than half the
+//!   expected agents are inactive, and that lasts past a grace period, it runs the
+//!   runbook's ordered recovery as a state machine recorded in the Cluster's status (`status.recovery`):
 //!   stop all → start the master, wait until it is elected → start Chronos, wait until it
 //!   is registered → start the agents, wait until they are active. Each step is confirmed
 //!   (restart tokens reported back by the agents, or the master's state), each has a
@@ -20,8 +24,9 @@
 //!   changes. Nothing of this starts while most agents are lost or the manager's is.
 //!
 //! Restart tokens: a service's token is `<credentials part>;r=<recovery token>` (master)
-//! or `r=<recovery token>`; the recovery token is the last one an attempt gave the service
-//! and stays in the status, so a finished recovery restarts nothing again.
+//! or `r=<recovery token>` (a worker restarted by the local remedy: `r=…;l=<local>`); the
+//! recovery token is the last one an attempt gave the service and stays in the status, so
+//! a finished recovery restarts nothing again.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
