@@ -85,10 +85,7 @@ pub fn step(
                 }
                 if e.due(policy).is_some_and(|t| now >= t) {
                     e.attempt += 1;
-                    let secs = now
-                        .duration_since(SystemTime::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_secs());
-                    e.token = format!("{secs}-{}", e.attempt);
+                    e.token = time::attempt_id(now, e.attempt);
                     e.next_attempt_at = Some(time::format(now + policy.backoff(e.attempt)));
                 }
             } else {

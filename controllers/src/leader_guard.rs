@@ -183,10 +183,7 @@ pub fn step(
             return;
         }
         s.attempt += 1;
-        let secs = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        s.attempt_id = format!("{secs}-{}", s.attempt);
+        s.attempt_id = time::attempt_id(now, s.attempt);
         let stop = format!("{}-stop", s.attempt_id);
         s.tokens = Tokens {
             master: stop.clone(),
