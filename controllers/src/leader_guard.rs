@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use omtd_crds::plan::{PlanSlice, ResourceState, ServiceSpec, ServiceState};
-use omtd_crds::{Node, Role};
+use omtd_crds::{ConditionStatus, Node, Role};
 use serde::{Deserialize, Serialize};
 
 use crate::agent_restart::{self, AgentRestart};
@@ -702,11 +702,22 @@ fn recovery_condition(s: &RecoveryState, inp: &Inputs, policy: &RecoveryPolicy) 
                     ),
                 })
                 .collect();
+            // True while a restart was made and more may follow, so `omtd status` lists it
+            // among the operations under way (as it does the ordered recovery).
+            let restarting = s
+                .agents
+                .values()
+                .any(|a| a.attempt > 0 && a.pending(policy));
             if local.is_empty() {
                 Cond::no(T, "NotNeeded", "no recovery running")
             } else {
-                Cond::no(
+                Cond::new(
                     T,
+                    if restarting {
+                        ConditionStatus::True
+                    } else {
+                        ConditionStatus::False
+                    },
                     "RestartingAgents",
                     format!(
                         "restarting only the inactive agents' mesos-slave ({}); the ordered \

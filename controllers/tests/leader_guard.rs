@@ -610,7 +610,7 @@ fn which_inactive_agents_start_the_cluster_wide_recovery() {
             }
             assert_eq!(
                 cond(&out, &cluster_key(), "Recovery"),
-                ("False".into(), "RestartingAgents".into()),
+                ("True".into(), "RestartingAgents".into()),
                 "{case}"
             );
             assert_eq!(
@@ -703,6 +703,11 @@ fn the_local_remedy_resumes_from_stored_status_and_gives_up_after_max_attempts()
         message(&out, &cluster_key(), "Recovery").contains("restarts it no more"),
         "{}",
         message(&out, &cluster_key(), "Recovery")
+    );
+    assert_eq!(
+        cond(&out, &cluster_key(), "Recovery"),
+        ("False".into(), "RestartingAgents".into()),
+        "given up: no longer under way"
     );
     assert_eq!(phase_of(&out), Phase::Idle);
 }
