@@ -9,8 +9,12 @@
 //! - It watches who leads (ZooKeeper's lowest `json.info_` sequence, and the master's
 //!   state), whether Chronos is registered (framework `chronos` active) and which agents
 //!   are active, into the Cluster's `LeaderElected` and `MesosConnected` conditions.
-//! - When they stay disconnected past a grace period it runs the runbook's ordered
-//!   recovery as a state machine recorded in the Cluster's status (`status.recovery`):
+//! - One or a few inactive agents (half of the expected or fewer) leave the cluster
+//!   healthy: each gets a restart of just its own mesos-slave, with backoff
+//!   ([`crate::agent_restart`]), so one flaky worker never stops the others' jobs.
+//! - When the master does not lead, Chronos is not registered or more than half the
+//!   expected agents are inactive, and that lasts past a grace period, it runs the
+//!   runbook's ordered recovery as a state machine recorded in the Cluster's status (`status.recovery`):
 //!   stop all → start the master, wait until it is elected → start Chronos, wait until it
 //!   is registered → start the agents, wait until they are active. Each step is confirmed
 //!   (restart tokens reported back by the agents, or the master's state), each has a
@@ -20,15 +24,18 @@
 //!   changes. Nothing of this starts while most agents are lost or the manager's is.
 //!
 //! Restart tokens: a service's token is `<credentials part>;r=<recovery token>` (master)
-//! or `r=<recovery token>`; the recovery token is the last one an attempt gave the service
-//! and stays in the status, so a finished recovery restarts nothing again.
+//! or `r=<recovery token>` (a worker restarted by the local remedy: `r=…;l=<local>`); the
+//! recovery token is the last one an attempt gave the service and stays in the status, so
+//! a finished recovery restarts nothing again.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use omtd_crds::plan::{PlanSlice, ResourceState, ServiceSpec, ServiceState};
-use omtd_crds::{Node, Role};
+use omtd_crds::{ConditionStatus, Node, Role};
 use serde::{Deserialize, Serialize};
 
+use crate::agent_restart::{self, AgentRestart};
 use crate::desired::Desired;
 use crate::error::Error;
 use crate::health::Health;
@@ -124,6 +131,9 @@ pub struct RecoveryState {
     /// The retry annotation value last acted on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_ack: Option<String>,
+    /// The local remedy per worker (restarts of just its mesos-slave).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub agents: BTreeMap<String, AgentRestart>,
 }
 
 /// What the state machine needs to know, gathered from the observations.
@@ -145,6 +155,9 @@ pub struct Inputs {
     pub agents_active: bool,
     /// The Cluster's retry annotation, if set.
     pub retry: Option<String>,
+    /// Expected agents not active now. Half of the expected or fewer leave the cluster
+    /// healthy and get the local remedy ([`agent_restart`]); more make it unhealthy.
+    pub inactive: Vec<String>,
 }
 
 /// One step of the recovery state machine. Pure: the next state from the previous one, the
@@ -170,10 +183,7 @@ pub fn step(
             return;
         }
         s.attempt += 1;
-        let secs = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        s.attempt_id = format!("{secs}-{}", s.attempt);
+        s.attempt_id = time::attempt_id(now, s.attempt);
         let stop = format!("{}-stop", s.attempt_id);
         s.tokens = Tokens {
             master: stop.clone(),
@@ -398,6 +408,10 @@ pub fn inputs(
                 .map(|w| w.metadata.name.as_str())
                 .collect();
             inp.agents_active = inactive.is_empty();
+            // More than half inactive at once points at the master or the network, not at
+            // the agents: only then do the agents count against the cluster's health.
+            let most_inactive = inactive.len() * 2 > expected.len();
+            inp.inactive = inactive.iter().map(|n| (*n).to_owned()).collect();
             if !inp.master_elected {
                 inp.problems.push(match mesos.leader.as_deref() {
                     Some(l) => format!("the leading master is {l}, not the manager {m}"),
@@ -408,9 +422,14 @@ pub fn inputs(
                 inp.problems
                     .push("Chronos is not registered with the master".into());
             }
-            if !inactive.is_empty() {
-                inp.problems
-                    .push(format!("agents not active: {}", inactive.join(", ")));
+            let cluster_wide = !inp.problems.is_empty() || most_inactive;
+            if !inactive.is_empty() && cluster_wide {
+                inp.problems.push(format!(
+                    "agents not active: {} ({} of {})",
+                    inactive.join(", "),
+                    inactive.len(),
+                    expected.len()
+                ));
             }
             inp.healthy = Some(inp.problems.is_empty());
         }
@@ -436,8 +455,13 @@ pub fn inputs(
     inp.stopped = observed.service_stopped_with(m, "mesos-master", &master_stop)
         && observed.service_stopped_with(m, "chronos", &chronos_stop)
         && participants(desired, &health).all(|w| {
-            !observed.agents.contains_key(&w.metadata.name)
-                || observed.service_stopped_with(&w.metadata.name, "mesos-slave", &chronos_stop)
+            let name = w.metadata.name.as_str();
+            !observed.agents.contains_key(name)
+                || observed.service_stopped_with(
+                    name,
+                    "mesos-slave",
+                    &agent_token(state, name, &stop),
+                )
         });
     inp
 }
@@ -451,6 +475,16 @@ fn master_token(desired: &Desired, recovery: &str) -> String {
 
 fn plain_token(recovery: &str) -> String {
     format!("r={recovery}")
+}
+
+/// A worker's mesos-slave token: the cluster-wide recovery's part, then (once the local
+/// remedy restarted it) `;l=<local token>`. A worker never restarted locally keeps the
+/// plain token, so adding the local remedy restarts nothing.
+fn agent_token(state: &RecoveryState, node: &str, recovery: &str) -> String {
+    match state.agents.get(node).filter(|a| !a.token.is_empty()) {
+        Some(a) => format!("{};l={}", plain_token(recovery), a.token),
+        None => plain_token(recovery),
+    }
 }
 
 /// A control-plane service in `running` or stopped-for-recovery state (still enabled).
@@ -534,7 +568,7 @@ pub fn node_slice(desired: &Desired, node: &Node, state: &RecoveryState) -> Plan
             control(
                 "mesos-slave",
                 agents_up,
-                plain_token(&state.tokens.agents),
+                agent_token(state, name, &state.tokens.agents),
                 paths(
                     &crate::node::AGENT_RESTART_ON,
                     &crate::credentials::AGENT_RESTART_ON,
@@ -564,11 +598,29 @@ pub fn reconcile(
     let inp = inputs(desired, observed, settings, &prev);
     // Without a Cluster record there is nowhere to keep the recovery's progress: watch
     // and report, but never start one.
-    let state = if desired.cluster_key().is_some() {
+    let mut state = if desired.cluster_key().is_some() {
         step(&prev, &inp, policy, observed.now)
     } else {
         prev.clone()
     };
+    if desired.cluster_key().is_some() {
+        // The local remedy acts only while the cluster as a whole is fine: during (or
+        // before) an ordered recovery, that recovery restarts the agents itself.
+        let act =
+            state.phase == Phase::Idle && inp.healthy == Some(true) && inp.suppressed.is_none();
+        let workers: Vec<&str> = desired
+            .workers()
+            .map(|w| w.metadata.name.as_str())
+            .collect();
+        state.agents = agent_restart::step(
+            &prev.agents,
+            &workers,
+            &inp.inactive,
+            act,
+            policy,
+            observed.now,
+        );
+    }
 
     for n in desired.nodes.values() {
         out.slices
@@ -580,6 +632,15 @@ pub fn reconcile(
         edit.extra(RECOVERY_KEY, serde_json::to_value(&state).ok());
         edit.set(leader_condition(desired, observed));
         edit.set(match inp.healthy {
+            Some(true) if !inp.inactive.is_empty() => Cond::no(
+                "MesosConnected",
+                "AgentsInactive",
+                format!(
+                    "the manager's master leads and Chronos is registered; agents not active: \
+                     {} (each gets a restart of its own mesos-slave)",
+                    inp.inactive.join(", ")
+                ),
+            ),
             Some(true) => Cond::yes(
                 "MesosConnected",
                 "Connected",
@@ -603,11 +664,19 @@ pub fn reconcile(
                     | "BackingOff"
                     | "Disconnected"
                     | "Recovering"
+                    | "AgentsInactive"
+                    | "RestartingAgents"
             )
         });
     }
     if let Some(after) = requeue(&state, policy, observed.now) {
         out.requeue(after);
+    }
+    // The local remedy's next restart, or a look at whether the last one took.
+    for a in state.agents.values() {
+        if let Some(due) = a.due(policy) {
+            out.requeue(due.duration_since(observed.now).unwrap_or(policy.poll));
+        }
     }
     Ok(out)
 }
@@ -616,7 +685,49 @@ fn recovery_condition(s: &RecoveryState, inp: &Inputs, policy: &RecoveryPolicy) 
     const T: &str = "Recovery";
     let of = format!("attempt {} of {}", s.attempt, policy.max_attempts);
     match s.phase {
-        Phase::Idle => Cond::no(T, "NotNeeded", "no recovery running"),
+        Phase::Idle => {
+            let local: Vec<String> = s
+                .agents
+                .iter()
+                .filter(|(_, a)| a.inactive_since.is_some())
+                .map(|(n, a)| match a.attempt {
+                    0 => format!("{n} inactive, restart after {}", time::short(policy.grace)),
+                    k if k >= policy.max_attempts => {
+                        format!("{n} still inactive after {k} restarts: omtd restarts it no more")
+                    }
+                    k => format!(
+                        "{n}: restart {k} of {}, next at {}",
+                        policy.max_attempts,
+                        a.next_attempt_at.as_deref().unwrap_or("?")
+                    ),
+                })
+                .collect();
+            // True while a restart was made and more may follow, so `omtd status` lists it
+            // among the operations under way (as it does the ordered recovery).
+            let restarting = s
+                .agents
+                .values()
+                .any(|a| a.attempt > 0 && a.pending(policy));
+            if local.is_empty() {
+                Cond::no(T, "NotNeeded", "no recovery running")
+            } else {
+                Cond::new(
+                    T,
+                    if restarting {
+                        ConditionStatus::True
+                    } else {
+                        ConditionStatus::False
+                    },
+                    "RestartingAgents",
+                    format!(
+                        "restarting only the inactive agents' mesos-slave ({}); the ordered \
+                         restart of the whole cluster runs only when the master does not lead, \
+                         Chronos is not registered or more than half the agents are inactive",
+                        local.join("; ")
+                    ),
+                )
+            }
+        }
         Phase::Watching => match &inp.suppressed {
             Some(why) => Cond::no(
                 T,

@@ -22,6 +22,7 @@
 pub use omtd_crds as crds;
 
 pub mod accepted;
+pub mod agent_restart;
 pub mod credentials;
 pub mod desired;
 pub mod error;

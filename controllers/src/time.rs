@@ -14,6 +14,15 @@ pub fn parse(s: &str) -> Option<SystemTime> {
     humantime::parse_rfc3339(s).ok()
 }
 
+/// An attempt's id: `now` in Unix seconds and the attempt number, so a new attempt (and
+/// the restart token derived from it) differs from every earlier one.
+pub fn attempt_id(now: SystemTime, attempt: u32) -> String {
+    let secs = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("{secs}-{attempt}")
+}
+
 /// `later - earlier`, zero when `later` is not later.
 pub fn since(later: SystemTime, earlier: SystemTime) -> Duration {
     later.duration_since(earlier).unwrap_or_default()

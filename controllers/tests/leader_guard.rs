@@ -491,3 +491,266 @@ fn who_leads_according_to_zookeeper() {
     o.zookeeper = Some(vec![entry("10.0.0.22", 1), entry("10.0.0.12", 2)]);
     assert_eq!(phase_of(&run(&objs, &o)), Phase::Watching);
 }
+
+// ---- Proportionate recovery: a few inactive agents get a local restart only. ----
+
+/// The example cluster, with a fourth worker when `four` (for the exact "half" case).
+fn cluster(four: bool) -> Vec<Object> {
+    let mut objs = objects();
+    if four {
+        objs.extend(parse(
+            "apiVersion: omtd/v1\nkind: Node\nmetadata:\n  name: node4.omtd\nspec:\n  \
+             address: 10.0.0.24\n  roles: [worker]\n",
+        ));
+    }
+    objs
+}
+
+/// A healthy world whose agents reported the leader guard's plan once (so every worker's
+/// agent is expected active), with `inactive` workers' Mesos agents inactive.
+fn world(objs: &[Object], now: u64, inactive: &[&str]) -> Observed {
+    let d = desired(objs);
+    let mut o = healthy(&d, t(now));
+    let out = run(objs, &o);
+    apply(&mut o, &out);
+    set_inactive(&mut o, &d, inactive);
+    o
+}
+
+fn set_inactive(o: &mut Observed, d: &omtd_controllers::Desired, inactive: &[&str]) {
+    let addr = |n: &str| d.nodes[n].spec.address.clone();
+    let off: Vec<String> = inactive.iter().map(|n| addr(n)).collect();
+    if let Some(m) = o.mesos.as_mut() {
+        for a in m.agents.iter_mut() {
+            a.active = !off.contains(&a.hostname);
+        }
+    }
+}
+
+fn agent_tokens(out: &Output, workers: &[&str]) -> Vec<String> {
+    workers
+        .iter()
+        .map(|w| {
+            svc(out, w, "mesos-slave")
+                .restart_token
+                .clone()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn which_inactive_agents_start_the_cluster_wide_recovery() {
+    // (workers, inactive, master leads, Chronos registered, cluster-wide?)
+    let table: [(bool, &[&str], bool, bool, bool); 7] = [
+        (false, &["node1.omtd"], true, true, false),
+        (false, &["node1.omtd", "node2.omtd"], true, true, true),
+        (false, &[], false, true, true),
+        (false, &[], true, false, true),
+        (false, &["node3.omtd"], false, true, true),
+        (true, &["node1.omtd", "node2.omtd"], true, true, false), // exactly half: local
+        (
+            true,
+            &["node1.omtd", "node2.omtd", "node3.omtd"],
+            true,
+            true,
+            true,
+        ),
+    ];
+    for (four, inactive, leads, chronos, wide) in table {
+        let mut objs = cluster(four);
+        let d = desired(&objs);
+        let mut o = world(&objs, 0, inactive);
+        if let Some(m) = o.mesos.as_mut() {
+            if !leads {
+                m.leader = None;
+            }
+            if !chronos {
+                m.frameworks.clear();
+            }
+        }
+        let workers: Vec<&str> = d.workers().map(|w| w.metadata.name.as_str()).collect();
+        let case = format!(
+            "{inactive:?} of {}, leads {leads}, chronos {chronos}",
+            workers.len()
+        );
+        let before = agent_tokens(&run(&objs, &o), &workers);
+        let out = run(&objs, &o);
+        store_statuses(&mut objs, &out);
+        // Past the grace period.
+        o.now = t(121);
+        let out = run(&objs, &o);
+        let after = agent_tokens(&out, &workers);
+        if wide {
+            assert_eq!(phase_of(&out), Phase::Stopping, "{case}");
+            assert_eq!(
+                cond(&out, &cluster_key(), "Recovery").1,
+                "Recovering",
+                "{case}"
+            );
+            for w in &workers {
+                assert_eq!(
+                    svc(&out, w, "mesos-slave").state,
+                    ServiceState::Stopped,
+                    "{case}"
+                );
+            }
+        } else {
+            assert_eq!(phase_of(&out), Phase::Idle, "{case}");
+            assert_eq!(
+                svc(&out, MANAGER, "mesos-master").state,
+                ServiceState::Running,
+                "{case}"
+            );
+            assert_eq!(svc(&out, MANAGER, "chronos").state, ServiceState::Running);
+            for (i, w) in workers.iter().enumerate() {
+                assert_eq!(svc(&out, w, "mesos-slave").state, ServiceState::Running);
+                let restarted = before[i] != after[i];
+                assert_eq!(restarted, inactive.contains(w), "{case}: {w}");
+            }
+            assert_eq!(
+                cond(&out, &cluster_key(), "Recovery"),
+                ("True".into(), "RestartingAgents".into()),
+                "{case}"
+            );
+            assert_eq!(
+                cond(&out, &cluster_key(), "MesosConnected").1,
+                "AgentsInactive",
+                "{case}"
+            );
+        }
+    }
+}
+
+#[test]
+fn one_crashing_agent_is_restarted_alone_after_grace_with_backoff() {
+    let mut objs = cluster(false);
+    let mut o = world(&objs, 0, &["node2.omtd"]);
+    let initial = agent_tokens(&run(&objs, &o), &WORKERS);
+    // (seconds, node2's token changes?)
+    let table: [(u64, bool); 9] = [
+        (0, false),   // first seen inactive
+        (60, false),  // within the grace period
+        (120, true),  // grace passed: restart 1
+        (150, false), // waiting backoff(1) = 60 s
+        (179, false),
+        (180, true),  // restart 2
+        (299, false), // backoff(2) = 120 s
+        (300, true),  // restart 3
+        (500, false),
+    ];
+    let mut last = initial[1].clone();
+    for (secs, changes) in table {
+        o.now = t(secs);
+        let out = run(&objs, &o);
+        store_statuses(&mut objs, &out);
+        apply(&mut o, &out);
+        let now = agent_tokens(&out, &WORKERS);
+        assert_eq!(
+            now[1] != last,
+            changes,
+            "at {secs}s: {} -> {}",
+            last,
+            now[1]
+        );
+        assert_eq!((&now[0], &now[2]), (&initial[0], &initial[2]), "at {secs}s");
+        assert_eq!(phase_of(&out), Phase::Idle, "at {secs}s");
+        assert_eq!(
+            svc(&out, MANAGER, "mesos-master").state,
+            ServiceState::Running
+        );
+        // The operator looks again when the next restart is due.
+        assert!(out.requeue_after.is_some(), "at {secs}s");
+        if secs == 150 {
+            assert_eq!(out.requeue_after, Some(Duration::from_secs(30)));
+        }
+        last = now[1].clone();
+    }
+    // The agent reconnects: nothing restarts again, and its token stays.
+    set_inactive(&mut o, &desired(&objs), &[]);
+    for secs in [600, 2_000] {
+        o.now = t(secs);
+        let out = run(&objs, &o);
+        store_statuses(&mut objs, &out);
+        assert_eq!(agent_tokens(&out, &WORKERS)[1], last, "at {secs}s");
+        assert_eq!(cond(&out, &cluster_key(), "Recovery").1, "NotNeeded");
+        assert_eq!(cond(&out, &cluster_key(), "MesosConnected").0, "True");
+    }
+}
+
+#[test]
+fn the_local_remedy_resumes_from_stored_status_and_gives_up_after_max_attempts() {
+    let p = RecoveryPolicy::default();
+    let mut objs = cluster(false);
+    let mut o = world(&objs, 0, &["node1.omtd"]);
+    let mut now = 0;
+    let mut tokens = Vec::new();
+    // Each reconcile starts from the stored status only (as after an operator crash).
+    for _ in 0..40 {
+        o.now = t(now);
+        let out = run(&objs, &o);
+        store_statuses(&mut objs, &out);
+        let tok = agent_tokens(&out, &WORKERS)[0].clone();
+        if tokens.last() != Some(&tok) {
+            tokens.push(tok);
+        }
+        now += 30;
+    }
+    // The initial token, then max_attempts restarts, then nothing more.
+    assert_eq!(tokens.len() as u32, 1 + p.max_attempts, "{tokens:?}");
+    let out = run(&objs, &o);
+    assert!(
+        message(&out, &cluster_key(), "Recovery").contains("restarts it no more"),
+        "{}",
+        message(&out, &cluster_key(), "Recovery")
+    );
+    assert_eq!(
+        cond(&out, &cluster_key(), "Recovery"),
+        ("False".into(), "RestartingAgents".into()),
+        "given up: no longer under way"
+    );
+    assert_eq!(phase_of(&out), Phase::Idle);
+}
+
+#[test]
+fn a_locally_restarted_agent_still_confirms_the_cluster_wide_stop() {
+    let mut objs = objects();
+    let mut agents = std::collections::BTreeMap::new();
+    agents.insert(
+        "node1.omtd".to_owned(),
+        omtd_controllers::agent_restart::AgentRestart {
+            attempt: 1,
+            token: "L1".into(),
+            ..Default::default()
+        },
+    );
+    let state = RecoveryState {
+        phase: Phase::Stopping,
+        attempt: 1,
+        since: omtd_controllers::time::format(t(0)),
+        attempt_id: "A".into(),
+        tokens: leader_guard::Tokens {
+            master: "A-stop".into(),
+            chronos: "A-stop".into(),
+            agents: "A-stop".into(),
+        },
+        agents,
+        ..Default::default()
+    };
+    with_recovery(&mut objs, &state);
+    let mut o = healthy(&desired(&objs), t(1));
+    o.mesos = None;
+    let out = run(&objs, &o);
+    let tok = svc(&out, "node1.omtd", "mesos-slave").restart_token.clone();
+    assert_eq!(tok.as_deref(), Some("r=A-stop;l=L1"));
+    assert_eq!(
+        svc(&out, "node2.omtd", "mesos-slave")
+            .restart_token
+            .as_deref(),
+        Some("r=A-stop")
+    );
+    // The agents obey the stop: step 1 is confirmed, node1's local token included.
+    apply(&mut o, &out);
+    o.now = t(2);
+    assert_eq!(phase_of(&run(&objs, &o)), Phase::StartingMaster);
+}
