@@ -210,8 +210,11 @@ impl Snapshot {
                             }),
                         );
                     }
+                    // Unreadable is not deleted (a record of a newer omtd, a hand edit): the
+                    // last good version stays in force, so controllers plan for it as
+                    // before; with none, the writer holds what depends on it (see
+                    // `Snapshot::held_node`). Only a readable delete removes the object.
                     Err(e) => {
-                        self.objects.remove(&id);
                         self.unreadable.insert(key.to_owned(), e.to_string());
                     }
                 },
@@ -288,6 +291,12 @@ impl Snapshot {
         }
     }
 
+    /// Whether `node`'s spec record is stored but unreadable: nothing may be deleted on its
+    /// account (its plan slices, the object) until a readable version or a delete is seen.
+    pub fn held_node(&self, keys: &Keys, node: &str) -> bool {
+        self.unreadable.contains_key(&keys.spec(Kind::Node, node))
+    }
+
     /// The status stored at `status_key`; an unreadable one counts as none (and is noted).
     fn parse_status(&mut self, status_key: &str) -> Option<Status> {
         let kv = self.raw.get(status_key)?;
@@ -353,6 +362,25 @@ impl Snapshot {
                     snap.agents_gone.insert(node.clone(), now);
                 }
             }
+        }
+        // An unreadable spec keeps the last good version this process had before the
+        // relist (with its status as stored now), as `apply` does for a watched change.
+        let unreadable_specs: Vec<ObjectKey> = snap
+            .unreadable
+            .keys()
+            .filter_map(|key| match Changed::parse(keys, key) {
+                Some(Changed::Spec(id)) => Some(id),
+                _ => None,
+            })
+            .collect();
+        for id in unreadable_specs {
+            let Some(good) = previous.objects.get(&id) else {
+                continue;
+            };
+            let mut good = Stored::clone(good);
+            let status = snap.parse_status(&keys.status(id.kind, &id.name));
+            good.object.set_status(status);
+            snap.objects.insert(id, Arc::new(good));
         }
         snap.revision = revision;
         // A relist may have missed deletes: everything derived from specs is recomputed.

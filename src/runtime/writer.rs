@@ -173,6 +173,11 @@ impl Writer {
                         });
                     }
                 }
+                // Hold: while the node's spec record is unreadable, a controller that
+                // finds no node (no last good version, e.g. unreadable since start-up)
+                // would remove its slices; unreadable is not deleted, so they stay until a
+                // readable spec or a readable delete is seen.
+                None if read.held_node(&self.keys, node) => {}
                 None => {
                     if stored.is_some() {
                         changes.push(Change {
@@ -229,7 +234,9 @@ impl Writer {
         for object in &outcome.delete {
             let spec = self.keys.spec(object.kind, &object.name);
             let (stored, read_revision) = snapshot.stored(&spec);
-            if stored.is_none() {
+            // An unreadable record is never deleted on the strength of its last good
+            // version: whoever changed it has not been read yet.
+            if stored.is_none() || read.unreadable.contains_key(&spec) {
                 continue;
             }
             changes.push(Change {
