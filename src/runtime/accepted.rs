@@ -132,15 +132,20 @@ impl Controller for AcceptedController {
             name: name.to_owned(),
         };
         let now = humantime::format_rfc3339_seconds(now).to_string();
+        let unreadable = unreadable_event(&id, snapshot);
         let Some(node) = snapshot.objects.get(&id) else {
-            return Ok(Outcome::default()); // deleted: nothing to write
+            // Deleted: nothing to write. Unreadable with no last good version: only say so
+            // (the writer holds the node's slices meanwhile).
+            return Ok(Outcome {
+                events: unreadable.into_iter().collect(),
+                ..Outcome::default()
+            });
         };
         let verdicts = self.verdicts.get(snapshot);
         let decision = decide_with(&node.object, verdicts.errors(&id), &now);
-        let events = decision
-            .transition
+        let events = unreadable
             .into_iter()
-            .map(|t| EventNote {
+            .chain(decision.transition.into_iter().map(|t| EventNote {
                 object: id.to_string(),
                 type_: if t.warning {
                     EventType::Warning
@@ -149,7 +154,7 @@ impl Controller for AcceptedController {
                 },
                 reason: t.reason,
                 message: t.message,
-            })
+            }))
             .collect();
         Ok(Outcome {
             statuses: vec![(id, decision.status)],
@@ -163,4 +168,27 @@ impl Controller for AcceptedController {
             ..Outcome::default()
         })
     }
+}
+
+/// A Warning naming `id`'s spec key and why it does not parse, when it does not: never the
+/// value itself (a hand-edited record may hold a secret).
+fn unreadable_event(id: &ObjectKey, snapshot: &Snapshot) -> Option<EventNote> {
+    // The snapshot's unreadable keys are all under this cluster's prefix, so the suffix
+    // names the key without the controller knowing the prefix.
+    let suffix = format!("/spec/{}/{}", id.kind.lower(), id.name);
+    let (key, error) = snapshot
+        .unreadable
+        .iter()
+        .find(|(key, _)| key.ends_with(&suffix))?;
+    let held = if snapshot.objects.contains_key(id) {
+        "its last good version stays in force"
+    } else {
+        "nothing of it is removed (its plan slices are held)"
+    };
+    Some(EventNote {
+        object: id.to_string(),
+        type_: EventType::Warning,
+        reason: "Unreadable".to_owned(),
+        message: format!("{key} cannot be parsed ({error}); {held} until it reads again"),
+    })
 }

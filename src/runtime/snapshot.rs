@@ -80,6 +80,33 @@ impl Changed {
     }
 }
 
+/// A parse error with every quoted fragment (`"..."`, `` `...` ``) blanked out: serde's
+/// messages quote pieces of the value (`invalid type: string "..."`), and a record that does
+/// not parse may hold a secret, so only the error's shape and position are shown.
+pub fn redact(error: &str) -> String {
+    let mut out = String::with_capacity(error.len());
+    let mut open: Option<char> = None;
+    for c in error.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push_str("…");
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None if c == '"' || c == '`' => {
+                out.push(c);
+                open = Some(c);
+            }
+            None => out.push(c),
+        }
+    }
+    if open.is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// The cluster as last seen.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -215,7 +242,7 @@ impl Snapshot {
                     // before; with none, the writer holds what depends on it (see
                     // `Snapshot::held_node`). Only a readable delete removes the object.
                     Err(e) => {
-                        self.unreadable.insert(key.to_owned(), e.to_string());
+                        self.unreadable.insert(key.to_owned(), redact(&e.to_string()));
                     }
                 },
                 None => {
@@ -439,6 +466,27 @@ mod tests {
         snap.apply(&keys, "/omtd/c/status/node/a", None, 5);
         assert!(snap.get(Kind::Node, "a").unwrap().object.status().is_none());
         assert_eq!(snap.revision, 5);
+    }
+
+    #[test]
+    fn an_unreadable_spec_keeps_its_last_good_version_and_hides_its_value() {
+        let keys = Keys::for_cluster("c");
+        let key = "/omtd/c/spec/node/a";
+        let spec = r#"{"apiVersion":"omtd/v1","kind":"Node","metadata":{"name":"a","generation":1},"spec":{"address":"10.0.0.1","roles":["manager"]}}"#;
+        let mut snap = Snapshot::default();
+        snap.apply(&keys, key, Some(kv(key, spec, 2)), 2);
+        let secret = r#"{"apiVersion":"omtd/v1","kind":"Node","metadata":{"name":"a"},"spec":{"address":["s3cret"]}}"#;
+        snap.apply(&keys, key, Some(kv(key, secret, 3)), 3);
+        assert!(snap.get(Kind::Node, "a").is_some(), "last good version kept");
+        assert!(snap.held_node(&keys, "a"));
+        assert!(!snap.unreadable[key].contains("s3cret"), "{}", snap.unreadable[key]);
+        // A relist while still unreadable keeps it too; a readable delete removes it.
+        let relisted = Snapshot::from_list(&keys, vec![kv(key, secret, 3)], 4, &snap);
+        assert!(relisted.get(Kind::Node, "a").is_some());
+        let mut snap = relisted;
+        snap.apply(&keys, key, None, 5);
+        assert!(snap.get(Kind::Node, "a").is_none());
+        assert!(!snap.held_node(&keys, "a"));
     }
 
     #[test]
