@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use omtd_controllers::accepted::{decide_with, Verdicts};
-use omtd_crds::{Kind, ObjectKey};
+use omtd_crds::{Condition, ConditionStatus, Kind, ObjectKey};
 
 use super::controller::{
     Controller, EventNote, EventType, Outcome, ReconcileError, StatusParts, WorkKey,
@@ -86,6 +86,10 @@ impl AcceptedController {
 
 const PREFIX: &str = "node/";
 
+/// The condition a Node whose spec record does not parse carries while its last good
+/// version stays in force; dropped once the record reads again.
+pub const UNREADABLE: &str = "Unreadable";
+
 impl Controller for AcceptedController {
     fn name(&self) -> &'static str {
         "accepted"
@@ -142,7 +146,13 @@ impl Controller for AcceptedController {
             });
         };
         let verdicts = self.verdicts.get(snapshot);
-        let decision = decide_with(&node.object, verdicts.errors(&id), &now);
+        let mut decision = decide_with(&node.object, verdicts.errors(&id), &now);
+        if let Some(note) = &unreadable {
+            decision
+                .status
+                .conditions
+                .push(unreadable_condition(&node.object, note, &now));
+        }
         let events = unreadable
             .into_iter()
             .chain(decision.transition.into_iter().map(|t| EventNote {
@@ -161,7 +171,7 @@ impl Controller for AcceptedController {
             // The node controller writes `Ready` and `removal` on the same status.
             owned: vec![StatusParts::new(
                 Kind::Node,
-                &[omtd_controllers::accepted::ACCEPTED],
+                &[omtd_controllers::accepted::ACCEPTED, UNREADABLE],
                 &[],
             )],
             events,
@@ -188,7 +198,23 @@ fn unreadable_event(id: &ObjectKey, snapshot: &Snapshot) -> Option<EventNote> {
     Some(EventNote {
         object: id.to_string(),
         type_: EventType::Warning,
-        reason: "Unreadable".to_owned(),
+        reason: UNREADABLE.to_owned(),
         message: format!("{key} cannot be parsed ({error}); {held} until it reads again"),
     })
+}
+
+/// `Unreadable=True` with the event's message, its transition time kept while it holds.
+fn unreadable_condition(object: &omtd_crds::Object, note: &EventNote, now: &str) -> Condition {
+    let since = object
+        .status()
+        .and_then(|s| s.condition(UNREADABLE))
+        .filter(|c| c.status == ConditionStatus::True)
+        .map_or_else(|| now.to_owned(), |c| c.last_transition_time.clone());
+    Condition {
+        type_: UNREADABLE.to_owned(),
+        status: ConditionStatus::True,
+        reason: "ParseError".to_owned(),
+        message: note.message.clone(),
+        last_transition_time: since,
+    }
 }
