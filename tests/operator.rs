@@ -440,7 +440,11 @@ async fn store_going_away_later_is_survived_with_retries() {
 /// The stored bytes of every plan slice under `prefix`, by key.
 async fn slices(store: &dyn Store, prefix: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
     let listed = store.list(prefix, None).await.unwrap();
-    listed.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect()
+    listed
+        .kvs
+        .into_iter()
+        .map(|kv| (kv.key, kv.value))
+        .collect()
 }
 
 /// The stored event records, as text.
@@ -485,7 +489,12 @@ async fn an_unreadable_node_spec_deletes_nothing_and_says_so() {
     assert!(settled, "worker1's slices never settled:\n{}", a.log());
 
     let spec = keys.spec(omtd_crds::Kind::Node, "worker1");
-    let good = store.get(&spec).await.unwrap().expect("worker1's spec").value;
+    let good = store
+        .get(&spec)
+        .await
+        .unwrap()
+        .expect("worker1's spec")
+        .value;
     let garbage = br#"{"apiVersion":"omtd/v9","kind":"Node","metadata":{"name":"worker1"},"spec":{"address":["hunter2-secret"]}}"#;
     store.put(&spec, garbage.to_vec()).await.unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -500,7 +509,10 @@ async fn an_unreadable_node_spec_deletes_nothing_and_says_so() {
         recorded.contains("Unreadable") && recorded.contains(&spec),
         "no Unreadable event naming {spec}:\n{recorded}"
     );
-    assert!(!recorded.contains("hunter2"), "the value leaked:\n{recorded}");
+    assert!(
+        !recorded.contains("hunter2"),
+        "the value leaked:\n{recorded}"
+    );
     let status = omtd(&url, &["status"]);
     let shown = String::from_utf8_lossy(&status.stdout);
     assert!(
@@ -539,5 +551,9 @@ async fn an_unreadable_node_spec_deletes_nothing_and_says_so() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(recovered, "never recovered after a valid spec:\n{}", b.log());
+    assert!(
+        recovered,
+        "never recovered after a valid spec:\n{}",
+        b.log()
+    );
 }

@@ -89,7 +89,7 @@ pub fn redact(error: &str) -> String {
     for c in error.chars() {
         match open {
             Some(q) if c == q => {
-                out.push_str("…");
+                out.push('…');
                 out.push(c);
                 open = None;
             }
@@ -242,7 +242,8 @@ impl Snapshot {
                     // before; with none, the writer holds what depends on it (see
                     // `Snapshot::held_node`). Only a readable delete removes the object.
                     Err(e) => {
-                        self.unreadable.insert(key.to_owned(), redact(&e.to_string()));
+                        self.unreadable
+                            .insert(key.to_owned(), redact(&e.to_string()));
                     }
                 },
                 None => {
@@ -477,9 +478,16 @@ mod tests {
         snap.apply(&keys, key, Some(kv(key, spec, 2)), 2);
         let secret = r#"{"apiVersion":"omtd/v1","kind":"Node","metadata":{"name":"a"},"spec":{"address":["s3cret"]}}"#;
         snap.apply(&keys, key, Some(kv(key, secret, 3)), 3);
-        assert!(snap.get(Kind::Node, "a").is_some(), "last good version kept");
+        assert!(
+            snap.get(Kind::Node, "a").is_some(),
+            "last good version kept"
+        );
         assert!(snap.held_node(&keys, "a"));
-        assert!(!snap.unreadable[key].contains("s3cret"), "{}", snap.unreadable[key]);
+        assert!(
+            !snap.unreadable[key].contains("s3cret"),
+            "{}",
+            snap.unreadable[key]
+        );
         // A relist while still unreadable keeps it too; a readable delete removes it.
         let relisted = Snapshot::from_list(&keys, vec![kv(key, secret, 3)], 4, &snap);
         assert!(relisted.get(Kind::Node, "a").is_some());

@@ -198,8 +198,16 @@ fn unreadable_spec_is_pending_as_unreadable_and_not_converged() {
     );
     let s = compute(&i);
     assert!(!s.converged);
-    let b = s.pending.iter().find(|p| p.object == "node/b").expect("node/b pending");
-    assert!(b.reason.starts_with("Unreadable: /omtd/c/spec/node/b"), "{}", b.reason);
+    let b = s
+        .pending
+        .iter()
+        .find(|p| p.object == "node/b")
+        .expect("node/b pending");
+    assert!(
+        b.reason.starts_with("Unreadable: /omtd/c/spec/node/b"),
+        "{}",
+        b.reason
+    );
     assert!(table::render(&s, false).contains("Unreadable"));
 }
 
