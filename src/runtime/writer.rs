@@ -428,6 +428,27 @@ mod tests {
             ..PlanSlice::default()
         };
         assert!(writer(7).diff("c", &snapshot, &outcome(&changed)).is_some());
+
+        // Unreadable is not deleted: while n1's spec does not parse (with no last good
+        // version, so the controller found no node), its slice is held.
+        let remove = Outcome {
+            plans: vec![("n1".into(), None)],
+            ..Outcome::default()
+        };
+        assert!(writer(7).diff("c", &snapshot, &remove).is_some());
+        let spec = keys.spec(omtd_crds::Kind::Node, "n1");
+        let garbage = crate::store::KeyValue {
+            key: spec.clone(),
+            value: b"{not json".to_vec(),
+            create_revision: 3,
+            mod_revision: 3,
+            version: 1,
+            lease: None,
+        };
+        snapshot.apply(&keys, &spec, Some(garbage), 3);
+        assert!(writer(7).diff("c", &snapshot, &remove).is_none());
+        snapshot.apply(&keys, &spec, None, 4);
+        assert!(writer(7).diff("c", &snapshot, &remove).is_some());
     }
 
     /// A cluster-wide controller's first reconcile on a big cluster: more writes than one
