@@ -331,7 +331,8 @@ impl Snapshot {
         match serde_json::from_slice::<Status>(&kv.value) {
             Ok(s) => Some(s),
             Err(e) => {
-                self.unreadable.insert(status_key.to_owned(), e.to_string());
+                self.unreadable
+                    .insert(status_key.to_owned(), redact(&e.to_string()));
                 None
             }
         }
