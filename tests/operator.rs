@@ -436,3 +436,124 @@ async fn store_going_away_later_is_survived_with_retries() {
         .expect("no exit on SIGTERM");
     assert!(status.success(), "{status}:\n{}", a.log());
 }
+
+/// The stored bytes of every plan slice under `prefix`, by key.
+async fn slices(store: &dyn Store, prefix: &str) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let listed = store.list(prefix, None).await.unwrap();
+    listed
+        .kvs
+        .into_iter()
+        .map(|kv| (kv.key, kv.value))
+        .collect()
+}
+
+/// The stored event records, as text.
+async fn events(store: &dyn Store, keys: &Keys) -> String {
+    let listed = store.list(&keys.events(), None).await.unwrap();
+    listed
+        .kvs
+        .iter()
+        .map(|kv| String::from_utf8_lossy(&kv.value).into_owned())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Unreadable is not deleted: a Node's spec overwritten with bytes that do not parse (a
+/// newer omtd's record, a hand edit) leaves that node's plan slices exactly as they were,
+/// with its last good version in force and, after an operator restart, with none; a
+/// Warning event and `omtd status` name the key and the parse error, never the value. A
+/// valid spec written back and all proceeds as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_node_spec_deletes_nothing_and_says_so() {
+    let etcd = common::etcd::EtcdServer::start();
+    let url = etcd.url();
+    let dir = tempfile::tempdir().unwrap();
+    let store = EtcdStore::connect(&etcd.endpoints()).await.unwrap();
+    let keys = Keys::for_cluster(CLUSTER);
+    apply(&url, dir.path(), MANIFEST);
+    let a = Operator::start(&url, dir.path(), "a", "2s");
+    let plans = format!("{}worker1/", keys.plans());
+
+    // Converged, and worker1's slices written and settled.
+    let mut before = Default::default();
+    let mut settled = false;
+    for _ in 0..40 {
+        let now = slices(&store, &plans).await;
+        if converged(&store, &keys).await && !now.is_empty() && now == before {
+            settled = true;
+            break;
+        }
+        before = now;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(settled, "worker1's slices never settled:\n{}", a.log());
+
+    let spec = keys.spec(omtd_crds::Kind::Node, "worker1");
+    let good = store
+        .get(&spec)
+        .await
+        .unwrap()
+        .expect("worker1's spec")
+        .value;
+    let garbage = br#"{"apiVersion":"omtd/v9","kind":"Node","metadata":{"name":"worker1"},"spec":{"address":["hunter2-secret"]}}"#;
+    store.put(&spec, garbage.to_vec()).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        slices(&store, &plans).await,
+        before,
+        "worker1's slices changed on an unreadable spec:\n{}",
+        a.log()
+    );
+    let recorded = events(&store, &keys).await;
+    assert!(
+        recorded.contains("Unreadable") && recorded.contains(&spec),
+        "no Unreadable event naming {spec}:\n{recorded}"
+    );
+    assert!(
+        !recorded.contains("hunter2"),
+        "the value leaked:\n{recorded}"
+    );
+    let status = omtd(&url, &["status"]);
+    let shown = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        shown.contains("node/worker1") && shown.contains("Unreadable"),
+        "status does not show worker1 unreadable:\n{shown}{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(!shown.contains("hunter2"), "the value leaked:\n{shown}");
+
+    // A new operator never saw a good version: it holds worker1's slices all the same.
+    drop(a);
+    let b = Operator::start(&url, dir.path(), "b", "2s");
+    assert!(
+        until(Duration::from_secs(10), || b.is_leader()).await,
+        "b never led:\n{}",
+        b.log()
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(
+        slices(&store, &plans).await,
+        before,
+        "worker1's slices changed after a restart on an unreadable spec:\n{}",
+        b.log()
+    );
+
+    // Readable again: things proceed (b rewrites the slices under its own fencing token).
+    store.put(&spec, good).await.unwrap();
+    let mut recovered = false;
+    for _ in 0..40 {
+        let now = slices(&store, &plans).await;
+        let status = omtd(&url, &["status"]);
+        let shown = String::from_utf8_lossy(&status.stdout).into_owned();
+        if now.len() == before.len() && !shown.contains("Unreadable") {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(
+        recovered,
+        "never recovered after a valid spec:\n{}",
+        b.log()
+    );
+}

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use omtd_controllers::accepted::{decide_with, Verdicts};
-use omtd_crds::{Kind, ObjectKey};
+use omtd_crds::{Condition, ConditionStatus, Kind, ObjectKey};
 
 use super::controller::{
     Controller, EventNote, EventType, Outcome, ReconcileError, StatusParts, WorkKey,
@@ -86,6 +86,10 @@ impl AcceptedController {
 
 const PREFIX: &str = "node/";
 
+/// The condition a Node whose spec record does not parse carries while its last good
+/// version stays in force; dropped once the record reads again.
+pub const UNREADABLE: &str = "Unreadable";
+
 impl Controller for AcceptedController {
     fn name(&self) -> &'static str {
         "accepted"
@@ -132,15 +136,26 @@ impl Controller for AcceptedController {
             name: name.to_owned(),
         };
         let now = humantime::format_rfc3339_seconds(now).to_string();
+        let unreadable = unreadable_event(&id, snapshot);
         let Some(node) = snapshot.objects.get(&id) else {
-            return Ok(Outcome::default()); // deleted: nothing to write
+            // Deleted: nothing to write. Unreadable with no last good version: only say so
+            // (the writer holds the node's slices meanwhile).
+            return Ok(Outcome {
+                events: unreadable.into_iter().collect(),
+                ..Outcome::default()
+            });
         };
         let verdicts = self.verdicts.get(snapshot);
-        let decision = decide_with(&node.object, verdicts.errors(&id), &now);
-        let events = decision
-            .transition
+        let mut decision = decide_with(&node.object, verdicts.errors(&id), &now);
+        if let Some(note) = &unreadable {
+            decision
+                .status
+                .conditions
+                .push(unreadable_condition(&node.object, note, &now));
+        }
+        let events = unreadable
             .into_iter()
-            .map(|t| EventNote {
+            .chain(decision.transition.into_iter().map(|t| EventNote {
                 object: id.to_string(),
                 type_: if t.warning {
                     EventType::Warning
@@ -149,18 +164,57 @@ impl Controller for AcceptedController {
                 },
                 reason: t.reason,
                 message: t.message,
-            })
+            }))
             .collect();
         Ok(Outcome {
             statuses: vec![(id, decision.status)],
             // The node controller writes `Ready` and `removal` on the same status.
             owned: vec![StatusParts::new(
                 Kind::Node,
-                &[omtd_controllers::accepted::ACCEPTED],
+                &[omtd_controllers::accepted::ACCEPTED, UNREADABLE],
                 &[],
             )],
             events,
             ..Outcome::default()
         })
+    }
+}
+
+/// A Warning naming `id`'s spec key and why it does not parse, when it does not: never the
+/// value itself (a hand-edited record may hold a secret).
+fn unreadable_event(id: &ObjectKey, snapshot: &Snapshot) -> Option<EventNote> {
+    // The snapshot's unreadable keys are all under this cluster's prefix, so the suffix
+    // names the key without the controller knowing the prefix.
+    let suffix = format!("/spec/{}/{}", id.kind.lower(), id.name);
+    let (key, error) = snapshot
+        .unreadable
+        .iter()
+        .find(|(key, _)| key.ends_with(&suffix))?;
+    let held = if snapshot.objects.contains_key(id) {
+        "its last good version stays in force"
+    } else {
+        "nothing of it is removed (its plan slices are held)"
+    };
+    Some(EventNote {
+        object: id.to_string(),
+        type_: EventType::Warning,
+        reason: UNREADABLE.to_owned(),
+        message: format!("{key} cannot be parsed ({error}); {held} until it reads again"),
+    })
+}
+
+/// `Unreadable=True` with the event's message, its transition time kept while it holds.
+fn unreadable_condition(object: &omtd_crds::Object, note: &EventNote, now: &str) -> Condition {
+    let since = object
+        .status()
+        .and_then(|s| s.condition(UNREADABLE))
+        .filter(|c| c.status == ConditionStatus::True)
+        .map_or_else(|| now.to_owned(), |c| c.last_transition_time.clone());
+    Condition {
+        type_: UNREADABLE.to_owned(),
+        status: ConditionStatus::True,
+        reason: "ParseError".to_owned(),
+        message: note.message.clone(),
+        last_transition_time: since,
     }
 }

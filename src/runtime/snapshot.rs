@@ -80,6 +80,33 @@ impl Changed {
     }
 }
 
+/// A parse error with every quoted fragment (`"..."`, `` `...` ``) blanked out: serde's
+/// messages quote pieces of the value (`invalid type: string "..."`), and a record that does
+/// not parse may hold a secret, so only the error's shape and position are shown.
+pub fn redact(error: &str) -> String {
+    let mut out = String::with_capacity(error.len());
+    let mut open: Option<char> = None;
+    for c in error.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None if c == '"' || c == '`' => {
+                out.push(c);
+                open = Some(c);
+            }
+            None => out.push(c),
+        }
+    }
+    if open.is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// The cluster as last seen.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -210,9 +237,13 @@ impl Snapshot {
                             }),
                         );
                     }
+                    // Unreadable is not deleted (a record of a newer omtd, a hand edit): the
+                    // last good version stays in force, so controllers plan for it as
+                    // before; with none, the writer holds what depends on it (see
+                    // `Snapshot::held_node`). Only a readable delete removes the object.
                     Err(e) => {
-                        self.objects.remove(&id);
-                        self.unreadable.insert(key.to_owned(), e.to_string());
+                        self.unreadable
+                            .insert(key.to_owned(), redact(&e.to_string()));
                     }
                 },
                 None => {
@@ -288,13 +319,20 @@ impl Snapshot {
         }
     }
 
+    /// Whether `node`'s spec record is stored but unreadable: nothing may be deleted on its
+    /// account (its plan slices, the object) until a readable version or a delete is seen.
+    pub fn held_node(&self, keys: &Keys, node: &str) -> bool {
+        self.unreadable.contains_key(&keys.spec(Kind::Node, node))
+    }
+
     /// The status stored at `status_key`; an unreadable one counts as none (and is noted).
     fn parse_status(&mut self, status_key: &str) -> Option<Status> {
         let kv = self.raw.get(status_key)?;
         match serde_json::from_slice::<Status>(&kv.value) {
             Ok(s) => Some(s),
             Err(e) => {
-                self.unreadable.insert(status_key.to_owned(), e.to_string());
+                self.unreadable
+                    .insert(status_key.to_owned(), redact(&e.to_string()));
                 None
             }
         }
@@ -354,6 +392,25 @@ impl Snapshot {
                 }
             }
         }
+        // An unreadable spec keeps the last good version this process had before the
+        // relist (with its status as stored now), as `apply` does for a watched change.
+        let unreadable_specs: Vec<ObjectKey> = snap
+            .unreadable
+            .keys()
+            .filter_map(|key| match Changed::parse(keys, key) {
+                Some(Changed::Spec(id)) => Some(id),
+                _ => None,
+            })
+            .collect();
+        for id in unreadable_specs {
+            let Some(good) = previous.objects.get(&id) else {
+                continue;
+            };
+            let mut good = Stored::clone(good);
+            let status = snap.parse_status(&keys.status(id.kind, &id.name));
+            good.object.set_status(status);
+            snap.objects.insert(id, Arc::new(good));
+        }
         snap.revision = revision;
         // A relist may have missed deletes: everything derived from specs is recomputed.
         snap.specs_revision = revision;
@@ -411,6 +468,34 @@ mod tests {
         snap.apply(&keys, "/omtd/c/status/node/a", None, 5);
         assert!(snap.get(Kind::Node, "a").unwrap().object.status().is_none());
         assert_eq!(snap.revision, 5);
+    }
+
+    #[test]
+    fn an_unreadable_spec_keeps_its_last_good_version_and_hides_its_value() {
+        let keys = Keys::for_cluster("c");
+        let key = "/omtd/c/spec/node/a";
+        let spec = r#"{"apiVersion":"omtd/v1","kind":"Node","metadata":{"name":"a","generation":1},"spec":{"address":"10.0.0.1","roles":["manager"]}}"#;
+        let mut snap = Snapshot::default();
+        snap.apply(&keys, key, Some(kv(key, spec, 2)), 2);
+        let secret = r#"{"apiVersion":"omtd/v1","kind":"Node","metadata":{"name":"a"},"spec":{"address":["s3cret"]}}"#;
+        snap.apply(&keys, key, Some(kv(key, secret, 3)), 3);
+        assert!(
+            snap.get(Kind::Node, "a").is_some(),
+            "last good version kept"
+        );
+        assert!(snap.held_node(&keys, "a"));
+        assert!(
+            !snap.unreadable[key].contains("s3cret"),
+            "{}",
+            snap.unreadable[key]
+        );
+        // A relist while still unreadable keeps it too; a readable delete removes it.
+        let relisted = Snapshot::from_list(&keys, vec![kv(key, secret, 3)], 4, &snap);
+        assert!(relisted.get(Kind::Node, "a").is_some());
+        let mut snap = relisted;
+        snap.apply(&keys, key, None, 5);
+        assert!(snap.get(Kind::Node, "a").is_none());
+        assert!(!snap.held_node(&keys, "a"));
     }
 
     #[test]

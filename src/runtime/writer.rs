@@ -173,6 +173,11 @@ impl Writer {
                         });
                     }
                 }
+                // Hold: while the node's spec record is unreadable, a controller that
+                // finds no node (no last good version, e.g. unreadable since start-up)
+                // would remove its slices; unreadable is not deleted, so they stay until a
+                // readable spec or a readable delete is seen.
+                None if read.held_node(&self.keys, node) => {}
                 None => {
                     if stored.is_some() {
                         changes.push(Change {
@@ -229,7 +234,9 @@ impl Writer {
         for object in &outcome.delete {
             let spec = self.keys.spec(object.kind, &object.name);
             let (stored, read_revision) = snapshot.stored(&spec);
-            if stored.is_none() {
+            // An unreadable record is never deleted on the strength of its last good
+            // version: whoever changed it has not been read yet.
+            if stored.is_none() || read.unreadable.contains_key(&spec) {
                 continue;
             }
             changes.push(Change {
@@ -421,6 +428,27 @@ mod tests {
             ..PlanSlice::default()
         };
         assert!(writer(7).diff("c", &snapshot, &outcome(&changed)).is_some());
+
+        // Unreadable is not deleted: while n1's spec does not parse (with no last good
+        // version, so the controller found no node), its slice is held.
+        let remove = Outcome {
+            plans: vec![("n1".into(), None)],
+            ..Outcome::default()
+        };
+        assert!(writer(7).diff("c", &snapshot, &remove).is_some());
+        let spec = keys.spec(omtd_crds::Kind::Node, "n1");
+        let garbage = crate::store::KeyValue {
+            key: spec.clone(),
+            value: b"{not json".to_vec(),
+            create_revision: 3,
+            mod_revision: 3,
+            version: 1,
+            lease: None,
+        };
+        snapshot.apply(&keys, &spec, Some(garbage), 3);
+        assert!(writer(7).diff("c", &snapshot, &remove).is_none());
+        snapshot.apply(&keys, &spec, None, 4);
+        assert!(writer(7).diff("c", &snapshot, &remove).is_some());
     }
 
     /// A cluster-wide controller's first reconcile on a big cluster: more writes than one

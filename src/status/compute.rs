@@ -65,6 +65,12 @@ pub fn compute(inputs: &Inputs) -> ClusterStatus {
             pending.push(Pending { object: id, reason });
         }
     }
+    // An unreadable record is the root cause of whatever else its object shows.
+    pending.retain(|p| !inputs.unreadable.contains_key(&p.object));
+    pending.extend(inputs.unreadable.iter().map(|(object, why)| Pending {
+        object: object.clone(),
+        reason: format!("Unreadable: {why}"),
+    }));
     ClusterStatus {
         revision: inputs.objects.revision,
         converged: pending.is_empty(),

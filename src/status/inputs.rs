@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use omtd_crds::plan::{PlanSlice, Report};
 
-use crate::resources::{Repo, RepoError, Snapshot};
+use omtd_crds::ObjectKey;
+
+use crate::resources::{Repo, RepoError, Snapshot, Stored};
+use crate::runtime::snapshot::Snapshot as RuntimeSnapshot;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -31,11 +34,14 @@ pub struct Inputs {
     /// An operator holds the leader key: its controllers are expected to have reported on
     /// every Node, Credential and Volume before the cluster counts as converged.
     pub operator: bool,
+    /// Objects whose spec or status record does not parse (`node/x` → why): pending as
+    /// Unreadable, whatever the operator keeps in force for them.
+    pub unreadable: BTreeMap<String, String>,
 }
 
 /// Reads objects, reports and heartbeats at one revision, so they agree with each other.
 pub async fn read(repo: &Repo) -> Result<Inputs, StatusError> {
-    let objects = repo.snapshot().await?;
+    let (objects, unreadable) = read_objects(repo).await?;
     let at = Some(objects.revision);
     let report_prefix = repo.keys.reports();
     let reports = repo
@@ -89,5 +95,35 @@ pub async fn read(repo: &Repo) -> Result<Inputs, StatusError> {
         plans,
         agents,
         operator,
+        unreadable,
     })
+}
+
+/// Specs joined with statuses at one revision, and the specs that do not parse (object →
+/// why, the value never shown). Parsed as the operator's runtime parses them, so a record
+/// it holds as unreadable shows here as such instead of failing the whole status.
+async fn read_objects(repo: &Repo) -> Result<(Snapshot, BTreeMap<String, String>), StatusError> {
+    let specs = repo.store.list(&repo.keys.specs(), None).await?;
+    let revision = specs.revision;
+    let statuses = repo
+        .store
+        .list(&repo.keys.statuses(), Some(revision))
+        .await?;
+    let kvs = statuses.kvs.into_iter().chain(specs.kvs).collect();
+    let parsed = RuntimeSnapshot::from_list(&repo.keys, kvs, revision, &RuntimeSnapshot::default());
+    let unreadable = parsed
+        .unreadable
+        .iter()
+        .filter_map(|(key, why)| {
+            let (kind, name) = repo.keys.parse_object_key(key)?;
+            let object = ObjectKey { kind, name }.to_string();
+            Some((object, format!("{key} cannot be parsed: {why}")))
+        })
+        .collect();
+    let objects = parsed
+        .objects
+        .iter()
+        .map(|(id, stored)| (id.clone(), Stored::clone(stored)))
+        .collect();
+    Ok((Snapshot { objects, revision }, unreadable))
 }

@@ -189,6 +189,29 @@ fn unreadable_report_is_pending() {
 }
 
 #[test]
+fn unreadable_spec_is_pending_as_unreadable_and_not_converged() {
+    let mut i = inputs(vec![node("a", 1)]);
+    i.agents.insert("a".into());
+    i.unreadable.insert(
+        "node/b".into(),
+        "/omtd/c/spec/node/b cannot be parsed: expected value at line 1 column 1".into(),
+    );
+    let s = compute(&i);
+    assert!(!s.converged);
+    let b = s
+        .pending
+        .iter()
+        .find(|p| p.object == "node/b")
+        .expect("node/b pending");
+    assert!(
+        b.reason.starts_with("Unreadable: /omtd/c/spec/node/b"),
+        "{}",
+        b.reason
+    );
+    assert!(table::render(&s, false).contains("Unreadable"));
+}
+
+#[test]
 fn cluster_conditions_show_dash_until_set_and_summaries_count_ready() {
     let cluster = with_status(
         Object::from_value(json!({
