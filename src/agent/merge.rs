@@ -393,7 +393,10 @@ mod tests {
     fn no_slice_at_all_holds_the_host_and_says_where_it_looked() {
         let mut m = Merger::new(0).for_node("exe.lab", "typo");
         let p = m.merge(&BTreeMap::new());
-        assert!(!p.complete, "no plan must not read as an empty complete plan");
+        assert!(
+            !p.complete,
+            "no plan must not read as an empty complete plan"
+        );
         assert_eq!(p.problems.len(), 1);
         assert_eq!(p.problems[0].id, HOLD_ID);
         assert_eq!(p.problems[0].state, ResourceState::Refused);
