@@ -142,9 +142,9 @@ async fn a_mistyped_cluster_holds_exports_and_fstab_byte_for_byte() {
             fast(AgentConfig::new(NODE, typo.clone())),
         );
         let running = Running::start(rig.store.clone(), agent);
+        unchanged_for(&rig, 6, &exports, &fstab).await;
         let report = wait_hold(rig.store.as_ref(), &typo, "typo").await;
         assert!(!report.converged, "a holding agent is not converged");
-        unchanged_for(&rig, 6, &exports, &fstab).await;
         assert!(
             running
                 .stats
@@ -174,8 +174,8 @@ async fn plan_keys_deleted_under_a_running_agent_hold_the_host() {
             .delete(&rig.keys.plan(NODE, "node"))
             .await
             .expect("delete slice");
-        wait_hold(rig.store.as_ref(), &rig.keys, "test").await;
         unchanged_for(&rig, 4, &exports, &fstab).await;
+        wait_hold(rig.store.as_ref(), &rig.keys, "test").await;
         // A complete plan that no longer lists the export still removes it.
         let mut without = slice();
         without.exports.clear();
