@@ -5,8 +5,9 @@
 //! Restart tokens and counters also live in the last report, so a restarted agent picks
 //! them up from the store instead of restarting every service once more.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
 
 use omtd_crds::plan::{Report, ResourceReport};
 use serde::Serialize;
@@ -32,6 +33,9 @@ pub struct Memory {
     pub storage_reports: Vec<ResourceReport>,
     /// Filesystem UUIDs of devices, from the last full pass.
     pub uuids: BTreeMap<String, String>,
+    /// Managed host files whose directory was cleared of stale temporary files since the
+    /// agent started (once each: later temps are this process's own).
+    pub temps_checked: BTreeSet<PathBuf>,
 }
 
 impl Memory {

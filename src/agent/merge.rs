@@ -12,6 +12,11 @@
 //! - **Completeness.** When a slice was ignored, unreadable or had conflicts, the plan is
 //!   marked incomplete: the agent then does not remove owned fstab/exports lines that the
 //!   plan does not mention, since the missing part may well be what mentions them.
+//! - **No plan is not an empty plan.** Finding no slice at all for the node (a mistyped
+//!   `--cluster` or `--node`, an emptied store, plan keys deleted by mistake) says nothing
+//!   about what the host should lose: the plan is incomplete and reported as a hold
+//!   ([`HOLD_ID`]), so the agent removes nothing. Removal needs slices that no longer list
+//!   the resource.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -70,11 +75,17 @@ pub mod id {
     }
 }
 
+/// Report id of the hold taken when the node has no plan slices at all.
+pub const HOLD_ID: &str = "plan";
+
 /// Remembers what was accepted and the highest fencing token seen.
 #[derive(Debug, Default)]
 pub struct Merger {
     accepted: BTreeMap<String, PlanSlice>,
     highest: i64,
+    /// Where the plan was looked for, named in the hold message.
+    node: String,
+    cluster: String,
 }
 
 impl Merger {
@@ -84,7 +95,31 @@ impl Merger {
         Merger {
             accepted: BTreeMap::new(),
             highest: highest_seen,
+            node: String::new(),
+            cluster: String::new(),
         }
+    }
+
+    /// Name the node and cluster whose plan this is, for the hold message.
+    pub fn for_node(mut self, node: &str, cluster: &str) -> Self {
+        self.node = node.to_owned();
+        self.cluster = cluster.to_owned();
+        self
+    }
+
+    /// Why nothing is applied when no slice exists.
+    fn hold_message(&self) -> String {
+        let node = if self.node.is_empty() {
+            "this node"
+        } else {
+            &self.node
+        };
+        let cluster = if self.cluster.is_empty() {
+            "this cluster"
+        } else {
+            &self.cluster
+        };
+        format!("no plan for {node} in cluster {cluster}: holding the host as it is")
     }
 
     pub fn highest(&self) -> i64 {
@@ -115,6 +150,15 @@ impl Merger {
             self.highest = self.highest.max(max);
         }
         self.accepted.retain(|c, _| raw.contains_key(c));
+        if raw.is_empty() {
+            plan.complete = false;
+            plan.problems.push(problem(
+                HOLD_ID.to_owned(),
+                ResourceState::Refused,
+                self.hold_message(),
+            ));
+            return plan;
+        }
 
         let mut effective: Vec<(String, PlanSlice)> = Vec::new();
         for (controller, result) in parsed {
@@ -340,7 +384,28 @@ mod tests {
         )]));
         assert_eq!(p.files.len(), 1, "last accepted slice kept");
         assert_eq!(p.problems[0].state, ResourceState::Failed);
+        // The last slice deleted: no plan at all is a hold, never "remove everything".
         let p = m.merge(&BTreeMap::new());
-        assert!(p.files.is_empty() && p.complete);
+        assert!(p.files.is_empty() && !p.complete);
+    }
+
+    #[test]
+    fn no_slice_at_all_holds_the_host_and_says_where_it_looked() {
+        let mut m = Merger::new(0).for_node("exe.lab", "typo");
+        let p = m.merge(&BTreeMap::new());
+        assert!(
+            !p.complete,
+            "no plan must not read as an empty complete plan"
+        );
+        assert_eq!(p.problems.len(), 1);
+        assert_eq!(p.problems[0].id, HOLD_ID);
+        assert_eq!(p.problems[0].state, ResourceState::Refused);
+        assert_eq!(
+            p.problems[0].message,
+            "no plan for exe.lab in cluster typo: holding the host as it is"
+        );
+        // A node whose slices exist but list nothing is a real, complete (empty) plan.
+        let p = m.merge(&BTreeMap::from([slice("node", 1, vec![])]));
+        assert!(p.complete && p.problems.is_empty());
     }
 }

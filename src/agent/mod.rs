@@ -175,7 +175,8 @@ impl Agent {
             last.as_ref()
                 .and_then(|r| r.applied.values().max().copied())
                 .unwrap_or(0),
-        );
+        )
+        .for_node(&node, cluster_name(&config.keys));
         let mut writer = ReportWriter::new(report_key, last_kv.map(|kv| kv.value));
         // The last report built: the base that progress updates are laid over.
         let mut last_report: Report = last.clone().unwrap_or_else(|| Report {
@@ -390,6 +391,15 @@ impl Agent {
         let _ = heartbeat.await;
         result
     }
+}
+
+/// The cluster named by the keys (`/omtd/<cluster>/`), or the whole prefix when the keys
+/// are laid out otherwise.
+fn cluster_name(keys: &Keys) -> &str {
+    let p = keys.prefix();
+    p.strip_prefix("/omtd/")
+        .and_then(|c| c.strip_suffix('/'))
+        .unwrap_or(p)
 }
 
 async fn next_drift(drift: &mut Option<drift::Drift>) -> drift::Event {

@@ -14,6 +14,7 @@ mod exports;
 mod files;
 mod mounts;
 mod services;
+mod stale_temps;
 mod storage;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -114,6 +115,7 @@ pub fn run_with_progress<'a>(
         changed_files: BTreeMap::new(),
         progress,
     };
+    pass.stale_temps();
     pass.storage();
     pass.mounts();
     let paths = pass.host.mounts.watch_paths();

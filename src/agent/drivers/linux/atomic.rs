@@ -58,10 +58,10 @@ pub fn prepare(target: &Path, content: &[u8], mode: u32, own: Ownership) -> Resu
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{name}.omtd-{}-{}",
+    let tmp = dir.join(temp_name(
+        &name,
         std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
+        COUNTER.fetch_add(1, Ordering::Relaxed),
     ));
     let candidate = Candidate {
         tmp,
@@ -85,6 +85,65 @@ pub fn prepare(target: &Path, content: &[u8], mode: u32, own: Ownership) -> Resu
         .map_err(|e| io(&candidate.tmp, e))?;
     f.sync_all().map_err(|e| io(&candidate.tmp, e))?;
     Ok(candidate)
+}
+
+/// The temporary file beside `name`: `.NAME.omtd-PID-N`.
+fn temp_name(name: &str, pid: u32, n: u64) -> String {
+    format!(".{name}.omtd-{pid}-{n}")
+}
+
+/// The writer's pid when `candidate` is one of our temporary files for `name` (exactly
+/// [`temp_name`]'s shape), else None.
+fn temp_pid(name: &str, candidate: &str) -> Option<u32> {
+    let rest = candidate
+        .strip_prefix('.')?
+        .strip_prefix(name)?
+        .strip_prefix(".omtd-")?;
+    let (pid, n) = rest.split_once('-')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pid) || !digits(n) {
+        return None;
+    }
+    pid.parse().ok()
+}
+
+/// Remove temporary files an interrupted write of `target` left beside it (a crash between
+/// `prepare` and `install`: a copy of a secret, say). Only regular files of exactly our
+/// naming for this target, and none of this process's own; returns the paths removed.
+pub fn remove_stale_temps(target: &Path) -> Vec<PathBuf> {
+    let (Some(dir), Some(name)) = (target.parent(), target.file_name()) else {
+        return Vec::new();
+    };
+    let name = name.to_string_lossy();
+    // A missing directory has nothing left in it; other errors only cost the clean-up.
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut removed = Vec::new();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = temp_pid(&name, &file_name.to_string_lossy()) else {
+            continue;
+        };
+        if pid == std::process::id() {
+            continue;
+        }
+        // Never follow a link or touch a directory that merely looks like ours.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        match fs::remove_file(&path) {
+            Ok(()) => removed.push(path),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot remove a stale temporary file")
+            }
+        }
+    }
+    if !removed.is_empty() {
+        let _ = sync_dir(target);
+    }
+    removed
 }
 
 /// Write atomically in one go.
@@ -119,6 +178,42 @@ mod tests {
         assert_eq!(fs::read(&t).unwrap(), b"1");
         assert_eq!(fs::metadata(&t).unwrap().mode() & 0o7777, 0o640);
         assert_eq!(fs::read_dir(t.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn only_our_exact_temp_names_of_the_target_are_stale() {
+        assert_eq!(temp_pid("zk", &temp_name("zk", 41, 7)), Some(41));
+        for other in [
+            ".zk.omtd-41",
+            ".zk.omtd-41-",
+            ".zk.omtd--7",
+            ".zk.omtd-4x-7",
+            ".zk.omtd-41-7.bak",
+            ".zkx.omtd-41-7",
+            "zk.omtd-41-7",
+            ".zk.swp",
+            ".exports.omtd-41-7",
+        ] {
+            assert_eq!(temp_pid("zk", other), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn stale_temps_go_and_everything_else_stays() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path().join("zk");
+        fs::write(&t, "live").unwrap();
+        let stale = d.path().join(temp_name("zk", std::process::id() + 1, 3));
+        let ours = d.path().join(temp_name("zk", std::process::id(), 3));
+        let unrelated = d.path().join(".zk.keep");
+        let dir_alike = d.path().join(temp_name("zk", std::process::id() + 1, 4));
+        for p in [&stale, &ours, &unrelated] {
+            fs::write(p, "x").unwrap();
+        }
+        fs::create_dir(&dir_alike).unwrap();
+        assert_eq!(remove_stale_temps(&t), vec![stale.clone()]);
+        assert!(!stale.exists());
+        assert!(ours.exists() && unrelated.exists() && dir_alike.exists() && t.exists());
     }
 
     #[test]
