@@ -350,7 +350,21 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
         .report(EXECUTOR)
         .await
         .map_or(0, |r| r.corrective_changes);
-    executor.run("systemctl stop nfs-server").await;
+    // The agent can see the unit deactivating and queue its start before the stop job ends;
+    // systemd then cancels our stop ("Job for nfs-server.service canceled"). That is the
+    // agent repairing early, not a failed drift: inject the stop again until it takes.
+    for attempt in 1..=5 {
+        let out = executor.ssh("systemctl stop nfs-server").await;
+        if out.code == 0 {
+            break;
+        }
+        assert!(
+            out.stderr.contains("canceled") && attempt < 5,
+            "executor: `systemctl stop nfs-server` exited {}: {}",
+            out.code,
+            out.stderr
+        );
+    }
     let took = repaired(
         &executor,
         "nfs-server running again",
