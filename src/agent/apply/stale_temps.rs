@@ -3,7 +3,6 @@
 //! file's directory is cleared of such files once per agent run, the first time the agent
 //! manages that file (the plan may arrive, or grow, after the start).
 
-use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::Pass;
@@ -11,14 +10,13 @@ use crate::agent::drivers::linux::atomic;
 
 impl Pass<'_> {
     pub(super) fn stale_temps(&mut self) {
-        let mut targets: BTreeSet<PathBuf> = self
+        let plan_paths = self
             .plan
             .files
             .iter()
-            .filter_map(|f| self.host.files.host_path(&f.path))
-            .collect();
-        targets.extend(self.host.extra_watch_paths());
-        for target in targets {
+            .filter_map(|f| self.host.files.host_path(&f.path));
+        for target in plan_paths.chain(self.host.extra_watch_paths()) {
+            // Checked already this run: nothing of ours can be stale there since.
             if self.mem.temps_checked.contains(&target) {
                 continue;
             }
