@@ -3,8 +3,6 @@
 //! file's directory is cleared of such files once per agent run, the first time the agent
 //! manages that file (the plan may arrive, or grow, after the start).
 
-use std::path::PathBuf;
-
 use super::Pass;
 use crate::agent::drivers::linux::atomic;
 
