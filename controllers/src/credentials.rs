@@ -34,49 +34,17 @@ use crate::desired::{credential_key, Desired};
 use crate::error::Error;
 use crate::observed::Observed;
 use crate::output::{not_true, Cond, Output, StatusEdit};
+use crate::paths::{
+    AGENT_CREDENTIALS, AGENT_CREDENTIAL_FLAG, CHRONOS_CONF_PRINCIPAL, CHRONOS_CONF_SECRET_FILE,
+    CHRONOS_HTTP_CREDENTIALS, CHRONOS_PRINCIPAL, CHRONOS_SECRET, CHRONOS_SECRET_FILE,
+    MASTER_ACLS_FLAG, MASTER_AUTH_FLAGS, MASTER_AUTH_RULES, MASTER_CREDENTIALS,
+    MASTER_CREDENTIALS_FLAG, REGISTRY_HTPASSWD,
+};
 use crate::removal::RemovalPhase;
 use crate::render::{absent_file, file, secret_file, xml_escape};
 use crate::settings::Settings;
 
 pub const NAME: &str = "credentials";
-
-pub const MASTER_CREDENTIALS: &str = "/etc/mesos-master/store/credentials.json";
-pub const MASTER_CREDENTIALS_FLAG: &str = "/etc/mesos-master/credentials";
-pub const MASTER_ACLS_FLAG: &str = "/etc/mesos-master/acls";
-pub const MASTER_AUTH_RULES: &str = "/etc/mesos-master/store/auth_rules";
-pub const MASTER_AUTH_FLAGS: [&str; 3] = [
-    "/etc/mesos-master/authenticate_agents",
-    "/etc/mesos-master/authenticate_http_readonly",
-    "/etc/mesos-master/authenticate_http_readwrite",
-];
-pub const CHRONOS_CONF_PRINCIPAL: &str = "/etc/chronos/conf/mesos_authentication_principal";
-pub const CHRONOS_CONF_SECRET_FILE: &str = "/etc/chronos/conf/mesos_authentication_secret_file";
-pub const CHRONOS_PRINCIPAL: &str = "/etc/chronos/mesos_authentication_principal";
-pub const CHRONOS_SECRET_FILE: &str = "/etc/chronos/mesos_authentication_secret_file";
-pub const CHRONOS_SECRET: &str = "/etc/chronos/store/mesos_authentication_secret";
-pub const CHRONOS_HTTP_CREDENTIALS: &str = "/etc/chronos/conf/http_credentials";
-pub const AGENT_CREDENTIALS: &str = "/etc/mesos-slave/store/credentials.json";
-pub const AGENT_CREDENTIAL_FLAG: &str = "/etc/mesos-slave/credential";
-pub const REGISTRY_HTPASSWD: &str = "/etc/apache2/registry.htpasswd";
-
-/// Files of this controller mesos-master must re-read (restart) when they change.
-pub const MASTER_RESTART_ON: [&str; 7] = [
-    MASTER_CREDENTIALS,
-    MASTER_CREDENTIALS_FLAG,
-    MASTER_ACLS_FLAG,
-    MASTER_AUTH_RULES,
-    MASTER_AUTH_FLAGS[0],
-    MASTER_AUTH_FLAGS[1],
-    MASTER_AUTH_FLAGS[2],
-];
-/// Files of this controller Chronos must re-read.
-pub const CHRONOS_RESTART_ON: [&str; 3] = [
-    CHRONOS_CONF_PRINCIPAL,
-    CHRONOS_CONF_SECRET_FILE,
-    CHRONOS_SECRET,
-];
-/// Files of this controller the Mesos agent must re-read.
-pub const AGENT_RESTART_ON: [&str; 2] = [AGENT_CREDENTIALS, AGENT_CREDENTIAL_FLAG];
 
 /// Galaxy's job configuration on the executor (holds the Chronos HTTP password).
 pub fn job_conf_path(desired: &Desired) -> String {

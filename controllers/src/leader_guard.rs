@@ -41,6 +41,7 @@ use crate::error::Error;
 use crate::health::Health;
 use crate::observed::{zk_leader, Observed};
 use crate::output::{Cond, Output, StatusEdit};
+use crate::paths;
 use crate::removal::{RemovalPhase, RETIRE_TOKEN};
 use crate::render::{masked, service};
 use crate::settings::{RecoveryPolicy, Settings};
@@ -510,7 +511,7 @@ fn control(
     s
 }
 
-fn paths(a: &[&str], b: &[&str]) -> Vec<String> {
+fn joined(a: &[&str], b: &[&str]) -> Vec<String> {
     a.iter().chain(b).map(|p| (*p).to_owned()).collect()
 }
 
@@ -528,19 +529,19 @@ pub fn node_slice(desired: &Desired, node: &Node, state: &RecoveryState) -> Plan
         _ => (true, true, true),
     };
     if desired.has_role(name, Role::Manager) {
-        let mut chronos_files = paths(
-            &crate::node::CHRONOS_RESTART_ON,
-            &crate::credentials::CHRONOS_RESTART_ON,
+        let mut chronos_files = joined(
+            &paths::CHRONOS_CONFIG_RESTART_ON,
+            &paths::CHRONOS_CREDENTIALS_RESTART_ON,
         );
-        chronos_files.push(crate::credentials::CHRONOS_HTTP_CREDENTIALS.to_owned());
+        chronos_files.push(paths::CHRONOS_HTTP_CREDENTIALS.to_owned());
         s.services = vec![
             control(
                 "mesos-master",
                 master_up,
                 master_token(desired, &state.tokens.master),
-                paths(
-                    &crate::node::MASTER_RESTART_ON,
-                    &crate::credentials::MASTER_RESTART_ON,
+                joined(
+                    &paths::MASTER_CONFIG_RESTART_ON,
+                    &paths::MASTER_CREDENTIALS_RESTART_ON,
                 ),
                 "zookeeper",
             ),
@@ -569,9 +570,9 @@ pub fn node_slice(desired: &Desired, node: &Node, state: &RecoveryState) -> Plan
                 "mesos-slave",
                 agents_up,
                 agent_token(state, name, &state.tokens.agents),
-                paths(
-                    &crate::node::AGENT_RESTART_ON,
-                    &crate::credentials::AGENT_RESTART_ON,
+                joined(
+                    &paths::AGENT_CONFIG_RESTART_ON,
+                    &paths::AGENT_CREDENTIALS_RESTART_ON,
                 ),
                 "docker",
             )

@@ -31,6 +31,7 @@ pub mod leader_guard;
 pub mod node;
 pub mod observed;
 pub mod output;
+pub mod paths;
 pub mod removal;
 pub mod render;
 pub mod settings;

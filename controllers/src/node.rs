@@ -33,57 +33,18 @@ use crate::error::Error;
 use crate::health::Health;
 use crate::observed::{Liveness, Observed};
 use crate::output::{not_true, Cond, Machine, MachineMode, Output, StatusEdit};
+use crate::paths::{
+    AGENT_CONTAINERIZERS, AGENT_HOSTNAME, AGENT_IP, AGENT_REGISTRATION_TIMEOUT,
+    APACHE_DEFAULT_SITE, APACHE_SITE, CHRONOS_CLUSTER_NAME, CHRONOS_HOSTNAME, CHRONOS_HTTPS_PORT,
+    CHRONOS_HTTP_PORT, MASTER_CLUSTER, MASTER_HOSTNAME, MASTER_IP, MASTER_QUORUM,
+    PROMETHEUS_CONFIG, PROMETHEUS_DEFAULTS, PROMETHEUS_TARGETS, REGISTRY_HTPASSWD, ZK_FILE,
+    ZK_MYID,
+};
 use crate::removal::{RemovalPhase, RemovalRecord, RETIRE_TOKEN, STATUS_KEY};
 use crate::render::{container, disabled, file, prometheus_label, running};
 use crate::settings::Settings;
 
 pub const NAME: &str = "node";
-
-pub const ZK_FILE: &str = "/etc/mesos/zk";
-pub const ZK_MYID: &str = "/etc/zookeeper/conf/myid";
-pub const MASTER_QUORUM: &str = "/etc/mesos-master/quorum";
-pub const MASTER_IP: &str = "/etc/mesos-master/ip";
-pub const MASTER_HOSTNAME: &str = "/etc/mesos-master/hostname";
-pub const MASTER_CLUSTER: &str = "/etc/mesos-master/cluster";
-pub const AGENT_IP: &str = "/etc/mesos-slave/ip";
-pub const AGENT_HOSTNAME: &str = "/etc/mesos-slave/hostname";
-pub const AGENT_CONTAINERIZERS: &str = "/etc/mesos-slave/containerizers";
-pub const AGENT_REGISTRATION_TIMEOUT: &str = "/etc/mesos-slave/executor_registration_timeout";
-pub const CHRONOS_HOSTNAME: &str = "/etc/chronos/conf/hostname";
-pub const CHRONOS_HTTP_PORT: &str = "/etc/chronos/conf/http_port";
-pub const CHRONOS_HTTPS_PORT: &str = "/etc/chronos/conf/https_port";
-pub const CHRONOS_CLUSTER_NAME: &str = "/etc/chronos/conf/cluster_name";
-pub const APACHE_SITE: &str = "/etc/apache2/sites-enabled/omtd.conf";
-/// Debian's default site answers on *:80 before ours (alphabetical order): it goes.
-pub const APACHE_DEFAULT_SITE: &str = "/etc/apache2/sites-enabled/000-default.conf";
-pub const PROMETHEUS_CONFIG: &str = "/etc/prometheus/prometheus.yml";
-pub const PROMETHEUS_DEFAULTS: &str = "/etc/default/prometheus";
-pub const PROMETHEUS_TARGETS: &str = "/etc/prometheus/file_sd/omtd-workers.json";
-
-/// Node-controller files mesos-master reads (the leader guard restarts it on change).
-pub const MASTER_RESTART_ON: [&str; 5] = [
-    ZK_FILE,
-    MASTER_QUORUM,
-    MASTER_IP,
-    MASTER_HOSTNAME,
-    MASTER_CLUSTER,
-];
-/// Node-controller files Chronos reads.
-pub const CHRONOS_RESTART_ON: [&str; 5] = [
-    ZK_FILE,
-    CHRONOS_HOSTNAME,
-    CHRONOS_HTTP_PORT,
-    CHRONOS_HTTPS_PORT,
-    CHRONOS_CLUSTER_NAME,
-];
-/// Node-controller files the Mesos agent reads.
-pub const AGENT_RESTART_ON: [&str; 5] = [
-    ZK_FILE,
-    AGENT_IP,
-    AGENT_HOSTNAME,
-    AGENT_CONTAINERIZERS,
-    AGENT_REGISTRATION_TIMEOUT,
-];
 
 /// The node exporter runs with this token, so that a report of it stopped with
 /// [`RETIRE_TOKEN`] (or not installed: no token) is told apart from an old report.
@@ -374,7 +335,7 @@ impl WebSite {
                  \x20   Header always set \"Docker-Distribution-Api-Version\" \"registry/2.0\"\n\
                  \x20   ProxyPass /v2 http://127.0.0.1:{port}/v2\n\
                  \x20   ProxyPassReverse /v2 http://127.0.0.1:{port}/v2\n",
-                htpasswd = crate::credentials::REGISTRY_HTPASSWD,
+                htpasswd = REGISTRY_HTPASSWD,
             ));
         }
         if let Some(port) = self.prometheus {

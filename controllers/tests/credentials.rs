@@ -7,6 +7,7 @@ use common::*;
 use omtd_controllers::crds::plan::ResourceState;
 use omtd_controllers::crds::{Object, SecretSource};
 use omtd_controllers::credentials::{self, *};
+use omtd_controllers::paths::*;
 use omtd_controllers::{leader_guard, node, storage, Observed};
 
 const MANAGER: &str = "manager.omtd";
