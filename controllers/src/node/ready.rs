@@ -66,31 +66,8 @@ fn ready(
             format!("being removed: phase {}{waiting}", phase.as_str()),
         );
     }
-    match observed.liveness(name, settings) {
-        Liveness::NeverSeen => {
-            return Cond::unknown(
-                T,
-                "AgentNotSeen",
-                format!("no omtd agent has reported from {name} yet: start `omtd agent --node {name}` there"),
-            )
-        }
-        Liveness::Lost(d) => {
-            let note = if health.mass_loss {
-                " (most agents are lost: see the Cluster's AgentsReachable condition)"
-            } else {
-                ""
-            };
-            return Cond::no(
-                T,
-                "AgentLost",
-                format!(
-                    "the omtd agent's heartbeat stopped {} ago; nothing destructive is \
-                     planned for this node until it is back{note}",
-                    crate::time::short(d)
-                ),
-            );
-        }
-        Liveness::Alive => {}
+    if let Some(not_alive) = liveness(observed, settings, health, name) {
+        return not_alive;
     }
     let Some(report) = observed.reports.get(name) else {
         return Cond::unknown(T, "NoReport", "the agent has not reported yet");
@@ -152,4 +129,35 @@ fn ready(
         };
     }
     Cond::yes(T, "Ready", "every planned resource is converged")
+}
+
+/// `Ready` of a node whose agent is not alive (never seen, or lost), `None` if alive.
+fn liveness(observed: &Observed, settings: &Settings, health: &Health, name: &str) -> Option<Cond> {
+    const T: &str = "Ready";
+    match observed.liveness(name, settings) {
+        Liveness::NeverSeen => {
+            Some(Cond::unknown(
+                T,
+                "AgentNotSeen",
+                format!("no omtd agent has reported from {name} yet: start `omtd agent --node {name}` there"),
+            ))
+        }
+        Liveness::Lost(d) => {
+            let note = if health.mass_loss {
+                " (most agents are lost: see the Cluster's AgentsReachable condition)"
+            } else {
+                ""
+            };
+            Some(Cond::no(
+                T,
+                "AgentLost",
+                format!(
+                    "the omtd agent's heartbeat stopped {} ago; nothing destructive is \
+                     planned for this node until it is back{note}",
+                    crate::time::short(d)
+                ),
+            ))
+        }
+        Liveness::Alive => None,
+    }
 }

@@ -131,29 +131,7 @@ pub fn removal_step(
             }
         }
         Some(RemovalPhase::Cleanup) => {
-            let mut waiting = Vec::new();
-            if !crate::credentials::master_applied(desired, observed) {
-                waiting.push("mesos-master to restart without the node's principal".to_owned());
-            }
-            if let Some(ex) = desired.executor() {
-                let export = format!("export:{} {addr}", desired.database_path());
-                let gone = observed
-                    .reports
-                    .get(&ex.metadata.name)
-                    .is_some_and(|r| r.resources.iter().all(|x| x.id != export));
-                if !gone || health.is_lost(&ex.metadata.name) {
-                    waiting.push(format!("{} to drop the export to {addr}", ex.metadata.name));
-                }
-            }
-            if let Some(targets) = &observed.prometheus_targets {
-                let ours = [
-                    host_port(addr, desired.spec.ports.node_exporter),
-                    host_port(addr, desired.spec.ports.cadvisor),
-                ];
-                if targets.iter().any(|t| ours.contains(t)) {
-                    waiting.push(format!("Prometheus to drop the targets of {addr}"));
-                }
-            }
+            let waiting = cleanup_waiting(desired, observed, health, addr);
             if waiting.is_empty() {
                 advance(RemovalPhase::Released)
             } else {
@@ -162,4 +140,38 @@ pub fn removal_step(
         }
         Some(RemovalPhase::Released) => keep(RemovalPhase::Released, &since, String::new()),
     }
+}
+
+/// What a worker's cleanup still waits for: the master without its principal, the
+/// executor without its export, Prometheus without its targets.
+fn cleanup_waiting(
+    desired: &Desired,
+    observed: &Observed,
+    health: &Health,
+    addr: &str,
+) -> Vec<String> {
+    let mut waiting = Vec::new();
+    if !crate::credentials::master_applied(desired, observed) {
+        waiting.push("mesos-master to restart without the node's principal".to_owned());
+    }
+    if let Some(ex) = desired.executor() {
+        let export = format!("export:{} {addr}", desired.database_path());
+        let gone = observed
+            .reports
+            .get(&ex.metadata.name)
+            .is_some_and(|r| r.resources.iter().all(|x| x.id != export));
+        if !gone || health.is_lost(&ex.metadata.name) {
+            waiting.push(format!("{} to drop the export to {addr}", ex.metadata.name));
+        }
+    }
+    if let Some(targets) = &observed.prometheus_targets {
+        let ours = [
+            host_port(addr, desired.spec.ports.node_exporter),
+            host_port(addr, desired.spec.ports.cadvisor),
+        ];
+        if targets.iter().any(|t| ours.contains(t)) {
+            waiting.push(format!("Prometheus to drop the targets of {addr}"));
+        }
+    }
+    waiting
 }
