@@ -30,6 +30,7 @@ use omtd_crds::{Credential, CredentialUse};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::{credential_key, Desired};
 use crate::error::Error;
 use crate::observed::Observed;
@@ -43,12 +44,43 @@ use crate::paths::{
 use crate::removal::RemovalPhase;
 use crate::render::{absent_file, file, secret_file, xml_escape};
 use crate::settings::Settings;
+use omtd_crds::Kind;
 
 pub const NAME: &str = "credentials";
 
 /// Galaxy's job configuration on the executor (holds the Chronos HTTP password).
 pub fn job_conf_path(desired: &Desired) -> String {
     format!("{}/config/job_conf.xml", desired.spec.paths.executor)
+}
+
+/// What this controller owns and what wakes it.
+pub const DECLARATION: Declaration = Declaration {
+    name: NAME,
+    owns: &[Owned {
+        kind: Kind::Credential,
+        conditions: &[condition::READY],
+        status_keys: &[],
+    }],
+    reasons: &[
+        reason::RENDERED,
+        reason::UNRENDERABLE,
+        reason::WAITING_FOR_MASTER,
+    ],
+    // One report, the manager's (whether mesos-master restarted with the credentials);
+    // no heartbeat or probe.
+    wakes: Wakes {
+        reports: Reports::Manager,
+        heartbeats: false,
+        probes: false,
+        plans: Plans::Own,
+    },
+};
+
+/// The reasons of the conditions this controller sets.
+pub mod reason {
+    pub const RENDERED: &str = "Rendered";
+    pub const UNRENDERABLE: &str = "Unrenderable";
+    pub const WAITING_FOR_MASTER: &str = "WaitingForMaster";
 }
 
 pub fn reconcile(
@@ -131,8 +163,8 @@ pub fn reconcile(
         let name = &c.metadata.name;
         let cond = pending.remove(name).unwrap_or_else(|| {
             Cond::yes(
-                "Ready",
-                "Rendered",
+                condition::READY,
+                reason::RENDERED,
                 format!("written where {} needs it", c.spec.usage),
             )
         });
@@ -154,8 +186,8 @@ fn slice<'a>(slices: &'a mut BTreeMap<String, PlanSlice>, node: &str) -> &'a mut
 
 fn waiting_for_master(manager: &str, who: &str) -> Cond {
     Cond::no(
-        "Ready",
-        "WaitingForMaster",
+        condition::READY,
+        reason::WAITING_FOR_MASTER,
         format!(
             "the new credential reaches {who} once mesos-master on {manager} has restarted \
              with it (Mesos keeps one secret per principal: the master goes first)"
@@ -164,7 +196,7 @@ fn waiting_for_master(manager: &str, who: &str) -> Cond {
 }
 
 fn unrenderable(e: &Error) -> Cond {
-    Cond::no("Ready", "Unrenderable", e.to_string())
+    Cond::no(condition::READY, reason::UNRENDERABLE, e.to_string())
 }
 
 /// The Mesos credentials the master holds, in file order: member workers' agent

@@ -24,6 +24,7 @@ pub use omtd_crds as crds;
 pub mod accepted;
 pub mod agent_restart;
 pub mod credentials;
+pub mod declaration;
 pub mod desired;
 pub mod error;
 pub mod health;
@@ -38,6 +39,7 @@ pub mod settings;
 pub mod storage;
 pub mod time;
 
+pub use declaration::Declaration;
 pub use desired::Desired;
 pub use error::Error;
 pub use observed::{AgentLiveness, MasterEntry, MesosAgent, MesosFramework, MesosState, Observed};
@@ -51,6 +53,19 @@ pub const CONTROLLERS: [&str; 4] = [
     credentials::NAME,
     leader_guard::NAME,
 ];
+
+/// What each controller owns and what wakes it, in the order of [`CONTROLLERS`].
+pub const DECLARATIONS: [&declaration::Declaration; 4] = [
+    &node::DECLARATION,
+    &storage::DECLARATION,
+    &credentials::DECLARATION,
+    &leader_guard::DECLARATION,
+];
+
+/// The declaration of the controller called `name`; `None` for an unknown name.
+pub fn declaration(name: &str) -> Option<&'static declaration::Declaration> {
+    DECLARATIONS.into_iter().find(|d| d.name == name)
+}
 
 /// Runs the controller called `name`; `None` for an unknown name.
 pub fn reconcile(

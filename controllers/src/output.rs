@@ -1,20 +1,8 @@
 //! What a controller asks for, and helpers to build statuses that only move when something
 //! changed (so an unchanged state yields the same bytes, and the runtime writes nothing).
 //!
-//! ## Who owns what in a status
-//!
-//! Several controllers write conditions on one object; each starts from the stored status
-//! and replaces only what it owns, and the runtime should merge by the same table when it
-//! writes (it holds the newest stored status):
-//!
-//! | object | controller | conditions | `status` keys |
-//! |---|---|---|---|
-//! | Node | accepted | `Accepted` | |
-//! | Node | node | `Ready` | `removal` |
-//! | Cluster | node | `AgentsReachable` | |
-//! | Cluster | leader-guard | `LeaderElected`, `MesosConnected`, `Recovery` | `recovery` |
-//! | Volume | storage | `Ready`, `Progressing` | `step`, `percent`, `pvRemoval` |
-//! | Credential | credentials | `Ready` | |
+//! Which controller owns which conditions and `status` keys of which object is declared
+//! beside each controller (`DECLARATION`, see [`crate::declaration`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};

@@ -35,11 +35,13 @@ mod state;
 mod status;
 
 use crate::agent_restart;
+use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::Desired;
 use crate::error::Error;
 use crate::observed::Observed;
 use crate::output::{Cond, Output, StatusEdit};
 use crate::settings::Settings;
+use omtd_crds::Kind;
 
 pub use inputs::inputs;
 pub use recovery::{requeue, step};
@@ -56,6 +58,66 @@ pub const RETRY_ANNOTATION: &str = "omtd/retry-recovery";
 
 /// Chronos's framework name (`--mesos_framework_name`, default `chronos`).
 pub const CHRONOS_FRAMEWORK: &str = "chronos";
+
+/// What this controller owns and what wakes it.
+pub const DECLARATION: Declaration = Declaration {
+    name: NAME,
+    owns: &[Owned {
+        kind: Kind::Cluster,
+        conditions: &[
+            condition::LEADER_ELECTED,
+            condition::MESOS_CONNECTED,
+            condition::RECOVERY,
+        ],
+        status_keys: &[RECOVERY_KEY],
+    }],
+    reasons: &[
+        reason::AGENTS_INACTIVE,
+        reason::BACKING_OFF,
+        reason::CONNECTED,
+        reason::DISCONNECTED,
+        reason::GAVE_UP,
+        reason::MANAGER_LEADS,
+        reason::MESOS_UNREACHABLE,
+        reason::NO_LEADER,
+        reason::NO_MANAGER,
+        reason::NOT_NEEDED,
+        reason::RECOVERING,
+        reason::RESTARTING_AGENTS,
+        reason::STRAY_MASTER_LEADS,
+        reason::SUPPRESSED,
+        reason::UNKNOWN,
+        reason::UNKNOWN_MASTER_LEADS,
+        reason::WATCHING,
+    ],
+    wakes: Wakes {
+        reports: Reports::All,
+        heartbeats: true,
+        probes: true,
+        plans: Plans::Own,
+    },
+};
+
+/// The reasons of the conditions this controller sets.
+pub mod reason {
+    pub const AGENTS_INACTIVE: &str = "AgentsInactive";
+    pub const BACKING_OFF: &str = "BackingOff";
+    pub const CONNECTED: &str = "Connected";
+    pub const DISCONNECTED: &str = "Disconnected";
+    pub const GAVE_UP: &str = "GaveUp";
+    pub const MANAGER_LEADS: &str = "ManagerLeads";
+    pub const MESOS_UNREACHABLE: &str = "MesosUnreachable";
+    pub const NO_LEADER: &str = "NoLeader";
+    pub const NO_MANAGER: &str = "NoManager";
+    pub const NOT_NEEDED: &str = "NotNeeded";
+    pub const RECOVERING: &str = "Recovering";
+    pub const RESTARTING_AGENTS: &str = "RestartingAgents";
+    pub const STRAY_MASTER_LEADS: &str = "StrayMasterLeads";
+    pub const SUPPRESSED: &str = "Suppressed";
+    pub const UNKNOWN: &str = "Unknown";
+    pub const UNKNOWN_MASTER_LEADS: &str = "UnknownMasterLeads";
+    pub const WATCHING: &str = "Watching";
+}
 
 pub fn reconcile(
     desired: &Desired,
@@ -109,8 +171,8 @@ pub fn reconcile(
         edit.set(status::leader_condition(desired, observed));
         edit.set(match inp.healthy {
             Some(true) if !inp.inactive.is_empty() => Cond::no(
-                "MesosConnected",
-                "AgentsInactive",
+                condition::MESOS_CONNECTED,
+                reason::AGENTS_INACTIVE,
                 format!(
                     "the manager's master leads and Chronos is registered; agents not active: \
                      {} (each gets a restart of its own mesos-slave)",
@@ -118,14 +180,18 @@ pub fn reconcile(
                 ),
             ),
             Some(true) => Cond::yes(
-                "MesosConnected",
-                "Connected",
+                condition::MESOS_CONNECTED,
+                reason::CONNECTED,
                 "the manager's master leads; Chronos and every agent are connected",
             ),
-            Some(false) => Cond::no("MesosConnected", "Disconnected", inp.problems.join("; ")),
+            Some(false) => Cond::no(
+                condition::MESOS_CONNECTED,
+                reason::DISCONNECTED,
+                inp.problems.join("; "),
+            ),
             None => Cond::unknown(
-                "MesosConnected",
-                "MesosUnreachable",
+                condition::MESOS_CONNECTED,
+                reason::MESOS_UNREACHABLE,
                 "the Mesos master did not answer the probe",
             ),
         });
@@ -133,15 +199,15 @@ pub fn reconcile(
         edit.finish(&mut out, |c| {
             matches!(
                 c.reason.as_str(),
-                "StrayMasterLeads"
-                    | "UnknownMasterLeads"
-                    | "NoLeader"
-                    | "GaveUp"
-                    | "BackingOff"
-                    | "Disconnected"
-                    | "Recovering"
-                    | "AgentsInactive"
-                    | "RestartingAgents"
+                reason::STRAY_MASTER_LEADS
+                    | reason::UNKNOWN_MASTER_LEADS
+                    | reason::NO_LEADER
+                    | reason::GAVE_UP
+                    | reason::BACKING_OFF
+                    | reason::DISCONNECTED
+                    | reason::RECOVERING
+                    | reason::AGENTS_INACTIVE
+                    | reason::RESTARTING_AGENTS
             )
         });
     }

@@ -1,6 +1,8 @@
 //! The Cluster's conditions the leader guard owns: `LeaderElected`, `MesosConnected` and
 //! `Recovery`.
 
+use super::reason;
+use crate::declaration::condition;
 use omtd_crds::ConditionStatus;
 
 use super::inputs::names;
@@ -13,7 +15,7 @@ use crate::settings::RecoveryPolicy;
 use crate::time;
 
 pub(super) fn recovery_condition(s: &RecoveryState, inp: &Inputs, policy: &RecoveryPolicy) -> Cond {
-    const T: &str = "Recovery";
+    const T: &str = condition::RECOVERY;
     let of = format!("attempt {} of {}", s.attempt, policy.max_attempts);
     match s.phase {
         Phase::Idle => {
@@ -40,7 +42,7 @@ pub(super) fn recovery_condition(s: &RecoveryState, inp: &Inputs, policy: &Recov
                 .values()
                 .any(|a| a.attempt > 0 && a.pending(policy));
             if local.is_empty() {
-                Cond::no(T, "NotNeeded", "no recovery running")
+                Cond::no(T, reason::NOT_NEEDED, "no recovery running")
             } else {
                 Cond::new(
                     T,
@@ -49,7 +51,7 @@ pub(super) fn recovery_condition(s: &RecoveryState, inp: &Inputs, policy: &Recov
                     } else {
                         ConditionStatus::False
                     },
-                    "RestartingAgents",
+                    reason::RESTARTING_AGENTS,
                     format!(
                         "restarting only the inactive agents' mesos-slave ({}); the ordered \
                          restart of the whole cluster runs only when the master does not lead, \
@@ -62,12 +64,12 @@ pub(super) fn recovery_condition(s: &RecoveryState, inp: &Inputs, policy: &Recov
         Phase::Watching => match &inp.suppressed {
             Some(why) => Cond::no(
                 T,
-                "Suppressed",
+                reason::SUPPRESSED,
                 format!("{}; not recovering: {why}", s.reason),
             ),
             None => Cond::no(
                 T,
-                "Watching",
+                reason::WATCHING,
                 format!(
                     "{} since {}; the ordered restart starts after {} unless it reconnects",
                     s.reason,
@@ -78,7 +80,7 @@ pub(super) fn recovery_condition(s: &RecoveryState, inp: &Inputs, policy: &Recov
         },
         Phase::Stopping => Cond::yes(
             T,
-            "Recovering",
+            reason::RECOVERING,
             format!(
                 "{of}: step 1/4, stopping mesos-master, Chronos and every agent ({})",
                 s.reason
@@ -86,22 +88,22 @@ pub(super) fn recovery_condition(s: &RecoveryState, inp: &Inputs, policy: &Recov
         ),
         Phase::StartingMaster => Cond::yes(
             T,
-            "Recovering",
+            reason::RECOVERING,
             format!("{of}: step 2/4, mesos-master started, waiting until it is elected"),
         ),
         Phase::StartingChronos => Cond::yes(
             T,
-            "Recovering",
+            reason::RECOVERING,
             format!("{of}: step 3/4, Chronos started, waiting until it registers"),
         ),
         Phase::StartingAgents => Cond::yes(
             T,
-            "Recovering",
+            reason::RECOVERING,
             format!("{of}: step 4/4, agents started, waiting until they are active"),
         ),
         Phase::Backoff => Cond::no(
             T,
-            "BackingOff",
+            reason::BACKING_OFF,
             format!(
                 "{}; next attempt at {}",
                 s.reason,
@@ -110,7 +112,7 @@ pub(super) fn recovery_condition(s: &RecoveryState, inp: &Inputs, policy: &Recov
         ),
         Phase::GaveUp => Cond::no(
             T,
-            "GaveUp",
+            reason::GAVE_UP,
             format!(
                 "gave up after {} attempts ({}); omtd restarts nothing more until Mesos is \
                  healthy again, or until the Cluster's {RETRY_ANNOTATION} annotation changes. \
@@ -123,9 +125,9 @@ pub(super) fn recovery_condition(s: &RecoveryState, inp: &Inputs, policy: &Recov
 
 /// Who leads, from ZooKeeper (lowest sequence) or else the master's state.
 pub(super) fn leader_condition(desired: &Desired, observed: &Observed) -> Cond {
-    const T: &str = "LeaderElected";
+    const T: &str = condition::LEADER_ELECTED;
     let Some(manager) = desired.manager() else {
-        return Cond::unknown(T, "NoManager", "no node has the manager role");
+        return Cond::unknown(T, reason::NO_MANAGER, "no node has the manager role");
     };
     let m = names(manager);
     let node_of = |host: &str| {
@@ -154,13 +156,17 @@ pub(super) fn leader_condition(desired: &Desired, observed: &Observed) -> Cond {
             (None, None) => {
                 return Cond::unknown(
                     T,
-                    "Unknown",
+                    reason::UNKNOWN,
                     "neither ZooKeeper nor the Mesos master answered",
                 )
             }
         };
     match leader {
-        None => Cond::no(T, "NoLeader", "no Mesos master is registered in ZooKeeper"),
+        None => Cond::no(
+            T,
+            reason::NO_LEADER,
+            "no Mesos master is registered in ZooKeeper",
+        ),
         Some(l) if m.contains(&l.as_str()) => {
             let extra = if strays.is_empty() {
                 String::new()
@@ -172,14 +178,14 @@ pub(super) fn leader_condition(desired: &Desired, observed: &Observed) -> Cond {
             };
             Cond::yes(
                 T,
-                "ManagerLeads",
+                reason::MANAGER_LEADS,
                 format!("the manager {} leads{extra}", m[0]),
             )
         }
         Some(l) => match node_of(&l) {
             Some(_) => Cond::no(
                 T,
-                "StrayMasterLeads",
+                reason::STRAY_MASTER_LEADS,
                 format!(
                     "mesos-master on {} holds the lowest ZooKeeper sequence and leads instead \
                      of the manager {}: omtd masks mesos-master there; the manager takes over \
@@ -190,7 +196,7 @@ pub(super) fn leader_condition(desired: &Desired, observed: &Observed) -> Cond {
             ),
             None => Cond::no(
                 T,
-                "UnknownMasterLeads",
+                reason::UNKNOWN_MASTER_LEADS,
                 format!(
                     "a Mesos master at {l}, not a node of this cluster, leads instead of the \
                      manager {}: omtd cannot stop it; stop mesos-master there by hand",

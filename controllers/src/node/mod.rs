@@ -32,6 +32,7 @@ use std::time::Duration;
 
 use omtd_crds::Role;
 
+use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::{node_key, Desired};
 use crate::error::Error;
 use crate::health::Health;
@@ -39,6 +40,7 @@ use crate::observed::Observed;
 use crate::output::{not_true, Cond, Machine, MachineMode, Output, StatusEdit};
 use crate::removal::RemovalPhase;
 use crate::settings::Settings;
+use omtd_crds::Kind;
 
 pub use prometheus::prometheus_targets;
 pub use removal::{removal_step, RemovalStep};
@@ -49,6 +51,65 @@ pub const NAME: &str = "node";
 /// The node exporter runs with this token, so that a report of it stopped with
 /// [`RETIRE_TOKEN`] (or not installed: no token) is told apart from an old report.
 pub const NODE_EXPORTER_RUN_TOKEN: &str = "omtd-run";
+
+/// What this controller owns and what wakes it.
+pub const DECLARATION: Declaration = Declaration {
+    name: NAME,
+    owns: &[
+        Owned {
+            kind: Kind::Node,
+            conditions: &[condition::READY],
+            status_keys: &[crate::removal::STATUS_KEY],
+        },
+        Owned {
+            kind: Kind::Cluster,
+            conditions: &[condition::AGENTS_REACHABLE],
+            status_keys: &[],
+        },
+    ],
+    reasons: &[
+        reason::AGENT_LOST,
+        reason::AGENT_NOT_SEEN,
+        reason::AGENTS_REACHABLE,
+        reason::APPLYING,
+        reason::MASS_AGENT_LOSS,
+        reason::MESOS_UNREACHABLE,
+        reason::NO_REPORT,
+        reason::NOT_CONVERGED,
+        reason::NOT_REGISTERED,
+        reason::READY,
+        reason::REMOVAL_BLOCKED,
+        reason::REMOVAL_CANCELLED,
+        reason::REMOVAL_PAUSED,
+        reason::REMOVING,
+        reason::UNKNOWN,
+    ],
+    wakes: Wakes {
+        reports: Reports::All,
+        heartbeats: true,
+        probes: true,
+        plans: Plans::All,
+    },
+};
+
+/// The reasons of the conditions this controller sets.
+pub mod reason {
+    pub const AGENT_LOST: &str = "AgentLost";
+    pub const AGENT_NOT_SEEN: &str = "AgentNotSeen";
+    pub const AGENTS_REACHABLE: &str = "AgentsReachable";
+    pub const APPLYING: &str = "Applying";
+    pub const MASS_AGENT_LOSS: &str = "MassAgentLoss";
+    pub const MESOS_UNREACHABLE: &str = "MesosUnreachable";
+    pub const NO_REPORT: &str = "NoReport";
+    pub const NOT_CONVERGED: &str = "NotConverged";
+    pub const NOT_REGISTERED: &str = "NotRegistered";
+    pub const READY: &str = "Ready";
+    pub const REMOVAL_BLOCKED: &str = "RemovalBlocked";
+    pub const REMOVAL_CANCELLED: &str = "RemovalCancelled";
+    pub const REMOVAL_PAUSED: &str = "RemovalPaused";
+    pub const REMOVING: &str = "Removing";
+    pub const UNKNOWN: &str = "Unknown";
+}
 
 pub fn reconcile(
     desired: &Desired,
@@ -121,14 +182,14 @@ fn agents_reachable(desired: &Desired, observed: &Observed, health: &Health, out
         let mut edit = StatusEdit::new(desired, key, observed.now);
         edit.set(if health.mass_loss {
             Cond::no(
-                "AgentsReachable",
-                "MassAgentLoss",
+                condition::AGENTS_REACHABLE,
+                reason::MASS_AGENT_LOSS,
                 health.mass_loss_message(),
             )
         } else {
             Cond::yes(
-                "AgentsReachable",
-                "AgentsReachable",
+                condition::AGENTS_REACHABLE,
+                reason::AGENTS_REACHABLE,
                 format!("{} of {} agents lost", health.lost.len(), health.known),
             )
         });

@@ -1,5 +1,7 @@
 //! A node's status: its removal record and its `Ready` condition.
 
+use super::reason;
+use crate::declaration::condition;
 use omtd_crds::plan::ResourceState;
 use omtd_crds::Role;
 
@@ -35,7 +37,7 @@ pub(super) fn node_status(
         out.events.push(crate::output::Event {
             object: node_key(name),
             type_: crate::output::EventType::Normal,
-            reason: "RemovalCancelled".into(),
+            reason: reason::REMOVAL_CANCELLED.into(),
             message: format!("omtd/deleting was removed: node/{name} stays in the cluster"),
         });
     }
@@ -50,7 +52,7 @@ fn ready(
     name: &str,
     step: &RemovalStep,
 ) -> Cond {
-    const T: &str = "Ready";
+    const T: &str = condition::READY;
     if let Some((reason, message)) = &step.blocked {
         return Cond::no(T, reason.clone(), message.clone());
     }
@@ -62,7 +64,7 @@ fn ready(
         };
         return Cond::no(
             T,
-            "Removing",
+            reason::REMOVING,
             format!("being removed: phase {}{waiting}", phase.as_str()),
         );
     }
@@ -70,12 +72,12 @@ fn ready(
         return not_alive;
     }
     let Some(report) = observed.reports.get(name) else {
-        return Cond::unknown(T, "NoReport", "the agent has not reported yet");
+        return Cond::unknown(T, reason::NO_REPORT, "the agent has not reported yet");
     };
     if !observed.report_is_current(name) {
         return Cond::no(
             T,
-            "Applying",
+            reason::APPLYING,
             "the plan changed; the agent has not reported on the new one yet",
         );
     }
@@ -99,27 +101,27 @@ fn ready(
         if message.is_empty() {
             message = "the agent is still applying the plan".into();
         }
-        return Cond::no(T, "NotConverged", message);
+        return Cond::no(T, reason::NOT_CONVERGED, message);
     }
     if desired.has_role(name, Role::Worker) {
         let Some(node) = desired.node(name) else {
-            return Cond::unknown(T, "Unknown", "");
+            return Cond::unknown(T, reason::UNKNOWN, "");
         };
         let names = [name, node.spec.address.as_str()];
         return match &observed.mesos {
             None => Cond::unknown(
                 T,
-                "MesosUnreachable",
+                reason::MESOS_UNREACHABLE,
                 "converged; the Mesos master did not answer, so its agent registration is unknown",
             ),
             Some(m) if m.agent_active(&names) => Cond::yes(
                 T,
-                "Ready",
+                reason::READY,
                 "converged and registered with the Mesos master as an active agent",
             ),
             Some(_) => Cond::no(
                 T,
-                "NotRegistered",
+                reason::NOT_REGISTERED,
                 format!(
                     "converged, but the Mesos master does not list {} as an active agent \
                      (credentials, ZooKeeper URL, or the leader; the leader guard watches this)",
@@ -128,17 +130,17 @@ fn ready(
             ),
         };
     }
-    Cond::yes(T, "Ready", "every planned resource is converged")
+    Cond::yes(T, reason::READY, "every planned resource is converged")
 }
 
 /// `Ready` of a node whose agent is not alive (never seen, or lost), `None` if alive.
 fn liveness(observed: &Observed, settings: &Settings, health: &Health, name: &str) -> Option<Cond> {
-    const T: &str = "Ready";
+    const T: &str = condition::READY;
     match observed.liveness(name, settings) {
         Liveness::NeverSeen => {
             Some(Cond::unknown(
                 T,
-                "AgentNotSeen",
+                reason::AGENT_NOT_SEEN,
                 format!("no omtd agent has reported from {name} yet: start `omtd agent --node {name}` there"),
             ))
         }
@@ -150,7 +152,7 @@ fn liveness(observed: &Observed, settings: &Settings, health: &Health, name: &st
             };
             Some(Cond::no(
                 T,
-                "AgentLost",
+                reason::AGENT_LOST,
                 format!(
                     "the omtd agent's heartbeat stopped {} ago; nothing destructive is \
                      planned for this node until it is back{note}",

@@ -1,6 +1,7 @@
 //! The node controller's side of a worker's removal: it moves the phases of
 //! [`crate::removal`] one at a time, on evidence.
 
+use super::reason;
 use omtd_crds::Role;
 
 use super::prometheus::host_port;
@@ -62,7 +63,7 @@ pub fn removal_step(
         if let Some(role) = roles.iter().find(|r| r.is_single_host()) {
             return RemovalStep {
                 blocked: Some((
-                    "RemovalBlocked".into(),
+                    reason::REMOVAL_BLOCKED.into(),
                     format!(
                         "node/{name} holds the {role} role, which no other node has: give \
                          the role to another node first, then delete this one"
@@ -84,7 +85,7 @@ pub fn removal_step(
         };
         step.release = false;
         step.blocked = Some((
-            "RemovalPaused".into(),
+            reason::REMOVAL_PAUSED.into(),
             "removal paused: most agents are lost at once (see the Cluster's \
              AgentsReachable condition)"
                 .into(),

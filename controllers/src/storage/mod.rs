@@ -30,12 +30,14 @@ use std::collections::BTreeMap;
 use omtd_crds::plan::PlanSlice;
 use omtd_crds::Volume;
 
+use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::Desired;
 use crate::error::Error;
 use crate::health::Health;
 use crate::observed::Observed;
 use crate::output::Output;
 use crate::settings::Settings;
+use omtd_crds::Kind;
 
 pub use pv_removal::{RemovalRecord, RemovalState};
 
@@ -44,8 +46,57 @@ pub const NAME: &str = "storage";
 /// exports(5) options of both shares (the runbook's).
 pub const EXPORT_OPTIONS: &str = "rw,sync,no_subtree_check,no_root_squash";
 
+/// Key of a Volume's current step in its status (`done` when none is left).
+pub const STEP_KEY: &str = "step";
+/// Key of a Volume's progress in percent in its status.
+pub const PERCENT_KEY: &str = "percent";
 /// Key of a Volume's removal record in its status.
 pub const REMOVAL_KEY: &str = "pvRemoval";
+
+/// What this controller owns and what wakes it.
+pub const DECLARATION: Declaration = Declaration {
+    name: NAME,
+    owns: &[Owned {
+        kind: Kind::Volume,
+        conditions: &[condition::READY, condition::PROGRESSING],
+        status_keys: &[STEP_KEY, PERCENT_KEY, REMOVAL_KEY],
+    }],
+    reasons: &[
+        reason::AGENT_REFUSED,
+        reason::DONE,
+        reason::MOVING,
+        reason::PROGRESSING,
+        reason::READY,
+        reason::REFUSED,
+        reason::REMOVAL_REFUSED,
+        reason::REMOVED,
+        reason::STEP_FAILED,
+        reason::STEP_IN_PROGRESS,
+        reason::STEP_REFUSED,
+    ],
+    // No probe; only the reports of nodes that hold a Volume (PV facts, step progress).
+    wakes: Wakes {
+        reports: Reports::VolumeHolders,
+        heartbeats: true,
+        probes: false,
+        plans: Plans::Own,
+    },
+};
+
+/// The reasons of the conditions this controller sets.
+pub mod reason {
+    pub const AGENT_REFUSED: &str = "AgentRefused";
+    pub const DONE: &str = "Done";
+    pub const MOVING: &str = "Moving";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const READY: &str = "Ready";
+    pub const REFUSED: &str = "Refused";
+    pub const REMOVAL_REFUSED: &str = "RemovalRefused";
+    pub const REMOVED: &str = "Removed";
+    pub const STEP_FAILED: &str = "StepFailed";
+    pub const STEP_IN_PROGRESS: &str = "StepInProgress";
+    pub const STEP_REFUSED: &str = "StepRefused";
+}
 
 pub fn reconcile(
     desired: &Desired,
@@ -111,7 +162,7 @@ fn is_empty(s: &PlanSlice) -> bool {
 
 fn volumes_in_flight(out: &Output) -> bool {
     out.statuses.values().any(|s| {
-        s.condition("Progressing")
+        s.condition(condition::PROGRESSING)
             .is_some_and(|c| c.status == omtd_crds::ConditionStatus::True)
     })
 }

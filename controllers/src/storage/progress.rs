@@ -1,11 +1,13 @@
 //! A present volume's status: Ready/Progressing, step and percent, from the agent's
 //! report.
 
+use super::reason;
+use crate::declaration::condition;
 use omtd_crds::plan::{ResourceReport, ResourceState};
 use omtd_crds::{Volume, VolumeState};
 
 use super::volume::Step;
-use super::REMOVAL_KEY;
+use super::{PERCENT_KEY, REMOVAL_KEY, STEP_KEY};
 use crate::desired::{volume_key, Desired};
 use crate::observed::Observed;
 use crate::output::{not_true, Cond, Output, StatusEdit};
@@ -35,23 +37,27 @@ pub(super) fn progress_status(
     }
     match current {
         None => {
-            edit.extra("step", Some("done".into()));
-            edit.extra("percent", Some(100.into()));
+            edit.extra(STEP_KEY, Some("done".into()));
+            edit.extra(PERCENT_KEY, Some(100.into()));
             edit.set(Cond::yes(
-                "Ready",
-                "Ready",
+                condition::READY,
+                reason::READY,
                 match v.spec.state {
                     VolumeState::Present => "every step is done",
                     VolumeState::Absent => "unmounted",
                 },
             ));
-            edit.set(Cond::no("Progressing", "Done", "nothing left to do"));
+            edit.set(Cond::no(
+                condition::PROGRESSING,
+                reason::DONE,
+                "nothing left to do",
+            ));
         }
         Some((st, r)) => {
             let step_pct = r.and_then(|r| r.percent).unwrap_or(0) as u32;
             let percent = (done * 100 + step_pct) / total;
-            edit.extra("step", Some(st.name.into()));
-            edit.extra("percent", Some(percent.into()));
+            edit.extra(STEP_KEY, Some(st.name.into()));
+            edit.extra(PERCENT_KEY, Some(percent.into()));
             match r.map(|r| (r.state, r.message.as_str())) {
                 Some((
                     state @ (ResourceState::Failed
@@ -61,13 +67,13 @@ pub(super) fn progress_status(
                     msg,
                 )) => {
                     let reason = if state == ResourceState::Refused {
-                        "StepRefused"
+                        reason::STEP_REFUSED
                     } else {
-                        "StepFailed"
+                        reason::STEP_FAILED
                     };
                     let message = format!("step {} ({}) is {state:?}: {msg}", st.name, st.id);
-                    edit.set(Cond::no("Ready", reason, message.clone()));
-                    edit.set(Cond::no("Progressing", reason, message));
+                    edit.set(Cond::no(condition::READY, reason, message.clone()));
+                    edit.set(Cond::no(condition::PROGRESSING, reason, message));
                 }
                 _ => {
                     let message = format!(
@@ -81,13 +87,21 @@ pub(super) fn progress_status(
                             "waiting for the agent's report"
                         }
                     );
-                    edit.set(Cond::no("Ready", "Progressing", message.clone()));
-                    edit.set(Cond::yes("Progressing", "StepInProgress", message));
+                    edit.set(Cond::no(
+                        condition::READY,
+                        reason::PROGRESSING,
+                        message.clone(),
+                    ));
+                    edit.set(Cond::yes(
+                        condition::PROGRESSING,
+                        reason::STEP_IN_PROGRESS,
+                        message,
+                    ));
                 }
             }
         }
     }
     edit.finish(out, |c| {
-        not_true(c) && (c.reason == "StepFailed" || c.reason == "StepRefused")
+        not_true(c) && (c.reason == reason::STEP_FAILED || c.reason == reason::STEP_REFUSED)
     });
 }

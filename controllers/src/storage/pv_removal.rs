@@ -1,11 +1,13 @@
 //! Taking a PV out of its volume group: refused without room on the others, else handed
 //! to the agent (pvmove, vgreduce, pvremove), recorded in the Volume's status.
 
+use super::reason;
+use crate::declaration::condition;
 use omtd_crds::plan::{ResourceReport, ResourceState};
 use omtd_crds::Volume;
 use serde::{Deserialize, Serialize};
 
-use super::REMOVAL_KEY;
+use super::{PERCENT_KEY, REMOVAL_KEY, STEP_KEY};
 use crate::desired::{volume_key, Desired};
 use crate::observed::Observed;
 use crate::output::{Cond, Output, StatusEdit};
@@ -74,7 +76,7 @@ pub(super) fn decide_removal(
         },
         plan_absent: false,
         keep_present: false,
-        reason: "RemovalRefused",
+        reason: reason::REMOVAL_REFUSED,
         message,
         percent: 0,
     };
@@ -93,7 +95,7 @@ pub(super) fn decide_removal(
             },
             plan_absent: true,
             keep_present: false,
-            reason: "Moving",
+            reason: reason::MOVING,
             message: format!("{dev} handed to the agent on {node} for removal from {vg}"),
             percent: 0,
         };
@@ -135,7 +137,7 @@ pub(super) fn decide_removal(
         },
         plan_absent: true,
         keep_present: false,
-        reason: "Moving",
+        reason: reason::MOVING,
         message: format!(
             "moving {} from {dev} to the other physical volumes of {vg} ({} free)",
             bytes(used),
@@ -154,25 +156,37 @@ pub(super) fn removal_status(
 ) {
     let mut edit = StatusEdit::new(desired, volume_key(&v.metadata.name), observed.now);
     edit.extra(REMOVAL_KEY, serde_json::to_value(&d.record).ok());
-    edit.extra("step", Some("pvmove".into()));
-    edit.extra("percent", Some(d.percent.into()));
+    edit.extra(STEP_KEY, Some("pvmove".into()));
+    edit.extra(PERCENT_KEY, Some(d.percent.into()));
     match d.record.phase {
         RemovalState::Removed => {
-            edit.set(Cond::yes("Ready", d.reason, d.message.clone()));
-            edit.set(Cond::no("Progressing", "Done", "nothing left to do"));
-            edit.extra("step", Some("done".into()));
+            edit.set(Cond::yes(condition::READY, d.reason, d.message.clone()));
+            edit.set(Cond::no(
+                condition::PROGRESSING,
+                reason::DONE,
+                "nothing left to do",
+            ));
+            edit.extra(STEP_KEY, Some("done".into()));
         }
         RemovalState::Refused => {
-            edit.set(Cond::no("Ready", d.reason, d.message.clone()));
-            edit.set(Cond::no("Progressing", "Refused", d.message.clone()));
+            edit.set(Cond::no(condition::READY, d.reason, d.message.clone()));
+            edit.set(Cond::no(
+                condition::PROGRESSING,
+                reason::REFUSED,
+                d.message.clone(),
+            ));
         }
         RemovalState::Moving => {
-            edit.set(Cond::no("Ready", d.reason, d.message.clone()));
-            edit.set(Cond::yes("Progressing", d.reason, d.message.clone()));
+            edit.set(Cond::no(condition::READY, d.reason, d.message.clone()));
+            edit.set(Cond::yes(
+                condition::PROGRESSING,
+                d.reason,
+                d.message.clone(),
+            ));
         }
     }
     edit.finish(out, |c| {
-        c.reason == "RemovalRefused" || c.reason == "AgentRefused"
+        c.reason == reason::REMOVAL_REFUSED || c.reason == reason::AGENT_REFUSED
     });
 }
 
@@ -187,7 +201,7 @@ fn handed_over(
     let (phase, reason, message, percent) = match report {
         Some(r) if r.state == ResourceState::Converged && pv_facts(r).is_none() => (
             RemovalState::Removed,
-            "Removed",
+            reason::REMOVED,
             format!(
                 "{dev} is out of {vg} (pvmove, vgreduce, pvremove done): the device \
                  can be detached"
@@ -196,7 +210,7 @@ fn handed_over(
         ),
         Some(r) if r.state == ResourceState::Progressing => (
             RemovalState::Moving,
-            "Moving",
+            reason::MOVING,
             format!(
                 "pvmove {dev}: {}% moved{}",
                 r.percent.unwrap_or(0),
@@ -216,20 +230,20 @@ fn handed_over(
         {
             (
                 RemovalState::Moving,
-                "AgentRefused",
+                reason::AGENT_REFUSED,
                 format!("the agent on {node} did not remove {dev}: {}", r.message),
                 0,
             )
         }
         _ if stored == Some(RemovalState::Removed) => (
             RemovalState::Removed,
-            "Removed",
+            reason::REMOVED,
             format!("{dev} is out of {vg}"),
             100,
         ),
         _ => (
             RemovalState::Moving,
-            "Moving",
+            reason::MOVING,
             format!("waiting for the agent on {node} to move {dev}'s extents"),
             0,
         ),
