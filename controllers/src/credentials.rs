@@ -34,7 +34,7 @@ use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::{credential_key, Desired};
 use crate::error::Error;
 use crate::observed::Observed;
-use crate::output::{not_true, Cond, Output, StatusEdit};
+use crate::output::{not_true, Cond, Intent, StatusEdit};
 use crate::paths::{
     AGENT_CREDENTIALS, AGENT_CREDENTIAL_FLAG, CHRONOS_CONF_PRINCIPAL, CHRONOS_CONF_SECRET_FILE,
     CHRONOS_HTTP_CREDENTIALS, CHRONOS_PRINCIPAL, CHRONOS_SECRET, CHRONOS_SECRET_FILE,
@@ -87,8 +87,8 @@ pub fn reconcile(
     desired: &Desired,
     observed: &Observed,
     settings: &Settings,
-) -> Result<Output, Error> {
-    let mut out = Output::default();
+) -> Result<Intent, Error> {
+    let mut out = Intent::default();
     let mut slices: BTreeMap<String, PlanSlice> = BTreeMap::new();
     let applied = master_applied(desired, observed);
     // Credential name → why it is not (yet) fully in place.

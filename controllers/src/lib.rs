@@ -4,13 +4,13 @@
 //! Every controller has the same shape:
 //!
 //! ```text
-//! reconcile(&Desired, &Observed, &Settings) -> Result<Output, Error>
+//! reconcile(&Desired, &Observed, &Settings) -> Result<Intent, Error>
 //! ```
 //!
 //! - [`Desired`]: the records (with their stored statuses), with cluster defaults applied.
 //! - [`Observed`]: what the shell measured: agent reports and liveness, probe results, the
 //!   plan slices as stored, and `now` (time is an input, never read from a clock here).
-//! - [`Output`]: one plan slice per node (a node missing from the map has no slice of this
+//! - [`Intent`]: one plan slice per node (a node missing from the map has no slice of this
 //!   controller), statuses, events, objects whose removal is finished, Mesos maintenance
 //!   wanted, and when to look again.
 //!
@@ -43,7 +43,7 @@ pub use declaration::Declaration;
 pub use desired::Desired;
 pub use error::Error;
 pub use observed::{AgentLiveness, MasterEntry, MesosAgent, MesosFramework, MesosState, Observed};
-pub use output::{Event, EventType, Machine, MachineMode, Output};
+pub use output::{EventType, Intent, MachineMode, MachineWish, Notice};
 pub use settings::{RecoveryPolicy, Settings};
 
 /// The controllers by name, as they own plan slices (`plans/<node>/<name>`).
@@ -73,7 +73,7 @@ pub fn reconcile(
     desired: &Desired,
     observed: &Observed,
     settings: &Settings,
-) -> Option<Result<Output, Error>> {
+) -> Option<Result<Intent, Error>> {
     Some(match name {
         node::NAME => node::reconcile(desired, observed, settings),
         storage::NAME => storage::reconcile(desired, observed, settings),

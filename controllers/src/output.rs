@@ -14,7 +14,7 @@ use crate::desired::Desired;
 
 /// The result of one reconcile.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Output {
+pub struct Intent {
     /// This controller's slice per node. A node not in the map has no slice of this
     /// controller (the runtime deletes a stored one). `fencing_token` is left 0: the
     /// runtime sets it.
@@ -22,17 +22,17 @@ pub struct Output {
     /// Statuses to store, each the whole status (stored one with this controller's part
     /// replaced). Only objects that exist.
     pub statuses: BTreeMap<ObjectKey, Status>,
-    pub events: Vec<Event>,
+    pub events: Vec<Notice>,
     /// Objects whose removal is complete: the runtime deletes these records.
     pub release: Vec<ObjectKey>,
     /// How each worker should stand in Mesos maintenance (node controller only). The shell
     /// compares with `/master/maintenance/status` and posts only what differs.
-    pub maintenance: Vec<Machine>,
+    pub maintenance: Vec<MachineWish>,
     /// Look again after this long even if nothing changes.
     pub requeue_after: Option<Duration>,
 }
 
-impl Output {
+impl Intent {
     /// The slice writes this output asks for, given the nodes that have a stored slice of
     /// this controller: `Some` to write (when it differs), `None` to delete a stored slice
     /// of a node this controller no longer plans anything on.
@@ -69,7 +69,7 @@ pub enum EventType {
 
 /// An event to record. Never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
+pub struct Notice {
     pub object: ObjectKey,
     pub type_: EventType,
     /// CamelCase, e.g. `AgentLost`.
@@ -80,7 +80,7 @@ pub struct Event {
 /// A machine in Mesos maintenance terms (hostname and IP are the node's address: omtd
 /// writes the address as the agent's hostname).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Machine {
+pub struct MachineWish {
     pub node: String,
     pub hostname: String,
     pub ip: String,
@@ -204,9 +204,9 @@ impl StatusEdit {
 
     /// Adds the status to `out`, with an event for every condition that flipped or changed
     /// reason (`warning_when` decides which statuses are warnings for each type).
-    pub fn finish(self, out: &mut Output, warning_when: impl Fn(&Condition) -> bool) {
+    pub fn finish(self, out: &mut Intent, warning_when: impl Fn(&Condition) -> bool) {
         for c in &self.changes {
-            out.events.push(Event {
+            out.events.push(Notice {
                 object: self.key.clone(),
                 type_: if warning_when(c) {
                     EventType::Warning
@@ -244,7 +244,7 @@ mod tests {
     fn transition_time_and_events_move_only_on_change() {
         let mut d = desired();
         let t1 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
-        let mut out = Output::default();
+        let mut out = Intent::default();
         let mut e = StatusEdit::new(&d, node_key("n"), t1);
         e.set(Cond::no("Ready", "AgentLost", "gone"));
         e.finish(&mut out, not_true);
@@ -254,7 +254,7 @@ mod tests {
         if let Some(n) = d.nodes.get_mut("n") {
             n.status = stored.clone();
         }
-        let mut again = Output::default();
+        let mut again = Intent::default();
         let mut e = StatusEdit::new(&d, node_key("n"), t1 + Duration::from_secs(60));
         e.set(Cond::no("Ready", "AgentLost", "gone"));
         e.finish(&mut again, not_true);
@@ -264,7 +264,7 @@ mod tests {
 
     #[test]
     fn plan_changes_delete_slices_no_longer_planned() {
-        let mut out = Output::default();
+        let mut out = Intent::default();
         out.slices.insert("a".into(), PlanSlice::default());
         let changes = out.plan_changes(["a", "b"]);
         assert_eq!(
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn requeue_keeps_the_earliest() {
-        let mut out = Output::default();
+        let mut out = Intent::default();
         out.requeue(Duration::from_secs(30));
         out.requeue(Duration::from_secs(5));
         out.requeue(Duration::from_secs(60));

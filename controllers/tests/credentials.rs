@@ -12,7 +12,7 @@ use omtd_controllers::{leader_guard, node, storage, Observed};
 
 const MANAGER: &str = "manager.omtd";
 
-fn run(objs: &[Object], o: &Observed) -> omtd_controllers::Output {
+fn run(objs: &[Object], o: &Observed) -> omtd_controllers::Intent {
     credentials::reconcile(&desired(objs), o, &settings()).expect("credentials reconcile")
 }
 

@@ -34,7 +34,9 @@ fn controllers_write_only_what_they_declare() {
                 assert!(!owned.is_empty(), "{name} writes {key} it does not own");
                 for c in &status.conditions {
                     assert!(
-                        owned.iter().any(|o| o.conditions.contains(&c.type_.as_str())),
+                        owned
+                            .iter()
+                            .any(|o| o.conditions.contains(&c.type_.as_str())),
                         "{name}: undeclared condition {} on {key}",
                         c.type_
                     );

@@ -10,10 +10,10 @@ use omtd_controllers::crds::plan::{Ensure, ResourceState, ServiceState};
 use omtd_controllers::crds::Object;
 use omtd_controllers::removal::{RemovalPhase, DELETING_ANNOTATION, RETIRE_TOKEN};
 use omtd_controllers::{
-    credentials, leader_guard, node, paths, storage, MachineMode, Observed, Output,
+    credentials, leader_guard, node, paths, storage, Intent, MachineMode, Observed,
 };
 
-fn run(objs: &[Object], o: &Observed) -> Output {
+fn run(objs: &[Object], o: &Observed) -> Intent {
     node::reconcile(&desired(objs), o, &settings()).expect("node reconcile")
 }
 
@@ -412,7 +412,7 @@ fn mass_loss_sets_the_cluster_condition_and_freezes_removals() {
 }
 
 /// One round of every controller, statuses stored back as the runtime would.
-fn round(objs: &mut [Object], o: &Observed) -> [Output; 4] {
+fn round(objs: &mut [Object], o: &Observed) -> [Intent; 4] {
     let s = settings();
     let d = desired(objs);
     let outs = [

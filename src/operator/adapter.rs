@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use omtd_controllers::{self as pure, Desired, Observed, Output, Settings};
+use omtd_controllers::{self as pure, Desired, Intent, Observed, Settings};
 use omtd_crds::plan::PlanSlice;
 use omtd_crds::Kind;
 use tokio::time::Instant;
@@ -34,7 +34,7 @@ use crate::runtime::{
 /// The one work key of each of these controllers.
 pub const CLUSTER_KEY: &str = "cluster";
 
-type ReconcileFn = fn(&Desired, &Observed, &Settings) -> Result<Output, pure::Error>;
+type ReconcileFn = fn(&Desired, &Observed, &Settings) -> Result<Intent, pure::Error>;
 
 /// One pure controller, wired to the runtime.
 pub struct PureController {
@@ -121,7 +121,7 @@ impl PureController {
         snapshot: &Snapshot,
         now: SystemTime,
         mono: Instant,
-    ) -> Result<Output, pure::Error> {
+    ) -> Result<Intent, pure::Error> {
         let desired = self.desired.get(snapshot);
         let mut maps = self.observed.take();
         let observed = maps.observed(snapshot, self.name, &self.probes.get(), now, mono);
@@ -134,7 +134,7 @@ impl PureController {
 
 /// Turns a pure output into what the runtime writes. Released objects lose their slices
 /// of this controller at once (the other controllers drop theirs on their next look).
-pub fn outcome(controller: &str, out: Output, snapshot: &Snapshot) -> Outcome {
+pub fn outcome(controller: &str, out: Intent, snapshot: &Snapshot) -> Outcome {
     let has_stored = |node: &str| {
         snapshot
             .plans

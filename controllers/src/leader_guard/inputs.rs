@@ -5,10 +5,10 @@ use omtd_crds::plan::ResourceState;
 use omtd_crds::Node;
 
 use super::slice::{agent_token, master_token, plain_token};
-use super::state::{Inputs, RecoveryState};
+use super::state::{RecoveryInputs, RecoveryState};
 use super::{CHRONOS_FRAMEWORK, RETRY_ANNOTATION};
 use crate::desired::Desired;
-use crate::health::Health;
+use crate::health::ClusterHealth;
 use crate::observed::{zk_leader, Observed};
 use crate::removal::RemovalPhase;
 use crate::settings::Settings;
@@ -18,7 +18,10 @@ pub(super) fn names(n: &Node) -> [&str; 2] {
 }
 
 /// Workers whose agents take part in a recovery: not retiring, agent not lost.
-fn participants<'a>(desired: &'a Desired, health: &'a Health) -> impl Iterator<Item = &'a Node> {
+fn participants<'a>(
+    desired: &'a Desired,
+    health: &'a ClusterHealth,
+) -> impl Iterator<Item = &'a Node> {
     desired.workers().filter(move |w| {
         let name = &w.metadata.name;
         !health.is_lost(name)
@@ -34,9 +37,9 @@ pub fn inputs(
     observed: &Observed,
     settings: &Settings,
     state: &RecoveryState,
-) -> Inputs {
-    let health = Health::assess(desired, observed, settings);
-    let mut inp = Inputs {
+) -> RecoveryInputs {
+    let health = ClusterHealth::assess(desired, observed, settings);
+    let mut inp = RecoveryInputs {
         retry: desired
             .cluster
             .as_ref()

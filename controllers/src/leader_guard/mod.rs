@@ -39,14 +39,14 @@ use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::Desired;
 use crate::error::Error;
 use crate::observed::Observed;
-use crate::output::{Cond, Output, StatusEdit};
+use crate::output::{Cond, Intent, StatusEdit};
 use crate::settings::Settings;
 use omtd_crds::Kind;
 
 pub use inputs::inputs;
 pub use recovery::{requeue, step};
 pub use slice::node_slice;
-pub use state::{Inputs, Phase, RecoveryState, Tokens};
+pub use state::{Phase, RecoveryInputs, RecoveryState, Tokens};
 
 pub const NAME: &str = "leader-guard";
 
@@ -123,8 +123,8 @@ pub fn reconcile(
     desired: &Desired,
     observed: &Observed,
     settings: &Settings,
-) -> Result<Output, Error> {
-    let mut out = Output::default();
+) -> Result<Intent, Error> {
+    let mut out = Intent::default();
     let policy = &settings.recovery;
     let prev: RecoveryState = desired
         .cluster

@@ -1,9 +1,9 @@
 //! The ordered recovery as a pure state machine: the next [`RecoveryState`] from the
-//! previous one, the [`Inputs`] and `now`.
+//! previous one, the [`RecoveryInputs`] and `now`.
 
 use std::time::{Duration, SystemTime};
 
-use super::state::{Inputs, Phase, RecoveryState, Tokens};
+use super::state::{Phase, RecoveryInputs, RecoveryState, Tokens};
 use crate::settings::RecoveryPolicy;
 use crate::time;
 
@@ -11,7 +11,7 @@ use crate::time;
 /// inputs and `now`.
 pub fn step(
     prev: &RecoveryState,
-    inp: &Inputs,
+    inp: &RecoveryInputs,
     policy: &RecoveryPolicy,
     now: SystemTime,
 ) -> RecoveryState {
@@ -41,7 +41,7 @@ pub fn step(
 
 /// What one step reads: the inputs, the policy and the time.
 struct Stepper<'a> {
-    inp: &'a Inputs,
+    inp: &'a RecoveryInputs,
     policy: &'a RecoveryPolicy,
     now: SystemTime,
 }

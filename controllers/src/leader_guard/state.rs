@@ -88,7 +88,7 @@ pub struct RecoveryState {
 
 /// What the state machine needs to know, gathered from the observations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Inputs {
+pub struct RecoveryInputs {
     /// `Some(true)`: leader right, Chronos registered, agents active; `Some(false)`: not,
     /// with `problems`; `None`: cannot tell (no answer from Mesos, the master's host fine).
     pub healthy: Option<bool>,

@@ -6,7 +6,7 @@ use crate::declaration::condition;
 use omtd_crds::ConditionStatus;
 
 use super::inputs::names;
-use super::state::{Inputs, Phase, RecoveryState};
+use super::state::{Phase, RecoveryInputs, RecoveryState};
 use super::RETRY_ANNOTATION;
 use crate::desired::Desired;
 use crate::observed::{zk_leader, Observed};
@@ -14,7 +14,11 @@ use crate::output::Cond;
 use crate::settings::RecoveryPolicy;
 use crate::time;
 
-pub(super) fn recovery_condition(s: &RecoveryState, inp: &Inputs, policy: &RecoveryPolicy) -> Cond {
+pub(super) fn recovery_condition(
+    s: &RecoveryState,
+    inp: &RecoveryInputs,
+    policy: &RecoveryPolicy,
+) -> Cond {
     const T: &str = condition::RECOVERY;
     let of = format!("attempt {} of {}", s.attempt, policy.max_attempts);
     match s.phase {

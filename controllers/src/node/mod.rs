@@ -35,15 +35,15 @@ use omtd_crds::Role;
 use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::{node_key, Desired};
 use crate::error::Error;
-use crate::health::Health;
+use crate::health::ClusterHealth;
 use crate::observed::Observed;
-use crate::output::{not_true, Cond, Machine, MachineMode, Output, StatusEdit};
+use crate::output::{not_true, Cond, Intent, MachineMode, MachineWish, StatusEdit};
 use crate::removal::RemovalPhase;
 use crate::settings::Settings;
 use omtd_crds::Kind;
 
 pub use prometheus::prometheus_targets;
-pub use removal::{removal_step, RemovalStep};
+pub use removal::{removal_step, NodeRemovalStep};
 pub use slice::node_slice;
 
 pub const NAME: &str = "node";
@@ -115,9 +115,9 @@ pub fn reconcile(
     desired: &Desired,
     observed: &Observed,
     settings: &Settings,
-) -> Result<Output, Error> {
-    let mut out = Output::default();
-    let health = Health::assess(desired, observed, settings);
+) -> Result<Intent, Error> {
+    let mut out = Intent::default();
+    let health = ClusterHealth::assess(desired, observed, settings);
     // Removal first: a phase decided now shapes this node's slice now.
     let phases = removals(desired, observed, settings, &health, &mut out);
     slices(desired, settings, &phases, &mut out);
@@ -131,8 +131,8 @@ fn removals(
     desired: &Desired,
     observed: &Observed,
     settings: &Settings,
-    health: &Health,
-    out: &mut Output,
+    health: &ClusterHealth,
+    out: &mut Intent,
 ) -> BTreeMap<String, Option<RemovalPhase>> {
     let mut phases: BTreeMap<String, Option<RemovalPhase>> = BTreeMap::new();
     for name in desired.nodes.keys() {
@@ -154,7 +154,7 @@ fn slices(
     desired: &Desired,
     settings: &Settings,
     phases: &BTreeMap<String, Option<RemovalPhase>>,
-    out: &mut Output,
+    out: &mut Intent,
 ) {
     for n in desired.nodes.values() {
         let name = &n.metadata.name;
@@ -162,7 +162,7 @@ fn slices(
         out.slices
             .insert(name.clone(), node_slice(desired, n, phase, settings));
         if desired.has_role(name, Role::Worker) {
-            out.maintenance.push(Machine {
+            out.maintenance.push(MachineWish {
                 node: name.clone(),
                 hostname: n.spec.address.clone(),
                 ip: n.spec.address.clone(),
@@ -177,7 +177,12 @@ fn slices(
 }
 
 /// The Cluster's `AgentsReachable` condition.
-fn agents_reachable(desired: &Desired, observed: &Observed, health: &Health, out: &mut Output) {
+fn agents_reachable(
+    desired: &Desired,
+    observed: &Observed,
+    health: &ClusterHealth,
+    out: &mut Intent,
+) {
     if let Some(key) = desired.cluster_key() {
         let mut edit = StatusEdit::new(desired, key, observed.now);
         edit.set(if health.mass_loss {
@@ -198,7 +203,7 @@ fn agents_reachable(desired: &Desired, observed: &Observed, health: &Health, out
 }
 
 /// Look again when a missing lease would pass the grace period.
-fn requeue_at_grace(observed: &Observed, settings: &Settings, out: &mut Output) {
+fn requeue_at_grace(observed: &Observed, settings: &Settings, out: &mut Intent) {
     for a in observed.agents.values() {
         if !a.lease_present && a.since_heartbeat <= settings.agent_grace {
             out.requeue(settings.agent_grace - a.since_heartbeat + Duration::from_secs(1));

@@ -5,25 +5,25 @@ use crate::declaration::condition;
 use omtd_crds::plan::ResourceState;
 use omtd_crds::Role;
 
-use super::removal::RemovalStep;
+use super::removal::NodeRemovalStep;
 use crate::desired::{node_key, Desired};
-use crate::health::Health;
+use crate::health::ClusterHealth;
 use crate::observed::{Liveness, Observed};
-use crate::output::{not_true, Cond, Output, StatusEdit};
-use crate::removal::{RemovalRecord, STATUS_KEY};
+use crate::output::{not_true, Cond, Intent, StatusEdit};
+use crate::removal::{NodeRemovalRecord, STATUS_KEY};
 use crate::settings::Settings;
 
 pub(super) fn node_status(
     desired: &Desired,
     observed: &Observed,
     settings: &Settings,
-    health: &Health,
+    health: &ClusterHealth,
     name: &str,
-    step: &RemovalStep,
-    out: &mut Output,
+    step: &NodeRemovalStep,
+    out: &mut Intent,
 ) {
     let mut edit = StatusEdit::new(desired, node_key(name), observed.now);
-    let record = step.phase.map(|phase| RemovalRecord {
+    let record = step.phase.map(|phase| NodeRemovalRecord {
         phase,
         since: step.since.clone(),
         waiting_for: step.waiting_for.clone(),
@@ -34,7 +34,7 @@ pub(super) fn node_status(
     );
     edit.set(ready(desired, observed, settings, health, name, step));
     if step.cancelled {
-        out.events.push(crate::output::Event {
+        out.events.push(crate::output::Notice {
             object: node_key(name),
             type_: crate::output::EventType::Normal,
             reason: reason::REMOVAL_CANCELLED.into(),
@@ -48,9 +48,9 @@ fn ready(
     desired: &Desired,
     observed: &Observed,
     settings: &Settings,
-    health: &Health,
+    health: &ClusterHealth,
     name: &str,
-    step: &RemovalStep,
+    step: &NodeRemovalStep,
 ) -> Cond {
     const T: &str = condition::READY;
     if let Some((reason, message)) = &step.blocked {
@@ -134,7 +134,12 @@ fn ready(
 }
 
 /// `Ready` of a node whose agent is not alive (never seen, or lost), `None` if alive.
-fn liveness(observed: &Observed, settings: &Settings, health: &Health, name: &str) -> Option<Cond> {
+fn liveness(
+    observed: &Observed,
+    settings: &Settings,
+    health: &ClusterHealth,
+    name: &str,
+) -> Option<Cond> {
     const T: &str = condition::READY;
     match observed.liveness(name, settings) {
         Liveness::NeverSeen => {

@@ -6,13 +6,13 @@ use omtd_crds::Role;
 
 use super::prometheus::host_port;
 use crate::desired::Desired;
-use crate::health::Health;
+use crate::health::ClusterHealth;
 use crate::observed::Observed;
-use crate::removal::{RemovalPhase, RemovalRecord, RETIRE_TOKEN};
+use crate::removal::{NodeRemovalRecord, RemovalPhase, RETIRE_TOKEN};
 
 /// The removal decision for one node this reconcile.
 #[derive(Debug, Clone, Default)]
-pub struct RemovalStep {
+pub struct NodeRemovalStep {
     pub phase: Option<RemovalPhase>,
     /// When the phase began (kept from the stored record when the phase did not move).
     pub since: String,
@@ -27,32 +27,32 @@ pub struct RemovalStep {
 pub fn removal_step(
     desired: &Desired,
     observed: &Observed,
-    health: &Health,
+    health: &ClusterHealth,
     name: &str,
-) -> RemovalStep {
+) -> NodeRemovalStep {
     let stored = desired
         .node(name)
         .and_then(|n| n.status.as_ref())
-        .and_then(RemovalRecord::from_status);
+        .and_then(NodeRemovalRecord::from_status);
     let now = crate::time::format(observed.now);
     if !desired.deleting(name) {
-        return RemovalStep {
+        return NodeRemovalStep {
             cancelled: stored.is_some(),
             ..Default::default()
         };
     }
     let Some(node) = desired.node(name) else {
-        return RemovalStep::default();
+        return NodeRemovalStep::default();
     };
     let roles = desired.roles(name);
-    let keep = |phase: RemovalPhase, since: &str, waiting: String| RemovalStep {
+    let keep = |phase: RemovalPhase, since: &str, waiting: String| NodeRemovalStep {
         phase: Some(phase),
         since: since.to_owned(),
         waiting_for: waiting,
         release: phase == RemovalPhase::Released,
         ..Default::default()
     };
-    let advance = |phase: RemovalPhase| RemovalStep {
+    let advance = |phase: RemovalPhase| NodeRemovalStep {
         phase: Some(phase),
         since: now.clone(),
         release: phase == RemovalPhase::Released,
@@ -61,7 +61,7 @@ pub fn removal_step(
 
     if !roles.contains(&Role::Worker) {
         if let Some(role) = roles.iter().find(|r| r.is_single_host()) {
-            return RemovalStep {
+            return NodeRemovalStep {
                 blocked: Some((
                     reason::REMOVAL_BLOCKED.into(),
                     format!(
@@ -81,7 +81,7 @@ pub fn removal_step(
     if health.mass_loss {
         let mut step = match current {
             Some(p) => keep(p, &since, "the mass agent loss to clear".into()),
-            None => RemovalStep::default(),
+            None => NodeRemovalStep::default(),
         };
         step.release = false;
         step.blocked = Some((
@@ -148,7 +148,7 @@ pub fn removal_step(
 fn cleanup_waiting(
     desired: &Desired,
     observed: &Observed,
-    health: &Health,
+    health: &ClusterHealth,
     addr: &str,
 ) -> Vec<String> {
     let mut waiting = Vec::new();

@@ -33,13 +33,13 @@ use omtd_crds::Volume;
 use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::Desired;
 use crate::error::Error;
-use crate::health::Health;
+use crate::health::ClusterHealth;
 use crate::observed::Observed;
-use crate::output::Output;
+use crate::output::Intent;
 use crate::settings::Settings;
 use omtd_crds::Kind;
 
-pub use pv_removal::{RemovalRecord, RemovalState};
+pub use pv_removal::{PvRemovalRecord, RemovalState};
 
 pub const NAME: &str = "storage";
 
@@ -102,9 +102,9 @@ pub fn reconcile(
     desired: &Desired,
     observed: &Observed,
     settings: &Settings,
-) -> Result<Output, Error> {
-    let mut out = Output::default();
-    let health = Health::assess(desired, observed, settings);
+) -> Result<Intent, Error> {
+    let mut out = Intent::default();
+    let health = ClusterHealth::assess(desired, observed, settings);
     let mut slices: BTreeMap<String, PlanSlice> = BTreeMap::new();
 
     nfs::nfs(desired, &mut slices);
@@ -160,7 +160,7 @@ fn is_empty(s: &PlanSlice) -> bool {
         && s.files.is_empty()
 }
 
-fn volumes_in_flight(out: &Output) -> bool {
+fn volumes_in_flight(out: &Intent) -> bool {
     out.statuses.values().any(|s| {
         s.condition(condition::PROGRESSING)
             .is_some_and(|c| c.status == omtd_crds::ConditionStatus::True)

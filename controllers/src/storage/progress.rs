@@ -6,26 +6,26 @@ use crate::declaration::condition;
 use omtd_crds::plan::{ResourceReport, ResourceState};
 use omtd_crds::{Volume, VolumeState};
 
-use super::volume::Step;
+use super::volume::VolumeStep;
 use super::{PERCENT_KEY, REMOVAL_KEY, STEP_KEY};
 use crate::desired::{volume_key, Desired};
 use crate::observed::Observed;
-use crate::output::{not_true, Cond, Output, StatusEdit};
+use crate::output::{not_true, Cond, Intent, StatusEdit};
 
 /// Ready/Progressing, step and percent of a present volume, from the agent's report.
 pub(super) fn progress_status(
     desired: &Desired,
     observed: &Observed,
     v: &Volume,
-    steps: &[Step],
-    out: &mut Output,
+    steps: &[VolumeStep],
+    out: &mut Intent,
 ) {
     let node = v.spec.node.as_str();
     let mut edit = StatusEdit::new(desired, volume_key(&v.metadata.name), observed.now);
     edit.extra(REMOVAL_KEY, None);
     let total = steps.len().max(1) as u32;
     let mut done = 0u32;
-    let mut current: Option<(&Step, Option<&ResourceReport>)> = None;
+    let mut current: Option<(&VolumeStep, Option<&ResourceReport>)> = None;
     for st in steps {
         let r = observed.resource(node, &st.id);
         if r.is_some_and(|r| r.state == ResourceState::Converged) {

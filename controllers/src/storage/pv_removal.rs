@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{PERCENT_KEY, REMOVAL_KEY, STEP_KEY};
 use crate::desired::{volume_key, Desired};
 use crate::observed::Observed;
-use crate::output::{Cond, Output, StatusEdit};
+use crate::output::{Cond, Intent, StatusEdit};
 use crate::render::bytes;
 
 /// Where a PV's removal stands, recorded in the Volume's status.
@@ -26,12 +26,12 @@ pub enum RemovalState {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RemovalRecord {
+pub struct PvRemovalRecord {
     pub phase: RemovalState,
 }
 
 pub(super) struct RemovalDecision {
-    pub record: RemovalRecord,
+    pub record: PvRemovalRecord,
     pub plan_absent: bool,
     /// Refused for lack of room: the PV stays planned as it is, so the agent keeps
     /// reporting its facts and a disk added later is seen to make room (a PV left out of
@@ -62,7 +62,7 @@ pub(super) fn decide_removal(
         .status
         .as_ref()
         .and_then(|s| s.extra.get(REMOVAL_KEY))
-        .and_then(|x| serde_json::from_value::<RemovalRecord>(x.clone()).ok())
+        .and_then(|x| serde_json::from_value::<PvRemovalRecord>(x.clone()).ok())
         .map(|r| r.phase);
     let report = observed.resource(node, &format!("pv:{dev}"));
 
@@ -71,7 +71,7 @@ pub(super) fn decide_removal(
     }
 
     let refused = |message: String| RemovalDecision {
-        record: RemovalRecord {
+        record: PvRemovalRecord {
             phase: RemovalState::Refused,
         },
         plan_absent: false,
@@ -90,7 +90,7 @@ pub(super) fn decide_removal(
         // No facts (never reported as a PV of the group): hand it to the agent, which
         // removes nothing without room and says why.
         return RemovalDecision {
-            record: RemovalRecord {
+            record: PvRemovalRecord {
                 phase: RemovalState::Moving,
             },
             plan_absent: true,
@@ -132,7 +132,7 @@ pub(super) fn decide_removal(
         return decision;
     }
     RemovalDecision {
-        record: RemovalRecord {
+        record: PvRemovalRecord {
             phase: RemovalState::Moving,
         },
         plan_absent: true,
@@ -152,7 +152,7 @@ pub(super) fn removal_status(
     observed: &Observed,
     v: &Volume,
     d: &RemovalDecision,
-    out: &mut Output,
+    out: &mut Intent,
 ) {
     let mut edit = StatusEdit::new(desired, volume_key(&v.metadata.name), observed.now);
     edit.extra(REMOVAL_KEY, serde_json::to_value(&d.record).ok());
@@ -249,7 +249,7 @@ fn handed_over(
         ),
     };
     RemovalDecision {
-        record: RemovalRecord { phase },
+        record: PvRemovalRecord { phase },
         plan_absent: true,
         keep_present: false,
         reason,

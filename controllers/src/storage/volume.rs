@@ -10,7 +10,7 @@ use super::progress::progress_status;
 use super::pv_removal::{decide_removal, removal_status, RemovalState};
 use crate::desired::Desired;
 use crate::observed::Observed;
-use crate::output::Output;
+use crate::output::Intent;
 
 fn fstype(f: Filesystem) -> &'static str {
     match f {
@@ -19,7 +19,7 @@ fn fstype(f: Filesystem) -> &'static str {
 }
 
 /// A step of a volume's procedure and the report resource that shows it.
-pub(super) struct Step {
+pub(super) struct VolumeStep {
     pub name: &'static str,
     pub id: String,
 }
@@ -31,7 +31,7 @@ pub(super) fn plain_device(
     held: bool,
     v: &Volume,
     s: &mut PlanSlice,
-    out: &mut Output,
+    out: &mut Intent,
 ) {
     let spec = &v.spec;
     let mut steps = Vec::new();
@@ -41,7 +41,7 @@ pub(super) fn plain_device(
                 device: spec.device.clone(),
                 fstype: fstype(fs).into(),
             });
-            steps.push(Step {
+            steps.push(VolumeStep {
                 name: "filesystem",
                 id: format!("fs:{}", spec.device),
             });
@@ -61,7 +61,7 @@ pub(super) fn plain_device(
                 pass: 1,
                 ensure,
             });
-            steps.push(Step {
+            steps.push(VolumeStep {
                 name: "mount",
                 id: format!("mount:{mp}"),
             });
@@ -78,7 +78,7 @@ pub(super) fn volume_group(
     vg: &str,
     volumes: &[&Volume],
     s: &mut PlanSlice,
-    out: &mut Output,
+    out: &mut Intent,
 ) {
     let present: Vec<&Volume> = volumes
         .iter()
@@ -124,7 +124,7 @@ pub(super) fn volume_group(
             name: lv_name.clone(),
             grow_to_fill: !removal_pending,
         });
-        shared_steps.push(Step {
+        shared_steps.push(VolumeStep {
             name: "lv",
             id: format!("lv:{vg}/{lv_name}"),
         });
@@ -134,7 +134,7 @@ pub(super) fn volume_group(
                 device: device.clone(),
                 fstype: fstype(*fs).into(),
             });
-            shared_steps.push(Step {
+            shared_steps.push(VolumeStep {
                 name: "filesystem",
                 id: format!("fs:{device}"),
             });
@@ -148,7 +148,7 @@ pub(super) fn volume_group(
                     pass: 2,
                     ensure: Ensure::Present,
                 });
-                shared_steps.push(Step {
+                shared_steps.push(VolumeStep {
                     name: "mount",
                     id: format!("mount:{mp}"),
                 });
@@ -161,11 +161,11 @@ pub(super) fn volume_group(
             volume_group: vg.to_owned(),
             ensure: Ensure::Present,
         });
-        let mut steps = vec![Step {
+        let mut steps = vec![VolumeStep {
             name: "pv",
             id: format!("pv:{}", v.spec.device),
         }];
-        steps.extend(shared_steps.iter().map(|st| Step {
+        steps.extend(shared_steps.iter().map(|st| VolumeStep {
             name: st.name,
             id: st.id.clone(),
         }));
