@@ -7,7 +7,6 @@
 //! recovery restart while [`ClusterHealth::mass_loss`] holds. Each lost node also gets nothing
 //! destructive on its own (its plan does not change under it).
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::desired::Desired;
@@ -46,10 +45,6 @@ impl ClusterHealth {
 
     pub fn is_lost(&self, node: &str) -> bool {
         self.lost.iter().any(|(n, _)| n == node)
-    }
-
-    pub fn lost_names(&self) -> BTreeSet<&str> {
-        self.lost.iter().map(|(n, _)| n.as_str()).collect()
     }
 
     /// The message of the cluster condition while mass loss holds.

@@ -33,26 +33,6 @@ pub struct Intent {
 }
 
 impl Intent {
-    /// The slice writes this output asks for, given the nodes that have a stored slice of
-    /// this controller: `Some` to write (when it differs), `None` to delete a stored slice
-    /// of a node this controller no longer plans anything on.
-    pub fn plan_changes<'a>(
-        &self,
-        stored: impl IntoIterator<Item = &'a str>,
-    ) -> Vec<(String, Option<PlanSlice>)> {
-        let mut v: Vec<(String, Option<PlanSlice>)> = self
-            .slices
-            .iter()
-            .map(|(n, s)| (n.clone(), Some(s.clone())))
-            .collect();
-        for n in stored {
-            if !self.slices.contains_key(n) {
-                v.push((n.to_owned(), None));
-            }
-        }
-        v
-    }
-
     /// Keeps the earliest requeue.
     pub fn requeue(&mut self, after: Duration) {
         let after = after.max(Duration::from_secs(1));
@@ -260,17 +240,6 @@ mod tests {
         e.finish(&mut again, not_true);
         assert!(again.events.is_empty());
         assert_eq!(again.statuses.values().next().cloned(), stored);
-    }
-
-    #[test]
-    fn plan_changes_delete_slices_no_longer_planned() {
-        let mut out = Intent::default();
-        out.slices.insert("a".into(), PlanSlice::default());
-        let changes = out.plan_changes(["a", "b"]);
-        assert_eq!(
-            changes,
-            vec![("a".into(), Some(PlanSlice::default())), ("b".into(), None)]
-        );
     }
 
     #[test]
