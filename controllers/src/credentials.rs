@@ -26,6 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
 
 use omtd_crds::plan::{FileSpec, PlanSlice};
+use omtd_crds::Kind;
 use omtd_crds::{Credential, CredentialUse};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -44,7 +45,6 @@ use crate::paths::{
 use crate::removal::RemovalPhase;
 use crate::render::{absent_file, file, secret_file, xml_escape};
 use crate::settings::Settings;
-use omtd_crds::Kind;
 
 pub const NAME: &str = "credentials";
 

@@ -12,6 +12,9 @@ use omtd_crds::{Condition, ConditionStatus, ObjectKey, Status};
 
 use crate::desired::Desired;
 
+/// What a controller's `reconcile` returns.
+pub type Reconciled = Result<Intent, crate::error::Error>;
+
 /// The result of one reconcile.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Intent {

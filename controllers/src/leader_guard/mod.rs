@@ -34,14 +34,16 @@ mod slice;
 mod state;
 mod status;
 
+use omtd_crds::plan::PlanSlice;
+use omtd_crds::Kind;
+use omtd_crds::Node;
+
 use crate::agent_restart;
 use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::Desired;
-use crate::error::Error;
 use crate::observed::Observed;
-use crate::output::{Cond, Intent, StatusEdit};
-use crate::settings::Settings;
-use omtd_crds::Kind;
+use crate::output::{Intent, Reconciled, StatusEdit};
+use crate::settings::{RecoveryPolicy, Settings};
 
 pub use inputs::inputs;
 pub use recovery::{requeue, step};
@@ -88,6 +90,8 @@ pub const DECLARATION: Declaration = Declaration {
         reason::SUPPRESSED,
         reason::UNKNOWN,
         reason::UNKNOWN_MASTER_LEADS,
+        reason::UNREADABLE_RECOVERY,
+        reason::UNREADABLE_TIME,
         reason::WATCHING,
     ],
     wakes: Wakes {
@@ -116,109 +120,119 @@ pub mod reason {
     pub const SUPPRESSED: &str = "Suppressed";
     pub const UNKNOWN: &str = "Unknown";
     pub const UNKNOWN_MASTER_LEADS: &str = "UnknownMasterLeads";
+    /// `status.recovery` does not parse: the recovery holds (nothing restarted).
+    pub const UNREADABLE_RECOVERY: &str = "UnreadableRecoveryState";
+    /// A time in `status.recovery` does not parse: the recovery holds.
+    pub const UNREADABLE_TIME: &str = "UnreadableRecoveryTime";
     pub const WATCHING: &str = "Watching";
 }
 
-pub fn reconcile(
-    desired: &Desired,
-    observed: &Observed,
-    settings: &Settings,
-) -> Result<Intent, Error> {
+pub fn reconcile(desired: &Desired, observed: &Observed, settings: &Settings) -> Reconciled {
     let mut out = Intent::default();
     let policy = &settings.recovery;
-    let prev: RecoveryState = desired
-        .cluster
-        .as_ref()
-        .and_then(|c| c.status.as_ref())
-        .and_then(|s| s.extra.get(RECOVERY_KEY))
-        .and_then(|v| serde_json::from_value(v.clone()).ok())
-        .unwrap_or_default();
-    let inp = inputs(desired, observed, settings, &prev);
-    // Without a Cluster record there is nowhere to keep the recovery's progress: watch
-    // and report, but never start one.
-    let mut state = if desired.cluster_key().is_some() {
-        step(&prev, &inp, policy, observed.now)
-    } else {
-        prev.clone()
-    };
-    if desired.cluster_key().is_some() {
-        // The local remedy acts only while the cluster as a whole is fine: during (or
-        // before) an ordered recovery, that recovery restarts the agents itself.
-        let act =
-            state.phase == Phase::Idle && inp.healthy == Some(true) && inp.suppressed.is_none();
-        let workers: Vec<&str> = desired
-            .workers()
-            .map(|w| w.metadata.name.as_str())
-            .collect();
-        state.agents = agent_restart::step(
-            &prev.agents,
-            &workers,
-            &inp.inactive,
-            act,
-            policy,
-            observed.now,
-        );
-    }
-
+    let stored = stored_recovery(desired);
+    let inp = inputs(
+        desired,
+        observed,
+        settings,
+        stored.as_ref().unwrap_or(&RecoveryState::default()),
+    );
+    // An unreadable record holds (`Err`): nothing of the recovery moves.
+    let state = stored.map(|prev| next_state(desired, observed, policy, &prev, &inp));
     for n in desired.nodes.values() {
-        out.slices
-            .insert(n.metadata.name.clone(), node_slice(desired, n, &state));
+        let slice = match &state {
+            Ok(state) => node_slice(desired, n, state),
+            Err(_) => held_slice(desired, observed, n),
+        };
+        out.slices.insert(n.metadata.name.clone(), slice);
     }
 
     if let Some(key) = desired.cluster_key() {
         let mut edit = StatusEdit::new(desired, key, observed.now);
-        edit.extra(RECOVERY_KEY, serde_json::to_value(&state).ok());
+        if let Ok(state) = &state {
+            edit.extra(RECOVERY_KEY, serde_json::to_value(state).ok());
+        }
         edit.set(status::leader_condition(desired, observed));
-        edit.set(match inp.healthy {
-            Some(true) if !inp.inactive.is_empty() => Cond::no(
-                condition::MESOS_CONNECTED,
-                reason::AGENTS_INACTIVE,
-                format!(
-                    "the manager's master leads and Chronos is registered; agents not active: \
-                     {} (each gets a restart of its own mesos-slave)",
-                    inp.inactive.join(", ")
-                ),
-            ),
-            Some(true) => Cond::yes(
-                condition::MESOS_CONNECTED,
-                reason::CONNECTED,
-                "the manager's master leads; Chronos and every agent are connected",
-            ),
-            Some(false) => Cond::no(
-                condition::MESOS_CONNECTED,
-                reason::DISCONNECTED,
-                inp.problems.join("; "),
-            ),
-            None => Cond::unknown(
-                condition::MESOS_CONNECTED,
-                reason::MESOS_UNREACHABLE,
-                "the Mesos master did not answer the probe",
-            ),
+        edit.set(status::mesos_connected(&inp));
+        edit.set(match &state {
+            Ok(state) => status::recovery_condition(state, &inp, policy),
+            Err(why) => status::unreadable_recovery(why),
         });
-        edit.set(status::recovery_condition(&state, &inp, policy));
-        edit.finish(&mut out, |c| {
-            matches!(
-                c.reason.as_str(),
-                reason::STRAY_MASTER_LEADS
-                    | reason::UNKNOWN_MASTER_LEADS
-                    | reason::NO_LEADER
-                    | reason::GAVE_UP
-                    | reason::BACKING_OFF
-                    | reason::DISCONNECTED
-                    | reason::RECOVERING
-                    | reason::AGENTS_INACTIVE
-                    | reason::RESTARTING_AGENTS
-            )
-        });
+        edit.finish(&mut out, status::is_warning);
     }
-    if let Some(after) = requeue(&state, policy, observed.now) {
-        out.requeue(after);
-    }
-    // The local remedy's next restart, or a look at whether the last one took.
-    for a in state.agents.values() {
-        if let Some(due) = a.due(policy) {
-            out.requeue(due.duration_since(observed.now).unwrap_or(policy.poll));
+    if let Ok(state) = &state {
+        if let Some(after) = requeue(state, policy, observed.now) {
+            out.requeue(after);
+        }
+        // The local remedy's next restart, or a look at whether the last one took.
+        for a in state.agents.values() {
+            if let Some(due) = a.due(policy) {
+                out.requeue(due.duration_since(observed.now).unwrap_or(policy.poll));
+            }
         }
     }
     Ok(out)
+}
+
+/// `status.recovery` of the Cluster: the default state when there is none, `Err` with the
+/// parse error when there is one that does not read (never reset it silently: a reset
+/// would forget the attempts made and start over).
+fn stored_recovery(desired: &Desired) -> Result<RecoveryState, String> {
+    let stored = desired
+        .cluster
+        .as_ref()
+        .and_then(|c| c.status.as_ref())
+        .and_then(|s| s.extra.get(RECOVERY_KEY));
+    match stored {
+        None => Ok(RecoveryState::default()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| e.to_string()),
+    }
+}
+
+/// The recovery's next state, with the local remedy's.
+fn next_state(
+    desired: &Desired,
+    observed: &Observed,
+    policy: &RecoveryPolicy,
+    prev: &RecoveryState,
+    inp: &RecoveryInputs,
+) -> RecoveryState {
+    // Without a Cluster record there is nowhere to keep the recovery's progress: watch
+    // and report, but never start one.
+    if desired.cluster_key().is_none() {
+        return prev.clone();
+    }
+    let mut state = step(prev, inp, policy, observed.now);
+    // The local remedy acts only while the cluster as a whole is fine: during (or
+    // before) an ordered recovery, that recovery restarts the agents itself.
+    let act = state.phase == Phase::Idle && inp.healthy == Some(true) && inp.suppressed.is_none();
+    let workers: Vec<&str> = desired
+        .workers()
+        .map(|w| w.metadata.name.as_str())
+        .collect();
+    state.agents = agent_restart::step(
+        &prev.agents,
+        &workers,
+        &inp.inactive,
+        act,
+        policy,
+        observed.now,
+    );
+    state
+}
+
+/// A node's slice while the recovery record is unreadable: the stored one, else the one of
+/// a fresh state (a node that has none yet runs nothing of ours to restart).
+fn held_slice(desired: &Desired, observed: &Observed, node: &Node) -> PlanSlice {
+    match observed
+        .plans
+        .get(&node.metadata.name)
+        .and_then(|p| p.get(NAME))
+    {
+        Some(stored) => PlanSlice {
+            fencing_token: 0,
+            ..stored.clone()
+        },
+        None => node_slice(desired, node, &RecoveryState::default()),
+    }
 }

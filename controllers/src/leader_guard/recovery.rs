@@ -16,6 +16,11 @@ pub fn step(
     now: SystemTime,
 ) -> RecoveryState {
     let mut s = prev.clone();
+    if !s.unreadable_times().is_empty() {
+        // Hold: no step starts, times out or backs off on a time nobody can read (the
+        // Recovery condition names it).
+        return s;
+    }
     let st = Stepper { inp, policy, now };
     if s.phase.in_attempt() {
         if let Some(why) = &inp.suppressed {
@@ -116,6 +121,8 @@ impl Stepper<'_> {
                     s.unhealthy_since = Some(time::format(self.now));
                     s.reason = inp.problems.join("; ");
                 } else {
+                    // Readable or absent here (`step` holds on an unreadable one); absent,
+                    // it counts from now.
                     let since_bad = at(&s.unhealthy_since).unwrap_or(self.now);
                     if time::since(self.now, since_bad) >= self.policy.grace
                         && inp.suppressed.is_none()
@@ -130,6 +137,8 @@ impl Stepper<'_> {
     /// One of the four steps of an attempt: the next on its evidence, a failure on timeout.
     fn attempt_step(&self, s: &mut RecoveryState) {
         let inp = self.inp;
+        // Readable here (an unreadable one holds in `step`); an empty one, never recorded,
+        // counts from now.
         let since = time::parse(&s.since).unwrap_or(self.now);
         let timed_out = time::since(self.now, since) >= self.policy.phase_timeout;
         let (done, next, failure) = match s.phase {

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::agent_restart::AgentRestart;
+use crate::time;
 
 /// Where the recovery stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -84,6 +85,29 @@ pub struct RecoveryState {
     /// The local remedy per worker (restarts of just its mesos-slave).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub agents: BTreeMap<String, AgentRestart>,
+}
+
+impl RecoveryState {
+    /// The times of this record that are set but do not parse (RFC 3339), by their field
+    /// names in the status. Such a record holds: counting from `now` instead would
+    /// silently restart a grace period or a timeout on every pass.
+    pub fn unreadable_times(&self) -> Vec<&'static str> {
+        let bad = |t: &str| !t.is_empty() && time::parse(t).is_none();
+        let mut fields = Vec::new();
+        if bad(&self.since) {
+            fields.push("since");
+        }
+        for (field, t) in [
+            ("unhealthySince", &self.unhealthy_since),
+            ("healthySince", &self.healthy_since),
+            ("nextAttemptAt", &self.next_attempt_at),
+        ] {
+            if t.as_deref().is_some_and(bad) {
+                fields.push(field);
+            }
+        }
+        fields
+    }
 }
 
 /// What the state machine needs to know, gathered from the observations.

@@ -1,13 +1,13 @@
 //! The Cluster's conditions the leader guard owns: `LeaderElected`, `MesosConnected` and
 //! `Recovery`.
 
-use super::reason;
-use crate::declaration::condition;
-use omtd_crds::ConditionStatus;
+use omtd_crds::{Condition, ConditionStatus};
 
 use super::inputs::names;
+use super::reason;
 use super::state::{Phase, RecoveryInputs, RecoveryState};
-use super::RETRY_ANNOTATION;
+use super::{RECOVERY_KEY, RETRY_ANNOTATION};
+use crate::declaration::condition;
 use crate::desired::Desired;
 use crate::observed::{zk_leader, Observed};
 use crate::output::Cond;
@@ -20,6 +20,19 @@ pub(super) fn recovery_condition(
     policy: &RecoveryPolicy,
 ) -> Cond {
     const T: &str = condition::RECOVERY;
+    let unreadable = s.unreadable_times();
+    if !unreadable.is_empty() {
+        return Cond::unknown(
+            T,
+            reason::UNREADABLE_TIME,
+            format!(
+                "the Cluster's status.{RECOVERY_KEY} holds times that are not RFC 3339 ({}): \
+                 omtd starts no recovery step and restarts nothing until they are fixed or \
+                 status.{RECOVERY_KEY} is removed",
+                unreadable.join(", ")
+            ),
+        );
+    }
     let of = format!("attempt {} of {}", s.attempt, policy.max_attempts);
     match s.phase {
         Phase::Idle => {
@@ -209,4 +222,61 @@ pub(super) fn leader_condition(desired: &Desired, observed: &Observed) -> Cond {
             ),
         },
     }
+}
+
+/// `MesosConnected`, from the inputs.
+pub(super) fn mesos_connected(inp: &RecoveryInputs) -> Cond {
+    const T: &str = condition::MESOS_CONNECTED;
+    match inp.healthy {
+        Some(true) if !inp.inactive.is_empty() => Cond::no(
+            T,
+            reason::AGENTS_INACTIVE,
+            format!(
+                "the manager's master leads and Chronos is registered; agents not active: \
+                 {} (each gets a restart of its own mesos-slave)",
+                inp.inactive.join(", ")
+            ),
+        ),
+        Some(true) => Cond::yes(
+            T,
+            reason::CONNECTED,
+            "the manager's master leads; Chronos and every agent are connected",
+        ),
+        Some(false) => Cond::no(T, reason::DISCONNECTED, inp.problems.join("; ")),
+        None => Cond::unknown(
+            T,
+            reason::MESOS_UNREACHABLE,
+            "the Mesos master did not answer the probe",
+        ),
+    }
+}
+
+/// `Recovery` while `status.recovery` does not parse: unknown, and holding.
+pub(super) fn unreadable_recovery(why: &str) -> Cond {
+    Cond::unknown(
+        condition::RECOVERY,
+        reason::UNREADABLE_RECOVERY,
+        format!(
+            "the Cluster's status.{RECOVERY_KEY} does not parse ({why}): omtd starts no \
+             recovery step and restarts nothing until it is fixed or removed"
+        ),
+    )
+}
+
+/// Which of the leader guard's conditions are warnings, by reason.
+pub(super) fn is_warning(c: &Condition) -> bool {
+    [
+        reason::STRAY_MASTER_LEADS,
+        reason::UNKNOWN_MASTER_LEADS,
+        reason::NO_LEADER,
+        reason::GAVE_UP,
+        reason::BACKING_OFF,
+        reason::DISCONNECTED,
+        reason::RECOVERING,
+        reason::AGENTS_INACTIVE,
+        reason::RESTARTING_AGENTS,
+        reason::UNREADABLE_RECOVERY,
+        reason::UNREADABLE_TIME,
+    ]
+    .contains(&c.reason.as_str())
 }

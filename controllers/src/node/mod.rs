@@ -30,6 +30,7 @@ mod slice;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use omtd_crds::Kind;
 use omtd_crds::Role;
 
 use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
@@ -40,7 +41,6 @@ use crate::observed::Observed;
 use crate::output::{not_true, Cond, Intent, MachineMode, MachineWish, StatusEdit};
 use crate::removal::RemovalPhase;
 use crate::settings::Settings;
-use omtd_crds::Kind;
 
 pub use prometheus::prometheus_targets;
 pub use removal::{removal_step, NodeRemovalStep};

@@ -1,11 +1,11 @@
 //! A node's status: its removal record and its `Ready` condition.
 
-use super::reason;
-use crate::declaration::condition;
 use omtd_crds::plan::ResourceState;
 use omtd_crds::Role;
 
+use super::reason;
 use super::removal::NodeRemovalStep;
+use crate::declaration::condition;
 use crate::desired::{node_key, Desired};
 use crate::health::ClusterHealth;
 use crate::observed::{Liveness, Observed};

@@ -1,10 +1,10 @@
 //! The node controller's side of a worker's removal: it moves the phases of
 //! [`crate::removal`] one at a time, on evidence.
 
-use super::reason;
 use omtd_crds::Role;
 
 use super::prometheus::host_port;
+use super::reason;
 use crate::desired::Desired;
 use crate::health::ClusterHealth;
 use crate::observed::Observed;

@@ -28,6 +28,7 @@ mod volume;
 use std::collections::BTreeMap;
 
 use omtd_crds::plan::PlanSlice;
+use omtd_crds::Kind;
 use omtd_crds::Volume;
 
 use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
@@ -37,7 +38,6 @@ use crate::health::ClusterHealth;
 use crate::observed::Observed;
 use crate::output::Intent;
 use crate::settings::Settings;
-use omtd_crds::Kind;
 
 pub use pv_removal::{PvRemovalRecord, RemovalState};
 

@@ -1,13 +1,13 @@
 //! A present volume's status: Ready/Progressing, step and percent, from the agent's
 //! report.
 
-use super::reason;
-use crate::declaration::condition;
 use omtd_crds::plan::{ResourceReport, ResourceState};
 use omtd_crds::{Volume, VolumeState};
 
+use super::reason;
 use super::volume::VolumeStep;
 use super::{PERCENT_KEY, REMOVAL_KEY, STEP_KEY};
+use crate::declaration::condition;
 use crate::desired::{volume_key, Desired};
 use crate::observed::Observed;
 use crate::output::{not_true, Cond, Intent, StatusEdit};

@@ -1,13 +1,13 @@
 //! Taking a PV out of its volume group: refused without room on the others, else handed
 //! to the agent (pvmove, vgreduce, pvremove), recorded in the Volume's status.
 
-use super::reason;
-use crate::declaration::condition;
 use omtd_crds::plan::{ResourceReport, ResourceState};
 use omtd_crds::Volume;
 use serde::{Deserialize, Serialize};
 
+use super::reason;
 use super::{PERCENT_KEY, REMOVAL_KEY, STEP_KEY};
+use crate::declaration::condition;
 use crate::desired::{volume_key, Desired};
 use crate::observed::Observed;
 use crate::output::{Cond, Intent, StatusEdit};
