@@ -35,7 +35,7 @@ use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::{credential_key, Desired};
 use crate::error::Error;
 use crate::observed::Observed;
-use crate::output::{not_true, Cond, Intent, StatusEdit};
+use crate::output::{not_true, slice_of, Cond, Intent, Reconciled, StatusEdit};
 use crate::paths::{
     AGENT_CREDENTIALS, AGENT_CREDENTIAL_FLAG, CHRONOS_CONF_PRINCIPAL, CHRONOS_CONF_SECRET_FILE,
     CHRONOS_HTTP_CREDENTIALS, CHRONOS_PRINCIPAL, CHRONOS_SECRET, CHRONOS_SECRET_FILE,
@@ -83,11 +83,7 @@ pub mod reason {
     pub const WAITING_FOR_MASTER: &str = "WaitingForMaster";
 }
 
-pub fn reconcile(
-    desired: &Desired,
-    observed: &Observed,
-    settings: &Settings,
-) -> Result<Intent, Error> {
+pub fn reconcile(desired: &Desired, observed: &Observed, settings: &Settings) -> Reconciled {
     let mut out = Intent::default();
     let mut slices: BTreeMap<String, PlanSlice> = BTreeMap::new();
     let applied = master_applied(desired, observed);
@@ -178,10 +174,7 @@ pub fn reconcile(
 }
 
 fn slice<'a>(slices: &'a mut BTreeMap<String, PlanSlice>, node: &str) -> &'a mut PlanSlice {
-    slices.entry(node.to_owned()).or_insert_with(|| PlanSlice {
-        controller: NAME.to_owned(),
-        ..Default::default()
-    })
+    slice_of(slices, node, NAME)
 }
 
 fn waiting_for_master(manager: &str, who: &str) -> Cond {

@@ -73,7 +73,7 @@ pub fn reconcile(
     desired: &Desired,
     observed: &Observed,
     settings: &Settings,
-) -> Option<Result<Intent, Error>> {
+) -> Option<output::Reconciled> {
     Some(match name {
         node::NAME => node::reconcile(desired, observed, settings),
         storage::NAME => storage::reconcile(desired, observed, settings),

@@ -43,6 +43,19 @@ impl Intent {
     }
 }
 
+/// The slice of `controller` on `node` in `slices`, made empty if missing (for the
+/// controllers that plan on some nodes only).
+pub fn slice_of<'a>(
+    slices: &'a mut BTreeMap<String, PlanSlice>,
+    node: &str,
+    controller: &str,
+) -> &'a mut PlanSlice {
+    slices.entry(node.to_owned()).or_insert_with(|| PlanSlice {
+        controller: controller.to_owned(),
+        ..Default::default()
+    })
+}
+
 /// Normal or Warning, as in Kubernetes events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventType {

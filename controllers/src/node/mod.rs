@@ -35,10 +35,9 @@ use omtd_crds::Role;
 
 use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::{node_key, Desired};
-use crate::error::Error;
 use crate::health::ClusterHealth;
 use crate::observed::Observed;
-use crate::output::{not_true, Cond, Intent, MachineMode, MachineWish, StatusEdit};
+use crate::output::{not_true, Cond, Intent, MachineMode, MachineWish, Reconciled, StatusEdit};
 use crate::removal::RemovalPhase;
 use crate::settings::Settings;
 
@@ -111,11 +110,7 @@ pub mod reason {
     pub const UNKNOWN: &str = "Unknown";
 }
 
-pub fn reconcile(
-    desired: &Desired,
-    observed: &Observed,
-    settings: &Settings,
-) -> Result<Intent, Error> {
+pub fn reconcile(desired: &Desired, observed: &Observed, settings: &Settings) -> Reconciled {
     let mut out = Intent::default();
     let health = ClusterHealth::assess(desired, observed, settings);
     // Removal first: a phase decided now shapes this node's slice now.
@@ -144,7 +139,13 @@ fn removals(
         if step.phase.is_some() {
             out.requeue(Duration::from_secs(10));
         }
-        ready::node_status(desired, observed, settings, health, name, &step, out);
+        let seen = ready::Seen {
+            desired,
+            observed,
+            settings,
+            health,
+        };
+        ready::node_status(seen, name, &step, out);
     }
     phases
 }

@@ -13,15 +13,19 @@ use crate::output::{not_true, Cond, Intent, StatusEdit};
 use crate::removal::{NodeRemovalRecord, STATUS_KEY};
 use crate::settings::Settings;
 
-pub(super) fn node_status(
-    desired: &Desired,
-    observed: &Observed,
-    settings: &Settings,
-    health: &ClusterHealth,
-    name: &str,
-    step: &NodeRemovalStep,
-    out: &mut Intent,
-) {
+/// What a node's status is read from.
+#[derive(Clone, Copy)]
+pub(super) struct Seen<'a> {
+    pub desired: &'a Desired,
+    pub observed: &'a Observed,
+    pub settings: &'a Settings,
+    pub health: &'a ClusterHealth,
+}
+
+pub(super) fn node_status(seen: Seen, name: &str, step: &NodeRemovalStep, out: &mut Intent) {
+    let Seen {
+        desired, observed, ..
+    } = seen;
     let mut edit = StatusEdit::new(desired, node_key(name), observed.now);
     let record = step.phase.map(|phase| NodeRemovalRecord {
         phase,
@@ -32,7 +36,7 @@ pub(super) fn node_status(
         STATUS_KEY,
         record.and_then(|r| serde_json::to_value(r).ok()),
     );
-    edit.set(ready(desired, observed, settings, health, name, step));
+    edit.set(ready(seen, name, step));
     if step.cancelled {
         out.events.push(crate::output::Notice {
             object: node_key(name),
@@ -44,14 +48,13 @@ pub(super) fn node_status(
     edit.finish(out, not_true);
 }
 
-fn ready(
-    desired: &Desired,
-    observed: &Observed,
-    settings: &Settings,
-    health: &ClusterHealth,
-    name: &str,
-    step: &NodeRemovalStep,
-) -> Cond {
+fn ready(seen: Seen, name: &str, step: &NodeRemovalStep) -> Cond {
+    let Seen {
+        desired,
+        observed,
+        settings,
+        health,
+    } = seen;
     const T: &str = condition::READY;
     if let Some((reason, message)) = &step.blocked {
         return Cond::no(T, reason.clone(), message.clone());

@@ -33,10 +33,9 @@ use omtd_crds::Volume;
 
 use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::Desired;
-use crate::error::Error;
 use crate::health::ClusterHealth;
 use crate::observed::Observed;
-use crate::output::Intent;
+use crate::output::{slice_of, Intent, Reconciled};
 use crate::settings::Settings;
 
 pub use pv_removal::{PvRemovalRecord, RemovalState};
@@ -98,11 +97,7 @@ pub mod reason {
     pub const STEP_REFUSED: &str = "StepRefused";
 }
 
-pub fn reconcile(
-    desired: &Desired,
-    observed: &Observed,
-    settings: &Settings,
-) -> Result<Intent, Error> {
+pub fn reconcile(desired: &Desired, observed: &Observed, settings: &Settings) -> Reconciled {
     let mut out = Intent::default();
     let health = ClusterHealth::assess(desired, observed, settings);
     let mut slices: BTreeMap<String, PlanSlice> = BTreeMap::new();
@@ -145,10 +140,7 @@ pub(super) fn slice<'a>(
     slices: &'a mut BTreeMap<String, PlanSlice>,
     node: &str,
 ) -> &'a mut PlanSlice {
-    slices.entry(node.to_owned()).or_insert_with(|| PlanSlice {
-        controller: NAME.to_owned(),
-        ..Default::default()
-    })
+    slice_of(slices, node, NAME)
 }
 
 fn is_empty(s: &PlanSlice) -> bool {
