@@ -14,10 +14,12 @@
 //!   controller), statuses, events, objects whose removal is finished, Mesos maintenance
 //!   wanted, and when to look again.
 //!
-//! The four controllers, one a file: [`node`], [`storage`], [`credentials`],
-//! [`leader_guard`]. They read each other's recorded progress only through the stored
-//! statuses in [`Desired`] (a node's removal phase, the cluster's recovery), so each one
-//! stays a function of the store.
+//! The four controllers, one a folder or file: [`node`], [`storage`], [`credentials`],
+//! [`leader_guard`]. Beside its `reconcile` each declares what it owns and what wakes it
+//! (`DECLARATION`, see [`declaration`]). They read each other's recorded progress only
+//! through the stored statuses in [`Desired`] (a node's removal phase, the cluster's
+//! recovery), so each one stays a function of the store; the host paths and restart tables
+//! they share are in [`paths`].
 
 pub use omtd_crds as crds;
 

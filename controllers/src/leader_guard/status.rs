@@ -35,49 +35,7 @@ pub(super) fn recovery_condition(
     }
     let of = format!("attempt {} of {}", s.attempt, policy.max_attempts);
     match s.phase {
-        Phase::Idle => {
-            let local: Vec<String> = s
-                .agents
-                .iter()
-                .filter(|(_, a)| a.inactive_since.is_some())
-                .map(|(n, a)| match a.attempt {
-                    0 => format!("{n} inactive, restart after {}", time::short(policy.grace)),
-                    k if k >= policy.max_attempts => {
-                        format!("{n} still inactive after {k} restarts: omtd restarts it no more")
-                    }
-                    k => format!(
-                        "{n}: restart {k} of {}, next at {}",
-                        policy.max_attempts,
-                        a.next_attempt_at.as_deref().unwrap_or("?")
-                    ),
-                })
-                .collect();
-            // True while a restart was made and more may follow, so `omtd status` lists it
-            // among the operations under way (as it does the ordered recovery).
-            let restarting = s
-                .agents
-                .values()
-                .any(|a| a.attempt > 0 && a.pending(policy));
-            if local.is_empty() {
-                Cond::no(T, reason::NOT_NEEDED, "no recovery running")
-            } else {
-                Cond::new(
-                    T,
-                    if restarting {
-                        ConditionStatus::True
-                    } else {
-                        ConditionStatus::False
-                    },
-                    reason::RESTARTING_AGENTS,
-                    format!(
-                        "restarting only the inactive agents' mesos-slave ({}); the ordered \
-                         restart of the whole cluster runs only when the master does not lead, \
-                         Chronos is not registered or more than half the agents are inactive",
-                        local.join("; ")
-                    ),
-                )
-            }
-        }
+        Phase::Idle => local_remedy(s, policy),
         Phase::Watching => match &inp.suppressed {
             Some(why) => Cond::no(
                 T,
@@ -279,4 +237,50 @@ pub(super) fn is_warning(c: &Condition) -> bool {
         reason::UNREADABLE_TIME,
     ]
     .contains(&c.reason.as_str())
+}
+
+/// `Recovery` while no ordered recovery runs: the local remedy's restarts, if any.
+fn local_remedy(s: &RecoveryState, policy: &RecoveryPolicy) -> Cond {
+    const T: &str = condition::RECOVERY;
+    let local: Vec<String> = s
+        .agents
+        .iter()
+        .filter(|(_, a)| a.inactive_since.is_some())
+        .map(|(n, a)| match a.attempt {
+            0 => format!("{n} inactive, restart after {}", time::short(policy.grace)),
+            k if k >= policy.max_attempts => {
+                format!("{n} still inactive after {k} restarts: omtd restarts it no more")
+            }
+            k => format!(
+                "{n}: restart {k} of {}, next at {}",
+                policy.max_attempts,
+                a.next_attempt_at.as_deref().unwrap_or("?")
+            ),
+        })
+        .collect();
+    // True while a restart was made and more may follow, so `omtd status` lists it
+    // among the operations under way (as it does the ordered recovery).
+    let restarting = s
+        .agents
+        .values()
+        .any(|a| a.attempt > 0 && a.pending(policy));
+    if local.is_empty() {
+        Cond::no(T, reason::NOT_NEEDED, "no recovery running")
+    } else {
+        Cond::new(
+            T,
+            if restarting {
+                ConditionStatus::True
+            } else {
+                ConditionStatus::False
+            },
+            reason::RESTARTING_AGENTS,
+            format!(
+                "restarting only the inactive agents' mesos-slave ({}); the ordered \
+                 restart of the whole cluster runs only when the master does not lead, \
+                 Chronos is not registered or more than half the agents are inactive",
+                local.join("; ")
+            ),
+        )
+    }
 }

@@ -95,50 +95,7 @@ pub fn node_slice(
         web.root.get_or_insert(desired.spec.ports.grafana);
     }
     if roles.contains(&Role::Worker) {
-        let retired = phase.is_some_and(|p| p >= RemovalPhase::Stopping);
-        services.push(running("docker"));
-        let mut exporter = if retired {
-            disabled("prometheus-node-exporter")
-        } else {
-            running("prometheus-node-exporter")
-        };
-        exporter.restart_token = Some(
-            if retired {
-                RETIRE_TOKEN
-            } else {
-                NODE_EXPORTER_RUN_TOKEN
-            }
-            .to_owned(),
-        );
-        services.push(exporter);
-        // The original playbooks left ZooKeeper installed on the nodes: stopped, disabled.
-        services.push(disabled("zookeeper"));
-        if let Some(zk_url) = desired.zk_url() {
-            s.files.push(file(ZK_FILE, zk_url));
-        }
-        s.files.extend([
-            file(AGENT_IP, addr),
-            file(AGENT_HOSTNAME, addr),
-            file(AGENT_CONTAINERIZERS, "docker,mesos"),
-            file(AGENT_REGISTRATION_TIMEOUT, "5mins"),
-        ]);
-        let port = desired.spec.ports.cadvisor;
-        let ports = format!("{port}:8080");
-        let mut cadvisor = container(
-            "cadvisor",
-            &settings.cadvisor_image,
-            &[&ports],
-            &[
-                "/:/rootfs:ro",
-                "/var/run:/var/run:ro",
-                "/sys:/sys:ro",
-                "/var/lib/docker/:/var/lib/docker:ro",
-            ],
-        );
-        if retired {
-            cadvisor.ensure = Ensure::Absent;
-        }
-        s.containers.push(cadvisor);
+        worker(desired, settings, addr, phase, &mut s, &mut services);
     }
     if !web.is_empty() {
         let files = web.files();
@@ -156,4 +113,60 @@ pub fn node_slice(
     services.retain(|svc| seen.insert(svc.name.clone()));
     s.services = services;
     s
+}
+
+/// A worker's part: docker, the node exporter and cAdvisor (stopped once it retires), the
+/// Mesos agent's configuration.
+fn worker(
+    desired: &Desired,
+    settings: &Settings,
+    addr: &str,
+    phase: Option<RemovalPhase>,
+    s: &mut PlanSlice,
+    services: &mut Vec<ServiceSpec>,
+) {
+    let retired = phase.is_some_and(|p| p >= RemovalPhase::Stopping);
+    services.push(running("docker"));
+    let mut exporter = if retired {
+        disabled("prometheus-node-exporter")
+    } else {
+        running("prometheus-node-exporter")
+    };
+    exporter.restart_token = Some(
+        if retired {
+            RETIRE_TOKEN
+        } else {
+            NODE_EXPORTER_RUN_TOKEN
+        }
+        .to_owned(),
+    );
+    services.push(exporter);
+    // The original playbooks left ZooKeeper installed on the nodes: stopped, disabled.
+    services.push(disabled("zookeeper"));
+    if let Some(zk_url) = desired.zk_url() {
+        s.files.push(file(ZK_FILE, zk_url));
+    }
+    s.files.extend([
+        file(AGENT_IP, addr),
+        file(AGENT_HOSTNAME, addr),
+        file(AGENT_CONTAINERIZERS, "docker,mesos"),
+        file(AGENT_REGISTRATION_TIMEOUT, "5mins"),
+    ]);
+    let port = desired.spec.ports.cadvisor;
+    let ports = format!("{port}:8080");
+    let mut cadvisor = container(
+        "cadvisor",
+        &settings.cadvisor_image,
+        &[&ports],
+        &[
+            "/:/rootfs:ro",
+            "/var/run:/var/run:ro",
+            "/sys:/sys:ro",
+            "/var/lib/docker/:/var/lib/docker:ro",
+        ],
+    );
+    if retired {
+        cadvisor.ensure = Ensure::Absent;
+    }
+    s.containers.push(cadvisor);
 }
