@@ -37,21 +37,16 @@ use crate::error::Error;
 use crate::observed::Observed;
 use crate::output::{not_true, slice_of, Cond, Intent, Reconciled, StatusEdit};
 use crate::paths::{
-    AGENT_CREDENTIALS, AGENT_CREDENTIAL_FLAG, CHRONOS_CONF_PRINCIPAL, CHRONOS_CONF_SECRET_FILE,
-    CHRONOS_HTTP_CREDENTIALS, CHRONOS_PRINCIPAL, CHRONOS_SECRET, CHRONOS_SECRET_FILE,
-    MASTER_ACLS_FLAG, MASTER_AUTH_FLAGS, MASTER_AUTH_RULES, MASTER_CREDENTIALS,
-    MASTER_CREDENTIALS_FLAG, REGISTRY_HTPASSWD,
+    self, AGENT_CREDENTIALS, AGENT_CREDENTIAL_FLAG, CHRONOS_CONF_PRINCIPAL,
+    CHRONOS_CONF_SECRET_FILE, CHRONOS_HTTP_CREDENTIALS, CHRONOS_PRINCIPAL, CHRONOS_SECRET,
+    CHRONOS_SECRET_FILE, MASTER_ACLS_FLAG, MASTER_AUTH_FLAGS, MASTER_AUTH_RULES,
+    MASTER_CREDENTIALS, MASTER_CREDENTIALS_FLAG, REGISTRY_HTPASSWD,
 };
 use crate::removal::RemovalPhase;
 use crate::render::{absent_file, file, secret_file, xml_escape};
 use crate::settings::Settings;
 
 pub const NAME: &str = "credentials";
-
-/// Galaxy's job configuration on the executor (holds the Chronos HTTP password).
-pub fn job_conf_path(desired: &Desired) -> String {
-    format!("{}/config/job_conf.xml", desired.spec.paths.executor)
-}
 
 /// What this controller owns and what wakes it.
 pub const DECLARATION: Declaration = Declaration {
@@ -501,7 +496,7 @@ fn job_conf_file(desired: &Desired, c: &Credential, settings: &Settings) -> Opti
         owner = xml_escape(&settings.chronos_job_owner),
         db = xml_escape(&db),
     );
-    let mut f = secret_file(job_conf_path(desired), content);
+    let mut f = secret_file(paths::job_conf_path(desired), content);
     f.owner = Some(settings.galaxy_user.clone());
     Some(f)
 }

@@ -2,6 +2,8 @@
 //! files it reads. One place, so that a controller that restarts a service (the leader
 //! guard) does not import the constants of the controllers that write its files.
 
+use crate::desired::Desired;
+
 // Written by the node controller.
 pub const ZK_FILE: &str = "/etc/mesos/zk";
 pub const ZK_MYID: &str = "/etc/zookeeper/conf/myid";
@@ -50,6 +52,11 @@ pub const AGENT_CONFIG_RESTART_ON: [&str; 5] = [
 ];
 
 // Written by the credentials controller.
+/// Galaxy's job configuration on the executor (holds the Chronos HTTP password).
+pub fn job_conf_path(desired: &Desired) -> String {
+    format!("{}/config/job_conf.xml", desired.spec.paths.executor)
+}
+
 pub const MASTER_CREDENTIALS: &str = "/etc/mesos-master/store/credentials.json";
 pub const MASTER_CREDENTIALS_FLAG: &str = "/etc/mesos-master/credentials";
 pub const MASTER_ACLS_FLAG: &str = "/etc/mesos-master/acls";

@@ -9,7 +9,7 @@ use super::prometheus::monitor_files;
 use super::{NAME, NODE_EXPORTER_RUN_TOKEN};
 use crate::desired::Desired;
 use crate::paths::{
-    AGENT_CONTAINERIZERS, AGENT_HOSTNAME, AGENT_IP, AGENT_REGISTRATION_TIMEOUT,
+    job_conf_path, AGENT_CONTAINERIZERS, AGENT_HOSTNAME, AGENT_IP, AGENT_REGISTRATION_TIMEOUT,
     CHRONOS_CLUSTER_NAME, CHRONOS_HOSTNAME, CHRONOS_HTTPS_PORT, CHRONOS_HTTP_PORT, MASTER_CLUSTER,
     MASTER_HOSTNAME, MASTER_IP, MASTER_QUORUM, PROMETHEUS_CONFIG, PROMETHEUS_DEFAULTS, ZK_FILE,
     ZK_MYID,
@@ -37,7 +37,7 @@ pub fn node_slice(
 
     if roles.contains(&Role::Executor) {
         let mut galaxy = running("galaxy");
-        galaxy.restart_on = vec![crate::credentials::job_conf_path(desired)];
+        galaxy.restart_on = vec![job_conf_path(desired)];
         services.push(galaxy);
         services.push(running("nfs-server"));
         web.root = Some(desired.spec.ports.galaxy);
