@@ -265,15 +265,14 @@ impl Controller for PureController {
         now: SystemTime,
     ) -> Result<Outcome, ReconcileError> {
         if key != CLUSTER_KEY {
-            return Err(ReconcileError::Failed(format!(
-                "{key:?} is not a key of the {} controller (it has one: {CLUSTER_KEY:?})",
-                self.name
-            )));
+            return Err(ReconcileError::UnknownKey {
+                controller: self.name,
+                key: key.to_owned(),
+                expected: CLUSTER_KEY,
+            });
         }
         // The controllers' errors name credentials and problems, never secrets.
-        let out = self
-            .output(snapshot, now, Instant::now())
-            .map_err(|e| ReconcileError::Failed(e.to_string()))?;
+        let out = self.output(snapshot, now, Instant::now())?;
         if let Some(wanted) = &self.maintenance {
             wanted.publish(out.maintenance.clone());
         }

@@ -14,9 +14,8 @@ use std::time::SystemTime;
 use omtd_controllers::accepted::{decide_with, Verdicts};
 use omtd_crds::{Condition, ConditionStatus, Kind, ObjectKey};
 
-use super::controller::{
-    Controller, EventNote, EventType, Outcome, ReconcileError, StatusParts, WorkKey,
-};
+use super::controller::{Controller, EventNote, EventType, Outcome, StatusParts, WorkKey};
+use super::error::ReconcileError;
 use super::snapshot::{Changed, Snapshot};
 use crate::store::Revision;
 
@@ -130,7 +129,11 @@ impl Controller for AcceptedController {
     ) -> Result<Outcome, ReconcileError> {
         let name = key
             .strip_prefix(PREFIX)
-            .ok_or_else(|| ReconcileError::Failed(format!("{key:?} is not a node key")))?;
+            .ok_or_else(|| ReconcileError::UnknownKey {
+                controller: self.name(),
+                key: key.to_owned(),
+                expected: "node/<name>",
+            })?;
         let id = ObjectKey {
             kind: Kind::Node,
             name: name.to_owned(),

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use omtd_crds::plan::PlanSlice;
 use omtd_crds::{Kind, ObjectKey, Status};
 
+use super::error::ReconcileError;
 use super::snapshot::{Changed, Snapshot};
 
 /// What a controller reconciles: one object (`node/node1.omtd`), or a controller-wide key
@@ -138,17 +139,6 @@ impl StatusParts {
         merged.observed_generation = stored.observed_generation.max(ours.observed_generation);
         merged
     }
-}
-
-/// A failed reconcile: retried with per-key backoff.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReconcileError {
-    /// Something the controller needs is not there yet or not readable; it says what.
-    #[error("{0}")]
-    NotReady(String),
-    /// The desired state cannot be carried out as it stands.
-    #[error("{0}")]
-    Failed(String),
 }
 
 /// A controller. Implementations must be pure: same key and snapshot, same outcome.

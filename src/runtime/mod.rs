@@ -13,6 +13,7 @@ pub mod accepted;
 pub mod admin;
 pub mod backoff;
 pub mod controller;
+pub mod error;
 pub mod events;
 pub mod leader;
 pub mod manager;
@@ -24,9 +25,8 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod writer;
 
-pub use controller::{
-    Controller, EventNote, EventType, Outcome, ReconcileError, StatusParts, Wake, WorkKey,
-};
+pub use controller::{Controller, EventNote, EventType, Outcome, StatusParts, Wake, WorkKey};
+pub use error::{ReconcileError, WriteError};
 pub use manager::{Manager, Notifier, Running, RuntimeConfig};
 pub use metrics::Metrics;
 pub use snapshot::{Changed, Snapshot};

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::controller::Outcome;
+pub use super::error::WriteError;
 use super::events::{EventRecorder, EventWrite};
 use super::metrics::Metrics;
 use super::snapshot::Snapshot;
@@ -22,20 +23,6 @@ use crate::resources::Keys;
 use crate::store::{Compare, CompareOp, Op, Revision, Store, StoreError, Txn};
 use omtd_crds::plan::PlanSlice;
 use omtd_crds::Status;
-
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    /// Leadership was lost: the write was refused by the store.
-    #[error("not the leader any more: the leader key is no longer the one created at revision {token}; the write was refused")]
-    Fenced { token: Revision },
-    /// A key changed after the cache saw it: the reconcile must run again on the new state.
-    #[error(
-        "a key this reconcile writes changed after it was read; it runs again on the new state"
-    )]
-    Conflict,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 /// The most compares, and the most operations, one write transaction carries: under
 /// etcd's default `--max-txn-ops` (128).
