@@ -2,45 +2,18 @@
 //! into an [`Outcome`]. It does no I/O; the runtime writes what the outcome asks for, and
 //! only what differs from the store.
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use omtd_crds::plan::PlanSlice;
 use omtd_crds::{Kind, ObjectKey, Status};
 
 use super::error::ReconcileError;
+pub use super::event_record::{EventNote, EventType};
 use super::snapshot::{Changed, Snapshot};
 
 /// What a controller reconciles: one object (`node/node1.omtd`), or a controller-wide key
 /// (`cluster`) for controllers that look at everything at once.
 pub type WorkKey = String;
-
-/// Normal or Warning, as in Kubernetes events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum EventType {
-    Normal,
-    Warning,
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            EventType::Normal => "Normal",
-            EventType::Warning => "Warning",
-        })
-    }
-}
-
-/// An event a reconcile wants recorded. Never put a secret in `message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventNote {
-    /// `node/node1.omtd`.
-    pub object: String,
-    pub type_: EventType,
-    /// CamelCase, e.g. `Rejected`.
-    pub reason: String,
-    pub message: String,
-}
 
 /// Wake another controller's key (or one of this controller's) after this reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]

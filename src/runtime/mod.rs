@@ -14,6 +14,7 @@ pub mod admin;
 pub mod backoff;
 pub mod controller;
 pub mod error;
+pub mod event_record;
 pub mod events;
 pub mod leader;
 pub mod manager;

@@ -19,7 +19,7 @@ use omtd_crds::plan::{PlanSlice, Report};
 use omtd_crds::{Kind, Object, ObjectKey, Status};
 use tokio::time::Instant;
 
-use super::events::Event;
+use super::event_record::Event;
 use crate::resources::repo::decode;
 use crate::resources::{Keys, Stored};
 use crate::store::{KeyValue, Revision};
