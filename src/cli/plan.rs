@@ -155,6 +155,50 @@ fn human(plan: &NodePlan, show_secrets: bool) -> String {
             let _ = writeln!(out, "  {rid}: owned by {}", owners.join(" and "));
         }
     }
+    files_section(&mut out, &e, show_secrets);
+    services_section(&mut out, &e);
+    section(&mut out, "Volumes", &volume_lines(&e));
+    let mounts: Vec<String> = e
+        .mounts
+        .iter()
+        .map(|(c, m)| match m.ensure {
+            Ensure::Present => format!(
+                "  {} on {} type {} ({} {} {}) [{c}]",
+                m.source, m.target, m.fstype, m.options, m.dump, m.pass
+            ),
+            Ensure::Absent => format!("  {} unmounted, out of fstab [{c}]", m.target),
+        })
+        .collect();
+    section(&mut out, "Mounts", &mounts);
+    let exports: Vec<String> = e
+        .exports
+        .iter()
+        .map(|(c, x)| format!("  {} [{c}]", x.line()))
+        .collect();
+    section(&mut out, "Exports", &exports);
+    let containers: Vec<String> = e
+        .containers
+        .iter()
+        .map(|(c, k)| match k.ensure {
+            Ensure::Absent => format!("  {} removed [{c}]", k.name),
+            Ensure::Present => {
+                let mut s = format!("  {} image {}", k.name, k.image);
+                if !k.ports.is_empty() {
+                    s.push_str(&format!(", ports {}", k.ports.join(" ")));
+                }
+                if !k.volumes.is_empty() {
+                    s.push_str(&format!(", volumes {}", k.volumes.join(" ")));
+                }
+                s.push_str(&format!(" [{c}]"));
+                s
+            }
+        })
+        .collect();
+    section(&mut out, "Containers", &containers);
+    out
+}
+
+fn files_section(out: &mut String, e: &Entries, show_secrets: bool) {
     if !e.files.is_empty() {
         let _ = writeln!(out, "\nFiles:");
         for (c, f) in &e.files {
@@ -185,6 +229,9 @@ fn human(plan: &NodePlan, show_secrets: bool) -> String {
             }
         }
     }
+}
+
+fn services_section(out: &mut String, e: &Entries) {
     if !e.services.is_empty() {
         let _ = writeln!(out, "\nServices:");
         let rows = e
@@ -226,6 +273,10 @@ fn human(plan: &NodePlan, show_secrets: bool) -> String {
             render::table(&["  NAME", "STATE", "ENABLED", "OWNER", "NOTES"], rows)
         );
     }
+}
+
+/// Physical volumes, logical volumes and filesystems, one line each.
+fn volume_lines(e: &Entries) -> Vec<String> {
     let mut volumes = Vec::new();
     for (c, pv) in &e.physical_volumes {
         let what = match pv.ensure {
@@ -251,45 +302,7 @@ fn human(plan: &NodePlan, show_secrets: bool) -> String {
             fs.fstype, fs.device
         ));
     }
-    section(&mut out, "Volumes", &volumes);
-    let mounts: Vec<String> = e
-        .mounts
-        .iter()
-        .map(|(c, m)| match m.ensure {
-            Ensure::Present => format!(
-                "  {} on {} type {} ({} {} {}) [{c}]",
-                m.source, m.target, m.fstype, m.options, m.dump, m.pass
-            ),
-            Ensure::Absent => format!("  {} unmounted, out of fstab [{c}]", m.target),
-        })
-        .collect();
-    section(&mut out, "Mounts", &mounts);
-    let exports: Vec<String> = e
-        .exports
-        .iter()
-        .map(|(c, x)| format!("  {} [{c}]", x.line()))
-        .collect();
-    section(&mut out, "Exports", &exports);
-    let containers: Vec<String> = e
-        .containers
-        .iter()
-        .map(|(c, k)| match k.ensure {
-            Ensure::Absent => format!("  {} removed [{c}]", k.name),
-            Ensure::Present => {
-                let mut s = format!("  {} image {}", k.name, k.image);
-                if !k.ports.is_empty() {
-                    s.push_str(&format!(", ports {}", k.ports.join(" ")));
-                }
-                if !k.volumes.is_empty() {
-                    s.push_str(&format!(", volumes {}", k.volumes.join(" ")));
-                }
-                s.push_str(&format!(" [{c}]"));
-                s
-            }
-        })
-        .collect();
-    section(&mut out, "Containers", &containers);
-    out
+    volumes
 }
 
 fn section(out: &mut String, title: &str, lines: &[String]) {

@@ -125,6 +125,14 @@ impl Writer {
         latest: &Snapshot,
         outcome: &Outcome,
     ) -> Vec<Change> {
+        let mut changes = self.plan_changes(controller, read, outcome);
+        changes.extend(self.status_changes(read, latest, outcome));
+        changes.extend(self.delete_changes(read, outcome));
+        changes
+    }
+
+    /// The slices of `outcome` that differ from the stored ones, against `read`.
+    fn plan_changes(&self, controller: &str, read: &Snapshot, outcome: &Outcome) -> Vec<Change> {
         let snapshot = read;
         let mut changes = Vec::new();
         for (node, slice) in &outcome.plans {
@@ -175,6 +183,14 @@ impl Writer {
                 }
             }
         }
+        changes
+    }
+
+    /// The statuses of `outcome` that differ from the stored ones: owned parts merged into
+    /// `latest`, whole statuses against `read`.
+    fn status_changes(&self, read: &Snapshot, latest: &Snapshot, outcome: &Outcome) -> Vec<Change> {
+        let snapshot = read;
+        let mut changes = Vec::new();
         for (object, status) in &outcome.statuses {
             if outcome.delete.contains(object) {
                 continue; // deleted below; a transaction may not write one key twice
@@ -218,6 +234,14 @@ impl Writer {
                 });
             }
         }
+        changes
+    }
+
+    /// The finished removals of `outcome` (spec and status), refused if the spec changed
+    /// since `read`.
+    fn delete_changes(&self, read: &Snapshot, outcome: &Outcome) -> Vec<Change> {
+        let snapshot = read;
+        let mut changes = Vec::new();
         for object in &outcome.delete {
             let spec = self.keys.spec(object.kind, &object.name);
             let (stored, read_revision) = snapshot.stored(&spec);
