@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use omtd_controllers::Settings;
-use omtd_crds::plan::{Ensure, FileSpec, PlanSlice, ServiceState};
+use omtd_crds::plan::{Ensure, FileSpec, ServiceState};
 use omtd_crds::REDACTED;
 use serde_json::{json, Value};
 
@@ -77,50 +77,26 @@ fn entries(plan: &NodePlan) -> Entries {
     let mut e = Entries::default();
     let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut own = |rid: String, c: &str| owners.entry(rid).or_default().push(c.to_owned());
+    // Each kind: every resource under its owner, and its id counted for conflicts.
+    macro_rules! collect {
+        ($c:expr, $s:expr, $($field:ident => $id:path),+ $(,)?) => {$(
+            for x in &$s.$field {
+                own($id(x), $c);
+                e.$field.push(($c.clone(), x.clone()));
+            }
+        )+};
+    }
     for (c, s) in &plan.slices {
-        let PlanSlice {
-            files,
-            services,
-            physical_volumes,
-            logical_volumes,
-            filesystems,
-            mounts,
-            exports,
-            containers,
-            ..
-        } = s;
-        for x in files {
-            own(id::file(x), c);
-            e.files.push((c.clone(), x.clone()));
-        }
-        for x in services {
-            own(id::service(x), c);
-            e.services.push((c.clone(), x.clone()));
-        }
-        for x in physical_volumes {
-            own(id::pv(x), c);
-            e.physical_volumes.push((c.clone(), x.clone()));
-        }
-        for x in logical_volumes {
-            own(id::lv(x), c);
-            e.logical_volumes.push((c.clone(), x.clone()));
-        }
-        for x in filesystems {
-            own(id::fs(x), c);
-            e.filesystems.push((c.clone(), x.clone()));
-        }
-        for x in mounts {
-            own(id::mount(x), c);
-            e.mounts.push((c.clone(), x.clone()));
-        }
-        for x in exports {
-            own(id::export(x), c);
-            e.exports.push((c.clone(), x.clone()));
-        }
-        for x in containers {
-            own(id::container(x), c);
-            e.containers.push((c.clone(), x.clone()));
-        }
+        collect!(c, s,
+            files => id::file,
+            services => id::service,
+            physical_volumes => id::pv,
+            logical_volumes => id::lv,
+            filesystems => id::fs,
+            mounts => id::mount,
+            exports => id::export,
+            containers => id::container,
+        );
     }
     e.files.sort_by(|a, b| a.1.path.cmp(&b.1.path));
     e.services.sort_by(|a, b| a.1.name.cmp(&b.1.name));

@@ -27,8 +27,8 @@ use super::mirror::Pool;
 use super::observe::{DesiredCache, ObservedMaps};
 use super::probes::SharedProbes;
 use crate::runtime::{
-    Changed, Controller, EventNote, EventType, Outcome, ReconcileError, Snapshot, StatusParts,
-    WorkKey,
+    Changed, Controller, EventNote, EventType, Outcome, ReconcileError, Reconciled, Snapshot,
+    StatusParts, WorkKey,
 };
 
 /// The one work key of each of these controllers.
@@ -258,12 +258,7 @@ impl Controller for PureController {
         }
     }
 
-    fn reconcile(
-        &self,
-        key: &str,
-        snapshot: &Snapshot,
-        now: SystemTime,
-    ) -> Result<Outcome, ReconcileError> {
+    fn reconcile(&self, key: &str, snapshot: &Snapshot, now: SystemTime) -> Reconciled {
         if key != CLUSTER_KEY {
             return Err(ReconcileError::UnknownKey {
                 controller: self.name,

@@ -14,7 +14,9 @@ use std::time::SystemTime;
 use omtd_controllers::accepted::{decide_with, Verdicts};
 use omtd_crds::{Condition, ConditionStatus, Kind, ObjectKey};
 
-use super::controller::{Controller, EventNote, EventType, Outcome, StatusParts, WorkKey};
+use super::controller::{
+    Controller, EventNote, EventType, Outcome, Reconciled, StatusParts, WorkKey,
+};
 use super::error::ReconcileError;
 use super::snapshot::{Changed, Snapshot};
 use crate::store::Revision;
@@ -121,12 +123,7 @@ impl Controller for AcceptedController {
         }
     }
 
-    fn reconcile(
-        &self,
-        key: &str,
-        snapshot: &Snapshot,
-        now: SystemTime,
-    ) -> Result<Outcome, ReconcileError> {
+    fn reconcile(&self, key: &str, snapshot: &Snapshot, now: SystemTime) -> Reconciled {
         let name = key
             .strip_prefix(PREFIX)
             .ok_or_else(|| ReconcileError::UnknownKey {

@@ -114,6 +114,9 @@ impl StatusParts {
     }
 }
 
+/// What a reconcile returns: the outcome to write, or why there is none.
+pub type Reconciled = Result<Outcome, ReconcileError>;
+
 /// A controller. Implementations must be pure: same key and snapshot, same outcome.
 pub trait Controller: Send + Sync + 'static {
     /// Short name: metric label, plan slice owner (`plans/<node>/<name>`), log field.
@@ -127,12 +130,7 @@ pub trait Controller: Send + Sync + 'static {
 
     /// Decides what `key` needs. `now` is for timestamps in statuses; controllers take the
     /// time from here rather than the clock so that they stay pure and testable.
-    fn reconcile(
-        &self,
-        key: &str,
-        snapshot: &Snapshot,
-        now: SystemTime,
-    ) -> Result<Outcome, ReconcileError>;
+    fn reconcile(&self, key: &str, snapshot: &Snapshot, now: SystemTime) -> Reconciled;
 }
 
 #[cfg(test)]

@@ -26,7 +26,9 @@ pub mod shutdown;
 pub mod snapshot;
 pub mod writer;
 
-pub use controller::{Controller, EventNote, EventType, Outcome, StatusParts, Wake, WorkKey};
+pub use controller::{
+    Controller, EventNote, EventType, Outcome, Reconciled, StatusParts, Wake, WorkKey,
+};
 pub use error::{ReconcileError, WriteError};
 pub use manager::{Manager, Notifier, Running, RuntimeConfig};
 pub use metrics::Metrics;
