@@ -27,8 +27,8 @@ use super::mirror::Pool;
 use super::observe::{DesiredCache, ObservedMaps};
 use super::probes::SharedProbes;
 use crate::runtime::{
-    Changed, Controller, EventNote, EventType, Outcome, ReconcileError, Snapshot, StatusParts,
-    WorkKey,
+    Changed, Controller, EventNote, EventType, Outcome, ReconcileError, Reconciled, Snapshot,
+    StatusParts, WorkKey,
 };
 
 /// The one work key of each of these controllers.
@@ -247,22 +247,16 @@ impl Controller for PureController {
         }
     }
 
-    fn reconcile(
-        &self,
-        key: &str,
-        snapshot: &Snapshot,
-        now: SystemTime,
-    ) -> Result<Outcome, ReconcileError> {
+    fn reconcile(&self, key: &str, snapshot: &Snapshot, now: SystemTime) -> Reconciled {
         if key != CLUSTER_KEY {
-            return Err(ReconcileError::Failed(format!(
-                "{key:?} is not a key of the {} controller (it has one: {CLUSTER_KEY:?})",
-                self.name
-            )));
+            return Err(ReconcileError::UnknownKey {
+                controller: self.name,
+                key: key.to_owned(),
+                expected: CLUSTER_KEY,
+            });
         }
         // The controllers' errors name credentials and problems, never secrets.
-        let out = self
-            .output(snapshot, now, Instant::now())
-            .map_err(|e| ReconcileError::Failed(e.to_string()))?;
+        let out = self.output(snapshot, now, Instant::now())?;
         if let Some(wanted) = &self.maintenance {
             wanted.publish(out.maintenance.clone());
         }

@@ -27,11 +27,6 @@ impl Keys {
         format!("{}spec/", self.prefix)
     }
 
-    /// Prefix of the specs of one kind.
-    pub fn specs_of(&self, kind: Kind) -> String {
-        format!("{}spec/{}/", self.prefix, kind.lower())
-    }
-
     pub fn spec(&self, kind: Kind, name: &str) -> String {
         format!("{}spec/{}/{name}", self.prefix, kind.lower())
     }

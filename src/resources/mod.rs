@@ -5,4 +5,4 @@ pub mod keys;
 pub mod repo;
 
 pub use keys::Keys;
-pub use repo::{Repo, RepoError, Snapshot, Stored};
+pub use repo::{ObjectsAt, Repo, RepoError, Stored};

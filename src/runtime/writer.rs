@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::controller::Outcome;
+pub use super::error::WriteError;
 use super::events::{EventRecorder, EventWrite};
 use super::metrics::Metrics;
 use super::snapshot::Snapshot;
@@ -22,20 +23,6 @@ use crate::resources::Keys;
 use crate::store::{Compare, CompareOp, Op, Revision, Store, StoreError, Txn};
 use omtd_crds::plan::PlanSlice;
 use omtd_crds::Status;
-
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    /// Leadership was lost: the write was refused by the store.
-    #[error("not the leader any more: the leader key is no longer the one created at revision {token}; the write was refused")]
-    Fenced { token: Revision },
-    /// A key changed after the cache saw it: the reconcile must run again on the new state.
-    #[error(
-        "a key this reconcile writes changed after it was read; it runs again on the new state"
-    )]
-    Conflict,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 /// The most compares, and the most operations, one write transaction carries: under
 /// etcd's default `--max-txn-ops` (128).
@@ -138,6 +125,14 @@ impl Writer {
         latest: &Snapshot,
         outcome: &Outcome,
     ) -> Vec<Change> {
+        let mut changes = self.plan_changes(controller, read, outcome);
+        changes.extend(self.status_changes(read, latest, outcome));
+        changes.extend(self.delete_changes(read, outcome));
+        changes
+    }
+
+    /// The slices of `outcome` that differ from the stored ones, against `read`.
+    fn plan_changes(&self, controller: &str, read: &Snapshot, outcome: &Outcome) -> Vec<Change> {
         let snapshot = read;
         let mut changes = Vec::new();
         for (node, slice) in &outcome.plans {
@@ -188,6 +183,14 @@ impl Writer {
                 }
             }
         }
+        changes
+    }
+
+    /// The statuses of `outcome` that differ from the stored ones: owned parts merged into
+    /// `latest`, whole statuses against `read`.
+    fn status_changes(&self, read: &Snapshot, latest: &Snapshot, outcome: &Outcome) -> Vec<Change> {
+        let snapshot = read;
+        let mut changes = Vec::new();
         for (object, status) in &outcome.statuses {
             if outcome.delete.contains(object) {
                 continue; // deleted below; a transaction may not write one key twice
@@ -231,6 +234,14 @@ impl Writer {
                 });
             }
         }
+        changes
+    }
+
+    /// The finished removals of `outcome` (spec and status), refused if the spec changed
+    /// since `read`.
+    fn delete_changes(&self, read: &Snapshot, outcome: &Outcome) -> Vec<Change> {
+        let snapshot = read;
+        let mut changes = Vec::new();
         for object in &outcome.delete {
             let spec = self.keys.spec(object.kind, &object.name);
             let (stored, read_revision) = snapshot.stored(&spec);

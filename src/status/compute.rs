@@ -289,32 +289,18 @@ fn summarise(report: &Report) -> ReportSummary {
         ..ReportSummary::default()
     };
     for r in &report.resources {
-        let state = match r.state {
+        let (count, state) = match r.state {
             ResourceState::Converged => {
                 s.converged_resources += 1;
                 continue;
             }
-            ResourceState::Progressing => {
-                s.progressing += 1;
-                "progressing"
-            }
-            ResourceState::Failed => {
-                s.failed += 1;
-                "failed"
-            }
-            ResourceState::Refused => {
-                s.refused += 1;
-                "refused"
-            }
-            ResourceState::Conflict => {
-                s.conflict += 1;
-                "conflict"
-            }
-            ResourceState::CrashLooping => {
-                s.crash_looping += 1;
-                "crashLooping"
-            }
+            ResourceState::Progressing => (&mut s.progressing, "progressing"),
+            ResourceState::Failed => (&mut s.failed, "failed"),
+            ResourceState::Refused => (&mut s.refused, "refused"),
+            ResourceState::Conflict => (&mut s.conflict, "conflict"),
+            ResourceState::CrashLooping => (&mut s.crash_looping, "crashLooping"),
         };
+        *count += 1;
         s.problems.push(ResourceProblem {
             id: r.id.clone(),
             state: state.to_owned(),

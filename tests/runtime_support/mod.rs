@@ -115,7 +115,9 @@ impl Controller for Probe {
             std::thread::sleep(self.work);
         }
         if self.failing.lock().unwrap().contains(key) {
-            return Err(ReconcileError::Failed(format!("{key} is set to fail")));
+            return Err(ReconcileError::Other(
+                format!("{key} is set to fail").into(),
+            ));
         }
         Ok(Outcome::default())
     }
