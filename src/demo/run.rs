@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::checks::{self, Topology};
-use super::{hosts, records, scenarios, DemoError, DemoOptions, Out, Outcome, StepResult};
+use super::{hosts, records, scenarios, DemoError, DemoOptions, DemoRun, Out, StepResult};
 use crate::agent::drivers::sim::SimHost;
 use crate::agent::{Agent, AgentConfig};
 use crate::operator::{self, Options};
@@ -131,7 +131,7 @@ fn topology(objects: &[Object]) -> Result<Topology, DemoError> {
 
 /// Runs the demo on `repo` (an empty store). Returns every step's result; the caller
 /// decides the exit code.
-pub async fn run(repo: Repo, opts: DemoOptions, out: Out) -> Result<Outcome, DemoError> {
+pub async fn run(repo: Repo, opts: DemoOptions, out: Out) -> Result<DemoRun, DemoError> {
     let objects = records::parse(records::CLUSTER)?;
     let topo = topology(&objects)?;
     let world = SimWorld::new();
@@ -175,7 +175,7 @@ pub async fn run(repo: Repo, opts: DemoOptions, out: Out) -> Result<Outcome, Dem
         for (name, host) in &provisioned {
             ctx.start_agent(name, host);
         }
-        let mut outcome = Outcome::default();
+        let mut outcome = DemoRun::default();
         outcome.steps.push(converge(&ctx, &objects).await?);
         if outcome.steps[0].repaired {
             if let Some(s) = ctx.status().await {
@@ -371,7 +371,7 @@ async fn converge(ctx: &Ctx, objects: &[Object]) -> Result<StepResult, DemoError
     }
 }
 
-fn summary(ctx: &Ctx, outcome: &Outcome) {
+fn summary(ctx: &Ctx, outcome: &DemoRun) {
     ctx.out.title("Summary");
     let rows = outcome
         .steps

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use omtd_crds::plan::{ContainerSpec, Ensure, ResourceState};
 
-use super::{Outcome, Pass};
+use super::{Pass, ResourceOutcome};
 use crate::agent::drivers::{normalise_port, ContainerStatus};
 use crate::agent::memory::spec_hash;
 use crate::agent::merge::id;
@@ -58,11 +58,23 @@ impl Pass<'_> {
         let corrective = self.is_corrective(&rid, spec_hash(spec));
         let cur = match self.host.containers.inspect(&spec.name) {
             Ok(c) => c,
-            Err(e) => return self.record(rid, spec, corrective, Outcome::Failed(e.to_string())),
+            Err(e) => {
+                return self.record(
+                    rid,
+                    spec,
+                    corrective,
+                    ResourceOutcome::Failed(e.to_string()),
+                )
+            }
         };
         let todo = step(spec, cur.as_ref());
         if todo == Step::Nothing {
-            return self.record(rid, spec, corrective, Outcome::InSync(BTreeMap::new()));
+            return self.record(
+                rid,
+                spec,
+                corrective,
+                ResourceOutcome::InSync(BTreeMap::new()),
+            );
         }
         if let Err(pause) = self.may_touch(&rid, corrective) {
             return self.backing_off(rid, pause, ResourceState::Failed);
@@ -82,12 +94,17 @@ impl Pass<'_> {
                     rid,
                     spec,
                     corrective,
-                    Outcome::Changed {
+                    ResourceOutcome::Changed {
                         observed: BTreeMap::new(),
                     },
                 )
             }
-            Err(e) => self.record(rid, spec, corrective, Outcome::Failed(e.to_string())),
+            Err(e) => self.record(
+                rid,
+                spec,
+                corrective,
+                ResourceOutcome::Failed(e.to_string()),
+            ),
         }
     }
 }

@@ -57,7 +57,7 @@ pub struct PassOutcome {
 }
 
 /// What became of one resource.
-pub(crate) enum Outcome {
+pub(crate) enum ResourceOutcome {
     InSync(BTreeMap<String, String>),
     Changed { observed: BTreeMap<String, String> },
     Progressing(Option<u8>, String),
@@ -172,29 +172,37 @@ impl Pass<'_> {
     }
 
     /// Record what became of `id`.
-    fn record<T: Serialize>(&mut self, id: String, spec: &T, corrective: bool, outcome: Outcome) {
+    fn record<T: Serialize>(
+        &mut self,
+        id: String,
+        spec: &T,
+        corrective: bool,
+        outcome: ResourceOutcome,
+    ) {
         let hash = spec_hash(spec);
         let (state, message, percent, observed) = match outcome {
-            Outcome::InSync(observed) => {
+            ResourceOutcome::InSync(observed) => {
                 self.mem.converged.insert(id.clone(), hash);
                 self.mem.failed.remove(&id);
                 self.mem.limiter.settle(&id, self.now);
                 (ResourceState::Converged, String::new(), None, observed)
             }
-            Outcome::Changed { observed } => {
+            ResourceOutcome::Changed { observed } => {
                 self.count_change(corrective);
                 self.mem.converged.insert(id.clone(), hash);
                 self.mem.failed.remove(&id);
                 (ResourceState::Converged, String::new(), None, observed)
             }
-            Outcome::Progressing(percent, message) => (
+            ResourceOutcome::Progressing(percent, message) => (
                 ResourceState::Progressing,
                 message,
                 percent,
                 BTreeMap::new(),
             ),
-            Outcome::Refused(message) => (ResourceState::Refused, message, None, BTreeMap::new()),
-            Outcome::Failed(message) => {
+            ResourceOutcome::Refused(message) => {
+                (ResourceState::Refused, message, None, BTreeMap::new())
+            }
+            ResourceOutcome::Failed(message) => {
                 tracing::warn!(resource = %id, %message, "could not converge");
                 self.mem.failed.insert(id.clone(), message.clone());
                 (ResourceState::Failed, message, None, BTreeMap::new())

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use omtd_crds::plan::{Ensure, MountSpec, ResourceState};
 
-use super::{Outcome, Pass};
+use super::{Pass, ResourceOutcome};
 use crate::agent::drivers::linux::fstab;
 use crate::agent::memory::spec_hash;
 use crate::agent::merge::id;
@@ -28,7 +28,7 @@ impl Pass<'_> {
             Err(e) => {
                 for m in &plan.mounts {
                     let c = self.is_corrective(&id::mount(m), spec_hash(m));
-                    self.record(id::mount(m), m, c, Outcome::Failed(e.to_string()));
+                    self.record(id::mount(m), m, c, ResourceOutcome::Failed(e.to_string()));
                 }
                 return;
             }
@@ -97,12 +97,17 @@ impl Pass<'_> {
             let rid = id::mount(m);
             if let Some(msg) = &fstab_error {
                 let c = self.is_corrective(&rid, spec_hash(m));
-                self.record(rid, m, c, Outcome::Failed(format!("/etc/fstab: {msg}")));
+                self.record(
+                    rid,
+                    m,
+                    c,
+                    ResourceOutcome::Failed(format!("/etc/fstab: {msg}")),
+                );
                 continue;
             }
             if let Some(msg) = unresolved.remove(&rid) {
                 let c = self.is_corrective(&rid, spec_hash(m));
-                self.record(rid, m, c, Outcome::Failed(msg));
+                self.record(rid, m, c, ResourceOutcome::Failed(msg));
                 continue;
             }
             let line_changed = rewritten.contains(&m.target);
@@ -114,7 +119,9 @@ impl Pass<'_> {
         let corrective = self.is_corrective(&rid, spec_hash(m));
         let mounted = match self.host.mounts.is_mounted(&m.target) {
             Ok(b) => b,
-            Err(e) => return self.record(rid, m, corrective, Outcome::Failed(e.to_string())),
+            Err(e) => {
+                return self.record(rid, m, corrective, ResourceOutcome::Failed(e.to_string()))
+            }
         };
         let act = match m.ensure {
             Ensure::Present => !mounted,
@@ -122,11 +129,11 @@ impl Pass<'_> {
         };
         if !act {
             let outcome = if line_changed {
-                Outcome::Changed {
+                ResourceOutcome::Changed {
                     observed: BTreeMap::new(),
                 }
             } else {
-                Outcome::InSync(BTreeMap::new())
+                ResourceOutcome::InSync(BTreeMap::new())
             };
             return self.record(rid, m, corrective, outcome);
         }
@@ -135,7 +142,10 @@ impl Pass<'_> {
                 rid,
                 m,
                 corrective,
-                Outcome::Progressing(None, "waiting for the store before unmounting".into()),
+                ResourceOutcome::Progressing(
+                    None,
+                    "waiting for the store before unmounting".into(),
+                ),
             );
         }
         if let Err(pause) = self.may_touch(&rid, corrective) {
@@ -152,12 +162,12 @@ impl Pass<'_> {
                     rid,
                     m,
                     corrective,
-                    Outcome::Changed {
+                    ResourceOutcome::Changed {
                         observed: BTreeMap::new(),
                     },
                 )
             }
-            Err(e) => self.record(rid, m, corrective, Outcome::Failed(e.to_string())),
+            Err(e) => self.record(rid, m, corrective, ResourceOutcome::Failed(e.to_string())),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use super::testing::*;
 use super::*;
 use crate::host::command::{Output, RecordingRunner};
-use crate::host::Outcome;
+use crate::host::HostChange;
 
 const BLKID_EXT4: &str = "/dev/vdd: UUID=\"2d03ac1d-00d1-4db8-a6ec-28322846edc4\" \
     VERSION=\"1.0\" BLOCK_SIZE=\"4096\" TYPE=\"ext4\" USAGE=\"filesystem\"\n";
@@ -132,7 +132,7 @@ fn pvcreate_runs_on_a_blank_device_without_force() {
         "pvcreate /dev/vdd",
         Output::ok("  Physical volume \"/dev/vdd\" successfully created.\n"),
     );
-    assert_eq!(lvm.pvcreate("/dev/vdd").unwrap(), Outcome::Changed);
+    assert_eq!(lvm.pvcreate("/dev/vdd").unwrap(), HostChange::Changed);
     assert_eq!(
         r.lines(),
         [
@@ -147,7 +147,7 @@ fn pvcreate_runs_on_a_blank_device_without_force() {
     // Already a PV: nothing runs but the report.
     let (r, lvm) = fake_lvm();
     r.on(PVS, Output::ok(pvs_json(&[("/dev/vdd", "", 0, 0)])));
-    assert_eq!(lvm.pvcreate("/dev/vdd").unwrap(), Outcome::Unchanged);
+    assert_eq!(lvm.pvcreate("/dev/vdd").unwrap(), HostChange::Unchanged);
     assert_eq!(r.lines(), [PVS]);
 }
 
@@ -192,7 +192,7 @@ fn add_device_extends_an_existing_group_through_safe_pvcreate() {
     blank(&r, "/dev/vdd");
     assert_eq!(
         lvm.add_device("nfsstore", "/dev/vdd").unwrap(),
-        Outcome::Changed
+        HostChange::Changed
     );
     assert_eq!(
         changes(&r),
@@ -209,7 +209,7 @@ fn add_device_creates_the_group_when_missing_and_is_idempotent() {
         .on("vgcreate nfsstore /dev/vdb", Output::exit(0));
     assert_eq!(
         lvm.add_device("nfsstore", "/dev/vdb").unwrap(),
-        Outcome::Changed
+        HostChange::Changed
     );
     // Already a PV (orphan): no probes, no pvcreate.
     assert_eq!(changes(&r), ["vgcreate nfsstore /dev/vdb"]);
@@ -223,11 +223,11 @@ fn add_device_creates_the_group_when_missing_and_is_idempotent() {
     .on(VGS, Output::ok(vgs_json(&[("nfsstore", 10, 10)])));
     assert_eq!(
         lvm.add_device("nfsstore", "/dev/vdb").unwrap(),
-        Outcome::Unchanged
+        HostChange::Unchanged
     );
     assert_eq!(
         lvm.vgcreate("nfsstore", "/dev/vdb").unwrap(),
-        Outcome::Unchanged
+        HostChange::Unchanged
     );
     assert!(changes(&r).is_empty());
 }
@@ -276,7 +276,7 @@ fn lvcreate_takes_all_free_extents() {
         );
     assert_eq!(
         lvm.lvcreate("nfsstore", "nfs_logical").unwrap(),
-        Outcome::Changed
+        HostChange::Changed
     );
     assert_eq!(
         changes(&r),
@@ -319,7 +319,7 @@ fn grow_lv_extends_then_resizes_online() {
         );
     assert_eq!(
         lvm.grow_lv("nfsstore", "nfs_logical").unwrap(),
-        Outcome::Changed
+        HostChange::Changed
     );
     assert_eq!(
         changes(&r),
@@ -350,7 +350,7 @@ fn grow_lv_after_a_crash_between_lvextend_and_resize2fs_still_resizes() {
         );
     assert_eq!(
         lvm.grow_lv("nfsstore", "nfs_logical").unwrap(),
-        Outcome::Changed
+        HostChange::Changed
     );
     assert_eq!(changes(&r), ["resize2fs /dev/nfsstore/nfs_logical"]);
 
@@ -475,7 +475,7 @@ fn removal_with_room_moves_with_progress_then_vgreduce_then_pvremove() {
     let out = lvm
         .remove_pv("nfsstore", "/dev/vdd", &mut |p| progress.push(p.percent))
         .unwrap();
-    assert_eq!(out, Outcome::Changed);
+    assert_eq!(out, HostChange::Changed);
     assert_eq!(progress, [0.0, 42.0, 100.0]);
     assert_eq!(
         r.lines(),
@@ -578,7 +578,7 @@ fn removal_resumes_after_a_crash_at_any_point() {
         .on("pvremove /dev/vdd", Output::exit(0));
     assert_eq!(
         lvm.remove_pv("vg", "/dev/vdd", &mut |_| {}).unwrap(),
-        Outcome::Changed
+        HostChange::Changed
     );
     assert_eq!(changes(&r), ["pvremove /dev/vdd"]);
 
@@ -588,7 +588,7 @@ fn removal_resumes_after_a_crash_at_any_point() {
         .on(VGS, Output::ok(vgs_json(&[])));
     assert_eq!(
         lvm.remove_pv("vg", "/dev/vdd", &mut |_| {}).unwrap(),
-        Outcome::Unchanged
+        HostChange::Unchanged
     );
     assert!(changes(&r).is_empty());
 

@@ -204,11 +204,6 @@ impl SimHost {
         };
     }
 
-    /// A foreign fstab line (someone else's).
-    pub fn add_foreign_fstab_line(&self, line: &str) {
-        self.state().fstab_foreign.push(line.to_owned());
-    }
-
     // ---- faults ----
 
     /// The service's process dies.
