@@ -8,6 +8,7 @@
 //! and frameworks are registered, what Prometheus scrapes), not by omtd's own records.
 
 pub mod checks;
+mod ctx;
 pub mod hosts;
 mod output;
 pub mod records;

@@ -147,8 +147,8 @@ impl SimHost {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Replaces the whole state: how a mirror of a host in another process (`crate::sim::
-    /// remote`) takes the state that process serves. No drift signal: nothing drives a
+    /// Replaces the whole state: how a mirror of a host in another process (the sim world's
+    /// remote hosts, above this driver) takes the state that process serves. No drift signal: nothing drives a
     /// mirror.
     pub fn replace_state(&self, new: SimState) {
         *self.state() = new;
