@@ -1,8 +1,6 @@
 //! Unit tests of PV removal on exact command lines (fake runner): the refusals, pvmove
 //! with progress, and resuming after a crash at any point.
 
-use std::sync::Arc;
-
 use super::testing::*;
 use super::*;
 use crate::host::command::Output;
