@@ -58,14 +58,7 @@ impl Pass<'_> {
         let corrective = self.is_corrective(&rid, spec_hash(spec));
         let cur = match self.host.containers.inspect(&spec.name) {
             Ok(c) => c,
-            Err(e) => {
-                return self.record(
-                    rid,
-                    spec,
-                    corrective,
-                    ResourceOutcome::Failed(e.to_string()),
-                )
-            }
+            Err(e) => return self.record_failure(rid, spec, corrective, &e),
         };
         let todo = step(spec, cur.as_ref());
         if todo == Step::Nothing {
@@ -90,21 +83,9 @@ impl Pass<'_> {
         match r {
             Ok(()) => {
                 tracing::info!(container = %spec.name, ?todo, corrective, "container changed");
-                self.record(
-                    rid,
-                    spec,
-                    corrective,
-                    ResourceOutcome::Changed {
-                        observed: BTreeMap::new(),
-                    },
-                )
+                self.record_changed(rid, spec, corrective)
             }
-            Err(e) => self.record(
-                rid,
-                spec,
-                corrective,
-                ResourceOutcome::Failed(e.to_string()),
-            ),
+            Err(e) => self.record_failure(rid, spec, corrective, &e),
         }
     }
 }

@@ -22,11 +22,7 @@ impl Pass<'_> {
             wanted.extend(current.iter().filter(|l| !planned.contains(*l)).cloned());
         }
         let mut added: BTreeSet<String> = BTreeSet::new();
-        let same = if plan.complete {
-            wanted == current
-        } else {
-            wanted.iter().collect::<BTreeSet<_>>() == current.iter().collect::<BTreeSet<_>>()
-        };
+        let same = super::same_lines(plan.complete, &wanted, &current);
         if !same {
             let before: BTreeSet<&String> = current.iter().collect();
             if let Err(e) = self.host.exports.write_owned_lines(&wanted) {

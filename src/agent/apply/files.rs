@@ -40,14 +40,7 @@ impl Pass<'_> {
         let mode = effective_mode(spec);
         let current = match self.host.files.read(&spec.path) {
             Ok(c) => c,
-            Err(e) => {
-                return self.record(
-                    rid,
-                    spec,
-                    corrective,
-                    ResourceOutcome::Failed(e.to_string()),
-                )
-            }
+            Err(e) => return self.record_failure(rid, spec, corrective, &e),
         };
         let expected = match spec.ensure {
             Ensure::Present => Some(fingerprint(spec.content.as_bytes(), mode)),
@@ -83,21 +76,9 @@ impl Pass<'_> {
                 tracing::info!(path = %spec.path, corrective, "file written");
                 self.changed_files.insert(spec.path.clone(), corrective);
                 self.out.expected_files.push((spec.path.clone(), expected));
-                self.record(
-                    rid,
-                    spec,
-                    corrective,
-                    ResourceOutcome::Changed {
-                        observed: BTreeMap::new(),
-                    },
-                );
+                self.record_changed(rid, spec, corrective);
             }
-            Err(e) => self.record(
-                rid,
-                spec,
-                corrective,
-                ResourceOutcome::Failed(e.to_string()),
-            ),
+            Err(e) => self.record_failure(rid, spec, corrective, &e),
         }
     }
 }

@@ -23,7 +23,7 @@ use std::time::Instant;
 use omtd_crds::plan::{ResourceReport, ResourceState};
 use serde::Serialize;
 
-use super::drivers::Host;
+use super::drivers::{DriverError, Host};
 use super::memory::{spec_hash, Memory};
 use super::merge::MergedPlan;
 use super::repair_limit::Decision;
@@ -172,6 +172,25 @@ impl Pass<'_> {
     }
 
     /// Record what became of `id`.
+    /// Records a resource whose observation or step failed, with the driver's message.
+    fn record_failure<T: Serialize>(
+        &mut self,
+        id: String,
+        spec: &T,
+        corrective: bool,
+        e: &DriverError,
+    ) {
+        self.record(id, spec, corrective, ResourceOutcome::Failed(e.to_string()));
+    }
+
+    /// Records a step that changed the host and observed nothing more.
+    fn record_changed<T: Serialize>(&mut self, id: String, spec: &T, corrective: bool) {
+        let outcome = ResourceOutcome::Changed {
+            observed: BTreeMap::new(),
+        };
+        self.record(id, spec, corrective, outcome);
+    }
+
     fn record<T: Serialize>(
         &mut self,
         id: String,
@@ -241,5 +260,16 @@ impl Pass<'_> {
             percent: None,
             observed: BTreeMap::new(),
         });
+    }
+}
+
+/// Whether the owned lines of fstab or `/etc/exports` need no rewrite: a complete plan
+/// wants exactly its lines in its order; an incomplete one only adds lines, so keeping the
+/// rest in their place is no change.
+fn same_lines(complete: bool, wanted: &[String], current: &[String]) -> bool {
+    if complete {
+        wanted == current
+    } else {
+        wanted.iter().collect::<BTreeSet<_>>() == current.iter().collect::<BTreeSet<_>>()
     }
 }

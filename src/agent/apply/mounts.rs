@@ -70,12 +70,7 @@ impl Pass<'_> {
         }
         let mut fstab_error = None;
         let mut rewritten: BTreeSet<String> = BTreeSet::new();
-        // An incomplete plan only adds lines: keeping the rest in their place is no change.
-        let same = if plan.complete {
-            wanted == current
-        } else {
-            wanted.iter().collect::<BTreeSet<_>>() == current.iter().collect::<BTreeSet<_>>()
-        };
+        let same = super::same_lines(plan.complete, &wanted, &current);
         if !same {
             let before: BTreeSet<&String> = current.iter().collect();
             match self.host.mounts.write_owned_entries(&wanted) {
@@ -119,9 +114,7 @@ impl Pass<'_> {
         let corrective = self.is_corrective(&rid, spec_hash(m));
         let mounted = match self.host.mounts.is_mounted(&m.target) {
             Ok(b) => b,
-            Err(e) => {
-                return self.record(rid, m, corrective, ResourceOutcome::Failed(e.to_string()))
-            }
+            Err(e) => return self.record_failure(rid, m, corrective, &e),
         };
         let act = match m.ensure {
             Ensure::Present => !mounted,
@@ -167,7 +160,7 @@ impl Pass<'_> {
                     },
                 )
             }
-            Err(e) => self.record(rid, m, corrective, ResourceOutcome::Failed(e.to_string())),
+            Err(e) => self.record_failure(rid, m, corrective, &e),
         }
     }
 }

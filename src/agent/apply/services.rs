@@ -104,14 +104,7 @@ impl Pass<'_> {
         let corrective = self.is_corrective(&rid, spec_hash(spec));
         let st = match self.host.services.status(&spec.name) {
             Ok(st) => st,
-            Err(e) => {
-                return self.record(
-                    rid,
-                    spec,
-                    corrective,
-                    ResourceOutcome::Failed(e.to_string()),
-                )
-            }
+            Err(e) => return self.record_failure(rid, spec, corrective, &e),
         };
         if !st.installed {
             let outcome = if spec.state == ServiceState::Running {
@@ -173,12 +166,7 @@ impl Pass<'_> {
                 Step::Restart => svc.restart(&spec.name),
             };
             if let Err(e) = r {
-                return self.record(
-                    rid,
-                    spec,
-                    corrective,
-                    ResourceOutcome::Failed(e.to_string()),
-                );
+                return self.record_failure(rid, spec, corrective, &e);
             }
             tracing::info!(service = %spec.name, ?step, corrective, "service changed");
         }
