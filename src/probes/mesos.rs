@@ -16,7 +16,7 @@ use omtd_controllers::observed::{MesosAgent, MesosFramework, MesosState};
 use super::http::{redirect_target, Answer};
 use super::{HttpProbe, HttpTarget, ProbeError};
 
-pub use super::maintenance::{MachineId, MaintenanceWindow, Nanos, ScheduleChange, Unavailability};
+pub use super::schedule::{MachineId, MaintenanceWindow, Nanos, ScheduleChange, Unavailability};
 
 /// A Mesos master to probe (any master of the cluster: requests reach the leader).
 #[derive(Debug, Clone)]

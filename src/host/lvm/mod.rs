@@ -236,4 +236,6 @@ impl Lvm {
 pub(crate) mod testing;
 
 #[cfg(test)]
+mod removal_tests;
+#[cfg(test)]
 mod tests;
