@@ -47,12 +47,7 @@ fn stored_specs() -> &'static [&'static str] {
     static S: OnceLock<&'static [&'static str]> = OnceLock::new();
     S.get_or_init(|| {
         let objects = manifest::parse(CLUSTER_YAML).expect("the example cluster parses");
-        leak(
-            objects
-                .iter()
-                .map(|o| o.to_value().to_string())
-                .collect(),
-        )
+        leak(objects.iter().map(|o| o.to_value().to_string()).collect())
     })
 }
 
@@ -83,7 +78,10 @@ fn slices() -> &'static [&'static str] {
         let full = PlanSlice {
             controller: "storage".into(),
             fencing_token: 42,
-            files: vec![FileSpec::plain("/etc/mesos/zk", "zk://10.0.0.12:2181/mesos")],
+            files: vec![FileSpec::plain(
+                "/etc/mesos/zk",
+                "zk://10.0.0.12:2181/mesos",
+            )],
             services: vec![ServiceSpec {
                 name: "nfs-server".into(),
                 state: ServiceState::Running,
@@ -213,7 +211,12 @@ const URLS: &[&str] = &[
 ];
 
 fn lvm_kind() -> impl Strategy<Value = Kind> {
-    prop_oneof![Just(Kind::Pv), Just(Kind::Vg), Just(Kind::Lv), Just(Kind::Segment)]
+    prop_oneof![
+        Just(Kind::Pv),
+        Just(Kind::Vg),
+        Just(Kind::Lv),
+        Just(Kind::Segment)
+    ]
 }
 
 /// Parses a report and converts its rows, as `host::lvm` does with lvm2's output.
