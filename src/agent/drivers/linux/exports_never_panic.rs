@@ -3,6 +3,8 @@
 //! near-valid files. A child of `exports` because `pairs` and `adopt` are private to it; the
 //! fstab side is in `tests/parsers_never_panic.rs`.
 
+// The same strategies serve the other in-crate never_panic module: one file, two copies.
+#[allow(clippy::duplicate_mod)]
 #[path = "../../../../tests/never_panic_support/mod.rs"]
 mod support;
 
