@@ -245,6 +245,10 @@ fn to_state(state: StateJson, status: StatusJson) -> MesosState {
 }
 
 #[cfg(test)]
+#[path = "mesos_never_panic.rs"]
+mod never_panic;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

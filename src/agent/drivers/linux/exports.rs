@@ -128,6 +128,10 @@ fn adopt(line: &str, owned: &[(String, String)]) -> Foreign {
 }
 
 #[cfg(test)]
+#[path = "exports_never_panic.rs"]
+mod never_panic;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::host::command::{Output, RecordingRunner};
