@@ -6,8 +6,6 @@
 // The Mesos state fixture is one large `json!` literal.
 #![recursion_limit = "256"]
 
-mod probes_fakes;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -18,8 +16,8 @@ use omtd::probes::prometheus::{Prometheus, Reload};
 use omtd::probes::registry::{Registry, RegistryAccess};
 use omtd::probes::{BasicAuth, HttpProbe, HttpTarget, ProbeConfig, ProbeError};
 use omtd_controllers::observed::{MesosAgent, MesosFramework, MesosState};
-use probes_fakes::mesos::{self as fake_mesos, MesosFake, PRINCIPAL, SECRET};
-use probes_fakes::{basic, PrometheusFake};
+use omtd_test_support::fakes::mesos::{self as fake_mesos, MesosFake, PRINCIPAL, SECRET};
+use omtd_test_support::fakes::{self, basic, PrometheusFake};
 
 fn http(timeout: Duration) -> HttpProbe {
     HttpProbe::new(ProbeConfig { timeout }).expect("build the probe client")
@@ -303,7 +301,7 @@ async fn marking_down_an_unscheduled_machine_reports_mesos_refusal() {
 
 #[tokio::test]
 async fn a_service_that_never_answers_times_out_within_the_limit() {
-    let addr = probes_fakes::silent_server().await;
+    let addr = fakes::silent_server().await;
     let limit = Duration::from_millis(300);
     let target = HttpTarget::parse(&format!("http://{addr}"))
         .expect("target")
@@ -333,7 +331,7 @@ async fn a_service_that_never_answers_times_out_within_the_limit() {
 
 #[tokio::test]
 async fn an_unreachable_service_says_so_and_names_the_url() {
-    let addr = probes_fakes::closed_port();
+    let addr = fakes::closed_port();
     let target = HttpTarget::parse(&format!("http://{PRINCIPAL}:{SECRET}@{addr}/prometheus"))
         .expect("target");
     let e = Prometheus::new(http(Duration::from_secs(2)), target)
@@ -353,12 +351,12 @@ async fn an_unreachable_service_says_so_and_names_the_url() {
 async fn chronos_ping_and_job_api_version() {
     let user = "galaxy";
     let pass = "chronos-http-pass";
-    let v3 = probes_fakes::chronos(probes_fakes::ChronosFake {
+    let v3 = fakes::chronos(fakes::ChronosFake {
         creds: Some((user.into(), pass.into())),
         v3: true,
     })
     .await;
-    let v2 = probes_fakes::chronos(probes_fakes::ChronosFake {
+    let v2 = fakes::chronos(fakes::ChronosFake {
         creds: None,
         v3: false,
     })
@@ -397,7 +395,7 @@ async fn prometheus_active_targets_under_the_route_prefix() {
         reloads: AtomicUsize::new(0),
         requests: AtomicUsize::new(0),
     });
-    let addr = probes_fakes::prometheus(Arc::clone(&fake)).await;
+    let addr = fakes::prometheus(Arc::clone(&fake)).await;
     let p = Prometheus::new(
         http(Duration::from_secs(2)),
         HttpTarget::parse(&format!("http://{addr}/prometheus")).expect("target"),
@@ -428,7 +426,7 @@ async fn prometheus_reload_without_lifecycle_reports_what_is_needed() {
         reloads: AtomicUsize::new(0),
         requests: AtomicUsize::new(0),
     });
-    let addr = probes_fakes::prometheus(Arc::clone(&fake)).await;
+    let addr = fakes::prometheus(Arc::clone(&fake)).await;
     let p = Prometheus::new(
         http(Duration::from_secs(2)),
         HttpTarget::parse(&format!("http://{addr}/prometheus/")).expect("target"),
@@ -449,7 +447,7 @@ async fn prometheus_reload_without_lifecycle_reports_what_is_needed() {
 
 #[tokio::test]
 async fn registry_open_guarded_authenticated_and_rejected() {
-    let open = probes_fakes::registry(None, false).await;
+    let open = fakes::registry(None, false).await;
     let s = Registry::new(
         http(Duration::from_secs(2)),
         HttpTarget::parse(&open.to_string()).expect("target"),
@@ -461,7 +459,7 @@ async fn registry_open_guarded_authenticated_and_rejected() {
     assert!(s.v2_api);
 
     let (user, pass) = ("omtd", "registry-Pa55");
-    let guarded = probes_fakes::registry(Some((user.into(), pass.into())), false).await;
+    let guarded = fakes::registry(Some((user.into(), pass.into())), false).await;
     let target = HttpTarget::parse(&guarded.to_string()).expect("target");
     let check =
         |t: HttpTarget| async move { Registry::new(http(Duration::from_secs(2)), t).check().await };
@@ -483,7 +481,7 @@ async fn registry_open_guarded_authenticated_and_rejected() {
 async fn a_server_echoing_the_secret_does_not_put_it_in_the_error() {
     let secret = "Echoed-Secret-42";
     // A badly behaved guard that repeats the request's Authorization header in its 401.
-    let addr = probes_fakes::registry(Some(("x".into(), "y".into())), true).await;
+    let addr = fakes::registry(Some(("x".into(), "y".into())), true).await;
     let target = HttpTarget::parse(&addr.to_string())
         .expect("target")
         .with_auth(BasicAuth::new("omtd", secret));

@@ -3,7 +3,6 @@
 //!
 //! Each fake is one axum fallback handler matching on method and path: the point is the
 //! documented JSON and status codes, not routing.
-#![allow(dead_code)]
 
 pub mod mesos;
 
@@ -46,8 +45,7 @@ pub async fn silent_server() -> SocketAddr {
 
 /// A loopback port with nothing listening (bound, then released).
 pub fn closed_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+    SocketAddr::from(([127, 0, 0, 1], crate::ports::free_port()))
 }
 
 pub fn basic(user: &str, pass: &str) -> String {

@@ -1,6 +1,5 @@
 //! Helpers for the agent's integration tests: a real etcd, an agent running in-process on a
 //! linux host confined to a temporary root, plan slices in, reports out.
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -15,7 +14,7 @@ use omtd_crds::plan::{Ensure, FileSpec, PlanSlice, Report, ResourceState};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::common::etcd::EtcdServer;
+use crate::etcd::EtcdServer;
 
 pub mod idle;
 
@@ -148,18 +147,6 @@ pub fn file(path: &str, content: &str, mode: u32) -> FileSpec {
 
 pub fn state_of(r: &Report, id: &str) -> Option<ResourceState> {
     r.resources.iter().find(|x| x.id == id).map(|x| x.state)
-}
-
-/// Poll `f` every millisecond until true; returns how long it took.
-pub async fn time_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return Some(start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    None
 }
 
 pub async fn with_timeout<T>(limit: Duration, fut: impl Future<Output = T>) -> T {

@@ -2,7 +2,6 @@
 //! VMs each running the freshly built `omtd agent` under systemd, reaching the etcd at
 //! 10.0.2.2 (QEMU's address for the host), and the `omtd` binary for every user action.
 //! See `docs/testing.md`.
-#![allow(dead_code)]
 
 pub mod image;
 pub mod machine;
@@ -21,7 +20,7 @@ use omtd_crds::plan::{Report, ResourceState};
 use omtd_crds::{ConditionStatus, Kind};
 use tokio_util::sync::CancellationToken;
 
-use crate::common::etcd::EtcdServer;
+use crate::etcd::EtcdServer;
 use machine::Vm;
 
 pub const CLUSTER: &str = "vm";
@@ -94,7 +93,7 @@ impl Rig {
 
     /// Runs the `omtd` binary against the rig's store; panics unless it exits 0.
     pub async fn omtd(&self, args: &[&str]) -> String {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_omtd"))
+        let out = tokio::process::Command::new(crate::omtd_bin())
             .env("OMTD_STORE", self.etcd.url())
             .env("OMTD_CLUSTER", CLUSTER)
             .current_dir(&self.dir)
@@ -226,7 +225,7 @@ pub fn prepare_share(dir: &Path, etcd_port: u16) -> PathBuf {
     let out = std::process::Command::new("strip")
         .args(["--strip-debug", "-o"])
         .arg(&bin)
-        .arg(env!("CARGO_BIN_EXE_omtd"))
+        .arg(crate::omtd_bin())
         .output()
         .expect("run strip (binutils)");
     assert!(
@@ -240,10 +239,7 @@ pub fn prepare_share(dir: &Path, etcd_port: u16) -> PathBuf {
     )
     .expect("env file");
     std::fs::copy(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/deploy/systemd/omtd-agent@.service"
-        ),
+        crate::repo_file("deploy/systemd/omtd-agent@.service"),
         share.join("omtd-agent@.service"),
     )
     .expect("copy the agent unit");

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::image::Image;
+use crate::ports::free_port;
 
 /// MAC of the first NIC (QEMU's user network), matched by the image's network script.
 const SLIRP_MAC: &str = "52:54:00:00:00:02";
@@ -44,7 +45,7 @@ pub struct VmSpec {
 }
 
 /// What one ssh command did.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Out {
     pub code: i32,
     pub stdout: String,
@@ -58,22 +59,6 @@ pub struct Vm {
     pub dir: PathBuf,
     child: Option<Child>,
     started: Instant,
-}
-
-/// A loopback port free right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// A loopback UDP port free right now.
-pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback UDP port")
 }
 
 fn qemu_img(args: &[&str]) {
@@ -303,21 +288,30 @@ impl Vm {
 
     /// Polls `check` (a shell command) until it exits 0; returns the time it took.
     pub async fn wait_until(&self, what: &str, check: &str, timeout: Duration) -> Duration {
-        let start = Instant::now();
-        loop {
-            let out = self.ssh(check).await;
-            if out.code == 0 {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < timeout,
+        // The last check's output, for the message when it never passes.
+        let last = std::sync::Mutex::new(None);
+        let took = crate::poll::within(timeout)
+            .every(Duration::from_millis(100))
+            .until_async(|| {
+                let last = &last;
+                async move {
+                    let out = self.ssh(check).await;
+                    let passed = out.code == 0;
+                    *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
+                    passed
+                }
+            })
+            .await;
+        took.unwrap_or_else(|| {
+            let out = last
+                .into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_default();
+            panic!(
                 "{}: {what}: not within {timeout:?}; last check `{check}`:\n{}{}",
-                self.node,
-                out.stdout,
-                out.stderr
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                self.node, out.stdout, out.stderr
+            )
+        })
     }
 }
 
