@@ -13,6 +13,7 @@ pub mod agent;
 pub mod e2e;
 pub mod etcd;
 pub mod fakes;
+pub mod mesos;
 pub mod poll;
 pub mod ports;
 pub mod runtime;

@@ -1,10 +1,9 @@
-//! HTTP test servers on loopback that answer like the real services (Mesos 1.4 master,
-//! Chronos, Prometheus, the registry behind Apache), for `tests/probes_http.rs`.
+//! HTTP test servers on loopback that answer like the real services (Chronos, Prometheus,
+//! the registry behind Apache), for `tests/probes_http.rs`. The Mesos master is the sim
+//! world's (see [`crate::mesos`]).
 //!
 //! Each fake is one axum fallback handler matching on method and path: the point is the
 //! documented JSON and status codes, not routing.
-
-pub mod mesos;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
