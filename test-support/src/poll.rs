@@ -2,7 +2,7 @@
 //!
 //! `within(timeout)` checks the condition first, then every `every` (5 ms unless set) until
 //! it holds or `timeout` has passed; the answer is how long it took. `expect` panics instead
-//! of answering `None`.
+//! of answering `None`; `until_ok` keeps the last failed check for the test's message.
 
 use std::future::Future;
 use std::time::Duration;
@@ -45,15 +45,35 @@ impl Poll {
         F: FnMut() -> Fut,
         Fut: Future<Output = bool>,
     {
+        self.until_ok(|| {
+            let check = f();
+            async move {
+                if check.await {
+                    Ok(())
+                } else {
+                    Err(())
+                }
+            }
+        })
+        .await
+        .ok()
+        .map(|((), took)| took)
+    }
+
+    /// Polls `f` until it answers `Ok`: that value and how long it took; else the last
+    /// `Err` (what a failing test shows: the last report, the pending nodes).
+    pub async fn until_ok<T, E, F, Fut>(self, mut f: F) -> Result<(T, Duration), E>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
         let start = Instant::now();
         loop {
-            if f().await {
-                return Some(start.elapsed());
+            match f().await {
+                Ok(value) => return Ok((value, start.elapsed())),
+                Err(last) if start.elapsed() >= self.timeout => return Err(last),
+                Err(_) => tokio::time::sleep(self.every).await,
             }
-            if start.elapsed() >= self.timeout {
-                return None;
-            }
-            tokio::time::sleep(self.every).await;
         }
     }
 

@@ -4,7 +4,7 @@
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use omtd::agent::drivers::{linux, Host};
 use omtd::agent::{Agent, AgentConfig, AgentError, Stats};
@@ -81,19 +81,17 @@ impl Rig {
         timeout: Duration,
         f: impl Fn(&Report) -> bool,
     ) -> Report {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let r = self.report(node).await;
-            if let Some(r) = &r {
-                if f(r) {
-                    return r.clone();
+        crate::poll::within(timeout)
+            .every(Duration::from_millis(20))
+            .until_ok(|| async {
+                match self.report(node).await {
+                    Some(r) if f(&r) => Ok(r),
+                    last => Err(last),
                 }
-            }
-            if Instant::now() > deadline {
-                panic!("report never matched within {timeout:?}; last: {r:#?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            })
+            .await
+            .map(|(r, _)| r)
+            .unwrap_or_else(|r| panic!("report never matched within {timeout:?}; last: {r:#?}"))
     }
 
     pub async fn wait_converged(&self, node: &str) -> Report {

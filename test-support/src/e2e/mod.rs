@@ -469,25 +469,29 @@ impl World {
 
     /// Waits until every node with an agent is converged; returns how long it took.
     pub async fn wait_converged(&self, timeout: Duration) -> Duration {
-        let start = Instant::now();
-        loop {
-            let mut pending = Vec::new();
-            for node in self.machines.keys() {
-                if let Some(why) = self.not_converged(node).await {
-                    pending.push(format!("{node}: {why}"));
+        crate::poll::within(timeout)
+            .every(Duration::from_millis(50))
+            .until_ok(|| async {
+                let mut pending = Vec::new();
+                for node in self.machines.keys() {
+                    if let Some(why) = self.not_converged(node).await {
+                        pending.push(format!("{node}: {why}"));
+                    }
                 }
-            }
-            if pending.is_empty() {
-                return start.elapsed();
-            }
-            if start.elapsed() > timeout {
+                if pending.is_empty() {
+                    Ok(())
+                } else {
+                    Err(pending)
+                }
+            })
+            .await
+            .map(|((), took)| took)
+            .unwrap_or_else(|pending| {
                 panic!(
                     "not converged after {timeout:?}:\n  {}",
                     pending.join("\n  ")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                )
+            })
     }
 }
 

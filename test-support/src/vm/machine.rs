@@ -45,7 +45,7 @@ pub struct VmSpec {
 }
 
 /// What one ssh command did.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Out {
     pub code: i32,
     pub stdout: String,
@@ -288,30 +288,24 @@ impl Vm {
 
     /// Polls `check` (a shell command) until it exits 0; returns the time it took.
     pub async fn wait_until(&self, what: &str, check: &str, timeout: Duration) -> Duration {
-        // The last check's output, for the message when it never passes.
-        let last = std::sync::Mutex::new(None);
-        let took = crate::poll::within(timeout)
+        crate::poll::within(timeout)
             .every(Duration::from_millis(100))
-            .until_async(|| {
-                let last = &last;
-                async move {
-                    let out = self.ssh(check).await;
-                    let passed = out.code == 0;
-                    *last.lock().unwrap_or_else(|e| e.into_inner()) = Some(out);
-                    passed
+            .until_ok(|| async move {
+                let out = self.ssh(check).await;
+                if out.code == 0 {
+                    Ok(())
+                } else {
+                    Err(out)
                 }
             })
-            .await;
-        took.unwrap_or_else(|| {
-            let out = last
-                .into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or_default();
-            panic!(
-                "{}: {what}: not within {timeout:?}; last check `{check}`:\n{}{}",
-                self.node, out.stdout, out.stderr
-            )
-        })
+            .await
+            .map(|((), took)| took)
+            .unwrap_or_else(|out| {
+                panic!(
+                    "{}: {what}: not within {timeout:?}; last check `{check}`:\n{}{}",
+                    self.node, out.stdout, out.stderr
+                )
+            })
     }
 }
 

@@ -10,7 +10,7 @@ pub mod steps;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use omtd::operator::Options;
 use omtd::resources::{Keys, Repo};
@@ -143,24 +143,29 @@ impl Rig {
     /// Waits until every one of `nodes` reports converged. The manager is a record without
     /// a VM, so the whole cluster never converges: each VM's own report is what counts.
     pub async fn wait_converged(&self, nodes: &[&str], timeout: Duration) -> Duration {
-        let start = Instant::now();
-        loop {
-            let mut pending = Vec::new();
-            for n in nodes {
-                if let Some(why) = self.not_converged(n).await {
-                    pending.push(format!("{n}: {why}"));
+        crate::poll::within(timeout)
+            .every(Duration::from_millis(100))
+            .until_ok(|| async {
+                let mut pending = Vec::new();
+                for n in nodes {
+                    if let Some(why) = self.not_converged(n).await {
+                        pending.push(format!("{n}: {why}"));
+                    }
                 }
-            }
-            if pending.is_empty() {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "not converged within {timeout:?}:\n  {}",
-                pending.join("\n  ")
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                if pending.is_empty() {
+                    Ok(())
+                } else {
+                    Err(pending)
+                }
+            })
+            .await
+            .map(|((), took)| took)
+            .unwrap_or_else(|pending| {
+                panic!(
+                    "not converged within {timeout:?}:\n  {}",
+                    pending.join("\n  ")
+                )
+            })
     }
 
     /// A Volume's `Ready` condition: (status, reason, message).
@@ -183,20 +188,21 @@ impl Rig {
         reason: &str,
         timeout: Duration,
     ) -> String {
-        let start = Instant::now();
-        loop {
-            let c = self.volume_ready(name).await;
-            if let Some((s, r, m)) = &c {
-                if *s == status && r == reason {
-                    return m.clone();
+        crate::poll::within(timeout)
+            .every(Duration::from_millis(100))
+            .until_ok(|| async {
+                match self.volume_ready(name).await {
+                    Some((s, r, m)) if s == status && r == reason => Ok(m),
+                    last => Err(last),
                 }
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "volume/{name}: Ready never {status:?}/{reason} within {timeout:?}; last {c:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            })
+            .await
+            .map(|(m, _)| m)
+            .unwrap_or_else(|c| {
+                panic!(
+                    "volume/{name}: Ready never {status:?}/{reason} within {timeout:?}; last {c:?}"
+                )
+            })
     }
 }
 
