@@ -2,17 +2,14 @@
 //! owners of one file are reported as a conflict and neither is applied, and the report is
 //! written only when it changes — counted with a watch on `reports/`.
 
-mod agent_support;
-mod common;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_support::{file, read, state_of, with_timeout, Rig, Running};
 use futures::StreamExt;
 use omtd::agent::Agent;
 use omtd_crds::plan::{PlanSlice, ResourceState};
+use omtd_test_support::agent::{file, read, state_of, with_timeout, Rig, Running};
 
 fn slice(controller: &str, token: i64, files: Vec<omtd_crds::plan::FileSpec>) -> PlanSlice {
     PlanSlice {

@@ -6,18 +6,15 @@
 //! - A restarted agent removes the temporary files an interrupted write left beside the
 //!   files it manages, and nothing else.
 
-mod agent_support;
-mod common;
-
 use std::fs;
 use std::time::Duration;
 
-use agent_support::{file, read, with_timeout, Rig, Running};
 use omtd::agent::merge::HOLD_ID;
 use omtd::agent::{Agent, AgentConfig};
 use omtd::resources::Keys;
 use omtd::store::Store;
 use omtd_crds::plan::{Ensure, ExportSpec, MountSpec, PlanSlice, Report, ResourceState};
+use omtd_test_support::agent::{file, read, with_timeout, Rig, Running};
 
 const NODE: &str = "exe.lab";
 const FSTAB_FOREIGN: &str = "# /etc/fstab\nUUID=0b4c-root / ext4 errors=remount-ro 0 1\n";

@@ -11,11 +11,13 @@
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::ports::free_ports;
 
 /// How to get the binary, in the words of the panic message.
 const INSTALL_HINT: &str = "apt-get update && apt-get install -y etcd-server";
@@ -42,7 +44,8 @@ impl EtcdServer {
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
             let dir = temp_dir();
-            let [client_port, peer_port] = free_ports::<2>();
+            let ports = free_ports(2);
+            let (client_port, peer_port) = (ports[0], ports[1]);
             let name = "default".to_owned();
             let spec = MemberSpec {
                 name: name.clone(),
@@ -115,7 +118,7 @@ impl EtcdCluster {
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
             let dir = temp_dir();
-            let ports = free_port_vec(2 * n);
+            let ports = free_ports(2 * n);
             let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
             let initial_cluster = names
                 .iter()
@@ -361,29 +364,4 @@ fn cluster_token() -> String {
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-fn free_ports<const N: usize>() -> [u16; N] {
-    let ports = free_port_vec(N);
-    let mut out = [0u16; N];
-    out.copy_from_slice(&ports);
-    out
-}
-
-/// Ports the kernel considers free right now. All listeners are held at once so the ports are
-/// distinct; etcd binds them a moment later (a lost race is retried by the callers).
-fn free_port_vec(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| {
-            TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind a loopback port: {e}"))
-        })
-        .collect();
-    listeners
-        .iter()
-        .map(|l| {
-            l.local_addr()
-                .unwrap_or_else(|e| panic!("local address of a listener: {e}"))
-                .port()
-        })
-        .collect()
 }
