@@ -5,9 +5,9 @@
 //! Where it lives: the state is one entry per worker in the Cluster's `status.recovery`
 //! (the `agents` map of [`crate::leader_guard::RecoveryState`]), and it is reported on the
 //! Cluster's `Recovery` condition (reason `RestartingAgents`). That is the smallest design
-//! that fits the status ownership table (`crate::output`): the leader guard already owns
-//! that key and condition, while a condition on the Node would need a new row that the
-//! runtime's merge does not know.
+//! that fits the status ownership declarations (`crate::declaration`): the leader guard
+//! already owns that key and condition, while a condition on the Node would need a new
+//! part that the runtime's merge does not know.
 //!
 //! Per worker: inactive for the recovery grace period → restart 1 (a new local token in
 //! that node's mesos-slave restart token); still inactive `backoff(n)` after restart `n`

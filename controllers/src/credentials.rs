@@ -26,69 +26,60 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
 
 use omtd_crds::plan::{FileSpec, PlanSlice};
+use omtd_crds::Kind;
 use omtd_crds::{Credential, CredentialUse};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::{credential_key, Desired};
 use crate::error::Error;
 use crate::observed::Observed;
-use crate::output::{not_true, Cond, Output, StatusEdit};
+use crate::output::{not_true, slice_of, Cond, Intent, Reconciled, StatusEdit};
+use crate::paths::{
+    self, AGENT_CREDENTIALS, AGENT_CREDENTIAL_FLAG, CHRONOS_CONF_PRINCIPAL,
+    CHRONOS_CONF_SECRET_FILE, CHRONOS_HTTP_CREDENTIALS, CHRONOS_PRINCIPAL, CHRONOS_SECRET,
+    CHRONOS_SECRET_FILE, MASTER_ACLS_FLAG, MASTER_AUTH_FLAGS, MASTER_AUTH_RULES,
+    MASTER_CREDENTIALS, MASTER_CREDENTIALS_FLAG, REGISTRY_HTPASSWD,
+};
 use crate::removal::RemovalPhase;
 use crate::render::{absent_file, file, secret_file, xml_escape};
 use crate::settings::Settings;
 
 pub const NAME: &str = "credentials";
 
-pub const MASTER_CREDENTIALS: &str = "/etc/mesos-master/store/credentials.json";
-pub const MASTER_CREDENTIALS_FLAG: &str = "/etc/mesos-master/credentials";
-pub const MASTER_ACLS_FLAG: &str = "/etc/mesos-master/acls";
-pub const MASTER_AUTH_RULES: &str = "/etc/mesos-master/store/auth_rules";
-pub const MASTER_AUTH_FLAGS: [&str; 3] = [
-    "/etc/mesos-master/authenticate_agents",
-    "/etc/mesos-master/authenticate_http_readonly",
-    "/etc/mesos-master/authenticate_http_readwrite",
-];
-pub const CHRONOS_CONF_PRINCIPAL: &str = "/etc/chronos/conf/mesos_authentication_principal";
-pub const CHRONOS_CONF_SECRET_FILE: &str = "/etc/chronos/conf/mesos_authentication_secret_file";
-pub const CHRONOS_PRINCIPAL: &str = "/etc/chronos/mesos_authentication_principal";
-pub const CHRONOS_SECRET_FILE: &str = "/etc/chronos/mesos_authentication_secret_file";
-pub const CHRONOS_SECRET: &str = "/etc/chronos/store/mesos_authentication_secret";
-pub const CHRONOS_HTTP_CREDENTIALS: &str = "/etc/chronos/conf/http_credentials";
-pub const AGENT_CREDENTIALS: &str = "/etc/mesos-slave/store/credentials.json";
-pub const AGENT_CREDENTIAL_FLAG: &str = "/etc/mesos-slave/credential";
-pub const REGISTRY_HTPASSWD: &str = "/etc/apache2/registry.htpasswd";
+/// What this controller owns and what wakes it.
+pub const DECLARATION: Declaration = Declaration {
+    name: NAME,
+    owns: &[Owned {
+        kind: Kind::Credential,
+        conditions: &[condition::READY],
+        status_keys: &[],
+    }],
+    reasons: &[
+        reason::RENDERED,
+        reason::UNRENDERABLE,
+        reason::WAITING_FOR_MASTER,
+    ],
+    // One report, the manager's (whether mesos-master restarted with the credentials);
+    // no heartbeat or probe.
+    wakes: Wakes {
+        reports: Reports::Manager,
+        heartbeats: false,
+        probes: false,
+        plans: Plans::Own,
+    },
+};
 
-/// Files of this controller mesos-master must re-read (restart) when they change.
-pub const MASTER_RESTART_ON: [&str; 7] = [
-    MASTER_CREDENTIALS,
-    MASTER_CREDENTIALS_FLAG,
-    MASTER_ACLS_FLAG,
-    MASTER_AUTH_RULES,
-    MASTER_AUTH_FLAGS[0],
-    MASTER_AUTH_FLAGS[1],
-    MASTER_AUTH_FLAGS[2],
-];
-/// Files of this controller Chronos must re-read.
-pub const CHRONOS_RESTART_ON: [&str; 3] = [
-    CHRONOS_CONF_PRINCIPAL,
-    CHRONOS_CONF_SECRET_FILE,
-    CHRONOS_SECRET,
-];
-/// Files of this controller the Mesos agent must re-read.
-pub const AGENT_RESTART_ON: [&str; 2] = [AGENT_CREDENTIALS, AGENT_CREDENTIAL_FLAG];
-
-/// Galaxy's job configuration on the executor (holds the Chronos HTTP password).
-pub fn job_conf_path(desired: &Desired) -> String {
-    format!("{}/config/job_conf.xml", desired.spec.paths.executor)
+/// The reasons of the conditions this controller sets.
+pub mod reason {
+    pub const RENDERED: &str = "Rendered";
+    pub const UNRENDERABLE: &str = "Unrenderable";
+    pub const WAITING_FOR_MASTER: &str = "WaitingForMaster";
 }
 
-pub fn reconcile(
-    desired: &Desired,
-    observed: &Observed,
-    settings: &Settings,
-) -> Result<Output, Error> {
-    let mut out = Output::default();
+pub fn reconcile(desired: &Desired, observed: &Observed, settings: &Settings) -> Reconciled {
+    let mut out = Intent::default();
     let mut slices: BTreeMap<String, PlanSlice> = BTreeMap::new();
     let applied = master_applied(desired, observed);
     // Credential name → why it is not (yet) fully in place.
@@ -163,8 +154,8 @@ pub fn reconcile(
         let name = &c.metadata.name;
         let cond = pending.remove(name).unwrap_or_else(|| {
             Cond::yes(
-                "Ready",
-                "Rendered",
+                condition::READY,
+                reason::RENDERED,
                 format!("written where {} needs it", c.spec.usage),
             )
         });
@@ -178,16 +169,13 @@ pub fn reconcile(
 }
 
 fn slice<'a>(slices: &'a mut BTreeMap<String, PlanSlice>, node: &str) -> &'a mut PlanSlice {
-    slices.entry(node.to_owned()).or_insert_with(|| PlanSlice {
-        controller: NAME.to_owned(),
-        ..Default::default()
-    })
+    slice_of(slices, node, NAME)
 }
 
 fn waiting_for_master(manager: &str, who: &str) -> Cond {
     Cond::no(
-        "Ready",
-        "WaitingForMaster",
+        condition::READY,
+        reason::WAITING_FOR_MASTER,
         format!(
             "the new credential reaches {who} once mesos-master on {manager} has restarted \
              with it (Mesos keeps one secret per principal: the master goes first)"
@@ -196,7 +184,7 @@ fn waiting_for_master(manager: &str, who: &str) -> Cond {
 }
 
 fn unrenderable(e: &Error) -> Cond {
-    Cond::no("Ready", "Unrenderable", e.to_string())
+    Cond::no(condition::READY, reason::UNRENDERABLE, e.to_string())
 }
 
 /// The Mesos credentials the master holds, in file order: member workers' agent
@@ -508,7 +496,7 @@ fn job_conf_file(desired: &Desired, c: &Credential, settings: &Settings) -> Opti
         owner = xml_escape(&settings.chronos_job_owner),
         db = xml_escape(&db),
     );
-    let mut f = secret_file(job_conf_path(desired), content);
+    let mut f = secret_file(paths::job_conf_path(desired), content);
     f.owner = Some(settings.galaxy_user.clone());
     Some(f)
 }

@@ -4,10 +4,9 @@
 //! Kubernetes' node lifecycle controller stops evicting when most nodes of a zone go
 //! NotReady together: evicting then would turn a network partition into an outage. omtd
 //! applies the same rule to everything destructive it does: no drain, no removal step, no
-//! recovery restart while [`Health::mass_loss`] holds. Each lost node also gets nothing
+//! recovery restart while [`ClusterHealth::mass_loss`] holds. Each lost node also gets nothing
 //! destructive on its own (its plan does not change under it).
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use crate::desired::Desired;
@@ -18,7 +17,7 @@ use crate::settings::Settings;
 pub const MASS_LOSS_MIN: usize = 2;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Health {
+pub struct ClusterHealth {
     /// Nodes whose agent has been gone longer than the grace period, with how long.
     pub lost: Vec<(String, Duration)>,
     /// Nodes whose agent was seen at least once (new hosts do not count either way).
@@ -27,9 +26,9 @@ pub struct Health {
     pub mass_loss: bool,
 }
 
-impl Health {
-    pub fn assess(desired: &Desired, observed: &Observed, settings: &Settings) -> Health {
-        let mut h = Health::default();
+impl ClusterHealth {
+    pub fn assess(desired: &Desired, observed: &Observed, settings: &Settings) -> ClusterHealth {
+        let mut h = ClusterHealth::default();
         for name in desired.nodes.keys() {
             match observed.liveness(name, settings) {
                 Liveness::NeverSeen => {}
@@ -46,10 +45,6 @@ impl Health {
 
     pub fn is_lost(&self, node: &str) -> bool {
         self.lost.iter().any(|(n, _)| n == node)
-    }
-
-    pub fn lost_names(&self) -> BTreeSet<&str> {
-        self.lost.iter().map(|(n, _)| n.as_str()).collect()
     }
 
     /// The message of the cluster condition while mass loss holds.
@@ -117,7 +112,7 @@ mod tests {
             (1, 0, 1, false),
         ];
         for (nodes, alive, lost, mass) in table {
-            let h = Health::assess(&desired(nodes), &observed(alive, lost), &s);
+            let h = ClusterHealth::assess(&desired(nodes), &observed(alive, lost), &s);
             assert_eq!(h.lost.len(), lost, "{nodes}/{alive}/{lost}");
             assert_eq!(
                 h.mass_loss, mass,
@@ -131,7 +126,7 @@ mod tests {
         let s = Settings::default();
         // 8 nodes, only 3 ever seen (a cluster coming up): 2 lost of 3 is mass loss, but
         // the 5 new hosts neither dilute nor add to it.
-        let h = Health::assess(&desired(8), &observed(1, 2), &s);
+        let h = ClusterHealth::assess(&desired(8), &observed(1, 2), &s);
         assert_eq!(h.known, 3);
         assert!(h.mass_loss);
     }
@@ -148,6 +143,6 @@ mod tests {
                 since_heartbeat: s.agent_grace,
             },
         );
-        assert!(Health::assess(&d, &o, &s).lost.is_empty());
+        assert!(ClusterHealth::assess(&d, &o, &s).lost.is_empty());
     }
 }

@@ -4,26 +4,29 @@
 //! Every controller has the same shape:
 //!
 //! ```text
-//! reconcile(&Desired, &Observed, &Settings) -> Result<Output, Error>
+//! reconcile(&Desired, &Observed, &Settings) -> Result<Intent, Error>
 //! ```
 //!
 //! - [`Desired`]: the records (with their stored statuses), with cluster defaults applied.
 //! - [`Observed`]: what the shell measured: agent reports and liveness, probe results, the
 //!   plan slices as stored, and `now` (time is an input, never read from a clock here).
-//! - [`Output`]: one plan slice per node (a node missing from the map has no slice of this
+//! - [`Intent`]: one plan slice per node (a node missing from the map has no slice of this
 //!   controller), statuses, events, objects whose removal is finished, Mesos maintenance
 //!   wanted, and when to look again.
 //!
-//! The four controllers, one a file: [`node`], [`storage`], [`credentials`],
-//! [`leader_guard`]. They read each other's recorded progress only through the stored
-//! statuses in [`Desired`] (a node's removal phase, the cluster's recovery), so each one
-//! stays a function of the store.
+//! The four controllers, one a folder or file: [`node`], [`storage`], [`credentials`],
+//! [`leader_guard`]. Beside its `reconcile` each declares what it owns and what wakes it
+//! (`DECLARATION`, see [`declaration`]). They read each other's recorded progress only
+//! through the stored statuses in [`Desired`] (a node's removal phase, the cluster's
+//! recovery), so each one stays a function of the store; the host paths and restart tables
+//! they share are in [`paths`].
 
 pub use omtd_crds as crds;
 
 pub mod accepted;
 pub mod agent_restart;
 pub mod credentials;
+pub mod declaration;
 pub mod desired;
 pub mod error;
 pub mod health;
@@ -31,16 +34,18 @@ pub mod leader_guard;
 pub mod node;
 pub mod observed;
 pub mod output;
+pub mod paths;
 pub mod removal;
 pub mod render;
 pub mod settings;
 pub mod storage;
 pub mod time;
 
+pub use declaration::Declaration;
 pub use desired::Desired;
 pub use error::Error;
 pub use observed::{AgentLiveness, MasterEntry, MesosAgent, MesosFramework, MesosState, Observed};
-pub use output::{Event, EventType, Machine, MachineMode, Output};
+pub use output::{EventType, Intent, MachineMode, MachineWish, Notice};
 pub use settings::{RecoveryPolicy, Settings};
 
 /// The controllers by name, as they own plan slices (`plans/<node>/<name>`).
@@ -51,13 +56,26 @@ pub const CONTROLLERS: [&str; 4] = [
     leader_guard::NAME,
 ];
 
+/// What each controller owns and what wakes it, in the order of [`CONTROLLERS`].
+pub const DECLARATIONS: [&declaration::Declaration; 4] = [
+    &node::DECLARATION,
+    &storage::DECLARATION,
+    &credentials::DECLARATION,
+    &leader_guard::DECLARATION,
+];
+
+/// The declaration of the controller called `name`; `None` for an unknown name.
+pub fn declaration(name: &str) -> Option<&'static declaration::Declaration> {
+    DECLARATIONS.into_iter().find(|d| d.name == name)
+}
+
 /// Runs the controller called `name`; `None` for an unknown name.
 pub fn reconcile(
     name: &str,
     desired: &Desired,
     observed: &Observed,
     settings: &Settings,
-) -> Option<Result<Output, Error>> {
+) -> Option<output::Reconciled> {
     Some(match name {
         node::NAME => node::reconcile(desired, observed, settings),
         storage::NAME => storage::reconcile(desired, observed, settings),

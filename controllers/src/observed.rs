@@ -59,19 +59,6 @@ impl Observed {
             .find(|r| r.id == id)
     }
 
-    /// Whether the node's agent reported `service:<name>` converged with `token` applied.
-    /// The token is what ties a report to the plan that asked for it: "converged" alone
-    /// might describe the plan before.
-    pub fn service_token_applied(&self, node: &str, service: &str, token: &str) -> bool {
-        self.resource(node, &format!("service:{service}"))
-            .is_some_and(|r| {
-                r.state == ResourceState::Converged
-                    && r.observed
-                        .get(RESTART_TOKEN_KEY)
-                        .is_some_and(|t| t == token)
-            })
-    }
-
     /// Whether the node's agent reported `service:<name>` brought to a stopped plan that
     /// carried `token`: converged with that token, or converged with none at all (the
     /// agent reports no token for a service that is not installed, which is as stopped as

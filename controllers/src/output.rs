@@ -1,20 +1,8 @@
 //! What a controller asks for, and helpers to build statuses that only move when something
 //! changed (so an unchanged state yields the same bytes, and the runtime writes nothing).
 //!
-//! ## Who owns what in a status
-//!
-//! Several controllers write conditions on one object; each starts from the stored status
-//! and replaces only what it owns, and the runtime should merge by the same table when it
-//! writes (it holds the newest stored status):
-//!
-//! | object | controller | conditions | `status` keys |
-//! |---|---|---|---|
-//! | Node | accepted | `Accepted` | |
-//! | Node | node | `Ready` | `removal` |
-//! | Cluster | node | `AgentsReachable` | |
-//! | Cluster | leader-guard | `LeaderElected`, `MesosConnected`, `Recovery` | `recovery` |
-//! | Volume | storage | `Ready`, `Progressing` | `step`, `percent`, `pvRemoval` |
-//! | Credential | credentials | `Ready` | |
+//! Which controller owns which conditions and `status` keys of which object is declared
+//! beside each controller (`DECLARATION`, see [`crate::declaration`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -24,9 +12,12 @@ use omtd_crds::{Condition, ConditionStatus, ObjectKey, Status};
 
 use crate::desired::Desired;
 
+/// What a controller's `reconcile` returns.
+pub type Reconciled = Result<Intent, crate::error::Error>;
+
 /// The result of one reconcile.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Output {
+pub struct Intent {
     /// This controller's slice per node. A node not in the map has no slice of this
     /// controller (the runtime deletes a stored one). `fencing_token` is left 0: the
     /// runtime sets it.
@@ -34,42 +25,35 @@ pub struct Output {
     /// Statuses to store, each the whole status (stored one with this controller's part
     /// replaced). Only objects that exist.
     pub statuses: BTreeMap<ObjectKey, Status>,
-    pub events: Vec<Event>,
+    pub events: Vec<Notice>,
     /// Objects whose removal is complete: the runtime deletes these records.
     pub release: Vec<ObjectKey>,
     /// How each worker should stand in Mesos maintenance (node controller only). The shell
     /// compares with `/master/maintenance/status` and posts only what differs.
-    pub maintenance: Vec<Machine>,
+    pub maintenance: Vec<MachineWish>,
     /// Look again after this long even if nothing changes.
     pub requeue_after: Option<Duration>,
 }
 
-impl Output {
-    /// The slice writes this output asks for, given the nodes that have a stored slice of
-    /// this controller: `Some` to write (when it differs), `None` to delete a stored slice
-    /// of a node this controller no longer plans anything on.
-    pub fn plan_changes<'a>(
-        &self,
-        stored: impl IntoIterator<Item = &'a str>,
-    ) -> Vec<(String, Option<PlanSlice>)> {
-        let mut v: Vec<(String, Option<PlanSlice>)> = self
-            .slices
-            .iter()
-            .map(|(n, s)| (n.clone(), Some(s.clone())))
-            .collect();
-        for n in stored {
-            if !self.slices.contains_key(n) {
-                v.push((n.to_owned(), None));
-            }
-        }
-        v
-    }
-
+impl Intent {
     /// Keeps the earliest requeue.
     pub fn requeue(&mut self, after: Duration) {
         let after = after.max(Duration::from_secs(1));
         self.requeue_after = Some(self.requeue_after.map_or(after, |r| r.min(after)));
     }
+}
+
+/// The slice of `controller` on `node` in `slices`, made empty if missing (for the
+/// controllers that plan on some nodes only).
+pub fn slice_of<'a>(
+    slices: &'a mut BTreeMap<String, PlanSlice>,
+    node: &str,
+    controller: &str,
+) -> &'a mut PlanSlice {
+    slices.entry(node.to_owned()).or_insert_with(|| PlanSlice {
+        controller: controller.to_owned(),
+        ..Default::default()
+    })
 }
 
 /// Normal or Warning, as in Kubernetes events.
@@ -81,7 +65,7 @@ pub enum EventType {
 
 /// An event to record. Never holds a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
+pub struct Notice {
     pub object: ObjectKey,
     pub type_: EventType,
     /// CamelCase, e.g. `AgentLost`.
@@ -92,7 +76,7 @@ pub struct Event {
 /// A machine in Mesos maintenance terms (hostname and IP are the node's address: omtd
 /// writes the address as the agent's hostname).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Machine {
+pub struct MachineWish {
     pub node: String,
     pub hostname: String,
     pub ip: String,
@@ -216,9 +200,9 @@ impl StatusEdit {
 
     /// Adds the status to `out`, with an event for every condition that flipped or changed
     /// reason (`warning_when` decides which statuses are warnings for each type).
-    pub fn finish(self, out: &mut Output, warning_when: impl Fn(&Condition) -> bool) {
+    pub fn finish(self, out: &mut Intent, warning_when: impl Fn(&Condition) -> bool) {
         for c in &self.changes {
-            out.events.push(Event {
+            out.events.push(Notice {
                 object: self.key.clone(),
                 type_: if warning_when(c) {
                     EventType::Warning
@@ -256,7 +240,7 @@ mod tests {
     fn transition_time_and_events_move_only_on_change() {
         let mut d = desired();
         let t1 = SystemTime::UNIX_EPOCH + Duration::from_secs(100);
-        let mut out = Output::default();
+        let mut out = Intent::default();
         let mut e = StatusEdit::new(&d, node_key("n"), t1);
         e.set(Cond::no("Ready", "AgentLost", "gone"));
         e.finish(&mut out, not_true);
@@ -266,7 +250,7 @@ mod tests {
         if let Some(n) = d.nodes.get_mut("n") {
             n.status = stored.clone();
         }
-        let mut again = Output::default();
+        let mut again = Intent::default();
         let mut e = StatusEdit::new(&d, node_key("n"), t1 + Duration::from_secs(60));
         e.set(Cond::no("Ready", "AgentLost", "gone"));
         e.finish(&mut again, not_true);
@@ -275,19 +259,8 @@ mod tests {
     }
 
     #[test]
-    fn plan_changes_delete_slices_no_longer_planned() {
-        let mut out = Output::default();
-        out.slices.insert("a".into(), PlanSlice::default());
-        let changes = out.plan_changes(["a", "b"]);
-        assert_eq!(
-            changes,
-            vec![("a".into(), Some(PlanSlice::default())), ("b".into(), None)]
-        );
-    }
-
-    #[test]
     fn requeue_keeps_the_earliest() {
-        let mut out = Output::default();
+        let mut out = Intent::default();
         out.requeue(Duration::from_secs(30));
         out.requeue(Duration::from_secs(5));
         out.requeue(Duration::from_secs(60));

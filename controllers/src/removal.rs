@@ -5,7 +5,7 @@
 //! one at a time, each confirmed by what the hosts and Mesos report, and records the phase
 //! in the node's status (`status.removal`). The other controllers read the recorded phase
 //! and take their part out of the plans at the right moment. When the last phase is
-//! confirmed the node controller lists the node in [`crate::Output::release`] and the
+//! confirmed the node controller lists the node in [`crate::Intent::release`] and the
 //! runtime deletes the record (its plan slices go with it). Removing the annotation before
 //! that cancels the removal: everything comes back.
 
@@ -47,7 +47,7 @@ impl RemovalPhase {
 
     /// The phase recorded in a node's status.
     pub fn from_status(status: &Status) -> Option<RemovalPhase> {
-        let record: RemovalRecord =
+        let record: NodeRemovalRecord =
             serde_json::from_value(status.extra.get(STATUS_KEY)?.clone()).ok()?;
         Some(record.phase)
     }
@@ -56,7 +56,7 @@ impl RemovalPhase {
 /// What the node's status holds under `removal`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct RemovalRecord {
+pub struct NodeRemovalRecord {
     pub phase: RemovalPhase,
     /// RFC 3339 time the phase began.
     pub since: String,
@@ -65,8 +65,8 @@ pub struct RemovalRecord {
     pub waiting_for: String,
 }
 
-impl RemovalRecord {
-    pub fn from_status(status: &Status) -> Option<RemovalRecord> {
+impl NodeRemovalRecord {
+    pub fn from_status(status: &Status) -> Option<NodeRemovalRecord> {
         serde_json::from_value(status.extra.get(STATUS_KEY)?.clone()).ok()
     }
 }

@@ -7,11 +7,12 @@ use common::*;
 use omtd_controllers::crds::plan::ResourceState;
 use omtd_controllers::crds::{Object, SecretSource};
 use omtd_controllers::credentials::{self, *};
+use omtd_controllers::paths::*;
 use omtd_controllers::{leader_guard, node, storage, Observed};
 
 const MANAGER: &str = "manager.omtd";
 
-fn run(objs: &[Object], o: &Observed) -> omtd_controllers::Output {
+fn run(objs: &[Object], o: &Observed) -> omtd_controllers::Intent {
     credentials::reconcile(&desired(objs), o, &settings()).expect("credentials reconcile")
 }
 

@@ -8,17 +8,19 @@ use std::time::Duration;
 use common::*;
 use omtd_controllers::crds::plan::{ResourceState, ServiceState};
 use omtd_controllers::crds::Object;
-use omtd_controllers::leader_guard::{self, step, Inputs, Phase, RecoveryState, RECOVERY_KEY};
-use omtd_controllers::{MasterEntry, Observed, Output, RecoveryPolicy};
+use omtd_controllers::leader_guard::{
+    self, step, Phase, RecoveryInputs, RecoveryState, RECOVERY_KEY,
+};
+use omtd_controllers::{Intent, MasterEntry, Observed, RecoveryPolicy};
 
 const MANAGER: &str = "manager.omtd";
 
-fn run(objs: &[Object], o: &Observed) -> Output {
+fn run(objs: &[Object], o: &Observed) -> Intent {
     leader_guard::reconcile(&desired(objs), o, &settings()).expect("leader-guard reconcile")
 }
 
-fn healthy_inputs() -> Inputs {
-    Inputs {
+fn healthy_inputs() -> RecoveryInputs {
+    RecoveryInputs {
         healthy: Some(true),
         master_elected: true,
         chronos_registered: true,
@@ -27,8 +29,8 @@ fn healthy_inputs() -> Inputs {
     }
 }
 
-fn unhealthy() -> Inputs {
-    Inputs {
+fn unhealthy() -> RecoveryInputs {
+    RecoveryInputs {
         healthy: Some(false),
         problems: vec!["Chronos is not registered with the master".into()],
         master_elected: true,
@@ -37,7 +39,7 @@ fn unhealthy() -> Inputs {
     }
 }
 
-fn and(mut i: Inputs, f: impl FnOnce(&mut Inputs)) -> Inputs {
+fn and(mut i: RecoveryInputs, f: impl FnOnce(&mut RecoveryInputs)) -> RecoveryInputs {
     f(&mut i);
     i
 }
@@ -69,7 +71,7 @@ fn recovery_runs_the_runbook_order_step_by_step() {
     let p = RecoveryPolicy::default();
     let stopped = and(unhealthy(), |i| i.stopped = true);
     // (seconds, inputs, phase after, attempt after)
-    let table: Vec<(u64, Inputs, Phase, u32)> = vec![
+    let table: Vec<(u64, RecoveryInputs, Phase, u32)> = vec![
         (0, healthy_inputs(), Phase::Idle, 0),
         (10, unhealthy(), Phase::Watching, 0),
         (70, unhealthy(), Phase::Watching, 0), // within the grace period
@@ -190,7 +192,7 @@ fn suppression_blocks_the_start_and_interrupts_an_attempt() {
     assert_eq!(s.phase, Phase::Watching);
     assert!(s.reason.contains("interrupted"));
     // Unknown health (no answer from Mesos) neither starts nor resets.
-    let unknown = Inputs::default();
+    let unknown = RecoveryInputs::default();
     let w = step(&RecoveryState::default(), &unhealthy(), &p, t(0));
     let w2 = step(&w, &unknown, &p, t(1_000));
     assert_eq!(w2.phase, Phase::Watching);
@@ -208,7 +210,7 @@ fn with_recovery(objs: &mut [Object], state: &RecoveryState) {
 }
 
 fn svc<'a>(
-    out: &'a Output,
+    out: &'a Intent,
     node: &str,
     name: &str,
 ) -> &'a omtd_controllers::crds::plan::ServiceSpec {
@@ -267,7 +269,7 @@ fn the_plan_of_each_recovery_phase() {
 }
 
 /// An obedient world: every service the plan names reports converged with its token.
-fn apply(o: &mut Observed, out: &Output) {
+fn apply(o: &mut Observed, out: &Intent) {
     for (node, s) in &out.slices {
         let resources = s
             .services
@@ -284,7 +286,7 @@ fn apply(o: &mut Observed, out: &Output) {
     }
 }
 
-fn phase_of(out: &Output) -> Phase {
+fn phase_of(out: &Intent) -> Phase {
     let v = status_of(out, &cluster_key())
         .extra
         .get(RECOVERY_KEY)
@@ -527,7 +529,7 @@ fn set_inactive(o: &mut Observed, d: &omtd_controllers::Desired, inactive: &[&st
     }
 }
 
-fn agent_tokens(out: &Output, workers: &[&str]) -> Vec<String> {
+fn agent_tokens(out: &Intent, workers: &[&str]) -> Vec<String> {
     workers
         .iter()
         .map(|w| {

@@ -9,9 +9,11 @@ use common::*;
 use omtd_controllers::crds::plan::{Ensure, ResourceState, ServiceState};
 use omtd_controllers::crds::Object;
 use omtd_controllers::removal::{RemovalPhase, DELETING_ANNOTATION, RETIRE_TOKEN};
-use omtd_controllers::{credentials, leader_guard, node, storage, MachineMode, Observed, Output};
+use omtd_controllers::{
+    credentials, leader_guard, node, paths, storage, Intent, MachineMode, Observed,
+};
 
-fn run(objs: &[Object], o: &Observed) -> Output {
+fn run(objs: &[Object], o: &Observed) -> Intent {
     node::reconcile(&desired(objs), o, &settings()).expect("node reconcile")
 }
 
@@ -175,7 +177,7 @@ fn apache_sites_per_role() {
         ),
     ];
     for (n, lines, modules) in table {
-        let site = &file(&out, n, node::APACHE_SITE).content;
+        let site = &file(&out, n, paths::APACHE_SITE).content;
         for l in lines {
             assert!(site.contains(l), "{n}: missing {l}\n{site}");
         }
@@ -183,7 +185,7 @@ fn apache_sites_per_role() {
             let f = file(&out, n, &format!("/etc/apache2/mods-enabled/{m}.load"));
             assert!(f.content.starts_with("LoadModule "), "{n}: {m}");
         }
-        let default = file(&out, n, node::APACHE_DEFAULT_SITE);
+        let default = file(&out, n, paths::APACHE_DEFAULT_SITE);
         assert_eq!(default.ensure, Ensure::Absent, "{n}");
         let apache = slice(&out, n)
             .services
@@ -191,7 +193,7 @@ fn apache_sites_per_role() {
             .find(|s| s.name == "apache2")
             .unwrap();
         assert!(
-            apache.restart_on.contains(&node::APACHE_SITE.to_owned()),
+            apache.restart_on.contains(&paths::APACHE_SITE.to_owned()),
             "{n}"
         );
     }
@@ -209,15 +211,15 @@ fn apache_sites_per_role() {
 fn prometheus_targets_list_every_worker_exactly() {
     let out = run(&objects(), &Observed::at(t(0)));
     assert_eq!(
-        file(&out, "monitor.omtd", node::PROMETHEUS_TARGETS).content,
+        file(&out, "monitor.omtd", paths::PROMETHEUS_TARGETS).content,
         concat!(
             r#"[{"targets":["10.0.0.21:9100","10.0.0.21:8080"],"labels":{"node":"node1.omtd","tier":"mesos"}},"#,
             r#"{"targets":["10.0.0.22:9100","10.0.0.22:8080"],"labels":{"node":"node2.omtd","tier":"mesos"}},"#,
             r#"{"targets":["10.0.0.23:9100","10.0.0.23:8080"],"labels":{"node":"node3.omtd","tier":"mesos"}}]"#
         )
     );
-    let cfg = file(&out, "monitor.omtd", node::PROMETHEUS_CONFIG);
-    assert!(cfg.content.contains(node::PROMETHEUS_TARGETS));
+    let cfg = file(&out, "monitor.omtd", paths::PROMETHEUS_CONFIG);
+    assert!(cfg.content.contains(paths::PROMETHEUS_TARGETS));
     assert_eq!(cfg.validate.as_deref(), Some("promtool check config {}"));
 }
 
@@ -234,7 +236,7 @@ fn adding_a_worker_reaches_every_place() {
     let st = storage::reconcile(&d, &o, &s).unwrap();
     let cr = credentials::reconcile(&d, &o, &s).unwrap();
     let lg = leader_guard::reconcile(&d, &o, &s).unwrap();
-    assert!(file(&n, "monitor.omtd", node::PROMETHEUS_TARGETS)
+    assert!(file(&n, "monitor.omtd", paths::PROMETHEUS_TARGETS)
         .content
         .contains(
             r#"{"targets":["10.0.0.24:9100","10.0.0.24:8080"],"labels":{"node":"node4.omtd"}}"#
@@ -244,7 +246,7 @@ fn adding_a_worker_reaches_every_place() {
         .iter()
         .any(|e| e.line()
             == "/srv/executor/database 10.0.0.24(rw,sync,no_subtree_check,no_root_squash)"));
-    assert!(file(&cr, "manager.omtd", credentials::MASTER_CREDENTIALS)
+    assert!(file(&cr, "manager.omtd", paths::MASTER_CREDENTIALS)
         .content
         .contains(r#""principal":"node4.omtd""#));
     assert_eq!(
@@ -410,7 +412,7 @@ fn mass_loss_sets_the_cluster_condition_and_freezes_removals() {
 }
 
 /// One round of every controller, statuses stored back as the runtime would.
-fn round(objs: &mut [Object], o: &Observed) -> [Output; 4] {
+fn round(objs: &mut [Object], o: &Observed) -> [Intent; 4] {
     let s = settings();
     let d = desired(objs);
     let outs = [
@@ -484,7 +486,7 @@ fn removing_a_worker_drains_stops_cleans_up_then_releases() {
     assert_eq!(agent.state, ServiceState::Stopped);
     assert_eq!(slice(&st, "node3.omtd").mounts[0].ensure, Ensure::Absent);
     // Credentials and the export stay until the services are confirmed stopped.
-    assert!(file(&cr, "manager.omtd", credentials::MASTER_CREDENTIALS)
+    assert!(file(&cr, "manager.omtd", paths::MASTER_CREDENTIALS)
         .content
         .contains("node3.omtd"));
     assert_eq!(slice(&st, "executor.omtd").exports.len(), 4);
@@ -506,15 +508,15 @@ fn removing_a_worker_drains_stops_cleans_up_then_releases() {
     round(&mut objs, &o);
     assert_eq!(phase(&objs, "node3.omtd"), Some(RemovalPhase::Cleanup));
     let [n, st, cr, lg] = round(&mut objs, &o);
-    assert!(!file(&cr, "manager.omtd", credentials::MASTER_CREDENTIALS)
+    assert!(!file(&cr, "manager.omtd", paths::MASTER_CREDENTIALS)
         .content
         .contains("node3.omtd"));
     assert_eq!(
-        file(&cr, "node3.omtd", credentials::AGENT_CREDENTIALS).ensure,
+        file(&cr, "node3.omtd", paths::AGENT_CREDENTIALS).ensure,
         Ensure::Absent
     );
     assert_eq!(slice(&st, "executor.omtd").exports.len(), 3);
-    assert!(!file(&n, "monitor.omtd", node::PROMETHEUS_TARGETS)
+    assert!(!file(&n, "monitor.omtd", paths::PROMETHEUS_TARGETS)
         .content
         .contains("10.0.0.23"));
     assert_eq!(phase(&objs, "node3.omtd"), Some(RemovalPhase::Cleanup));

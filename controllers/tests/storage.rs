@@ -6,12 +6,12 @@ mod common;
 use common::*;
 use omtd_controllers::crds::plan::{Ensure, ResourceState};
 use omtd_controllers::crds::Object;
-use omtd_controllers::{storage, Observed, Output};
+use omtd_controllers::{storage, Intent, Observed};
 
 const GIB: u64 = 1024 * 1024 * 1024;
 const EXECUTOR: &str = "executor.omtd";
 
-fn run(objs: &[Object], o: &Observed) -> Output {
+fn run(objs: &[Object], o: &Observed) -> Intent {
     storage::reconcile(&desired(objs), o, &settings()).expect("storage reconcile")
 }
 
@@ -21,7 +21,7 @@ fn volume(name: &str, device: &str, state: &str) -> Vec<Object> {
     ))
 }
 
-fn export_lines(out: &Output) -> Vec<String> {
+fn export_lines(out: &Intent) -> Vec<String> {
     slice(out, EXECUTOR)
         .exports
         .iter()

@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use omtd_controllers::{self as pure, Desired, Observed, Output, Settings};
+use omtd_controllers::{self as pure, Desired, Intent, Observed, Settings};
 use omtd_crds::plan::PlanSlice;
 use omtd_crds::Kind;
 use tokio::time::Instant;
@@ -34,7 +34,7 @@ use crate::runtime::{
 /// The one work key of each of these controllers.
 pub const CLUSTER_KEY: &str = "cluster";
 
-type ReconcileFn = fn(&Desired, &Observed, &Settings) -> Result<Output, pure::Error>;
+type ReconcileFn = fn(&Desired, &Observed, &Settings) -> Result<Intent, pure::Error>;
 
 /// One pure controller, wired to the runtime.
 pub struct PureController {
@@ -98,27 +98,15 @@ impl Wiring {
     }
 }
 
-/// The status parts each controller owns (the table in `omtd_controllers::output`).
+/// The status parts each controller owns, from its declaration
+/// (`omtd_controllers::declaration`).
 pub fn owned_parts(controller: &str) -> Vec<StatusParts> {
-    use omtd_controllers::{leader_guard, removal, storage};
-    match controller {
-        pure::node::NAME => vec![
-            StatusParts::new(Kind::Node, &["Ready"], &[removal::STATUS_KEY]),
-            StatusParts::new(Kind::Cluster, &["AgentsReachable"], &[]),
-        ],
-        pure::leader_guard::NAME => vec![StatusParts::new(
-            Kind::Cluster,
-            &["LeaderElected", "MesosConnected", "Recovery"],
-            &[leader_guard::RECOVERY_KEY],
-        )],
-        pure::storage::NAME => vec![StatusParts::new(
-            Kind::Volume,
-            &["Ready", "Progressing"],
-            &["step", "percent", storage::REMOVAL_KEY],
-        )],
-        pure::credentials::NAME => vec![StatusParts::new(Kind::Credential, &["Ready"], &[])],
-        _ => Vec::new(),
-    }
+    pure::declaration(controller).map_or_else(Vec::new, |d| {
+        d.owns
+            .iter()
+            .map(|o| StatusParts::new(o.kind, o.conditions, o.status_keys))
+            .collect()
+    })
 }
 
 impl PureController {
@@ -133,7 +121,7 @@ impl PureController {
         snapshot: &Snapshot,
         now: SystemTime,
         mono: Instant,
-    ) -> Result<Output, pure::Error> {
+    ) -> Result<Intent, pure::Error> {
         let desired = self.desired.get(snapshot);
         let mut maps = self.observed.take();
         let observed = maps.observed(snapshot, self.name, &self.probes.get(), now, mono);
@@ -146,7 +134,7 @@ impl PureController {
 
 /// Turns a pure output into what the runtime writes. Released objects lose their slices
 /// of this controller at once (the other controllers drop theirs on their next look).
-pub fn outcome(controller: &str, out: Output, snapshot: &Snapshot) -> Outcome {
+pub fn outcome(controller: &str, out: Intent, snapshot: &Snapshot) -> Outcome {
     let has_stored = |node: &str| {
         snapshot
             .plans
@@ -233,27 +221,28 @@ impl Controller for PureController {
     }
 
     fn keys_for(&self, changed: &Changed, snapshot: &Snapshot) -> Vec<WorkKey> {
-        let credentials = self.name == pure::credentials::NAME;
+        use pure::declaration::{Plans, Reports};
+        let Some(wakes) = pure::declaration(self.name).map(|d| d.wakes) else {
+            return Vec::new();
+        };
+        // What each controller reads is declared beside it (`DECLARATION.wakes`).
         let wake = match changed {
-            // Cluster-wide controllers: any record, status (they read each other's
-            // recorded progress), report or heartbeat can change what they plan...
+            // Cluster-wide controllers: any record or status (they read each other's
+            // recorded progress) can change what they plan.
             Changed::Spec(_) | Changed::Status(_) => true,
-            // ...but the credentials controller reads one report, the manager's (whether
-            // mesos-master restarted with the credentials), and no heartbeat or probe.
-            Changed::Report(node) if credentials => is_manager(snapshot, node),
-            Changed::Agent(_) | Changed::External(_) if credentials => false,
-            // The storage controller reads no probe, and only the reports of nodes that
-            // hold a Volume (PV facts, step progress).
-            Changed::External(_) if self.name == pure::storage::NAME => false,
-            Changed::Report(node) if self.name == pure::storage::NAME => has_volume(snapshot, node),
-            Changed::Report(_) | Changed::Agent(_) => true,
+            Changed::Report(node) => match wakes.reports {
+                Reports::All => true,
+                Reports::Manager => is_manager(snapshot, node),
+                Reports::VolumeHolders => has_volume(snapshot, node),
+            },
+            Changed::Agent(_) => wakes.heartbeats,
+            Changed::External(_) => wakes.probes,
             // Its own slice changed: put it back if someone else wrote it (its own writes
-            // cost one reconcile that writes nothing). The node controller also looks at
-            // every other slice: a node is Ready only on a report about all of them.
-            Changed::Plan { controller, .. } => {
-                controller == self.name || self.name == pure::node::NAME
-            }
-            Changed::External(_) => true,
+            // cost one reconcile that writes nothing).
+            Changed::Plan { controller, .. } => match wakes.plans {
+                Plans::Own => controller == self.name,
+                Plans::All => true,
+            },
             Changed::Leader | Changed::Event | Changed::Other(_) => false,
         };
         if wake {

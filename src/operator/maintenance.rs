@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use omtd_controllers::{Machine, MachineMode, MesosState};
+use omtd_controllers::{MachineMode, MachineWish, MesosState};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -33,7 +33,7 @@ const RETRY: BackoffConfig = BackoffConfig {
 /// The machines' wanted maintenance modes, as the node controller last computed them.
 #[derive(Debug, Default)]
 pub struct MaintenanceWanted {
-    machines: Mutex<Option<Vec<Machine>>>,
+    machines: Mutex<Option<Vec<MachineWish>>>,
     changed: Notify,
 }
 
@@ -43,7 +43,7 @@ impl MaintenanceWanted {
     }
 
     /// Records what the node controller wants; wakes the loop when it changed.
-    pub fn publish(&self, machines: Vec<Machine>) {
+    pub fn publish(&self, machines: Vec<MachineWish>) {
         let mut current = self.machines.lock().unwrap_or_else(PoisonError::into_inner);
         if current.as_ref() != Some(&machines) {
             *current = Some(machines);
@@ -51,7 +51,7 @@ impl MaintenanceWanted {
         }
     }
 
-    pub fn get(&self) -> Option<Vec<Machine>> {
+    pub fn get(&self) -> Option<Vec<MachineWish>> {
         self.machines
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -82,13 +82,13 @@ impl Actions {
 }
 
 /// Whether Mesos lists the machine (by hostname, case-insensitively, or by IP).
-fn listed(list: &[String], m: &Machine) -> bool {
+fn listed(list: &[String], m: &MachineWish) -> bool {
     list.iter()
         .any(|x| x.eq_ignore_ascii_case(&m.hostname) || *x == m.ip)
 }
 
 /// What differs between `wanted` and what Mesos says. Pure.
-pub fn actions(wanted: &[Machine], mesos: &MesosState) -> Actions {
+pub fn actions(wanted: &[MachineWish], mesos: &MesosState) -> Actions {
     let mut a = Actions::default();
     for m in wanted {
         let id = MachineId::new(m.hostname.clone(), m.ip.clone());
@@ -219,8 +219,8 @@ pub async fn run(
 mod tests {
     use super::*;
 
-    fn m(name: &str, mode: MachineMode) -> Machine {
-        Machine {
+    fn m(name: &str, mode: MachineMode) -> MachineWish {
+        MachineWish {
             node: name.into(),
             hostname: name.into(),
             ip: name.into(),

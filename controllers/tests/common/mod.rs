@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use omtd_controllers::crds::plan::{FileSpec, PlanSlice, Report, ResourceReport, ResourceState};
 use omtd_controllers::crds::{Object, ObjectKey, Status};
 use omtd_controllers::{
-    AgentLiveness, Desired, MesosAgent, MesosFramework, MesosState, Observed, Output, Settings,
+    AgentLiveness, Desired, Intent, MesosAgent, MesosFramework, MesosState, Observed, Settings,
 };
 
 pub const EXAMPLE: &str = include_str!("../../../deploy/examples/cluster.yaml");
@@ -122,7 +122,7 @@ pub fn mesos_all_active(d: &Desired) -> MesosState {
 }
 
 /// Stores the output's statuses back into the records (as the runtime would).
-pub fn store_statuses(objects: &mut [Object], out: &Output) {
+pub fn store_statuses(objects: &mut [Object], out: &Intent) {
     for o in objects.iter_mut() {
         if let Some(s) = out.statuses.get(&o.key()) {
             o.set_status(Some(s.clone()));
@@ -131,7 +131,7 @@ pub fn store_statuses(objects: &mut [Object], out: &Output) {
 }
 
 /// Stores the output's slices as the observed stored plans of `controller`.
-pub fn store_slices(observed: &mut Observed, controller: &str, out: &Output) {
+pub fn store_slices(observed: &mut Observed, controller: &str, out: &Intent) {
     for plans in observed.plans.values_mut() {
         plans.remove(controller);
     }
@@ -152,28 +152,28 @@ pub fn annotate(objects: &mut [Object], key: &ObjectKey, k: &str, v: &str) {
     }
 }
 
-pub fn status_of<'a>(out: &'a Output, key: &ObjectKey) -> &'a Status {
+pub fn status_of<'a>(out: &'a Intent, key: &ObjectKey) -> &'a Status {
     out.statuses
         .get(key)
         .unwrap_or_else(|| panic!("no status for {key}"))
 }
 
 /// (status, reason) of a condition.
-pub fn cond(out: &Output, key: &ObjectKey, type_: &str) -> (String, String) {
+pub fn cond(out: &Intent, key: &ObjectKey, type_: &str) -> (String, String) {
     let c = status_of(out, key)
         .condition(type_)
         .unwrap_or_else(|| panic!("{key} has no {type_} condition"));
     (format!("{:?}", c.status), c.reason.clone())
 }
 
-pub fn message(out: &Output, key: &ObjectKey, type_: &str) -> String {
+pub fn message(out: &Intent, key: &ObjectKey, type_: &str) -> String {
     status_of(out, key)
         .condition(type_)
         .map(|c| c.message.clone())
         .unwrap_or_default()
 }
 
-pub fn file<'a>(out: &'a Output, node: &str, path: &str) -> &'a FileSpec {
+pub fn file<'a>(out: &'a Intent, node: &str, path: &str) -> &'a FileSpec {
     slice(out, node)
         .files
         .iter()
@@ -181,7 +181,7 @@ pub fn file<'a>(out: &'a Output, node: &str, path: &str) -> &'a FileSpec {
         .unwrap_or_else(|| panic!("{node} has no file {path}"))
 }
 
-pub fn slice<'a>(out: &'a Output, node: &str) -> &'a PlanSlice {
+pub fn slice<'a>(out: &'a Intent, node: &str) -> &'a PlanSlice {
     out.slices
         .get(node)
         .unwrap_or_else(|| panic!("no slice for {node}"))

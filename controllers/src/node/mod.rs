@@ -1,0 +1,213 @@
+//! The node controller: each node's role services and configuration, its readiness, its
+//! heartbeat, and the retirement of a worker.
+//!
+//! | role | services | files, containers |
+//! |---|---|---|
+//! | executor | galaxy, nfs-server, apache2 | Apache site: `/` → localhost:8080 |
+//! | editor | galaxy, apache2 | Apache site: `/` → localhost:8080 |
+//! | manager | zookeeper | `/etc/mesos/zk`, ZooKeeper `myid`, `/etc/mesos-master/{quorum,ip,hostname,cluster}`, `/etc/chronos/conf/{hostname,http_port,https_port,cluster_name}` |
+//! | registry | docker, apache2 | `registry` container on 127.0.0.1:5000 with `/mnt/registry`; Apache guards `/v2` with basic auth |
+//! | monitor | prometheus, grafana-server, apache2 | `prometheus.yml`, file_sd targets of every member worker, Apache: `/` → 3000, `/prometheus/` → 9090 |
+//! | worker | docker, prometheus-node-exporter (zookeeper disabled) | `/etc/mesos/zk`, `/etc/mesos-slave/{ip,hostname,containerizers,executor_registration_timeout}`, `cadvisor` container on 8080 |
+//!
+//! Not here: mesos-master, chronos and mesos-slave belong to the leader guard (one owner
+//! per service: it masks, orders and restarts them); secrets to the credentials
+//! controller; exports, mounts and volumes to the storage controller.
+//!
+//! `Ready` = the agent reports every resource converged, and for a worker, the Mesos master
+//! lists it as an active agent. An agent gone past the grace period makes the node
+//! `Ready=False, AgentLost`; when most agents go at once the Cluster gets
+//! `AgentsReachable=False` and no removal moves (see [`crate::health`]).
+//!
+//! Removal: see [`crate::removal`] for the phases; this controller moves them.
+
+mod apache;
+mod prometheus;
+mod ready;
+mod removal;
+mod slice;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use omtd_crds::Kind;
+use omtd_crds::Role;
+
+use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
+use crate::desired::{node_key, Desired};
+use crate::health::ClusterHealth;
+use crate::observed::Observed;
+use crate::output::{not_true, Cond, Intent, MachineMode, MachineWish, Reconciled, StatusEdit};
+use crate::removal::RemovalPhase;
+use crate::settings::Settings;
+
+pub use prometheus::prometheus_targets;
+pub use removal::{removal_step, NodeRemovalStep};
+pub use slice::node_slice;
+
+pub const NAME: &str = "node";
+
+/// The node exporter runs with this token, so that a report of it stopped with
+/// [`RETIRE_TOKEN`] (or not installed: no token) is told apart from an old report.
+pub const NODE_EXPORTER_RUN_TOKEN: &str = "omtd-run";
+
+/// What this controller owns and what wakes it.
+pub const DECLARATION: Declaration = Declaration {
+    name: NAME,
+    owns: &[
+        Owned {
+            kind: Kind::Node,
+            conditions: &[condition::READY],
+            status_keys: &[crate::removal::STATUS_KEY],
+        },
+        Owned {
+            kind: Kind::Cluster,
+            conditions: &[condition::AGENTS_REACHABLE],
+            status_keys: &[],
+        },
+    ],
+    reasons: &[
+        reason::AGENT_LOST,
+        reason::AGENT_NOT_SEEN,
+        reason::AGENTS_REACHABLE,
+        reason::APPLYING,
+        reason::MASS_AGENT_LOSS,
+        reason::MESOS_UNREACHABLE,
+        reason::NO_REPORT,
+        reason::NOT_CONVERGED,
+        reason::NOT_REGISTERED,
+        reason::READY,
+        reason::REMOVAL_BLOCKED,
+        reason::REMOVAL_CANCELLED,
+        reason::REMOVAL_PAUSED,
+        reason::REMOVING,
+        reason::UNKNOWN,
+    ],
+    wakes: Wakes {
+        reports: Reports::All,
+        heartbeats: true,
+        probes: true,
+        plans: Plans::All,
+    },
+};
+
+/// The reasons of the conditions this controller sets.
+pub mod reason {
+    pub const AGENT_LOST: &str = "AgentLost";
+    pub const AGENT_NOT_SEEN: &str = "AgentNotSeen";
+    pub const AGENTS_REACHABLE: &str = "AgentsReachable";
+    pub const APPLYING: &str = "Applying";
+    pub const MASS_AGENT_LOSS: &str = "MassAgentLoss";
+    pub const MESOS_UNREACHABLE: &str = "MesosUnreachable";
+    pub const NO_REPORT: &str = "NoReport";
+    pub const NOT_CONVERGED: &str = "NotConverged";
+    pub const NOT_REGISTERED: &str = "NotRegistered";
+    pub const READY: &str = "Ready";
+    pub const REMOVAL_BLOCKED: &str = "RemovalBlocked";
+    pub const REMOVAL_CANCELLED: &str = "RemovalCancelled";
+    pub const REMOVAL_PAUSED: &str = "RemovalPaused";
+    pub const REMOVING: &str = "Removing";
+    pub const UNKNOWN: &str = "Unknown";
+}
+
+pub fn reconcile(desired: &Desired, observed: &Observed, settings: &Settings) -> Reconciled {
+    let mut out = Intent::default();
+    let health = ClusterHealth::assess(desired, observed, settings);
+    // Removal first: a phase decided now shapes this node's slice now.
+    let phases = removals(desired, observed, settings, &health, &mut out);
+    slices(desired, settings, &phases, &mut out);
+    agents_reachable(desired, observed, &health, &mut out);
+    requeue_at_grace(observed, settings, &mut out);
+    Ok(out)
+}
+
+/// Moves every node's removal, sets its status, and returns each node's phase.
+fn removals(
+    desired: &Desired,
+    observed: &Observed,
+    settings: &Settings,
+    health: &ClusterHealth,
+    out: &mut Intent,
+) -> BTreeMap<String, Option<RemovalPhase>> {
+    let mut phases: BTreeMap<String, Option<RemovalPhase>> = BTreeMap::new();
+    for name in desired.nodes.keys() {
+        let step = removal_step(desired, observed, health, name);
+        phases.insert(name.clone(), step.phase);
+        if step.release {
+            out.release.push(node_key(name));
+        }
+        if step.phase.is_some() {
+            out.requeue(Duration::from_secs(10));
+        }
+        let seen = ready::Seen {
+            desired,
+            observed,
+            settings,
+            health,
+        };
+        ready::node_status(seen, name, &step, out);
+    }
+    phases
+}
+
+/// Every node's slice, and how each worker should stand in Mesos maintenance.
+fn slices(
+    desired: &Desired,
+    settings: &Settings,
+    phases: &BTreeMap<String, Option<RemovalPhase>>,
+    out: &mut Intent,
+) {
+    for n in desired.nodes.values() {
+        let name = &n.metadata.name;
+        let phase = phases.get(name).copied().flatten();
+        out.slices
+            .insert(name.clone(), node_slice(desired, n, phase, settings));
+        if desired.has_role(name, Role::Worker) {
+            out.maintenance.push(MachineWish {
+                node: name.clone(),
+                hostname: n.spec.address.clone(),
+                ip: n.spec.address.clone(),
+                mode: if phase.is_some() {
+                    MachineMode::Down
+                } else {
+                    MachineMode::Up
+                },
+            });
+        }
+    }
+}
+
+/// The Cluster's `AgentsReachable` condition.
+fn agents_reachable(
+    desired: &Desired,
+    observed: &Observed,
+    health: &ClusterHealth,
+    out: &mut Intent,
+) {
+    if let Some(key) = desired.cluster_key() {
+        let mut edit = StatusEdit::new(desired, key, observed.now);
+        edit.set(if health.mass_loss {
+            Cond::no(
+                condition::AGENTS_REACHABLE,
+                reason::MASS_AGENT_LOSS,
+                health.mass_loss_message(),
+            )
+        } else {
+            Cond::yes(
+                condition::AGENTS_REACHABLE,
+                reason::AGENTS_REACHABLE,
+                format!("{} of {} agents lost", health.lost.len(), health.known),
+            )
+        });
+        edit.finish(out, not_true);
+    }
+}
+
+/// Look again when a missing lease would pass the grace period.
+fn requeue_at_grace(observed: &Observed, settings: &Settings, out: &mut Intent) {
+    for a in observed.agents.values() {
+        if !a.lease_present && a.since_heartbeat <= settings.agent_grace {
+            out.requeue(settings.agent_grace - a.since_heartbeat + Duration::from_secs(1));
+        }
+    }
+}

@@ -1,0 +1,178 @@
+//! The node controller's side of a worker's removal: it moves the phases of
+//! [`crate::removal`] one at a time, on evidence.
+
+use omtd_crds::Role;
+
+use super::prometheus::host_port;
+use super::reason;
+use crate::desired::Desired;
+use crate::health::ClusterHealth;
+use crate::observed::Observed;
+use crate::removal::{NodeRemovalRecord, RemovalPhase, RETIRE_TOKEN};
+
+/// The removal decision for one node this reconcile.
+#[derive(Debug, Clone, Default)]
+pub struct NodeRemovalStep {
+    pub phase: Option<RemovalPhase>,
+    /// When the phase began (kept from the stored record when the phase did not move).
+    pub since: String,
+    pub waiting_for: String,
+    /// Removal asked but not progressing: why (blocked, paused by mass loss).
+    pub blocked: Option<(String, String)>,
+    pub release: bool,
+    pub cancelled: bool,
+}
+
+/// Moves a node's removal at most one phase, on evidence.
+pub fn removal_step(
+    desired: &Desired,
+    observed: &Observed,
+    health: &ClusterHealth,
+    name: &str,
+) -> NodeRemovalStep {
+    let stored = desired
+        .node(name)
+        .and_then(|n| n.status.as_ref())
+        .and_then(NodeRemovalRecord::from_status);
+    let now = crate::time::format(observed.now);
+    if !desired.deleting(name) {
+        return NodeRemovalStep {
+            cancelled: stored.is_some(),
+            ..Default::default()
+        };
+    }
+    let Some(node) = desired.node(name) else {
+        return NodeRemovalStep::default();
+    };
+    let roles = desired.roles(name);
+    let keep = |phase: RemovalPhase, since: &str, waiting: String| NodeRemovalStep {
+        phase: Some(phase),
+        since: since.to_owned(),
+        waiting_for: waiting,
+        release: phase == RemovalPhase::Released,
+        ..Default::default()
+    };
+    let advance = |phase: RemovalPhase| NodeRemovalStep {
+        phase: Some(phase),
+        since: now.clone(),
+        release: phase == RemovalPhase::Released,
+        ..Default::default()
+    };
+
+    if !roles.contains(&Role::Worker) {
+        if let Some(role) = roles.iter().find(|r| r.is_single_host()) {
+            return NodeRemovalStep {
+                blocked: Some((
+                    reason::REMOVAL_BLOCKED.into(),
+                    format!(
+                        "node/{name} holds the {role} role, which no other node has: give \
+                         the role to another node first, then delete this one"
+                    ),
+                )),
+                ..Default::default()
+            };
+        }
+        // A node with no role left has nothing to drain or clean up.
+        return advance(RemovalPhase::Released);
+    }
+
+    let current = stored.as_ref().map(|r| r.phase);
+    let since = stored.as_ref().map_or(now.clone(), |r| r.since.clone());
+    if health.mass_loss {
+        let mut step = match current {
+            Some(p) => keep(p, &since, "the mass agent loss to clear".into()),
+            None => NodeRemovalStep::default(),
+        };
+        step.release = false;
+        step.blocked = Some((
+            reason::REMOVAL_PAUSED.into(),
+            "removal paused: most agents are lost at once (see the Cluster's \
+             AgentsReachable condition)"
+                .into(),
+        ));
+        return step;
+    }
+    let names = [name, node.spec.address.as_str()];
+    let addr = node.spec.address.as_str();
+    match current {
+        None => advance(RemovalPhase::Draining),
+        Some(RemovalPhase::Draining) => match &observed.mesos {
+            Some(m) if m.machine_down(&names) => advance(RemovalPhase::Stopping),
+            Some(_) => keep(
+                RemovalPhase::Draining,
+                &since,
+                format!("Mesos to mark machine {addr} down (maintenance)"),
+            ),
+            None => keep(
+                RemovalPhase::Draining,
+                &since,
+                "an answer from the Mesos master".into(),
+            ),
+        },
+        Some(RemovalPhase::Stopping) => {
+            if health.is_lost(name) {
+                return keep(
+                    RemovalPhase::Stopping,
+                    &since,
+                    format!(
+                        "the agent on {name}, which is lost, to confirm its Mesos agent and \
+                         node exporter stopped"
+                    ),
+                );
+            }
+            let stopped = |svc: &str| observed.service_stopped_with(name, svc, RETIRE_TOKEN);
+            if stopped("mesos-slave") && stopped("prometheus-node-exporter") {
+                advance(RemovalPhase::Cleanup)
+            } else {
+                keep(
+                    RemovalPhase::Stopping,
+                    &since,
+                    format!("the agent on {name} to stop mesos-slave and the node exporter"),
+                )
+            }
+        }
+        Some(RemovalPhase::Cleanup) => {
+            let waiting = cleanup_waiting(desired, observed, health, addr);
+            if waiting.is_empty() {
+                advance(RemovalPhase::Released)
+            } else {
+                keep(RemovalPhase::Cleanup, &since, waiting.join("; "))
+            }
+        }
+        Some(RemovalPhase::Released) => keep(RemovalPhase::Released, &since, String::new()),
+    }
+}
+
+/// What a worker's cleanup still waits for: the master without its principal, the
+/// executor without its export, Prometheus without its targets.
+fn cleanup_waiting(
+    desired: &Desired,
+    observed: &Observed,
+    health: &ClusterHealth,
+    addr: &str,
+) -> Vec<String> {
+    let mut waiting = Vec::new();
+    if !crate::credentials::master_applied(desired, observed) {
+        waiting.push("mesos-master to restart without the node's principal".to_owned());
+    }
+    if let Some(ex) = desired.executor() {
+        let export = format!("export:{} {addr}", desired.database_path());
+        let gone = observed
+            .reports
+            .get(&ex.metadata.name)
+            .is_some_and(|r| r.resources.iter().all(|x| x.id != export));
+        if !gone || health.is_lost(&ex.metadata.name) {
+            waiting.push(format!("{} to drop the export to {addr}", ex.metadata.name));
+        }
+    }
+    if let Some(targets) = &observed.prometheus_targets {
+        let ours = [
+            host_port(addr, desired.spec.ports.node_exporter),
+            host_port(addr, desired.spec.ports.cadvisor),
+        ];
+        if targets.iter().any(|t| ours.contains(t)) {
+            waiting.push(format!("Prometheus to drop the targets of {addr}"));
+        }
+    }
+    waiting
+}
