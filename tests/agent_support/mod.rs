@@ -69,7 +69,9 @@ impl Rig {
             Some(kv) => serde_json::from_slice(&kv.value).expect("manifest"),
             None => PlanManifest::default(),
         };
-        manifest.fencing_token = manifest.fencing_token.max(slice.fencing_token);
+        // The writer's own token, as the runtime's writer does: a deposed leader's manifest
+        // carries its lower token.
+        manifest.fencing_token = slice.fencing_token;
         manifest.controllers.insert(slice.controller.clone());
         manifest.decide(&slice.controller, Some(slice));
         let txn = Txn::new()
