@@ -211,6 +211,11 @@ impl Controller for PureController {
         self.name
     }
 
+    /// Every pure controller's slices are part of each node's plan.
+    fn plans_nodes(&self) -> bool {
+        true
+    }
+
     fn all_keys(&self, _snapshot: &Snapshot) -> Vec<WorkKey> {
         vec![CLUSTER_KEY.to_owned()]
     }

@@ -122,6 +122,14 @@ pub trait Controller: Send + Sync + 'static {
     /// Short name: metric label, plan slice owner (`plans/<node>/<name>`), log field.
     fn name(&self) -> &'static str;
 
+    /// Whether this controller's slices are part of every node's plan: the runtime then
+    /// records its decision for each node in the node's plan manifest, and an agent's plan
+    /// is complete only once every such controller has decided
+    /// (`omtd_crds::plan_manifest`).
+    fn plans_nodes(&self) -> bool {
+        false
+    }
+
     /// Every key to reconcile when this process becomes the leader (a full resync).
     fn all_keys(&self, snapshot: &Snapshot) -> Vec<WorkKey>;
 

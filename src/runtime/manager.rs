@@ -287,13 +287,21 @@ impl Shared {
             controllers = self.controllers.len(),
             "reconciling as the leader"
         );
-        let writer = Arc::new(Writer::new(
-            Arc::clone(&self.store),
-            self.keys.clone(),
-            token,
-            Arc::clone(&self.metrics),
-            Arc::clone(&self.events),
-        ));
+        let writer = Arc::new(
+            Writer::new(
+                Arc::clone(&self.store),
+                self.keys.clone(),
+                token,
+                Arc::clone(&self.metrics),
+                Arc::clone(&self.events),
+            )
+            .with_planners(
+                self.controllers
+                    .iter()
+                    .filter(|c| c.plans_nodes())
+                    .map(|c| c.name()),
+            ),
+        );
         let lanes: Arc<HashMap<&'static str, Lane>> = Arc::new(
             self.controllers
                 .iter()

@@ -16,6 +16,7 @@ use imbl::OrdMap;
 
 use omtd_controllers::AgentLiveness;
 use omtd_crds::plan::{PlanSlice, Report};
+use omtd_crds::plan_manifest::MANIFEST_KEY;
 use omtd_crds::{Kind, Object, ObjectKey, Status};
 use tokio::time::Instant;
 
@@ -61,10 +62,14 @@ impl Changed {
         } else if let Some(r) = rest.strip_prefix("status/") {
             object(r).map(Changed::Status)
         } else if let Some(r) = rest.strip_prefix("plans/") {
-            r.split_once('/').map(|(node, controller)| Changed::Plan {
-                node: node.to_owned(),
-                controller: controller.to_owned(),
-            })
+            // A node's plan manifest is the writer's own record (read from `raw`), not a
+            // slice.
+            r.split_once('/')
+                .filter(|(_, name)| *name != MANIFEST_KEY)
+                .map(|(node, controller)| Changed::Plan {
+                    node: node.to_owned(),
+                    controller: controller.to_owned(),
+                })
         } else if let Some(r) = rest.strip_prefix("reports/") {
             Some(Changed::Report(r.to_owned()))
         } else if let Some(r) = rest.strip_prefix("leases/agents/") {

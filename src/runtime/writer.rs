@@ -11,6 +11,7 @@
 //! A steady cluster therefore costs no writes at all. Events go in a second transaction,
 //! fenced the same way, because they are attached to a lease that may have expired.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -21,8 +22,10 @@ use super::metrics::Metrics;
 use super::snapshot::Snapshot;
 use crate::resources::Keys;
 use crate::store::{Compare, CompareOp, Op, Revision, Store, StoreError, Txn};
+
 use omtd_crds::plan::PlanSlice;
-use omtd_crds::Status;
+use omtd_crds::plan_manifest::{PlanManifest, MANIFEST_KEY};
+use omtd_crds::{Kind, Status};
 
 /// The most compares, and the most operations, one write transaction carries: under
 /// etcd's default `--max-txn-ops` (128).
@@ -68,6 +71,8 @@ pub struct Writer {
     token: Revision,
     metrics: Arc<Metrics>,
     events: Arc<EventRecorder>,
+    /// The controllers that plan nodes: each node's manifest waits for all of them.
+    planners: BTreeSet<String>,
 }
 
 impl Writer {
@@ -84,7 +89,14 @@ impl Writer {
             token,
             metrics,
             events,
+            planners: BTreeSet::new(),
         }
+    }
+
+    /// The controllers whose slices make up a node's plan (see `Controller::plans_nodes`).
+    pub fn with_planners<'a>(mut self, planners: impl IntoIterator<Item = &'a str>) -> Self {
+        self.planners = planners.into_iter().map(str::to_owned).collect();
+        self
     }
 
     pub fn token(&self) -> Revision {
@@ -125,16 +137,25 @@ impl Writer {
         latest: &Snapshot,
         outcome: &Outcome,
     ) -> Vec<Change> {
-        let mut changes = self.plan_changes(controller, read, outcome);
+        let mut changes = self.plan_changes(controller, read, latest, outcome);
         changes.extend(self.status_changes(read, latest, outcome));
         changes.extend(self.delete_changes(read, outcome));
         changes
     }
 
     /// The slices of `outcome` that differ from the stored ones, against `read`.
-    fn plan_changes(&self, controller: &str, read: &Snapshot, outcome: &Outcome) -> Vec<Change> {
+    fn plan_changes(
+        &self,
+        controller: &str,
+        read: &Snapshot,
+        latest: &Snapshot,
+        outcome: &Outcome,
+    ) -> Vec<Change> {
         let snapshot = read;
         let mut changes = Vec::new();
+        // Per node: this controller's slice as it will be stored (`None`: no slice), and
+        // the change writing it, if any. The node's manifest joins that change below.
+        let mut decided: BTreeMap<String, (Option<String>, Option<Change>)> = BTreeMap::new();
         for (node, slice) in &outcome.plans {
             let key = self.keys.plan(node, controller);
             let (stored, read_revision) = snapshot.stored(&key);
@@ -149,8 +170,14 @@ impl Writer {
                         .plans
                         .get(node)
                         .and_then(|slices| slices.get(controller))
-                        .is_some_and(|stored| same_slice(stored, slice, controller, self.token));
-                    if as_stored {
+                        .filter(|stored| same_slice(stored, slice, controller, self.token));
+                    if let Some(stored) = as_stored {
+                        let digest = read
+                            .plan_digests
+                            .get(node)
+                            .and_then(|d| d.get(controller).cloned())
+                            .unwrap_or_else(|| stored.digest());
+                        decided.insert(node.clone(), (Some(digest), None));
                         continue;
                     }
                     let mut slice = slice.clone();
@@ -161,12 +188,11 @@ impl Writer {
                         // Plain data always serializes; skip rather than write garbage.
                         Err(_) => continue,
                     };
-                    if stored != Some(bytes.as_slice()) {
-                        changes.push(Change {
-                            compares: vec![unchanged],
-                            ops: vec![Op::put(key, bytes)],
-                        });
-                    }
+                    let change = (stored != Some(bytes.as_slice())).then(|| Change {
+                        compares: vec![unchanged],
+                        ops: vec![Op::put(key, bytes)],
+                    });
+                    decided.insert(node.clone(), (Some(slice.digest()), change));
                 }
                 // Hold: while the node's spec record is unreadable, a controller that
                 // finds no node (no last good version, e.g. unreadable since start-up)
@@ -174,15 +200,18 @@ impl Writer {
                 // readable spec or a readable delete is seen.
                 None if read.held_node(&self.keys, node) => {}
                 None => {
-                    if stored.is_some() {
-                        changes.push(Change {
-                            compares: vec![unchanged],
-                            ops: vec![Op::delete(key)],
-                        });
-                    }
+                    let change = stored.is_some().then(|| Change {
+                        compares: vec![unchanged],
+                        ops: vec![Op::delete(key)],
+                    });
+                    decided.insert(node.clone(), (None, change));
                 }
             }
         }
+        if self.planners.contains(controller) {
+            self.manifests(controller, read, latest, &mut decided);
+        }
+        changes.extend(decided.into_values().filter_map(|(_, change)| change));
         changes
     }
 
@@ -263,6 +292,60 @@ impl Writer {
             });
         }
         changes
+    }
+
+    /// Adds to each node's change the manifest that names this controller's decision for
+    /// it (see `omtd_crds::plan_manifest`), in the same transaction as the slice. Every
+    /// node with a readable spec gets this controller's entry, `None` where it plans
+    /// nothing, so an agent can tell "nothing wanted" from "not decided yet". The other
+    /// controllers' entries are taken from `latest` (like shared statuses), so two
+    /// controllers deciding at once conflict only when their writes overlap.
+    fn manifests(
+        &self,
+        controller: &str,
+        read: &Snapshot,
+        latest: &Snapshot,
+        decided: &mut BTreeMap<String, (Option<String>, Option<Change>)>,
+    ) {
+        let nodes: BTreeSet<&str> = read
+            .objects
+            .keys()
+            .filter(|k| k.kind == Kind::Node)
+            .map(|k| k.name.as_str())
+            .chain(read.plans.keys().map(String::as_str))
+            .collect();
+        for node in nodes {
+            if read.held_node(&self.keys, node) {
+                continue; // unreadable is not deleted: the manifest stays as it is
+            }
+            let entry = decided.entry(node.to_owned()).or_insert((None, None));
+            let key = self.keys.plan(node, MANIFEST_KEY);
+            let (stored, revision) = latest.stored(&key);
+            let current: Option<PlanManifest> = stored.and_then(|b| serde_json::from_slice(b).ok());
+            let mut manifest = current.clone().unwrap_or_default();
+            manifest.fencing_token = self.token;
+            manifest.controllers.clone_from(&self.planners);
+            manifest.slices.retain(|c, _| self.planners.contains(c));
+            manifest
+                .slices
+                .insert(controller.to_owned(), entry.0.clone());
+            if current.as_ref() == Some(&manifest) {
+                continue;
+            }
+            let Ok(bytes) = serde_json::to_vec(&manifest) else {
+                continue;
+            };
+            let change = entry.1.get_or_insert_with(|| Change {
+                compares: Vec::new(),
+                ops: Vec::new(),
+            });
+            change.compares.push(Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                revision,
+            ));
+            change.ops.push(Op::put(key, bytes));
+        }
     }
 
     /// Fenced transactions carrying `changes`, each with at most `limit` compares and

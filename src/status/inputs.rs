@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use omtd_crds::plan::{PlanSlice, Report};
+use omtd_crds::plan_manifest::MANIFEST_KEY;
 
 use omtd_crds::ObjectKey;
 
@@ -63,8 +64,9 @@ pub async fn read(repo: &Repo) -> Result<Inputs, StatusError> {
             .key
             .strip_prefix(&plan_prefix)
             .and_then(|rest| rest.split_once('/'))
+            .filter(|(_, name)| *name != MANIFEST_KEY)
         else {
-            continue;
+            continue; // a node's plan manifest, not a slice
         };
         let digest = serde_json::from_slice::<PlanSlice>(&kv.value)
             .map(|s| s.digest())

@@ -9,8 +9,9 @@ use std::time::Duration;
 use omtd::agent::drivers::{linux, Host};
 use omtd::agent::{Agent, AgentConfig, AgentError, Stats};
 use omtd::resources::Keys;
-use omtd::store::Store;
+use omtd::store::{Op, Store, Txn};
 use omtd_crds::plan::{Ensure, FileSpec, PlanSlice, Report, ResourceState};
+use omtd_crds::plan_manifest::{PlanManifest, MANIFEST_KEY};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -59,14 +60,29 @@ impl Rig {
         AgentConfig::new(node, self.keys.clone())
     }
 
+    /// Writes `slice` as the operator would: with the node's plan manifest naming it (and
+    /// every slice put before), in one transaction.
     pub async fn put_slice(&self, node: &str, slice: &PlanSlice) {
-        self.store
-            .put(
-                &self.keys.plan(node, &slice.controller),
+        let manifest_key = self.keys.plan(node, MANIFEST_KEY);
+        let mut manifest: PlanManifest = match self.store.get(&manifest_key).await.expect("get") {
+            Some(kv) => serde_json::from_slice(&kv.value).expect("manifest"),
+            None => PlanManifest::default(),
+        };
+        // The writer's own token, as the runtime's writer does: a deposed leader's manifest
+        // carries its lower token.
+        manifest.fencing_token = slice.fencing_token;
+        manifest.controllers.insert(slice.controller.clone());
+        manifest.decide(&slice.controller, Some(slice));
+        let txn = Txn::new()
+            .then(Op::put(
+                self.keys.plan(node, &slice.controller),
                 serde_json::to_vec(slice).expect("encode slice"),
-            )
-            .await
-            .expect("put slice");
+            ))
+            .then(Op::put(
+                manifest_key,
+                serde_json::to_vec(&manifest).expect("encode manifest"),
+            ));
+        assert!(self.store.txn(txn).await.expect("put slice").succeeded);
     }
 
     pub async fn report(&self, node: &str) -> Option<Report> {
