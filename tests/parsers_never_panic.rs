@@ -7,12 +7,11 @@
 //! (256 per property), or `PROPTEST_CASES` from the environment for the long run that
 //! `docs/reliability.md` records.
 
-mod never_panic_support;
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use never_panic_support::{any_bytes, any_text, near_bytes, near_text, truncated};
+use omtd_test_support::never_panic::{any_bytes, any_text, near_bytes, near_text, truncated};
 use omtd::agent::drivers::linux::{block, containers, fstab, services};
 use omtd::agent::merge::Merger;
 use omtd::host::fs::parse_blkid_tags;

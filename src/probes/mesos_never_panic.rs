@@ -3,10 +3,7 @@
 //! `Answer::json`, on arbitrary, near-valid and cut-short bodies. A child of `mesos` because
 //! the JSON shapes are private to it; the public parsers are in `tests/parsers_never_panic.rs`.
 
-// The same strategies serve the other in-crate never_panic module: one file, two copies.
-#[allow(clippy::duplicate_mod)]
-#[path = "../../tests/never_panic_support/mod.rs"]
-mod support;
+use omtd_test_support::never_panic as support;
 
 use proptest::prelude::*;
 use reqwest::header::HeaderMap;

@@ -14,6 +14,7 @@ pub mod e2e;
 pub mod etcd;
 pub mod fakes;
 pub mod mesos;
+pub mod never_panic;
 pub mod poll;
 pub mod ports;
 pub mod runtime;

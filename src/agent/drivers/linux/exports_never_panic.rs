@@ -3,10 +3,7 @@
 //! near-valid files. A child of `exports` because `pairs` and `adopt` are private to it; the
 //! fstab side is in `tests/parsers_never_panic.rs`.
 
-// The same strategies serve the other in-crate never_panic module: one file, two copies.
-#[allow(clippy::duplicate_mod)]
-#[path = "../../../../tests/never_panic_support/mod.rs"]
-mod support;
+use omtd_test_support::never_panic as support;
 
 use proptest::prelude::*;
 

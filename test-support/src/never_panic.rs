@@ -1,6 +1,6 @@
 //! Input strategies for the "parsers never panic" properties (`tests/parsers_never_panic.rs`
-//! and the in-crate `never_panic` modules that reach private parsers, which include this
-//! file by path so both draw inputs the same way).
+//! and the in-crate `never_panic` modules that reach private parsers), so both draw inputs
+//! the same way.
 //!
 //! Three shapes of input:
 //! - **arbitrary**: any bytes / any text, mostly noise that dies on the first byte;
@@ -10,8 +10,6 @@
 //! - **truncated**: a strict prefix of a sample whose top level is a JSON object or array.
 //!   Such a prefix is never a complete document, so a parser that returns `Result` must say
 //!   `Err`: this is the "garbage is an error, not a silent default" half of the property.
-
-#![allow(dead_code)]
 
 use proptest::prelude::*;
 use proptest::sample::Index;
