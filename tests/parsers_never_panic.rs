@@ -7,11 +7,9 @@
 //! (256 per property), or `PROPTEST_CASES` from the environment for the long run that
 //! `docs/reliability.md` records.
 
-
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use omtd_test_support::never_panic::{any_bytes, any_text, near_bytes, near_text, truncated};
 use omtd::agent::drivers::linux::{block, containers, fstab, services};
 use omtd::agent::merge::Merger;
 use omtd::host::fs::parse_blkid_tags;
@@ -28,6 +26,7 @@ use omtd_crds::plan::{
     PhysicalVolumeSpec, PlanSlice, Report, ResourceReport, ResourceState, ServiceSpec,
     ServiceState,
 };
+use omtd_test_support::never_panic::{any_bytes, any_text, near_bytes, near_text, truncated};
 use proptest::prelude::*;
 
 const CLUSTER_YAML: &str = include_str!("../deploy/examples/cluster.yaml");

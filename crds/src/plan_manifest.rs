@@ -30,6 +30,10 @@ pub const HOLD_ID: &str = "plan";
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlanManifest {
+    /// The cluster epoch it was written in (the `epoch` key, see [`newer_epoch`]): fencing
+    /// tokens are compared only within one epoch.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
     /// The fencing token of the leader that last wrote it.
     pub fencing_token: i64,
     /// Every controller whose decision the plan needs (all that plan nodes).
@@ -38,6 +42,15 @@ pub struct PlanManifest {
     /// this node, or `None` when it plans nothing on this node.
     #[serde(default)]
     pub slices: BTreeMap<String, Option<String>>,
+}
+
+/// Whether epoch `a` was made after epoch `b`. An epoch is `<creation time in unix
+/// milliseconds, 16 hex digits>-<random>`, made when the cluster's keys are first created
+/// and again by `omtd epoch renew` after a store restore (which brings back lower fencing
+/// tokens): fixed-width time first, so later epochs sort after earlier ones. No epoch (an
+/// operator older than epochs) is older than any.
+pub fn newer_epoch(a: &str, b: &str) -> bool {
+    a > b
 }
 
 /// Why the slices found do not make a complete plan.

@@ -25,7 +25,7 @@ use omtd_crds::plan::{
     ContainerSpec, ExportSpec, FileSpec, FilesystemSpec, LogicalVolumeSpec, MountSpec,
     PhysicalVolumeSpec, PlanSlice, ResourceReport, ResourceState, ServiceSpec,
 };
-use omtd_crds::plan_manifest::{PlanManifest, MANIFEST_KEY};
+use omtd_crds::plan_manifest::{newer_epoch, PlanManifest, MANIFEST_KEY};
 
 /// The node's plan after merging.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -44,6 +44,8 @@ pub struct MergedPlan {
     pub applied: BTreeMap<String, i64>,
     /// Per controller, the digest of the slice in force (`PlanSlice::digest`).
     pub digests: BTreeMap<String, String>,
+    /// The cluster epoch the agent follows (its manifest's, once one was accepted).
+    pub epoch: String,
     /// False when part of the plan is missing (see the module comment).
     pub complete: bool,
 }
@@ -85,7 +87,11 @@ pub use omtd_crds::plan_manifest::HOLD_ID;
 pub struct Merger {
     /// The last complete plan: what stays in force while the agent holds.
     last_good: Option<MergedPlan>,
+    /// The highest fencing token seen in the current epoch.
     highest: i64,
+    /// The cluster epoch followed: a manifest of a newer one (a store restored, then
+    /// `omtd epoch renew`) starts the token count again; an older one is refused.
+    epoch: String,
     /// Where the plan was looked for, named in the hold messages.
     node: String,
     cluster: String,
@@ -101,11 +107,21 @@ impl Merger {
         }
     }
 
+    /// The epoch of that token (the agent's last report).
+    pub fn in_epoch(mut self, epoch: &str) -> Self {
+        self.epoch = epoch.to_owned();
+        self
+    }
+
     /// Name the node and cluster whose plan this is, for the hold messages.
     pub fn for_node(mut self, node: &str, cluster: &str) -> Self {
         self.node = node.to_owned();
         self.cluster = cluster.to_owned();
         self
+    }
+
+    pub fn epoch(&self) -> &str {
+        &self.epoch
     }
 
     pub fn highest(&self) -> i64 {
@@ -117,7 +133,8 @@ impl Merger {
     pub fn merge(&mut self, raw: &BTreeMap<String, Vec<u8>>) -> MergedPlan {
         match self.vouched(raw) {
             Ok(slices) => {
-                let plan = combine(slices);
+                let mut plan = combine(slices);
+                plan.epoch.clone_from(&self.epoch);
                 self.last_good = Some(plan.clone());
                 plan
             }
@@ -156,16 +173,29 @@ impl Merger {
                 format!("unreadable plan manifest for {node}, holding the host as it is: {e}"),
             )
         })?;
-        if manifest.fencing_token < self.highest {
+        if newer_epoch(&self.epoch, &manifest.epoch) {
+            return Err((
+                ResourceState::Refused,
+                format!(
+                    "plan manifest of an older cluster epoch ({:?}, this agent follows {:?}): \
+                     holding the host as it is",
+                    manifest.epoch, self.epoch
+                ),
+            ));
+        }
+        if manifest.epoch == self.epoch && manifest.fencing_token < self.highest {
             return Err((
                 ResourceState::Refused,
                 format!(
                     "plan manifest written by a deposed leader (fencing token {} < {}): \
-                     holding the host as it is",
+                     holding the host as it is (after a store restore: `omtd epoch renew`)",
                     manifest.fencing_token, self.highest
                 ),
             ));
         }
+        // Same epoch and a token at least as high, or a newer epoch: its leader counts
+        // tokens afresh.
+        self.epoch.clone_from(&manifest.epoch);
         self.highest = manifest.fencing_token;
         let mut slices = BTreeMap::new();
         for (controller, bytes) in raw.iter().filter(|(k, _)| *k != MANIFEST_KEY) {
@@ -211,6 +241,7 @@ impl Merger {
     /// nothing is applied at all.
     fn hold(&self, state: ResourceState, why: String) -> MergedPlan {
         let mut plan = self.last_good.clone().unwrap_or_default();
+        plan.epoch.clone_from(&self.epoch);
         plan.complete = false;
         plan.problems.push(problem(HOLD_ID.to_owned(), state, why));
         plan
@@ -466,6 +497,45 @@ mod tests {
         // A manifest that names slices listing nothing is a real, complete (empty) plan.
         let p = m.merge(&plan(1, &[slice("node", 1, vec![])]));
         assert!(p.complete && p.problems.is_empty());
+    }
+
+    fn in_epoch(mut raw: BTreeMap<String, Vec<u8>>, epoch: &str) -> BTreeMap<String, Vec<u8>> {
+        let mut m: PlanManifest = serde_json::from_slice(&raw[MANIFEST_KEY]).unwrap();
+        m.epoch = epoch.into();
+        raw.insert(MANIFEST_KEY.into(), serde_json::to_vec(&m).unwrap());
+        raw
+    }
+
+    #[test]
+    fn a_new_epoch_starts_the_token_count_again_and_an_old_one_is_refused() {
+        let a = "0000018f00000000-aa";
+        let b = "0000019000000000-bb";
+        let mut m = Merger::new(0);
+        let p = m.merge(&in_epoch(
+            plan(10, &[slice("node", 10, vec![file("/a", "1")])]),
+            a,
+        ));
+        assert!(p.complete);
+        assert_eq!(p.epoch, a);
+        // The store restored from an older snapshot: lower tokens, same epoch: refused.
+        let old = in_epoch(plan(3, &[slice("node", 3, vec![file("/a", "old")])]), a);
+        let p = m.merge(&old);
+        assert!(hold(&p).message.contains("omtd epoch renew"), "{p:?}");
+        assert_eq!(p.files[0].content, "1");
+        // `omtd epoch renew`: the restored leader writes in a new epoch, accepted.
+        let renewed = in_epoch(plan(3, &[slice("node", 3, vec![file("/a", "2")])]), b);
+        let p = m.merge(&renewed);
+        assert!(p.complete, "{:?}", p.problems);
+        assert_eq!((m.epoch(), m.highest()), (b, 3));
+        // A deposed leader of the new epoch is still refused, and so is the old epoch.
+        let p = m.merge(&in_epoch(plan(2, &[slice("node", 2, vec![])]), b));
+        assert!(hold(&p).message.contains("deposed leader"));
+        let p = m.merge(&in_epoch(plan(20, &[slice("node", 20, vec![])]), a));
+        assert!(hold(&p).message.contains("older cluster epoch"));
+        // A restarted agent seeded from its report keeps both.
+        let mut again = Merger::new(3).in_epoch(b);
+        let p = again.merge(&in_epoch(plan(20, &[slice("node", 20, vec![])]), a));
+        hold(&p);
     }
 
     #[test]

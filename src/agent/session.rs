@@ -100,6 +100,7 @@ impl Session {
                 .and_then(|r| r.applied.values().max().copied())
                 .unwrap_or(0),
         )
+        .in_epoch(last.as_ref().map_or("", |r| r.epoch.as_str()))
         .for_node(&config.node, super::cluster_name(&config.keys));
         let writer = ReportWriter::new(report_key, last_kv.map(|kv| kv.value));
         let last_report = last.unwrap_or_else(|| Report {
@@ -318,7 +319,7 @@ impl Session {
             .as_ref()
             .map(|p| p.digests.clone())
             .unwrap_or_default();
-        let r = report::build(
+        let mut r = report::build(
             &self.config.node,
             &applied,
             &digests,
@@ -326,6 +327,11 @@ impl Session {
             mem.corrective,
             mem.intentional,
         );
+        r.epoch = self
+            .plan
+            .as_ref()
+            .map(|p| p.epoch.clone())
+            .unwrap_or_else(|| self.last_report.epoch.clone());
         self.worker = Some((host, mem));
         self.last_report = r.clone();
         match self.writer.write(&self.store, &r).await {

@@ -72,6 +72,11 @@ impl Keys {
         format!("{}leases/agents/{node}", self.prefix)
     }
 
+    /// The cluster epoch (see `omtd_crds::plan_manifest::newer_epoch`).
+    pub fn epoch(&self) -> String {
+        format!("{}epoch", self.prefix)
+    }
+
     pub fn leader(&self) -> String {
         format!("{}leader", self.prefix)
     }

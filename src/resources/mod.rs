@@ -1,6 +1,7 @@
 //! Objects in the store: the key layout, consistent reads, and apply/delete plans.
 
 pub mod apply;
+pub mod epoch;
 pub mod keys;
 pub mod repo;
 

@@ -28,6 +28,7 @@ use super::queue::WorkQueue;
 use super::reflector::{self, Cache, Health};
 use super::snapshot::Changed;
 use super::writer::Writer;
+use crate::resources::epoch;
 use crate::resources::Keys;
 use crate::store::{Revision, Store};
 
@@ -317,6 +318,11 @@ impl Shared {
                 })
                 .collect(),
         );
+        // The cluster epoch exists before the first plan is written under it.
+        match epoch::ensure(self.store.as_ref(), &self.keys, writer.fence()).await {
+            Ok(e) => tracing::info!(epoch = e.as_deref().unwrap_or(""), "cluster epoch"),
+            Err(e) => tracing::warn!(error = %e, "cannot read or create the cluster epoch"),
+        }
         // Subscribe before the resync so that no change falls between the two.
         let changes = self.cache.subscribe();
         let external = self.external.subscribe();
@@ -405,6 +411,11 @@ impl Shared {
             match batch {
                 Ok(keys) => {
                     let snapshot = self.cache.snapshot();
+                    // A new cluster epoch (`omtd epoch renew` after a restore): every plan
+                    // is written again under it.
+                    if keys.iter().any(|k| *k == self.keys.epoch()) {
+                        self.resync(lanes);
+                    }
                     for key in keys.iter() {
                         let Some(changed) = Changed::parse(&self.keys, key) else {
                             continue;

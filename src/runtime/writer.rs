@@ -314,6 +314,12 @@ impl Writer {
             .map(|k| k.name.as_str())
             .chain(read.plans.keys().map(String::as_str))
             .collect();
+        let epoch = latest
+            .stored(&self.keys.epoch())
+            .0
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+            .to_owned();
         for node in nodes {
             if read.held_node(&self.keys, node) {
                 continue; // unreadable is not deleted: the manifest stays as it is
@@ -323,6 +329,7 @@ impl Writer {
             let (stored, revision) = latest.stored(&key);
             let current: Option<PlanManifest> = stored.and_then(|b| serde_json::from_slice(b).ok());
             let mut manifest = current.clone().unwrap_or_default();
+            manifest.epoch.clone_from(&epoch);
             manifest.fencing_token = self.token;
             manifest.controllers.clone_from(&self.planners);
             manifest.slices.retain(|c, _| self.planners.contains(c));
