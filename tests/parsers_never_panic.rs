@@ -26,6 +26,7 @@ use omtd_crds::plan::{
     PhysicalVolumeSpec, PlanSlice, Report, ResourceReport, ResourceState, ServiceSpec,
     ServiceState,
 };
+use omtd_crds::plan_manifest::{PlanManifest, HOLD_ID, MANIFEST_KEY};
 use omtd_test_support::never_panic::{any_bytes, any_text, near_bytes, near_text, truncated};
 use proptest::prelude::*;
 
@@ -153,8 +154,30 @@ fn reports() -> &'static [&'static str] {
             }],
             corrective_changes: 3,
             intentional_changes: 9,
+            epoch: "0000019ad1e3c000-5f2a9c01d4e6b7a8".into(),
         };
         leak(vec![serde_json::to_string(&r).expect("serialises")])
+    })
+}
+
+/// Plan manifests as the operator writes them: one vouching for a slice, one naming an
+/// undecided controller and one that plans nothing.
+fn plan_manifests() -> &'static [&'static str] {
+    static S: OnceLock<&'static [&'static str]> = OnceLock::new();
+    S.get_or_init(|| {
+        let slice: PlanSlice = serde_json::from_str(slices()[0]).expect("sample slice");
+        let mut full = PlanManifest::naming([&slice]);
+        full.epoch = "0000019ad1e3c000-5f2a9c01d4e6b7a8".into();
+        let mut undecided = full.clone();
+        undecided.controllers.insert("node".into());
+        let mut nothing = full.clone();
+        nothing.decide("storage", None);
+        leak(
+            [full, undecided, nothing]
+                .iter()
+                .map(|m| serde_json::to_string(m).expect("serialises"))
+                .collect(),
+        )
     })
 }
 
@@ -228,9 +251,39 @@ fn lvm_all(kind: Kind, format: ReportFormat, text: &str) -> Result<(), report::R
     }
 }
 
+/// `bytes` as the storage slice, with a manifest naming the slice it would be if readable
+/// (so the merge reaches the slice's parse), as the agent finds them under `plans/<node>/`.
 fn merge_one(bytes: &[u8]) -> omtd::agent::merge::MergedPlan {
-    let raw = BTreeMap::from([("storage".to_owned(), bytes.to_vec())]);
-    Merger::new(0).for_node("executor.omtd", "omtd").merge(&raw)
+    Merger::new(0)
+        .for_node("executor.omtd", "omtd")
+        .merge(&with_manifest(bytes))
+}
+
+fn with_manifest(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
+    let named: Vec<PlanSlice> = serde_json::from_slice(bytes).into_iter().collect();
+    let mut manifest = PlanManifest::naming(&named);
+    manifest.controllers.insert("storage".into());
+    manifest
+        .slices
+        .entry("storage".into())
+        .or_insert(Some("?".into()));
+    BTreeMap::from([
+        ("storage".to_owned(), bytes.to_vec()),
+        (
+            MANIFEST_KEY.to_owned(),
+            serde_json::to_vec(&manifest).unwrap_or_default(),
+        ),
+    ])
+}
+
+/// A manifest that parses gives a verdict on any set of slices, never a panic.
+fn manifest_check(bytes: &[u8]) {
+    if let Ok(m) = serde_json::from_slice::<PlanManifest>(bytes) {
+        let _ = m.check(&BTreeMap::new());
+    }
+    let raw = BTreeMap::from([(MANIFEST_KEY.to_owned(), bytes.to_vec())]);
+    let p = Merger::new(0).merge(&raw);
+    let _ = p.complete;
 }
 
 /// Managed-block parsing and rendering with fstab adoption, and the round trip the agent
@@ -311,19 +364,36 @@ proptest! {
         let _ = merge_one(&b);
     }
 
-    /// An unreadable slice is reported and makes the plan incomplete (so nothing is
-    /// removed on its account), and the slice accepted before it stays in force.
+    /// An unreadable slice holds the host (the plan is incomplete, so nothing is removed on
+    /// its account), and the plan accepted before it stays in force.
     #[test]
     fn plan_slices_truncated_hold_the_last_good_one(s in truncated(slices())) {
         let good = slices()[0];
         let mut merger = Merger::new(0);
-        let before = merger.merge(&BTreeMap::from([("storage".to_owned(), good.as_bytes().to_vec())]));
-        prop_assert!(before.complete);
-        let after = merger.merge(&BTreeMap::from([("storage".to_owned(), s.clone().into_bytes())]));
+        let before = merger.merge(&with_manifest(good.as_bytes()));
+        prop_assert!(before.complete, "{:?}", before.problems);
+        let mut raw = with_manifest(good.as_bytes());
+        raw.insert("storage".to_owned(), s.clone().into_bytes());
+        let after = merger.merge(&raw);
         prop_assert!(!after.complete, "accepted: {}", s);
-        prop_assert!(after.problems.iter().any(|p| p.id == "slice:storage" && p.state == ResourceState::Failed));
+        prop_assert!(after.problems.iter().any(|p| p.id == HOLD_ID && p.state == ResourceState::Failed));
         prop_assert_eq!(after.exports, before.exports);
         prop_assert_eq!(after.mounts, before.mounts);
+    }
+
+    #[test]
+    fn plan_manifests_any(b in any_bytes()) {
+        manifest_check(&b);
+    }
+
+    #[test]
+    fn plan_manifests_near(b in near_bytes(plan_manifests())) {
+        manifest_check(&b);
+    }
+
+    #[test]
+    fn plan_manifests_truncated_are_errors(s in truncated(plan_manifests())) {
+        prop_assert!(serde_json::from_slice::<PlanManifest>(s.as_bytes()).is_err(), "accepted: {}", s);
     }
 
     #[test]

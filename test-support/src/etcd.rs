@@ -33,6 +33,8 @@ const START_ATTEMPTS: usize = 3;
 /// One etcd member on loopback.
 pub struct EtcdServer {
     member: Member,
+    /// How it was started: a restore starts it again the same way.
+    spec: MemberSpec,
     // Declared after `member` so the process is killed before its data dir is removed.
     _dir: tempfile::TempDir,
 }
@@ -58,9 +60,15 @@ impl EtcdServer {
                 // 1.5 × election timeout, which is 2 s with the defaults (100 ms / 1 s).
                 fast_raft: true,
             };
-            let mut member = spawn_member(dir.path(), spec);
+            let mut member = spawn_member(dir.path(), spec.clone());
             match wait_healthy(std::slice::from_mut(&mut member)) {
-                Ok(()) => return EtcdServer { member, _dir: dir },
+                Ok(()) => {
+                    return EtcdServer {
+                        member,
+                        spec,
+                        _dir: dir,
+                    }
+                }
                 Err(log) if is_port_clash(&log) => last_log = log,
                 Err(log) => panic!(
                     "etcd did not become healthy within {HEALTH_DEADLINE:?}; its log:\n{log}"
@@ -102,6 +110,54 @@ impl EtcdServer {
     pub fn log(&self) -> String {
         self.member.log()
     }
+
+    /// `etcdctl snapshot save`: the whole keyspace at this moment, as an operator backs it
+    /// up (docs/operations.md).
+    pub fn save_snapshot(&self, to: &Path) {
+        let out = etcdctl()
+            .arg("--endpoints")
+            .arg(format!("http://{}", self.endpoint()))
+            .args(["snapshot", "save"])
+            .arg(to)
+            .output()
+            .unwrap_or_else(|e| panic!("run etcdctl ({e}): {ETCDCTL_HINT}"));
+        assert!(out.status.success(), "etcdctl snapshot save: {out:?}");
+    }
+
+    /// Stops the member, replaces its data with `snapshot` (`etcdctl snapshot restore`, as
+    /// docs/operations.md says) and starts it again on the same ports, so clients reconnect
+    /// to a store whose revisions and fencing tokens went back in time.
+    pub fn restore_snapshot(&mut self, snapshot: &Path) {
+        self.member.kill();
+        let data = self._dir.path().join(format!("{}.etcd", self.spec.name));
+        fs::remove_dir_all(&data).unwrap_or_else(|e| panic!("remove {}: {e}", data.display()));
+        let peer = format!("http://127.0.0.1:{}", self.spec.peer_port);
+        let out = etcdctl()
+            .args(["snapshot", "restore"])
+            .arg(snapshot)
+            .args(["--name", &self.spec.name])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--initial-cluster", &self.spec.initial_cluster])
+            .args(["--initial-cluster-token", &self.spec.token])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .output()
+            .unwrap_or_else(|e| panic!("run etcdctl ({e}): {ETCDCTL_HINT}"));
+        assert!(out.status.success(), "etcdctl snapshot restore: {out:?}");
+        self.member = spawn_member(self._dir.path(), self.spec.clone());
+        if let Err(log) = wait_healthy(std::slice::from_mut(&mut self.member)) {
+            panic!("etcd did not come back from the restore; its log:\n{log}");
+        }
+    }
+}
+
+/// How to get `etcdctl`, in the words of the panic message.
+const ETCDCTL_HINT: &str = "apt-get update && apt-get install -y etcd-client";
+
+fn etcdctl() -> Command {
+    let mut cmd = Command::new("etcdctl");
+    cmd.env("ETCDCTL_API", "3");
+    cmd
 }
 
 /// Several etcd members on loopback forming one cluster.
@@ -172,6 +228,7 @@ impl EtcdCluster {
     }
 }
 
+#[derive(Clone)]
 struct MemberSpec {
     name: String,
     client_port: u16,

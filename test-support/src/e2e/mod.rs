@@ -171,8 +171,15 @@ impl World {
         world
     }
 
+    /// Stops the operator (SIGTERM: it resigns at once).
+    pub fn stop_operator(&mut self) {
+        if let Some(mut p) = self.operator.take() {
+            p.stop();
+        }
+    }
+
     /// `omtd operator` with its probes on the sim world's endpoints and the real ZooKeeper.
-    fn start_operator(&mut self, extra: &[&str]) {
+    pub fn start_operator(&mut self, extra: &[&str]) {
         let (user, secret) = mesos::PROBE_PRINCIPAL;
         let mesos_url = self
             .sim
