@@ -16,6 +16,10 @@ pub enum Fault {
     KillService {
         name: String,
     },
+    /// The running service hangs: still active, doing nothing until its next start.
+    HangService {
+        name: String,
+    },
     /// Someone starts a service by hand, unmasking it first.
     StartStray {
         name: String,
@@ -72,6 +76,7 @@ impl SimHost {
     pub fn inject(&self, fault: &Fault) {
         match fault {
             Fault::KillService { name } => self.kill_service(name),
+            Fault::HangService { name } => self.hang_service(name),
             Fault::StartStray { name } => self.start_stray(name),
             Fault::CrashOnStart { name, crash } => self.set_crash_on_start(name, *crash),
             Fault::EditFile { path, content } => self.edit_file(path, content.as_bytes()),
