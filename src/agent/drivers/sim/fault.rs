@@ -110,4 +110,25 @@ mod tests {
         assert!(svc.running && !svc.masked);
         assert_eq!(serde_json::to_string(&fault).expect("serializes"), json);
     }
+
+    #[test]
+    fn a_hung_service_keeps_running_until_its_next_start() {
+        use crate::agent::drivers::Services;
+        let mut host = SimHost::new();
+        host.install_service("mesos-slave");
+        host.inject(&Fault::HangService {
+            name: "mesos-slave".into(),
+        });
+        // Not running: nothing to hang.
+        assert!(!host.service("mesos-slave").expect("installed").hung);
+        host.start("mesos-slave").expect("starts");
+        host.inject(&Fault::HangService {
+            name: "mesos-slave".into(),
+        });
+        let svc = host.service("mesos-slave").expect("installed");
+        assert!(svc.running && svc.hung, "{svc:?}");
+        host.restart("mesos-slave").expect("restarts");
+        let svc = host.service("mesos-slave").expect("installed");
+        assert!(svc.running && !svc.hung, "{svc:?}");
+    }
 }
