@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use omtd::agent::drivers::sim::Fault;
 use omtd_crds::{ConditionStatus, Kind, Status};
+use omtd_test_support::e2e::mesos::{assert_ordered_recovery, FAST_RECOVERY};
 use omtd_test_support::e2e::{Setup, World, EXAMPLE, NODES};
 use omtd_test_support::poll;
 
@@ -23,20 +24,6 @@ const MANAGER: &str = "manager.omtd";
 const WORKERS: [&str; 3] = ["node1.omtd", "node2.omtd", "node3.omtd"];
 /// The worker whose mesos-slave hangs alone.
 const FLAKY: &str = "node2.omtd";
-
-/// The leader guard's timings, shortened from minutes to seconds (as in `e2e_mesos.rs`).
-const FAST_RECOVERY: [&str; 10] = [
-    "--recovery-grace",
-    "1s",
-    "--recovery-step-timeout",
-    "20s",
-    "--recovery-backoff",
-    "1s",
-    "--recovery-max-backoff",
-    "5s",
-    "--recovery-attempts",
-    "3",
-];
 
 fn log(step: &str, took: Duration) {
     eprintln!("[e2e] {step}: {:.2}s", took.as_secs_f64());
@@ -246,24 +233,9 @@ async fn one_hung_mesos_slave_restarts_only_itself() {
         })
         .await;
     log("two of three hung: recovered", start.elapsed());
-    let log_m: Vec<String> = w.host(MANAGER).log()[manager_from..].to_vec();
-    let at = |line: &str| log_m.iter().position(|l| l == line);
-    let (stop_master, stop_chronos) = (at("stop mesos-master"), at("stop chronos"));
-    assert!(
-        stop_master.is_some() && stop_chronos.is_some(),
-        "stop all first: {log_m:?}"
-    );
-    assert!(
-        at("start mesos-master") > stop_master.max(stop_chronos)
-            && at("start chronos") > at("start mesos-master"),
-        "master, then Chronos: {log_m:?}"
-    );
-    let log_w: Vec<String> = w.host("node1.omtd").log()[worker_from..].to_vec();
-    let stop_agent = log_w.iter().position(|l| l == "stop mesos-slave");
-    let start_agent = log_w.iter().position(|l| l == "start mesos-slave");
-    assert!(
-        stop_agent.is_some() && start_agent > stop_agent,
-        "the agents stopped, then started last: {log_w:?}"
+    assert_ordered_recovery(
+        &w.host(MANAGER).log()[manager_from..],
+        &w.host("node1.omtd").log()[worker_from..],
     );
     w.converged("two of three hung: converged").await;
     log("whole test", test_start.elapsed());
