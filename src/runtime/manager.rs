@@ -17,10 +17,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-use super::backoff::{BackoffConfig, Backoffs};
+use super::backoff::Backoffs;
+pub use super::config::RuntimeConfig;
 use super::controller::{Controller, Outcome};
 use super::error::{ReconcileError, WriteError};
-use super::events::{EventRecorder, DEFAULT_TTL};
+use super::events::EventRecorder;
 use super::leader::{ElectionConfig, Elector, Leadership};
 use super::metered::MeteredStore;
 use super::metrics::{Metrics, ReconcileResult};
@@ -35,39 +36,6 @@ use crate::store::{Revision, Store};
 /// How long a worker waits for its own write to reach the cache before taking the next key,
 /// so the next reconcile of anything reads what this one wrote.
 const READ_YOUR_WRITES: Duration = Duration::from_secs(2);
-
-#[derive(Debug, Clone)]
-pub struct RuntimeConfig {
-    /// Stored in the leader key: who leads (`host/pid`).
-    pub identity: String,
-    pub lease_ttl: Duration,
-    pub renew_every: Duration,
-    /// Concurrent reconciles per controller (never two of one key).
-    pub workers: usize,
-    /// How long in-flight reconciles may take to finish on shutdown.
-    pub shutdown_timeout: Duration,
-    pub backoff: BackoffConfig,
-    pub event_ttl: Duration,
-    /// How long a changed key waits before it is handed out, so that a burst of changes
-    /// to one object costs one reconcile. Changes within the window fold into one run; the
-    /// window does not restart with each change, so a steady stream still gets reconciled.
-    pub debounce: Duration,
-}
-
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        RuntimeConfig {
-            identity: format!("pid-{}", std::process::id()),
-            lease_ttl: Duration::from_secs(10),
-            renew_every: Duration::from_secs(3),
-            workers: 4,
-            shutdown_timeout: Duration::from_secs(10),
-            backoff: BackoffConfig::default(),
-            event_ttl: DEFAULT_TTL,
-            debounce: Duration::from_millis(15),
-        }
-    }
-}
 
 /// Runs controllers against one cluster's keys.
 pub struct Manager {
@@ -319,10 +287,17 @@ impl Shared {
                 .collect(),
         );
         // The cluster epoch exists before the first plan is written under it.
-        match epoch::ensure(self.store.as_ref(), &self.keys, writer.fence()).await {
-            Ok(e) => tracing::info!(epoch = e.as_deref().unwrap_or(""), "cluster epoch"),
-            Err(e) => tracing::warn!(error = %e, "cannot read or create the cluster epoch"),
-        }
+        let known_epoch = match epoch::ensure(self.store.as_ref(), &self.keys, writer.fence()).await
+        {
+            Ok(e) => {
+                tracing::info!(epoch = e.as_deref().unwrap_or(""), "cluster epoch");
+                e
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read or create the cluster epoch");
+                None
+            }
+        };
         // Subscribe before the resync so that no change falls between the two.
         let changes = self.cache.subscribe();
         let external = self.external.subscribe();
@@ -335,7 +310,7 @@ impl Shared {
             let term = term.clone();
             let shutdown = shutdown.clone();
             tasks.spawn(async move {
-                me.dispatch(changes, external, &lanes, &term, &shutdown)
+                me.dispatch(changes, external, known_epoch, &lanes, &term, &shutdown)
                     .await
             });
         }
@@ -389,6 +364,7 @@ impl Shared {
         &self,
         mut changes: broadcast::Receiver<Arc<Vec<String>>>,
         mut external: broadcast::Receiver<String>,
+        mut known_epoch: Option<String>,
         lanes: &HashMap<&'static str, Lane>,
         term: &CancellationToken,
         shutdown: &CancellationToken,
@@ -412,9 +388,18 @@ impl Shared {
                 Ok(keys) => {
                     let snapshot = self.cache.snapshot();
                     // A new cluster epoch (`omtd epoch renew` after a restore): every plan
-                    // is written again under it.
+                    // is written again under it. (Not the one this term started with or
+                    // made itself: that would cost every key an extra reconcile.)
                     if keys.iter().any(|k| *k == self.keys.epoch()) {
-                        self.resync(lanes);
+                        let now = snapshot
+                            .stored(&self.keys.epoch())
+                            .0
+                            .and_then(|b| std::str::from_utf8(b).ok())
+                            .map(str::to_owned);
+                        if now != known_epoch {
+                            known_epoch = now;
+                            self.resync(lanes);
+                        }
                     }
                     for key in keys.iter() {
                         let Some(changed) = Changed::parse(&self.keys, key) else {

@@ -12,6 +12,7 @@
 pub mod accepted;
 pub mod admin;
 pub mod backoff;
+pub mod config;
 pub mod controller;
 pub mod error;
 pub mod event_record;
