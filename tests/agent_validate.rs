@@ -28,7 +28,7 @@ fn require_apache2() {
         .is_ok_and(|s| s.success());
     assert!(
         found,
-        "apache2 is missing: run `scripts/install-deps.sh --test` (Debian: apt-get install -y apache2)"
+        "apache2 is missing or not on PATH (Debian puts it in /usr/sbin): run `scripts/install-deps.sh --test` (Debian: apt-get install -y apache2)"
     );
 }
 
