@@ -83,7 +83,12 @@ impl Pass<'_> {
             // (not retried through the repair limiter; checked again on the next pass).
             Err(e @ DriverError::Invalid { .. }) => {
                 tracing::warn!(path = %spec.path, error = %e, "candidate file refused");
-                self.record(rid, spec, corrective, ResourceOutcome::Refused(e.to_string()));
+                self.record(
+                    rid,
+                    spec,
+                    corrective,
+                    ResourceOutcome::Refused(e.to_string()),
+                );
             }
             Err(e) => self.record_failure(rid, spec, corrective, &e),
         }

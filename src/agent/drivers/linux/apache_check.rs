@@ -71,7 +71,9 @@ pub fn check(
         .env("APACHE_PID_FILE", format!("{run_s}/apache2.pid"))
         .env("APACHE_RUN_USER", "www-data")
         .env("APACHE_RUN_GROUP", "www-data");
-    let out = runner.run(&cmd).map_err(|e| DriverError::Other(e.to_string()))?;
+    let out = runner
+        .run(&cmd)
+        .map_err(|e| DriverError::Other(e.to_string()))?;
     if out.success() {
         return Ok(None);
     }
@@ -82,7 +84,9 @@ pub fn check(
     };
     let first: Vec<&str> = text.trim().lines().take(MESSAGE_LINES).collect();
     let message = first.join("\n").replace(&conf_s, APACHE_DIR);
-    let code = out.code.map_or("a signal".to_owned(), |c| format!("exit {c}"));
+    let code = out
+        .code
+        .map_or("a signal".to_owned(), |c| format!("exit {c}"));
     Ok(Some(format!("apache2 -t ({code}): {message}")))
 }
 
@@ -148,4 +152,88 @@ impl Mirror<'_> {
 
 fn io(path: &Path, e: std::io::Error) -> DriverError {
     DriverError::io(path.display().to_string(), e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::host::command::{Output, RecordingRunner};
+    use std::sync::{Arc, Mutex};
+
+    /// What the fake apache2 saw in its stage: the site it would include, and where an
+    /// absolute symlink of the live tree leads inside the stage.
+    #[test]
+    fn the_stage_has_the_candidate_in_the_live_files_place() {
+        let d = tempfile::tempdir().unwrap();
+        let conf = d.path().join("etc/apache2");
+        fs::create_dir_all(conf.join("sites-enabled")).unwrap();
+        fs::create_dir_all(conf.join("sites-available")).unwrap();
+        fs::write(
+            conf.join("apache2.conf"),
+            "IncludeOptional sites-enabled/*.conf\n",
+        )
+        .unwrap();
+        fs::write(conf.join("sites-enabled/omtd.conf"), "live").unwrap();
+        fs::write(conf.join("sites-available/other.conf"), "other").unwrap();
+        symlink(
+            "/etc/apache2/sites-available/other.conf",
+            conf.join("sites-enabled/other.conf"),
+        )
+        .unwrap();
+        let candidate = conf.join("sites-enabled/.omtd.conf.omtd-1-0");
+        fs::write(&candidate, "candidate").unwrap();
+
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let runner = RecordingRunner::answering(move |cmd| {
+            let stage = PathBuf::from(&cmd.args[2]);
+            let mut s = s2.lock().unwrap();
+            for f in ["sites-enabled/omtd.conf", "sites-enabled/other.conf"] {
+                s.push(fs::read_to_string(stage.join(f)).unwrap_or_default());
+            }
+            s.push(
+                fs::read_dir(stage.join("sites-enabled"))
+                    .unwrap()
+                    .count()
+                    .to_string(),
+            );
+            Output::exit(1).with_stderr(format!(
+                "AH00526: Syntax error on line 2 of {}/sites-enabled/omtd.conf:\nInvalid command 'Bogus'",
+                stage.display()
+            ))
+        });
+        let root = Root::new(Some(d.path().to_path_buf())).unwrap();
+        let msg = check(
+            &runner,
+            &root,
+            "/etc/apache2/sites-enabled/omtd.conf",
+            &candidate,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(*seen.lock().unwrap(), ["candidate", "other", "2"]);
+        assert!(
+            msg.contains(
+                "line 2 of /etc/apache2/sites-enabled/omtd.conf:\nInvalid command 'Bogus'"
+            ),
+            "{msg}"
+        );
+        let line = &runner.lines()[0];
+        assert!(line.starts_with("apache2 -t -d "), "{line}");
+        // The live file was never touched.
+        assert_eq!(
+            fs::read_to_string(conf.join("sites-enabled/omtd.conf")).unwrap(),
+            "live"
+        );
+    }
+
+    #[test]
+    fn only_files_under_etc_apache2() {
+        let d = tempfile::tempdir().unwrap();
+        let runner = RecordingRunner::answering(|_| Output::ok(""));
+        let root = Root::new(Some(d.path().to_path_buf())).unwrap();
+        let err = check(&runner, &root, "/etc/nginx/x.conf", Path::new("/nope")).unwrap_err();
+        assert!(err.to_string().contains("only to files under"), "{err}");
+        assert!(runner.lines().is_empty());
+    }
 }

@@ -77,7 +77,10 @@ mod tests {
             ("/srv/db 10.0.0.21(rw)(ro)", "nest"),
             ("/srv/missing 10.0.0.21(rw)", "not a directory"),
             ("/srv/file 10.0.0.21(rw)", "not a directory"),
-            ("/srv/../../etc 10.0.0.21(rw)", "not absolute and normalised"),
+            (
+                "/srv/../../etc 10.0.0.21(rw)",
+                "not absolute and normalised",
+            ),
         ] {
             let got = p(line).unwrap_or_default();
             assert!(got.contains(why), "{line}: {got}");
