@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use omtd_controllers::crds::plan::{Ensure, ResourceState, ServiceState};
+use omtd_controllers::crds::plan::{Ensure, ResourceState, ServiceState, VALIDATE_APACHE};
 use omtd_controllers::crds::Object;
 use omtd_controllers::removal::{RemovalPhase, DELETING_ANNOTATION, RETIRE_TOKEN};
 use omtd_controllers::{
@@ -184,7 +184,11 @@ fn apache_sites_per_role() {
         for m in modules {
             let f = file(&out, n, &format!("/etc/apache2/mods-enabled/{m}.load"));
             assert!(f.content.starts_with("LoadModule "), "{n}: {m}");
+            assert_eq!(f.validate.as_deref(), Some(VALIDATE_APACHE), "{n}: {m}");
         }
+        // Checked against the whole Apache config by the agent before it goes live.
+        let checked = file(&out, n, paths::APACHE_SITE).validate.as_deref();
+        assert_eq!(checked, Some(VALIDATE_APACHE), "{n}");
         let default = file(&out, n, paths::APACHE_DEFAULT_SITE);
         assert_eq!(default.ensure, Ensure::Absent, "{n}");
         let apache = slice(&out, n)

@@ -96,10 +96,16 @@ pub struct FileSpec {
     #[serde(default, skip_serializing_if = "is_false")]
     pub secret: bool,
     /// A command that checks a candidate file before it replaces the live one; `{}` is the
-    /// candidate's path (e.g. `apache2ctl -t -f {}`). The last good file is kept on failure.
+    /// candidate's path (e.g. `promtool check config {}`), or [`VALIDATE_APACHE`] for the
+    /// agent's built-in Apache check. The last good file is kept on failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validate: Option<String>,
 }
+
+/// `FileSpec::validate` for a file under `/etc/apache2` (a site, a module's `.load`): the
+/// agent checks the whole Apache config with the candidate in the file's place (`apache2
+/// -t`), since a site alone is not a config. Not a command: no program has this name.
+pub const VALIDATE_APACHE: &str = "omtd:apache2-configtest";
 
 fn default_mode() -> u32 {
     0o644

@@ -1,6 +1,6 @@
 //! The Apache site and modules of a node, from what its roles put behind Apache.
 
-use omtd_crds::plan::FileSpec;
+use omtd_crds::plan::{FileSpec, VALIDATE_APACHE};
 
 use crate::paths::{APACHE_DEFAULT_SITE, APACHE_SITE, REGISTRY_HTPASSWD};
 use crate::render::file;
@@ -107,17 +107,28 @@ impl WebSite {
         )
     }
 
+    /// The site and its modules, each checked by the agent against the whole Apache config
+    /// before it goes live (a refused one leaves the running site alone). Modules come
+    /// first: a site using a new module's directive (`Header`) passes its check only once
+    /// the module's `.load` is in place.
     pub fn files(&self) -> Vec<FileSpec> {
-        let mut files = vec![
-            file(APACHE_SITE, self.site()),
-            crate::render::absent_file(APACHE_DEFAULT_SITE),
-        ];
-        for (module, load) in self.modules() {
-            files.push(file(
-                format!("/etc/apache2/mods-enabled/{module}.load"),
-                format!("LoadModule {load}\n"),
-            ));
-        }
+        let mut files: Vec<FileSpec> = self
+            .modules()
+            .into_iter()
+            .map(|(module, load)| {
+                checked(file(
+                    format!("/etc/apache2/mods-enabled/{module}.load"),
+                    format!("LoadModule {load}\n"),
+                ))
+            })
+            .collect();
+        files.push(checked(file(APACHE_SITE, self.site())));
+        files.push(crate::render::absent_file(APACHE_DEFAULT_SITE));
         files
     }
+}
+
+fn checked(mut f: FileSpec) -> FileSpec {
+    f.validate = Some(VALIDATE_APACHE.to_owned());
+    f
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use omtd_crds::plan::ExportSpec;
 
 use super::{Pass, ResourceOutcome};
+use crate::agent::drivers::DriverError;
 use crate::agent::memory::spec_hash;
 use crate::agent::merge::id;
 
@@ -25,8 +26,11 @@ impl Pass<'_> {
         let same = super::same_lines(plan.complete, &wanted, &current);
         if !same {
             let before: BTreeSet<&String> = current.iter().collect();
-            if let Err(e) = self.host.exports.write_owned_lines(&wanted) {
-                return self.all_exports_failed(&e.to_string());
+            match self.host.exports.write_owned_lines(&wanted) {
+                Ok(()) => {}
+                // A line that cannot be exported: the old file and export table stand.
+                Err(e @ DriverError::Invalid { .. }) => return self.all_exports_refused(&e),
+                Err(e) => return self.all_exports_failed(&e.to_string()),
             }
             added = wanted
                 .iter()
@@ -50,6 +54,16 @@ impl Pass<'_> {
                 ResourceOutcome::InSync(BTreeMap::new())
             };
             self.record(rid, e, corrective, outcome);
+        }
+    }
+
+    fn all_exports_refused(&mut self, e: &DriverError) {
+        tracing::warn!(error = %e, "exports refused");
+        let plan = self.plan;
+        for spec in &plan.exports {
+            let rid = id::export(spec);
+            let c = self.is_corrective(&rid, spec_hash(spec));
+            self.record(rid, spec, c, ResourceOutcome::Refused(e.to_string()));
         }
     }
 

@@ -6,7 +6,7 @@ use omtd_crds::plan::{Ensure, FileSpec, ResourceState};
 
 use super::{Pass, ResourceOutcome};
 use crate::agent::drift::fingerprint;
-use crate::agent::drivers::FileState;
+use crate::agent::drivers::{DriverError, FileState};
 use crate::agent::merge::id;
 
 /// The mode a file gets: secrets are 0600 whatever the plan says.
@@ -77,6 +77,18 @@ impl Pass<'_> {
                 self.changed_files.insert(spec.path.clone(), corrective);
                 self.out.expected_files.push((spec.path.clone(), expected));
                 self.record_changed(rid, spec, corrective);
+            }
+            // The candidate failed its check: the live file stands, nothing restarts for
+            // it, and the plan is what must change, so this is a refusal, not a failure
+            // (not retried through the repair limiter; checked again on the next pass).
+            Err(e @ DriverError::Invalid { .. }) => {
+                tracing::warn!(path = %spec.path, error = %e, "candidate file refused");
+                self.record(
+                    rid,
+                    spec,
+                    corrective,
+                    ResourceOutcome::Refused(e.to_string()),
+                );
             }
             Err(e) => self.record_failure(rid, spec, corrective, &e),
         }

@@ -17,6 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::etcd::EtcdServer;
 
+pub mod apache;
 pub mod idle;
 
 pub struct Rig {

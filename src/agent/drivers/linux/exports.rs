@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use super::atomic::{self, Ownership};
 use super::block::{self, Foreign};
 use super::exec::run_ok;
+use super::exports_check;
 use std::sync::Arc;
 
 use super::root::Root;
@@ -61,6 +62,16 @@ impl Exports for LinuxExports {
     }
 
     fn write_owned_lines(&mut self, lines: &[String]) -> Result<()> {
+        // Checked before anything is written: a refused line leaves the old file (and the
+        // live export table) as they are, and no reload runs.
+        for line in lines {
+            if let Some(why) = exports_check::problem(&self.root, line) {
+                return Err(DriverError::Invalid {
+                    path: EXPORTS.to_owned(),
+                    message: format!("line `{line}`: {why}"),
+                });
+            }
+        }
         let text = self.read()?;
         let owned: Vec<(String, String)> = lines.iter().flat_map(|l| pairs(l)).collect();
         let new = block::render(&text, lines, |l| adopt(l, &owned));
@@ -140,6 +151,7 @@ mod tests {
     fn foreign_lines_kept_owned_adopted_reload_once() {
         let d = tempfile::tempdir().unwrap();
         fs::create_dir_all(d.path().join("etc")).unwrap();
+        fs::create_dir_all(d.path().join("srv/executor/database")).unwrap();
         fs::write(
             d.path().join("etc/exports"),
             "# exports\n/srv/other 10.0.0.9(ro)\n/srv/executor/database 10.0.0.21(rw,sync) 10.0.0.30(ro)\n",
@@ -170,6 +182,7 @@ mod tests {
     #[test]
     fn a_failed_reload_is_retried() {
         let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("a")).unwrap();
         let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let f2 = fail.clone();
         let fake = Arc::new(RecordingRunner::answering(move |_| {
@@ -190,4 +203,29 @@ mod tests {
         assert!(!e.reload_if_pending().unwrap());
         assert_eq!(fake.lines().len(), 2);
     }
+
+    #[test]
+    fn a_bad_line_is_refused_before_the_file_or_the_reload() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("etc")).unwrap();
+        fs::write(d.path().join("etc/exports"), EXPORTS_OLD).unwrap();
+        let fake = Arc::new(RecordingRunner::answering(|_| Output::ok("")));
+        let mut e = LinuxExports::new(
+            Root::new(Some(d.path().to_path_buf())).unwrap(),
+            Some(vec!["exportfs".into(), "-ra".into()]),
+            fake.clone(),
+        );
+        let err = e
+            .write_owned_lines(&["/srv/nowhere 10.0.0.21(rw)".into()])
+            .unwrap_err();
+        assert!(matches!(err, DriverError::Invalid { .. }), "{err}");
+        assert!(err.to_string().contains("/srv/nowhere"), "{err}");
+        assert_eq!(
+            fs::read_to_string(d.path().join("etc/exports")).unwrap(),
+            EXPORTS_OLD
+        );
+        assert!(fake.lines().is_empty(), "{:?}", fake.lines());
+    }
+
+    const EXPORTS_OLD: &str = "# exports\n/srv/other 10.0.0.9(ro)\n";
 }

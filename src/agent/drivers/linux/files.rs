@@ -7,8 +7,9 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use nix::unistd::{Gid, Group, Uid, User};
-use omtd_crds::plan::FileSpec;
+use omtd_crds::plan::{FileSpec, VALIDATE_APACHE};
 
+use super::apache_check;
 use super::atomic::{self, Ownership};
 use super::exec;
 use std::sync::Arc;
@@ -73,6 +74,19 @@ impl LinuxFiles {
         let Some(template) = &spec.validate else {
             return Ok(());
         };
+        if template == VALIDATE_APACHE {
+            return match apache_check::check(&*self.runner, &self.root, &spec.path, candidate)? {
+                None => Ok(()),
+                Some(_) if spec.secret => Err(DriverError::Invalid {
+                    path: spec.path.clone(),
+                    message: "apache2 -t failed (output withheld: secret file)".to_owned(),
+                }),
+                Some(message) => Err(DriverError::Invalid {
+                    path: spec.path.clone(),
+                    message,
+                }),
+            };
+        }
         let cand = candidate.display().to_string();
         let argv: Vec<String> = template
             .split_whitespace()

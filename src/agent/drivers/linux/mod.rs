@@ -8,11 +8,13 @@
 //! `DIR/run/omtd/mounts` instead of being mounted, and the exports reload command is only
 //! run when one is configured.
 
+pub mod apache_check;
 pub mod atomic;
 pub mod block;
 pub mod containers;
 pub mod exec;
 pub mod exports;
+pub mod exports_check;
 pub mod files;
 pub mod fstab;
 pub mod mounts;
