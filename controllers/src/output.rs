@@ -81,6 +81,9 @@ pub struct MachineWish {
     pub hostname: String,
     pub ip: String,
     pub mode: MachineMode,
+    /// When the machine is to become unavailable (the drain deadline): the start of its
+    /// maintenance window, which frameworks see in their inverse offers. `None`: now.
+    pub unavailable_from: Option<SystemTime>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

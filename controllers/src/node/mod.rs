@@ -131,19 +131,33 @@ pub fn reconcile(desired: &Desired, observed: &Observed, settings: &Settings) ->
     Ok(out)
 }
 
-/// Moves every node's removal, sets its status, and returns each node's phase and how its
-/// machine should stand.
+/// A node's removal phase and how its machine should stand in Mesos maintenance.
+#[derive(Debug, Clone, Copy, Default)]
+struct Standing {
+    phase: Option<RemovalPhase>,
+    machine: MachineMode,
+    unavailable_from: Option<std::time::SystemTime>,
+}
+
+/// Moves every node's removal, sets its status, and returns how each node stands.
 fn removals(
     desired: &Desired,
     observed: &Observed,
     settings: &Settings,
     health: &ClusterHealth,
     out: &mut Intent,
-) -> BTreeMap<String, (Option<RemovalPhase>, MachineMode)> {
+) -> BTreeMap<String, Standing> {
     let mut phases = BTreeMap::new();
     for name in desired.nodes.keys() {
         let step = removal_step(desired, observed, settings, health, name);
-        phases.insert(name.clone(), (step.phase, step.machine));
+        phases.insert(
+            name.clone(),
+            Standing {
+                phase: step.phase,
+                machine: step.machine,
+                unavailable_from: step.deadline.as_deref().and_then(crate::time::parse),
+            },
+        );
         if step.release {
             out.release.push(node_key(name));
         }
@@ -176,12 +190,13 @@ fn removals(
 fn slices(
     desired: &Desired,
     settings: &Settings,
-    phases: &BTreeMap<String, (Option<RemovalPhase>, MachineMode)>,
+    phases: &BTreeMap<String, Standing>,
     out: &mut Intent,
 ) {
     for n in desired.nodes.values() {
         let name = &n.metadata.name;
-        let (phase, mode) = phases.get(name).copied().unwrap_or_default();
+        let standing = phases.get(name).copied().unwrap_or_default();
+        let phase = standing.phase;
         out.slices
             .insert(name.clone(), node_slice(desired, n, phase, settings));
         if desired.has_role(name, Role::Worker) {
@@ -189,7 +204,8 @@ fn slices(
                 node: name.clone(),
                 hostname: n.spec.address.clone(),
                 ip: n.spec.address.clone(),
-                mode,
+                mode: standing.machine,
+                unavailable_from: standing.unavailable_from,
             });
         }
     }
