@@ -8,14 +8,9 @@
 //! periods (resync 30 s, service check 5 s), so the window holds two full resyncs and a
 //! dozen service checks. Exits non-zero when either limit is broken.
 
-#[path = "../tests/agent_support/mod.rs"]
-mod agent_support;
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::process::ExitCode;
 
-use agent_support::idle::{self, Driver, Idle};
+use omtd_test_support::agent::idle::{self, Driver, Idle};
 
 /// The limit on the agent's RSS.
 const RSS_LIMIT_KIB: u64 = 20 * 1024;

@@ -13,6 +13,8 @@ command -v protoc >/dev/null 2>&1 || missing+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/timestamp.proto ] || missing+=(libprotobuf-dev)
 if [ "${1:-}" = "--test" ]; then
     command -v etcd >/dev/null 2>&1 || missing+=(etcd-server)
+    # tests/restore_epoch.rs: etcdctl snapshot save/restore, as an operator restores
+    command -v etcdctl >/dev/null 2>&1 || missing+=(etcd-client)
     # tests/probes_zookeeper.rs: a real ZooKeeper (run with java, no systemd)
     [ -f /usr/share/java/zookeeper.jar ] || missing+=(zookeeper)
     # tests/agent_systemd_signals.rs: a private dbus-daemon carrying a fake systemd

@@ -15,3 +15,4 @@ pub mod runtime;
 pub mod sim;
 pub mod status;
 pub mod store;
+pub mod table;

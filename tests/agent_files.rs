@@ -2,16 +2,14 @@
 //! byte-exact with their modes, fstab and exports keep foreign lines, and a hand edit is
 //! repaired through inotify — the repair latency is measured and printed.
 
-mod agent_support;
-mod common;
-
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
-use agent_support::{file, read, state_of, time_until, with_timeout, Rig, Running};
 use omtd::agent::Agent;
 use omtd_crds::plan::{Ensure, ExportSpec, MountSpec, PlanSlice};
+use omtd_test_support::agent::{file, read, state_of, with_timeout, Rig, Running};
+use omtd_test_support::poll;
 
 const FSTAB_FOREIGN: &str = "# /etc/fstab: static file system information.\n\
 UUID=0b4c-root / ext4 errors=remount-ro 0 1\n\
@@ -117,10 +115,12 @@ async fn files_fstab_exports_converge_and_drift_is_repaired_fast() {
         let mut latencies = Vec::new();
         for i in 0..5 {
             fs::write(&zk, format!("zk://localhost:2181/mesos{i}\n")).unwrap();
-            let took = time_until(Duration::from_secs(5), || {
+            let took = poll::within(Duration::from_secs(5))
+.every(Duration::from_millis(1))
+.until(|| {
                 read(&zk) == b"zk://10.0.0.5:2181/mesos"
             })
-            .await
+.await
             .expect("a hand edit was not repaired within 5 s");
             latencies.push(took);
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -130,39 +130,47 @@ async fn files_fstab_exports_converge_and_drift_is_repaired_fast() {
         fs::write(&tmp, "vim was here").unwrap();
         fs::rename(&tmp, &zk).unwrap();
         latencies.push(
-            time_until(Duration::from_secs(5), || read(&zk) == b"zk://10.0.0.5:2181/mesos")
-                .await
+            poll::within(Duration::from_secs(5))
+.every(Duration::from_millis(1))
+.until(|| read(&zk) == b"zk://10.0.0.5:2181/mesos")
+.await
                 .expect("rename over not repaired"),
         );
         // A mode change.
         let port = rig.path("/etc/chronos/conf/http_port");
         fs::set_permissions(&port, fs::Permissions::from_mode(0o666)).unwrap();
         latencies.push(
-            time_until(Duration::from_secs(5), || {
+            poll::within(Duration::from_secs(5))
+.every(Duration::from_millis(1))
+.until(|| {
                 fs::metadata(&port).map(|m| m.mode() & 0o7777).ok() == Some(0o640)
             })
-            .await
+.await
             .expect("chmod not repaired"),
         );
         // A deleted file.
         fs::remove_file(rig.path("/etc/mesos-slave/containerizers")).unwrap();
         latencies.push(
-            time_until(Duration::from_secs(5), || {
+            poll::within(Duration::from_secs(5))
+.every(Duration::from_millis(1))
+.until(|| {
                 read(&rig.path("/etc/mesos-slave/containerizers")) == b"docker,mesos"
             })
-            .await
+.await
             .expect("deleted file not restored"),
         );
         // Someone removes omtd's fstab block by hand.
         let fstab_path = rig.path("/etc/fstab");
         fs::write(&fstab_path, FSTAB_FOREIGN).unwrap();
         latencies.push(
-            time_until(Duration::from_secs(5), || {
+            poll::within(Duration::from_secs(5))
+.every(Duration::from_millis(1))
+.until(|| {
                 fs::read_to_string(&fstab_path)
                     .unwrap_or_default()
                     .contains("10.0.0.5:/srv/executor/database")
             })
-            .await
+.await
             .expect("fstab not repaired"),
         );
         let ms: Vec<f64> = latencies.iter().map(|d| d.as_secs_f64() * 1e3).collect();

@@ -7,13 +7,10 @@
 //! service checks happen in the window. The 60 s measurement is a benchmark:
 //! `cargo bench --bench agent_idle` (release binary; figures in docs/performance.md).
 
-mod agent_support;
-mod common;
-
 use std::time::Duration;
 
-use agent_support::idle::{self, Driver, Idle};
-use agent_support::with_timeout;
+use omtd_test_support::agent::idle::{self, Driver, Idle};
+use omtd_test_support::agent::with_timeout;
 
 fn check(driver: Driver, m: &Idle, bin: &str) {
     println!(

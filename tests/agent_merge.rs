@@ -2,17 +2,15 @@
 //! owners of one file are reported as a conflict and neither is applied, and the report is
 //! written only when it changes — counted with a watch on `reports/`.
 
-mod agent_support;
-mod common;
-
+use omtd::agent::merge::HOLD_ID;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use agent_support::{file, read, state_of, with_timeout, Rig, Running};
 use futures::StreamExt;
 use omtd::agent::Agent;
 use omtd_crds::plan::{PlanSlice, ResourceState};
+use omtd_test_support::agent::{file, read, state_of, with_timeout, Rig, Running};
 
 fn slice(controller: &str, token: i64, files: Vec<omtd_crds::plan::FileSpec>) -> PlanSlice {
     PlanSlice {
@@ -75,12 +73,13 @@ async fn fencing_conflicts_and_writes_only_on_change() {
         );
         println!("{idle_passes} idle passes in 2 s, 0 report writes");
 
-        // A deposed leader (token 3) rewrites node's slice: ignored, reported, file kept.
+        // A deposed leader (token 3) rewrites node's slice and the manifest: ignored, the
+        // agent holds and says so, the file is kept.
         rig.put_slice("m1", &slice("node", 3, vec![file("/a", "deposed", 0o644)]))
             .await;
         let r = rig
             .wait_report("m1", Duration::from_secs(5), |r| {
-                state_of(r, "slice:node") == Some(ResourceState::Refused)
+                state_of(r, HOLD_ID) == Some(ResourceState::Refused)
             })
             .await;
         assert!(!r.converged);
@@ -97,10 +96,9 @@ async fn fencing_conflicts_and_writes_only_on_change() {
             })
             .await;
         assert_eq!(read(&rig.path("/a")), b"node-v2");
-        assert_eq!(state_of(&r, "slice:storage"), Some(ResourceState::Refused));
+        // storage's token-5 slice, unchanged, is vouched for by the new leader's manifest.
         assert_eq!(state_of(&r, "file:/b"), Some(ResourceState::Converged));
-        // storage's token-5 slice is now below the highest (6): it is refused until the new
-        // leader rewrites it — but what it had is still enforced.
+        assert_eq!(state_of(&r, HOLD_ID), None);
         rig.put_slice(
             "m1",
             &slice("storage", 6, vec![file("/b", "storage-v1", 0o644)]),

@@ -6,18 +6,15 @@
 //! - A restarted agent removes the temporary files an interrupted write left beside the
 //!   files it manages, and nothing else.
 
-mod agent_support;
-mod common;
-
 use std::fs;
 use std::time::Duration;
 
-use agent_support::{file, read, with_timeout, Rig, Running};
 use omtd::agent::merge::HOLD_ID;
 use omtd::agent::{Agent, AgentConfig};
 use omtd::resources::Keys;
 use omtd::store::Store;
 use omtd_crds::plan::{Ensure, ExportSpec, MountSpec, PlanSlice, Report, ResourceState};
+use omtd_test_support::agent::{file, read, with_timeout, Rig, Running};
 
 const NODE: &str = "exe.lab";
 const FSTAB_FOREIGN: &str = "# /etc/fstab\nUUID=0b4c-root / ext4 errors=remount-ro 0 1\n";
@@ -95,6 +92,11 @@ async fn report_at(store: &dyn Store, keys: &Keys) -> Option<Report> {
 /// Wait for the report under `keys` to name the hold; panics with the last one.
 async fn wait_hold(store: &dyn Store, keys: &Keys, cluster: &str) -> Report {
     let want = format!("no plan for {NODE} in cluster {cluster}: holding the host as it is");
+    wait_hold_saying(store, keys, &want).await
+}
+
+/// Wait for the report under `keys` to hold with exactly `want`; panics with the last one.
+async fn wait_hold_saying(store: &dyn Store, keys: &Keys, want: &str) -> Report {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
         let r = report_at(store, keys).await;
@@ -169,11 +171,28 @@ async fn plan_keys_deleted_under_a_running_agent_hold_the_host() {
         );
         let running = Running::start(rig.store.clone(), agent);
         rig.wait_converged(NODE).await;
-        // Someone deletes the node's plan keys (or empties the store).
-        rig.store
-            .delete(&rig.keys.plan(NODE, "node"))
+        // Someone deletes one slice by hand: the manifest still names it.
+        let slice_key = rig.keys.plan(NODE, "node");
+        let kept = rig.store.get(&slice_key).await.unwrap().expect("slice");
+        rig.store.delete(&slice_key).await.expect("delete slice");
+        unchanged_for(&rig, 4, &exports, &fstab).await;
+        let want = format!(
+            "the plan for {NODE} does not match its manifest (the slice of node named by \
+             the manifest is missing): holding the host as it is"
+        );
+        wait_hold_saying(rig.store.as_ref(), &rig.keys, &want).await;
+        // Then every plan key goes (or the store is emptied).
+        rig.store.put(&slice_key, kept.value).await.unwrap();
+        rig.wait_converged(NODE).await;
+        for kv in rig
+            .store
+            .list(&rig.keys.plans_of(NODE), None)
             .await
-            .expect("delete slice");
+            .unwrap()
+            .kvs
+        {
+            rig.store.delete(&kv.key).await.expect("delete plan key");
+        }
         unchanged_for(&rig, 4, &exports, &fstab).await;
         wait_hold(rig.store.as_ref(), &rig.keys, "test").await;
         // A complete plan that no longer lists the export still removes it.

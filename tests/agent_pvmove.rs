@@ -3,18 +3,15 @@
 //! the report key and sees the percent climb, rate-limited, then the PV gone. A move killed
 //! halfway resumes in a restarted agent from where it stopped.
 
-mod agent_support;
-mod common;
-
 use std::time::{Duration, Instant};
 
-use agent_support::{with_timeout, Rig, Running};
 use futures::StreamExt;
 use omtd::agent::drivers::sim::SimHost;
 use omtd::agent::Agent;
 use omtd_crds::plan::{
     Ensure, LogicalVolumeSpec, PhysicalVolumeSpec, PlanSlice, Report, ResourceState,
 };
+use omtd_test_support::agent::{with_timeout, Rig, Running};
 
 const GIB: u64 = 1024 * 1024 * 1024;
 const NODE: &str = "nfs1";

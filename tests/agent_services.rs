@@ -4,19 +4,17 @@
 //! token, stops (and disables) a stray service planned `masked`, and backs off a service
 //! whose start always dies, reporting it `CrashLooping`.
 
-mod agent_support;
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use agent_support::{file, state_of, with_timeout, Rig, Running};
 use omtd::agent::repair_limit::RepairPolicy;
 use omtd::agent::Agent;
 use omtd_crds::plan::{PlanSlice, ResourceState, ServiceSpec, ServiceState};
+use omtd_test_support::agent::{file, state_of, with_timeout, Rig, Running};
+use omtd_test_support::poll;
 
 /// An LSB-ish init script. `crash` makes the daemon die at once (a crash loop). Status
 /// treats a zombie as dead: the test machine's PID 1 may not reap orphans.
@@ -118,14 +116,6 @@ fn svc(name: &str, state: ServiceState) -> ServiceSpec {
     }
 }
 
-async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let start = std::time::Instant::now();
-    while !f() {
-        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_processes_restart_stop_and_back_off() {
     with_timeout(Duration::from_secs(80), async {
@@ -166,20 +156,24 @@ async fn real_processes_restart_stop_and_back_off() {
         // 1. Crash: kill the process; the agent starts it again.
         let t = std::time::Instant::now();
         Command::new("kill").arg("-9").arg(p1.to_string()).status().unwrap();
-        wait_for("restart after a crash", Duration::from_secs(5), || {
+        poll::within(Duration::from_secs(5))
+.every(Duration::from_millis(20))
+.expect("restart after a crash", || {
             pid(&root, "fakesvc").is_some_and(|p| p != p1 && alive(p))
         })
-        .await;
+.await;
         println!("crashed service restarted after {:?}", t.elapsed());
         let p2 = pid(&root, "fakesvc").unwrap();
 
         // 2. A file in restart_on changes (plan change): the service restarts.
         slice.files[0].content = "v2".into();
         rig.put_slice("svc1", &slice).await;
-        wait_for("restart on file change", Duration::from_secs(5), || {
+        poll::within(Duration::from_secs(5))
+.every(Duration::from_millis(20))
+.expect("restart on file change", || {
             pid(&root, "fakesvc").is_some_and(|p| p != p2 && alive(p))
         })
-        .await;
+.await;
         assert_eq!(fs::read(root.join("etc/fakesvc.conf")).unwrap(), b"v2");
         assert!(!alive(p2), "the old process is gone");
         let p3 = pid(&root, "fakesvc").unwrap();
@@ -187,10 +181,12 @@ async fn real_processes_restart_stop_and_back_off() {
         // 3. A new restart token: one restart, not more.
         slice.services[0].restart_token = Some("rotate-1".into());
         rig.put_slice("svc1", &slice).await;
-        wait_for("restart on token", Duration::from_secs(5), || {
+        poll::within(Duration::from_secs(5))
+.every(Duration::from_millis(20))
+.expect("restart on token", || {
             pid(&root, "fakesvc").is_some_and(|p| p != p3 && alive(p))
         })
-        .await;
+.await;
         let p4 = pid(&root, "fakesvc").unwrap();
         tokio::time::sleep(Duration::from_millis(800)).await;
         assert_eq!(pid(&root, "fakesvc"), Some(p4), "the token restarts once");
@@ -199,7 +195,10 @@ async fn real_processes_restart_stop_and_back_off() {
         assert!(Command::new(script(&root, "strayd")).arg("start").status().unwrap().success());
         let stray = pid(&root, "strayd").unwrap();
         let t = std::time::Instant::now();
-        wait_for("stray stopped", Duration::from_secs(5), || !alive(stray)).await;
+        poll::within(Duration::from_secs(5))
+.every(Duration::from_millis(20))
+.expect("stray stopped", || !alive(stray))
+.await;
         println!("stray service stopped after {:?}", t.elapsed());
         assert!(
             root.join("etc/rc2.d/S01strayd").symlink_metadata().is_err(),

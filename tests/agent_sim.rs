@@ -12,6 +12,7 @@ use omtd::agent::memory::Memory;
 use omtd::agent::merge::{MergedPlan, Merger};
 use omtd::agent::repair_limit::RepairPolicy;
 use omtd_crds::plan::*;
+use omtd_crds::plan_manifest::{PlanManifest, MANIFEST_KEY};
 
 const GIB: u64 = 1024 * 1024 * 1024;
 
@@ -99,11 +100,14 @@ fn worker_slice() -> PlanSlice {
     }
 }
 
+/// The slices merged as an agent sees them in the store: with the manifest naming them.
 fn merge(slices: &[&PlanSlice]) -> MergedPlan {
-    let raw: BTreeMap<String, Vec<u8>> = slices
+    let mut raw: BTreeMap<String, Vec<u8>> = slices
         .iter()
         .map(|s| (s.controller.clone(), serde_json::to_vec(s).unwrap()))
         .collect();
+    let manifest = PlanManifest::naming(slices.iter().copied());
+    raw.insert(MANIFEST_KEY.into(), serde_json::to_vec(&manifest).unwrap());
     Merger::new(0).merge(&raw)
 }
 

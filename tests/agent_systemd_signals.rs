@@ -4,9 +4,6 @@
 //! ~100 ms of a managed unit's signal, ignore other units, and an agent whose periodic
 //! service check is an hour away must still repair a dead service at once.
 
-mod agent_support;
-mod common;
-
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -14,11 +11,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use agent_support::{with_timeout, Rig, Running};
 use omtd::agent::drivers::sim::SimHost;
 use omtd::agent::unit_watch::{path_of_unit, Bus, UnitWatch, WatchError};
 use omtd::agent::Agent;
 use omtd_crds::plan::{PlanSlice, ServiceSpec, ServiceState};
+use omtd_test_support::agent::{with_timeout, Rig, Running};
 use tokio::sync::Notify;
 use zbus::zvariant::Value;
 

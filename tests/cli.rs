@@ -1,12 +1,10 @@
 //! The `omtd` CLI as a user runs it: the binary, a real store (a SQLite file, and a real
 //! etcd), the runbook's example cluster.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use common::etcd::EtcdServer;
+use omtd_test_support::etcd::EtcdServer;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples/cluster.yaml");
 

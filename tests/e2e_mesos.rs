@@ -6,17 +6,15 @@
 //! `omtd agent --driver sim` process per node, and the `omtd` CLI. Each step ends with `omtd status --wait`
 //! converged.
 
-mod common;
-mod e2e_support;
-
 use std::time::{Duration, Instant};
 
-use e2e_support::mesos::PROBE_PRINCIPAL;
-use e2e_support::{text, Setup, World, EXAMPLE, NODES};
 use omtd::agent::drivers::sim::Fault;
 use omtd::probes::mesos::MesosMaster;
 use omtd::probes::{BasicAuth, HttpProbe, HttpTarget, ProbeConfig};
 use omtd_crds::{ConditionStatus, Kind, Status};
+use omtd_test_support::e2e::mesos::PROBE_PRINCIPAL;
+use omtd_test_support::e2e::{text, Setup, World, EXAMPLE, NODES};
+use omtd_test_support::poll;
 
 const CONVERGE: Duration = Duration::from_secs(30);
 
@@ -65,22 +63,6 @@ async fn mesos_state(w: &World) -> omtd_controllers::MesosState {
         .state()
         .await
         .expect("the sim master answers")
-}
-
-async fn wait_until<F, Fut>(what: &str, mut f: F) -> Duration
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let start = Instant::now();
-    while !f().await {
-        assert!(
-            start.elapsed() < CONVERGE,
-            "{what}: not within {CONVERGE:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    start.elapsed()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -133,10 +115,12 @@ async fn runbook_with_mesos() {
     let out = w.omtd(&["delete", "node", "node3.omtd"]).await;
     assert!(out.contains("marked for deletion"), "{out}");
     let spec = w.keys.spec(Kind::Node, "node3.omtd");
-    let took = wait_until("node3 released", || async {
-        w.store.get(&spec).await.ok().flatten().is_none()
-    })
-    .await;
+    let took = poll::within(CONVERGE)
+        .every(Duration::from_millis(20))
+        .expect_async("node3 released", || async {
+            w.store.get(&spec).await.ok().flatten().is_none()
+        })
+        .await;
     log("remove node3: record released", took);
     let mesos = mesos_state(&w).await;
     assert_eq!(
@@ -167,10 +151,12 @@ async fn runbook_with_mesos() {
         "{:?}",
         executor.state().exports_owned
     );
-    wait_until("node3's plan slices gone", || async {
-        w.slices("node3.omtd").await.is_empty()
-    })
-    .await;
+    poll::within(CONVERGE)
+        .every(Duration::from_millis(20))
+        .expect_async("node3's plan slices gone", || async {
+            w.slices("node3.omtd").await.is_empty()
+        })
+        .await;
     w.forget("node3.omtd").await;
     // Unreferenced now: the credential can go too.
     w.omtd(&["delete", "credential", "node3.omtd"]).await;
@@ -194,33 +180,37 @@ async fn runbook_with_mesos() {
     .await;
     sim.expire_master_session("manager.omtd");
     assert_eq!(
-        sim.leader_at(e2e_support::mesos::ZK_URL)
+        sim.leader_at(omtd_test_support::e2e::mesos::ZK_URL)
             .ok()
             .flatten()
             .as_deref(),
         Some("node2.omtd")
     );
-    wait_until("the operator sees the stray lead", || async {
-        let s = status(&w, Kind::Cluster, "omtd").await;
-        s.as_ref()
-            .and_then(|s| s.condition("LeaderElected"))
-            .is_some_and(|c| c.reason == "StrayMasterLeads")
-    })
-    .await;
+    poll::within(CONVERGE)
+        .every(Duration::from_millis(20))
+        .expect_async("the operator sees the stray lead", || async {
+            let s = status(&w, Kind::Cluster, "omtd").await;
+            s.as_ref()
+                .and_then(|s| s.condition("LeaderElected"))
+                .is_some_and(|c| c.reason == "StrayMasterLeads")
+        })
+        .await;
     log(
         "stray master leading: seen by the operator",
         start.elapsed(),
     );
-    wait_until(
-        "node1 no longer Ready: its agent cannot register",
-        || async {
-            let s = status(&w, Kind::Node, "node1.omtd").await;
-            s.as_ref()
-                .and_then(|s| s.condition("Ready"))
-                .is_some_and(|c| c.reason == "NotRegistered")
-        },
-    )
-    .await;
+    poll::within(CONVERGE)
+        .every(Duration::from_millis(20))
+        .expect_async(
+            "node1 no longer Ready: its agent cannot register",
+            || async {
+                let s = status(&w, Kind::Node, "node1.omtd").await;
+                s.as_ref()
+                    .and_then(|s| s.condition("Ready"))
+                    .is_some_and(|c| c.reason == "NotRegistered")
+            },
+        )
+        .await;
     // node2's agent comes back and masks the stray; the manager leads again.
     // The operator saw the stray through its real ZooKeeper probe (the sim's election is
     // copied into a real ZooKeeper), not only through the master's answer.
@@ -242,21 +232,23 @@ async fn runbook_with_mesos() {
         "the operator's ZooKeeper probe failed: {zk_failures:?}"
     );
     w.resume_agent("node2.omtd").await;
-    wait_until("the stray masked and the manager leading again", || async {
-        let s = status(&w, Kind::Cluster, "omtd").await;
-        node2
-            .service("mesos-master")
-            .is_some_and(|m| m.masked && !m.running)
-            && sim
-                .leader_at(e2e_support::mesos::ZK_URL)
-                .ok()
-                .flatten()
-                .as_deref()
-                == Some("manager.omtd")
-            && condition(&s, "LeaderElected") == Some(ConditionStatus::True)
-            && condition(&s, "MesosConnected") == Some(ConditionStatus::True)
-    })
-    .await;
+    poll::within(CONVERGE)
+        .every(Duration::from_millis(20))
+        .expect_async("the stray masked and the manager leading again", || async {
+            let s = status(&w, Kind::Cluster, "omtd").await;
+            node2
+                .service("mesos-master")
+                .is_some_and(|m| m.masked && !m.running)
+                && sim
+                    .leader_at(omtd_test_support::e2e::mesos::ZK_URL)
+                    .ok()
+                    .flatten()
+                    .as_deref()
+                    == Some("manager.omtd")
+                && condition(&s, "LeaderElected") == Some(ConditionStatus::True)
+                && condition(&s, "MesosConnected") == Some(ConditionStatus::True)
+        })
+        .await;
     log("stray master leading: manager leads again", start.elapsed());
     log("stray master leading: converged", status_wait(&w).await);
 
@@ -267,18 +259,22 @@ async fn runbook_with_mesos() {
         .disconnect_chronos("manager.omtd")
         .expect("the manager is a sim node");
     let start = Instant::now();
-    wait_until("the leader guard starts a recovery", || async {
-        let s = status(&w, Kind::Cluster, "omtd").await;
-        condition(&s, "Recovery") == Some(ConditionStatus::True)
-    })
-    .await;
+    poll::within(CONVERGE)
+        .every(Duration::from_millis(20))
+        .expect_async("the leader guard starts a recovery", || async {
+            let s = status(&w, Kind::Cluster, "omtd").await;
+            condition(&s, "Recovery") == Some(ConditionStatus::True)
+        })
+        .await;
     log("Chronos disconnected: recovery started", start.elapsed());
-    wait_until("Chronos registered again", || async {
-        let s = status(&w, Kind::Cluster, "omtd").await;
-        condition(&s, "MesosConnected") == Some(ConditionStatus::True)
-            && condition(&s, "Recovery") != Some(ConditionStatus::True)
-    })
-    .await;
+    poll::within(CONVERGE)
+        .every(Duration::from_millis(20))
+        .expect_async("Chronos registered again", || async {
+            let s = status(&w, Kind::Cluster, "omtd").await;
+            condition(&s, "MesosConnected") == Some(ConditionStatus::True)
+                && condition(&s, "Recovery") != Some(ConditionStatus::True)
+        })
+        .await;
     log("Chronos disconnected: recovered", start.elapsed());
     let log_m: Vec<String> = manager.log()[from..].to_vec();
     let at = |line: &str| log_m.iter().position(|l| l == line);

@@ -5,13 +5,11 @@
 //! --wait` converged. Removing a node, the wrong leader and a disconnected Chronos are in
 //! `e2e_mesos.rs`.
 
-mod common;
-mod e2e_support;
-
 use std::time::Duration;
 
-use e2e_support::{text, wait_for, Setup, World, EXAMPLE, NODES};
 use omtd::agent::drivers::sim::Fault;
+use omtd_test_support::e2e::{text, Setup, World, EXAMPLE, NODES};
+use omtd_test_support::poll;
 
 const CONVERGE: Duration = Duration::from_secs(30);
 
@@ -147,17 +145,15 @@ async fn runbook_on_sim_hosts() {
     w.omtd(&["apply", "-f", &add]).await;
     let executor = w.host("executor.omtd").clone();
     let manager = w.host("manager.omtd").clone();
-    let took = wait_for(
-        "node4 exported and in the master's credentials",
-        CONVERGE,
-        || {
+    let took = poll::within(CONVERGE)
+        .every(Duration::from_millis(10))
+        .expect("node4 exported and in the master's credentials", || {
             executor.state().exports_owned.contains(
                 &"/srv/executor/database 10.0.0.24(rw,sync,no_subtree_check,no_root_squash)".into(),
             ) && text(&manager, MASTER_CREDENTIALS)
                 .contains(r#"{"principal":"node4.omtd","secret":"n4-Tg5hY6uJ7k"}"#)
-        },
-    )
-    .await;
+        })
+        .await;
     log("add node4: export and principal", took);
     w.converged("add node4").await;
     let node4 = w.host("node4.omtd");
@@ -210,12 +206,14 @@ async fn runbook_on_sim_hosts() {
     .await;
     // No assertion that it runs now: the agent may already have stopped it (it is woken by
     // the change). The host's log below proves the agent acted on the stray.
-    let took = wait_for("the stray master stopped and masked", CONVERGE, || {
-        node2
-            .service("mesos-master")
-            .is_some_and(|s| !s.running && s.masked)
-    })
-    .await;
+    let took = poll::within(CONVERGE)
+        .every(Duration::from_millis(10))
+        .expect("the stray master stopped and masked", || {
+            node2
+                .service("mesos-master")
+                .is_some_and(|s| !s.running && s.masked)
+        })
+        .await;
     log("stray mesos-master on node2: stopped and masked", took);
     let acted = node2.log()[log_from..].to_vec();
     assert!(
@@ -234,12 +232,12 @@ async fn runbook_on_sim_hosts() {
         },
     )
     .await;
-    let took = wait_for(
-        "the Chronos secret restored byte for byte",
-        CONVERGE,
-        || text(&manager, CHRONOS_SECRET) == "ch-Pw2eR7uT4v",
-    )
-    .await;
+    let took = poll::within(CONVERGE)
+        .every(Duration::from_millis(10))
+        .expect("the Chronos secret restored byte for byte", || {
+            text(&manager, CHRONOS_SECRET) == "ch-Pw2eR7uT4v"
+        })
+        .await;
     log("trailing newline in the Chronos secret: restored", took);
     let acted = manager.log()[log_from..].to_vec();
     assert!(

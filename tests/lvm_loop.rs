@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use omtd::host::command::{Cmd, CommandError, CommandRunner, LineSink, Output, SystemRunner};
 use omtd::host::fs::Fs;
 use omtd::host::lvm::{Lvm, LvmError, LvmOptions, Pv, ReportFormat};
-use omtd::host::Outcome;
+use omtd::host::HostChange;
 
 /// Runs a setup/inspection command directly (not through the library), returning stdout.
 fn sh(program: &str, args: &[&str]) -> (i32, String, String) {
@@ -207,17 +207,17 @@ fn pvcreate_vgcreate_vgextend_for_real_and_json_and_columns_agree() {
     let vg = rig.vg_name();
     let (tee, lvm, _) = drivers();
 
-    assert_eq!(lvm.pvcreate(&a).unwrap(), Outcome::Changed);
-    assert_eq!(lvm.pvcreate(&a).unwrap(), Outcome::Unchanged);
+    assert_eq!(lvm.pvcreate(&a).unwrap(), HostChange::Changed);
+    assert_eq!(lvm.pvcreate(&a).unwrap(), HostChange::Unchanged);
     assert_eq!(
         lvm.format(),
         Some(ReportFormat::Json),
         "lvm2 2.03 speaks JSON"
     );
-    assert_eq!(lvm.vgcreate(&vg, &a).unwrap(), Outcome::Changed);
+    assert_eq!(lvm.vgcreate(&vg, &a).unwrap(), HostChange::Changed);
     // b is blank: vgextend goes through the safe pvcreate (both probes) first.
-    assert_eq!(lvm.add_device(&vg, &b).unwrap(), Outcome::Changed);
-    assert_eq!(lvm.add_device(&vg, &b).unwrap(), Outcome::Unchanged);
+    assert_eq!(lvm.add_device(&vg, &b).unwrap(), HostChange::Changed);
+    assert_eq!(lvm.add_device(&vg, &b).unwrap(), HostChange::Unchanged);
     assert!(tee.ran(&format!("wipefs -n {b}")));
     for l in tee.lines() {
         assert!(!l.contains(" -y") && !l.contains(" -f"), "forced: {l}");
@@ -291,7 +291,7 @@ fn removing_an_empty_pv_skips_pvmove_then_vgreduce_and_pvremove_for_real() {
 
     let mut progress = Vec::new();
     let out = lvm.remove_pv(&vg, &b, &mut |p| progress.push(p)).unwrap();
-    assert_eq!(out, Outcome::Changed);
+    assert_eq!(out, HostChange::Changed);
     assert!(!tee.ran("pvmove"), "pvmove ran for an empty PV");
     assert!(tee.ran(&format!("vgreduce {vg} {b}")));
     assert!(tee.ran(&format!("pvremove {b}")));
@@ -304,7 +304,7 @@ fn removing_an_empty_pv_skips_pvmove_then_vgreduce_and_pvremove_for_real() {
     // Done is done.
     assert_eq!(
         lvm.remove_pv(&vg, &b, &mut |_| {}).unwrap(),
-        Outcome::Unchanged
+        HostChange::Unchanged
     );
 }
 
@@ -321,7 +321,7 @@ fn removal_resumes_from_an_orphan_pv_for_real() {
 
     assert_eq!(
         lvm.remove_pv(&vg, &b, &mut |_| {}).unwrap(),
-        Outcome::Changed
+        HostChange::Changed
     );
     assert!(!tee.ran("vgreduce"));
     assert!(tee.ran(&format!("pvremove {b}")));
@@ -393,7 +393,7 @@ fn with_room_added_removal_passes_the_check_and_never_vgreduces_a_full_pv() {
         }
         // A machine with device-mapper moves the data, then vgreduce and pvremove.
         Ok(out) => {
-            assert_eq!(out, Outcome::Changed);
+            assert_eq!(out, HostChange::Changed);
             assert!(pv_b.is_none());
         }
     }
@@ -414,7 +414,7 @@ fn mkfs_over_an_existing_filesystem_is_refused_and_its_uuid_unchanged() {
     assert!(!tee.ran("mke2fs"));
     assert_eq!(fs.uuid(&dev).unwrap(), Some(uuid.clone()));
     // Desired state "ext4 here" is already met.
-    assert_eq!(fs.ensure(&dev, "ext4").unwrap(), Outcome::Unchanged);
+    assert_eq!(fs.ensure(&dev, "ext4").unwrap(), HostChange::Unchanged);
     assert!(fs.ensure(&dev, "ext3").unwrap_err().is_refusal());
     assert_eq!(fs.uuid(&dev).unwrap(), Some(uuid));
 }
@@ -427,7 +427,7 @@ fn mkfs_on_a_blank_device_then_uuid_then_grow_for_real() {
     assert_eq!(fs.uuid(&dev).unwrap(), None);
     assert!(fs.probe(&dev).unwrap().is_blank());
 
-    assert_eq!(fs.mkfs(&dev, "ext4").unwrap(), Outcome::Changed);
+    assert_eq!(fs.mkfs(&dev, "ext4").unwrap(), HostChange::Changed);
     let uuid = fs.uuid(&dev).unwrap().expect("UUID after mkfs");
     let (code, out) = blkid_p(&dev);
     assert_eq!(code, 0);
@@ -435,14 +435,14 @@ fn mkfs_on_a_blank_device_then_uuid_then_grow_for_real() {
     println!("made ext4 on {dev}: UUID={uuid}");
     // Made once: a second mkfs is refused, the ensure is a no-op.
     assert!(fs.mkfs(&dev, "ext4").unwrap_err().is_refusal());
-    assert_eq!(fs.ensure(&dev, "ext4").unwrap(), Outcome::Unchanged);
+    assert_eq!(fs.ensure(&dev, "ext4").unwrap(), HostChange::Unchanged);
 
     // Grow: nothing to do, then the device grows and resize2fs fills it. (Offline here:
     // online resize needs a capability this container lacks; the VM tests cover it.)
-    assert_eq!(fs.grow(&dev).unwrap(), Outcome::Unchanged);
+    assert_eq!(fs.grow(&dev).unwrap(), HostChange::Unchanged);
     rig.grow_device(&dev, 64);
-    assert_eq!(fs.grow(&dev).unwrap(), Outcome::Changed);
-    assert_eq!(fs.grow(&dev).unwrap(), Outcome::Unchanged);
+    assert_eq!(fs.grow(&dev).unwrap(), HostChange::Changed);
+    assert_eq!(fs.grow(&dev).unwrap(), HostChange::Unchanged);
     assert_eq!(fs.uuid(&dev).unwrap(), Some(uuid));
 }
 

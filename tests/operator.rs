@@ -2,9 +2,6 @@
 //! hands over within the lease TTL, an idle converged cluster costs zero writes, /metrics is
 //! sane, SIGTERM resigns at once, and the store going away is survived.
 
-mod common;
-mod runtime_support;
-
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -15,7 +12,9 @@ use futures::StreamExt;
 use omtd::resources::Keys;
 use omtd::store::etcd::EtcdStore;
 use omtd::store::Store;
-use runtime_support::{free_port, http_get, metric};
+use omtd_test_support::poll;
+use omtd_test_support::ports::free_port;
+use omtd_test_support::runtime::{http_get, metric};
 use tokio::time::Instant;
 
 const CLUSTER: &str = "ops";
@@ -140,7 +139,7 @@ fn apply(store_url: &str, dir: &Path, manifest: &str) {
 }
 
 async fn until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    runtime_support::wait_until(timeout, &mut f).await
+    poll::within(timeout).until(&mut f).await.is_some()
 }
 
 /// Every node has an Accepted condition (the other controllers write statuses too: the
@@ -157,7 +156,7 @@ async fn converged(store: &dyn Store, keys: &Keys) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_operators_one_leads_idle_costs_nothing_and_sigkill_hands_over() {
-    let etcd = common::etcd::EtcdServer::start();
+    let etcd = omtd_test_support::etcd::EtcdServer::start();
     let url = etcd.url();
     let dir = tempfile::tempdir().unwrap();
     let store = EtcdStore::connect(&etcd.endpoints()).await.unwrap();
@@ -341,7 +340,7 @@ async fn two_operators_one_leads_idle_costs_nothing_and_sigkill_hands_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_resigns_so_the_standby_takes_over_at_once() {
-    let etcd = common::etcd::EtcdServer::start();
+    let etcd = omtd_test_support::etcd::EtcdServer::start();
     let url = etcd.url();
     let dir = tempfile::tempdir().unwrap();
     apply(&url, dir.path(), MANIFEST);
@@ -390,7 +389,7 @@ async fn unreachable_store_at_start_fails_with_a_clear_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_going_away_later_is_survived_with_retries() {
-    let mut etcd = common::etcd::EtcdServer::start();
+    let mut etcd = omtd_test_support::etcd::EtcdServer::start();
     let url = etcd.url();
     let dir = tempfile::tempdir().unwrap();
     apply(&url, dir.path(), MANIFEST);
@@ -465,7 +464,7 @@ async fn events(store: &dyn Store, keys: &Keys) -> String {
 /// valid spec written back and all proceeds as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreadable_node_spec_deletes_nothing_and_says_so() {
-    let etcd = common::etcd::EtcdServer::start();
+    let etcd = omtd_test_support::etcd::EtcdServer::start();
     let url = etcd.url();
     let dir = tempfile::tempdir().unwrap();
     let store = EtcdStore::connect(&etcd.endpoints()).await.unwrap();

@@ -1,12 +1,7 @@
 //! The HTTP probes against loopback servers answering with the real services' documented
-//! JSON: Mesos 1.4 master (state, redirect to the leader, maintenance, basic auth), Chronos,
-//! Prometheus, the registry behind Apache. Also: time limits, unreachable services, and no
-//! credential ever in an error message.
-
-// The Mesos state fixture is one large `json!` literal.
-#![recursion_limit = "256"]
-
-mod probes_fakes;
+//! JSON: Mesos 1.4 master (the sim world's: state, redirect to the leader, maintenance,
+//! basic auth), Chronos, Prometheus, the registry behind Apache. Also: time limits,
+//! unreachable services, and no credential ever in an error message.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -18,8 +13,8 @@ use omtd::probes::prometheus::{Prometheus, Reload};
 use omtd::probes::registry::{Registry, RegistryAccess};
 use omtd::probes::{BasicAuth, HttpProbe, HttpTarget, ProbeConfig, ProbeError};
 use omtd_controllers::observed::{MesosAgent, MesosFramework, MesosState};
-use probes_fakes::mesos::{self as fake_mesos, MesosFake, PRINCIPAL, SECRET};
-use probes_fakes::{basic, PrometheusFake};
+use omtd_test_support::fakes::{self, basic, PrometheusFake};
+use omtd_test_support::mesos::{self, Cluster, LEADER, PRINCIPAL, SECRET, STANDBY};
 
 fn http(timeout: Duration) -> HttpProbe {
     HttpProbe::new(ProbeConfig { timeout }).expect("build the probe client")
@@ -48,18 +43,23 @@ fn assert_no_secret(e: &ProbeError, secret: &str, user: &str) {
 
 #[tokio::test]
 async fn mesos_state_reads_leader_agents_frameworks_and_maintenance() {
-    let fake = Arc::new(MesosFake::leader());
-    *fake.schedule.lock().expect("lock") = serde_json::json!({"windows": [
-        {"machine_ids": [{"hostname": "node3.omtd", "ip": "10.0.0.13"}],
-         "unavailability": {"start": {"nanoseconds": 1523354400000000000i64}}},
-        {"machine_ids": [{"ip": "10.0.0.14"}],
-         "unavailability": {"start": {"nanoseconds": 1523354400000000000i64}}}
-    ]});
-    fake.down
-        .lock()
-        .expect("lock")
-        .push(serde_json::json!({"ip": "10.0.0.14"}));
-    let addr = fake_mesos::start(Arc::clone(&fake)).await;
+    let cluster = Cluster::new();
+    cluster
+        .seed_maintenance(
+            serde_json::json!({"windows": [
+                {"machine_ids": [{"hostname": "node3.omtd", "ip": "10.0.0.13"}],
+                 "unavailability": {"start": {"nanoseconds": 1523354400000000000i64}}},
+                {"machine_ids": [{"ip": "10.0.0.14"}],
+                 "unavailability": {"start": {"nanoseconds": 1523354400000000000i64}}}
+            ]}),
+            serde_json::json!([{"ip": "10.0.0.14"}]),
+        )
+        .await;
+    // A recorded 1.4.1 leader's state: one agent and one framework disconnected, which the
+    // sim's master does not model.
+    let leader = cluster.front(LEADER).await;
+    leader.override_state(mesos::state_fixture());
+    let addr = leader.addr();
 
     let state = master(addr, creds()).state().await.expect("state");
     assert_eq!(
@@ -106,17 +106,18 @@ async fn mesos_state_reads_leader_agents_frameworks_and_maintenance() {
 
 #[tokio::test]
 async fn a_non_leader_redirects_to_the_leader_and_credentials_follow() {
-    let leader = Arc::new(MesosFake::leader());
-    let leader_addr = fake_mesos::start(Arc::clone(&leader)).await;
-    let follower = Arc::new(MesosFake::follower_of(leader_addr));
-    let follower_addr = fake_mesos::start(Arc::clone(&follower)).await;
+    let cluster = Cluster::new();
+    let leader = cluster.front(LEADER).await;
+    let leader_addr = leader.addr();
+    let follower = cluster.front(STANDBY).await;
+    let follower_addr = follower.addr();
 
     let probe = master(follower_addr, creds());
     let state = probe.state().await.expect("state through the follower");
     assert_eq!(state.leader.as_deref(), Some("manager.omtd"));
     assert_eq!(state.agents.len(), 2);
     // The follower saw (and authenticated) only the first request; the leader answered both
-    // with the same credentials (its fake refuses anything else).
+    // with the same credentials (it refuses anything else).
     assert_eq!(follower.served_paths(), vec!["GET /master/state"]);
     assert_eq!(
         leader.served_paths(),
@@ -138,18 +139,15 @@ async fn a_non_leader_redirects_to_the_leader_and_credentials_follow() {
 
 #[tokio::test]
 async fn no_leader_elected_is_none_not_an_error() {
-    let fake = Arc::new(MesosFake {
-        elected: false,
-        ..MesosFake::leader()
-    });
-    let addr = fake_mesos::start(fake).await;
+    let cluster = Cluster::leaderless();
+    let addr = cluster.front(LEADER).await.addr();
     assert_eq!(master(addr, creds()).leader_url().await.expect("503"), None);
 }
 
 #[tokio::test]
 async fn mesos_requires_credentials_and_errors_never_show_them() {
-    let fake = Arc::new(MesosFake::leader());
-    let addr = fake_mesos::start(fake).await;
+    let cluster = Cluster::new();
+    let addr = cluster.front(LEADER).await.addr();
 
     let e = master(addr, None)
         .state()
@@ -183,11 +181,10 @@ async fn mesos_requires_credentials_and_errors_never_show_them() {
 
 #[tokio::test]
 async fn a_state_that_is_not_the_documented_json_is_bad_json() {
-    let fake = Arc::new(MesosFake {
-        state_override: Some(r#"{"slaves": [{"id": "S0", "active": true}]}"#.into()),
-        ..MesosFake::leader()
-    });
-    let addr = fake_mesos::start(fake).await;
+    let cluster = Cluster::new();
+    let leader = cluster.front(LEADER).await;
+    leader.override_state(r#"{"slaves": [{"id": "S0", "active": true}]}"#.into());
+    let addr = leader.addr();
     let e = master(addr, creds()).state().await.expect_err("bad json");
     assert!(matches!(e, ProbeError::BadJson { .. }), "{e:?}");
     // serde_path_to_error says where: the agent without a hostname.
@@ -196,10 +193,10 @@ async fn a_state_that_is_not_the_documented_json_is_bad_json() {
 
 #[tokio::test]
 async fn draining_a_node_schedules_marks_down_and_brings_up_idempotently() {
-    let leader = Arc::new(MesosFake::leader());
-    let leader_addr = fake_mesos::start(Arc::clone(&leader)).await;
+    let cluster = Cluster::new();
+    let leader = cluster.front(LEADER).await;
     // Drive it through a follower: POSTs must follow the 307 with body and credentials.
-    let follower_addr = fake_mesos::start(Arc::new(MesosFake::follower_of(leader_addr))).await;
+    let follower_addr = cluster.front(STANDBY).await.addr();
     let probe = master(follower_addr, creds());
 
     // Another machine already scheduled: scheduling ours must keep it (the POST replaces
@@ -297,8 +294,8 @@ async fn draining_a_node_schedules_marks_down_and_brings_up_idempotently() {
 
 #[tokio::test]
 async fn marking_down_an_unscheduled_machine_reports_mesos_refusal() {
-    let fake = Arc::new(MesosFake::leader());
-    let addr = fake_mesos::start(fake).await;
+    let cluster = Cluster::new();
+    let addr = cluster.front(LEADER).await.addr();
     let e = master(addr, creds())
         .machines_down(&[MachineId::new("node9.omtd", "10.0.0.19")])
         .await
@@ -309,7 +306,7 @@ async fn marking_down_an_unscheduled_machine_reports_mesos_refusal() {
 
 #[tokio::test]
 async fn a_service_that_never_answers_times_out_within_the_limit() {
-    let addr = probes_fakes::silent_server().await;
+    let addr = fakes::silent_server().await;
     let limit = Duration::from_millis(300);
     let target = HttpTarget::parse(&format!("http://{addr}"))
         .expect("target")
@@ -339,7 +336,7 @@ async fn a_service_that_never_answers_times_out_within_the_limit() {
 
 #[tokio::test]
 async fn an_unreachable_service_says_so_and_names_the_url() {
-    let addr = probes_fakes::closed_port();
+    let addr = fakes::closed_port();
     let target = HttpTarget::parse(&format!("http://{PRINCIPAL}:{SECRET}@{addr}/prometheus"))
         .expect("target");
     let e = Prometheus::new(http(Duration::from_secs(2)), target)
@@ -359,12 +356,12 @@ async fn an_unreachable_service_says_so_and_names_the_url() {
 async fn chronos_ping_and_job_api_version() {
     let user = "galaxy";
     let pass = "chronos-http-pass";
-    let v3 = probes_fakes::chronos(probes_fakes::ChronosFake {
+    let v3 = fakes::chronos(fakes::ChronosFake {
         creds: Some((user.into(), pass.into())),
         v3: true,
     })
     .await;
-    let v2 = probes_fakes::chronos(probes_fakes::ChronosFake {
+    let v2 = fakes::chronos(fakes::ChronosFake {
         creds: None,
         v3: false,
     })
@@ -403,7 +400,7 @@ async fn prometheus_active_targets_under_the_route_prefix() {
         reloads: AtomicUsize::new(0),
         requests: AtomicUsize::new(0),
     });
-    let addr = probes_fakes::prometheus(Arc::clone(&fake)).await;
+    let addr = fakes::prometheus(Arc::clone(&fake)).await;
     let p = Prometheus::new(
         http(Duration::from_secs(2)),
         HttpTarget::parse(&format!("http://{addr}/prometheus")).expect("target"),
@@ -434,7 +431,7 @@ async fn prometheus_reload_without_lifecycle_reports_what_is_needed() {
         reloads: AtomicUsize::new(0),
         requests: AtomicUsize::new(0),
     });
-    let addr = probes_fakes::prometheus(Arc::clone(&fake)).await;
+    let addr = fakes::prometheus(Arc::clone(&fake)).await;
     let p = Prometheus::new(
         http(Duration::from_secs(2)),
         HttpTarget::parse(&format!("http://{addr}/prometheus/")).expect("target"),
@@ -455,7 +452,7 @@ async fn prometheus_reload_without_lifecycle_reports_what_is_needed() {
 
 #[tokio::test]
 async fn registry_open_guarded_authenticated_and_rejected() {
-    let open = probes_fakes::registry(None, false).await;
+    let open = fakes::registry(None, false).await;
     let s = Registry::new(
         http(Duration::from_secs(2)),
         HttpTarget::parse(&open.to_string()).expect("target"),
@@ -467,7 +464,7 @@ async fn registry_open_guarded_authenticated_and_rejected() {
     assert!(s.v2_api);
 
     let (user, pass) = ("omtd", "registry-Pa55");
-    let guarded = probes_fakes::registry(Some((user.into(), pass.into())), false).await;
+    let guarded = fakes::registry(Some((user.into(), pass.into())), false).await;
     let target = HttpTarget::parse(&guarded.to_string()).expect("target");
     let check =
         |t: HttpTarget| async move { Registry::new(http(Duration::from_secs(2)), t).check().await };
@@ -489,7 +486,7 @@ async fn registry_open_guarded_authenticated_and_rejected() {
 async fn a_server_echoing_the_secret_does_not_put_it_in_the_error() {
     let secret = "Echoed-Secret-42";
     // A badly behaved guard that repeats the request's Authorization header in its 401.
-    let addr = probes_fakes::registry(Some(("x".into(), "y".into())), true).await;
+    let addr = fakes::registry(Some(("x".into(), "y".into())), true).await;
     let target = HttpTarget::parse(&addr.to_string())
         .expect("target")
         .with_auth(BasicAuth::new("omtd", secret));

@@ -2,14 +2,12 @@
 //! ordered by sequence, and the runbook's "wrong leader" — a stray master on a worker
 //! taking over when the manager's master restarts.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::zookeeper::ZooKeeperServer;
 use omtd::probes::zookeeper::{mesos_masters, ZkTarget};
 use omtd::probes::ProbeError;
 use omtd_controllers::observed::{zk_leader, MasterEntry};
+use omtd_test_support::zookeeper::ZooKeeperServer;
 use zookeeper_client as zk;
 
 const LIMIT: Duration = Duration::from_secs(2);

@@ -2,9 +2,6 @@
 //! once and only when they change, transition times that move only on a flip, deduplicated
 //! events, and zero writes while nothing changes.
 
-mod common;
-mod runtime_support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,7 +12,7 @@ use omtd::runtime::leader::Leadership;
 use omtd::runtime::{Controller, Manager, Metrics, RuntimeConfig};
 use omtd::store::Store;
 use omtd_crds::{ConditionStatus, Status};
-use runtime_support::store;
+use omtd_test_support::runtime::store;
 use tokio_util::sync::CancellationToken;
 
 const MANAGER: &str = r#"{"apiVersion":"omtd/v1","kind":"Node","metadata":{"name":"m","generation":1},"spec":{"address":"10.0.0.1","roles":["manager"]}}"#;

@@ -1,9 +1,6 @@
 //! Leader election and fencing against real etcd and SQLite: one leader at a time, a fast
 //! handover on resign, and a deposed leader's write refused by the store.
 
-mod common;
-mod runtime_support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +11,8 @@ use omtd::runtime::writer::{WriteError, Writer};
 use omtd::runtime::{Metrics, Outcome, Snapshot};
 use omtd::store::Store;
 use omtd_crds::plan::PlanSlice;
-use runtime_support::{store, wait_until};
+use omtd_test_support::poll;
+use omtd_test_support::runtime::store;
 use tokio::time::Instant;
 
 fn elector(store: &Arc<dyn Store>, keys: &Keys, who: &str) -> Elector {
@@ -49,7 +47,9 @@ fn slice_outcome(node: &str) -> Outcome {
 
 async fn role_of(e: &Elector, timeout: Duration, leader: bool) -> Option<i64> {
     let rx = e.watch();
-    wait_until(timeout, || rx.borrow().token().is_some() == leader).await;
+    let _ = poll::within(timeout)
+        .until(|| rx.borrow().token().is_some() == leader)
+        .await;
     let role = *rx.borrow();
     role.token()
 }

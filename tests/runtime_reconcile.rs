@@ -1,9 +1,6 @@
 //! The controller runtime against real stores (etcd and SQLite): latency from a change to its
 //! reconcile, coalescing of rapid updates, backoff of failing reconciles.
 
-mod common;
-mod runtime_support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +8,8 @@ use omtd::resources::Keys;
 use omtd::runtime::leader::Leadership;
 use omtd::runtime::{Controller, Manager, Metrics, Running, RuntimeConfig};
 use omtd::store::Store;
-use runtime_support::{store, wait_until, Probe};
+use omtd_test_support::poll;
+use omtd_test_support::runtime::{store, Probe};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -41,10 +39,12 @@ async fn start(
     .start(shutdown.clone());
     let role = running.leadership();
     assert!(
-        wait_until(Duration::from_secs(10), || {
-            matches!(*role.borrow(), Leadership::Leader { .. }) && running.health().synced
-        })
-        .await,
+        poll::within(Duration::from_secs(10))
+            .until(|| {
+                matches!(*role.borrow(), Leadership::Leader { .. }) && running.health().synced
+            })
+            .await
+            .is_some(),
         "the only operator never became the leader"
     );
     (running, shutdown)
@@ -68,13 +68,15 @@ async fn change_reaches_reconcile_quickly(backend: &str) {
             )
             .await
             .unwrap();
-        let reached = wait_until(Duration::from_secs(2), || {
-            probe
-                .seen_of("k")
-                .iter()
-                .any(|s| s.value.as_deref() == Some(value.as_str()))
-        })
-        .await;
+        let reached = poll::within(Duration::from_secs(2))
+            .until(|| {
+                probe
+                    .seen_of("k")
+                    .iter()
+                    .any(|s| s.value.as_deref() == Some(value.as_str()))
+            })
+            .await
+            .is_some();
         assert!(reached, "{backend}: change {i} never reached its reconcile");
         let at = probe
             .seen_of("k")
@@ -124,11 +126,13 @@ async fn rapid_updates_coalesce(backend: &str) {
     }
     let wrote_in = start.elapsed();
     assert!(
-        wait_until(Duration::from_secs(10), || probe
-            .seen_of("hot")
-            .last()
-            .is_some_and(|s| s.value.as_deref() == Some("999")))
-        .await,
+        poll::within(Duration::from_secs(10))
+            .until(|| probe
+                .seen_of("hot")
+                .last()
+                .is_some_and(|s| s.value.as_deref() == Some("999")))
+            .await
+            .is_some(),
         "{backend}: the last state never reached a reconcile"
     );
     // Nothing runs after the last state was seen.
@@ -194,7 +198,7 @@ async fn failing_reconcile_backs_off(backend: &str) {
         assert!(pair[1] > pair[0], "{backend}: delays must grow: {gaps:?}");
     }
     let metrics = running.metrics().encode().unwrap();
-    let retries = runtime_support::metric(
+    let retries = omtd_test_support::runtime::metric(
         &metrics,
         r#"omtd_reconcile_retries_total{controller="probe"}"#,
     );
@@ -206,13 +210,13 @@ async fn failing_reconcile_backs_off(backend: &str) {
         .put(&format!("{}test/bad", keys.prefix()), b"fixed".to_vec())
         .await
         .unwrap();
-    assert!(
-        wait_until(Duration::from_secs(2), || probe
+    assert!(poll::within(Duration::from_secs(2))
+        .until(|| probe
             .seen_of("bad")
             .last()
             .is_some_and(|s| s.value.as_deref() == Some("fixed")))
         .await
-    );
+        .is_some());
     probe.failing.lock().unwrap().insert("bad".into());
     let before = probe.seen_of("bad").len();
     store
@@ -220,9 +224,10 @@ async fn failing_reconcile_backs_off(backend: &str) {
         .await
         .unwrap();
     assert!(
-        wait_until(Duration::from_secs(2), || probe.seen_of("bad").len()
-            >= before + 2)
-        .await,
+        poll::within(Duration::from_secs(2))
+            .until(|| probe.seen_of("bad").len() >= before + 2)
+            .await
+            .is_some(),
         "{backend}: no retry after a new failure"
     );
     let again = probe.seen_of("bad");

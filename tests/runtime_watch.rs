@@ -1,9 +1,6 @@
 //! The reflector recovers from a watch whose start revision was compacted by relisting,
 //! against real etcd and SQLite.
 
-mod common;
-mod runtime_support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,7 +10,8 @@ use omtd::runtime::{reflector, Metrics};
 use omtd::store::{
     KeyValue, Lease, LeaseId, ListResult, Result, Revision, Store, Txn, TxnResult, WatchStream,
 };
-use runtime_support::{store, wait_until};
+use omtd_test_support::poll;
+use omtd_test_support::runtime::store;
 use tokio::sync::Notify;
 
 /// Delegates to a real store, but holds the first `watch` call until released, so the test
@@ -119,9 +117,10 @@ async fn relists_after_compaction(backend: &str) {
             .map(|kv| kv.value.clone())
     };
     assert!(
-        wait_until(Duration::from_secs(5), || value("changes").as_deref()
-            == Some(&b"new"[..]))
-        .await,
+        poll::within(Duration::from_secs(5))
+            .until(|| value("changes").as_deref() == Some(&b"new"[..]))
+            .await
+            .is_some(),
         "{backend}: the reflector did not recover by relisting"
     );
     assert_eq!(
@@ -155,7 +154,10 @@ async fn relists_after_compaction(backend: &str) {
     );
     let text = metrics.encode().unwrap();
     assert_eq!(
-        runtime_support::metric(&text, r#"omtd_watch_restarts_total{reason="compacted"}"#),
+        omtd_test_support::runtime::metric(
+            &text,
+            r#"omtd_watch_restarts_total{reason="compacted"}"#
+        ),
         Some(1.0),
         "{text}"
     );
@@ -164,7 +166,10 @@ async fn relists_after_compaction(backend: &str) {
         .await
         .unwrap();
     assert!(
-        wait_until(Duration::from_secs(2), || value("after").is_some()).await,
+        poll::within(Duration::from_secs(2))
+            .until(|| value("after").is_some())
+            .await
+            .is_some(),
         "{backend}: no watch after the relist"
     );
     assert!(cache.health().borrow().watching);

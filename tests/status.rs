@@ -2,17 +2,15 @@
 //! real etcd), with Node specs, statuses, agent reports and heartbeat leases written
 //! straight into the store the way the operator and the agents write them.
 
-mod common;
-
 use std::process::{Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::etcd::EtcdServer;
 use omtd::resources::Keys;
 use omtd::store::{Op, Store, StoreUrl, Txn};
 use omtd_crds::plan::{Report, ResourceReport, ResourceState};
 use omtd_crds::Kind;
+use omtd_test_support::etcd::EtcdServer;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 

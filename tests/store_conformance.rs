@@ -8,9 +8,7 @@
 //! steps or compact the whole store, which other writers would disturb. Each also keeps to a
 //! key prefix of its own, so a failure's leftovers are easy to tell apart.
 //!
-//! etcd tests start a real `etcd` (Debian's `etcd-server`); see `tests/common/etcd.rs`.
-
-mod common;
+//! etcd tests start a real `etcd` (Debian's `etcd-server`); see `test-support/src/etcd.rs`.
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -24,7 +22,7 @@ use omtd::store::{
     Store, StoreError, Txn, WatchEvent, WatchStream,
 };
 
-use common::etcd::EtcdServer;
+use omtd_test_support::etcd::EtcdServer;
 
 /// Longest any single test may run: a hung backend fails the test instead of the whole run.
 const TEST_TIMEOUT: Duration = Duration::from_secs(45);
@@ -1204,7 +1202,7 @@ async fn concurrent_increments_lose_nothing(fx: Fixture) {
 
 mod etcd_only {
     use super::*;
-    use common::etcd::EtcdCluster;
+    use omtd_test_support::etcd::EtcdCluster;
 
     #[tokio::test]
     async fn open_from_store_url() {

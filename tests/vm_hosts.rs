@@ -7,16 +7,14 @@
 //!
 //! Run alone: `cargo test --test vm_hosts -- --nocapture` (docs/testing.md).
 
-mod common;
-mod vm_support;
-
 use std::time::{Duration, Instant};
 
 use omtd_crds::ConditionStatus::{False, True};
-use vm_support::image::{self, Source};
-use vm_support::machine::{free_udp_port, Disk, PeerLink, Vm, VmSpec};
-use vm_support::steps::Steps;
-use vm_support::{install_agent, prepare_share, Rig};
+use omtd_test_support::ports::free_udp_port;
+use omtd_test_support::vm::image::{self, Source};
+use omtd_test_support::vm::machine::{Disk, PeerLink, Vm, VmSpec};
+use omtd_test_support::vm::steps::Steps;
+use omtd_test_support::vm::{install_agent, prepare_share, Rig};
 
 const EXECUTOR: &str = "executor.omtd";
 const WORKER: &str = "node1.omtd";
@@ -160,7 +158,7 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
     );
 
     // ---- The host side: etcd, the share with this build's omtd, the operator. ----
-    let keep = vm_support::machine::keep_vms();
+    let keep = omtd_test_support::vm::machine::keep_vms();
     let run = tempfile::Builder::new()
         .prefix("omtd-vm-")
         .tempdir()

@@ -6,6 +6,7 @@ pub mod manifest;
 pub mod meta;
 pub mod object;
 pub mod plan;
+pub mod plan_manifest;
 pub mod schema;
 pub mod secret;
 pub mod validate;

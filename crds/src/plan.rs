@@ -319,6 +319,9 @@ pub struct ResourceReport {
 #[serde(rename_all = "camelCase")]
 pub struct Report {
     pub node: String,
+    /// The cluster epoch of the plan the agent follows (see `plan_manifest::newer_epoch`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub epoch: String,
     /// Per controller: the fencing token of the slice last applied.
     #[serde(default)]
     pub applied: BTreeMap<String, i64>,

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the VM test rig's image into its cache when it is missing, exactly where and as
-# tests/vm_support/image.rs would (the same cache dir, recipe hash and lock file), so that
+# test-support/src/vm/image.rs would (the same cache dir, recipe hash and lock file), so that
 # scripts/test.sh can start the build (about 4 minutes, mostly downloading and unpacking
 # packages) while cargo compiles and runs the other tests. The VM test then finds the
 # image, or waits on the lock for this build to finish. A failure here only costs time:

@@ -46,7 +46,7 @@ pub fn fingerprint_of(path: &Path) -> Option<[u8; 32]> {
 
 /// What woke the drift watcher.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
+pub enum DriftSignal {
     /// A watched file no longer looks as the agent left it.
     Changed(PathBuf),
     /// Events were lost: look at everything.
@@ -129,22 +129,22 @@ impl Drift {
     }
 
     /// The next real drift. Never returns while nothing drifts.
-    pub async fn next(&mut self) -> Event {
+    pub async fn next(&mut self) -> DriftSignal {
         loop {
             let Some(msg) = self.rx.recv().await else {
                 return std::future::pending().await;
             };
             let Some(path) = msg else {
-                return Event::Rescan;
+                return DriftSignal::Rescan;
             };
             if self.dirs.remove(&path) {
                 // A watched directory itself went away: its watch is gone; the next update
                 // watches it again once the pass has recreated it.
-                return Event::Changed(path);
+                return DriftSignal::Changed(path);
             }
             if let Some(want) = self.expected.get(&path) {
                 if fingerprint_of(&path) != *want {
-                    return Event::Changed(path);
+                    return DriftSignal::Changed(path);
                 }
             }
         }
@@ -183,7 +183,7 @@ mod tests {
         let ev = tokio::time::timeout(Duration::from_secs(5), drift.next())
             .await
             .unwrap();
-        assert_eq!(ev, Event::Changed(b));
+        assert_eq!(ev, DriftSignal::Changed(b));
         drift.update(vec![], vec![]);
         assert_eq!(drift.watched_dirs(), 0, "unwatched when no longer managed");
     }

@@ -8,12 +8,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 use crate::store::{EventKind, Store};
 
-/// The slices in the store, keyed by controller.
+/// The keys under `plans/<node>/`, keyed by their last segment: each controller's slice,
+/// and the manifest that names them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Slices {
     /// False until the first list succeeded: an empty map then means "not known yet".
@@ -60,27 +61,36 @@ pub async fn follow(
         };
         connected.store(true, Ordering::Relaxed);
         pause = Duration::from_millis(100);
-        while let Some(ev) = stream.next().await {
-            match ev {
-                Ok(ev) => {
-                    let Some(c) = ev.kv.key.strip_prefix(&prefix) else {
-                        continue;
-                    };
-                    match ev.kind {
-                        EventKind::Put => {
-                            slices.insert(c.to_owned(), ev.kv.value);
-                        }
-                        EventKind::Delete => {
-                            slices.remove(c);
+        'events: while let Some(first) = stream.next().await {
+            // The events of one transaction (a slice and the manifest that names it)
+            // arrive together: apply every event already here before publishing, so the
+            // merger never sees a slice without its manifest.
+            let mut batch = vec![first];
+            while let Some(Some(more)) = stream.next().now_or_never() {
+                batch.push(more);
+            }
+            for ev in batch {
+                match ev {
+                    Ok(ev) => {
+                        let Some(c) = ev.kv.key.strip_prefix(&prefix) else {
+                            continue;
+                        };
+                        match ev.kind {
+                            EventKind::Put => {
+                                slices.insert(c.to_owned(), ev.kv.value);
+                            }
+                            EventKind::Delete => {
+                                slices.remove(c);
+                            }
                         }
                     }
-                    publish(&tx, &slices);
-                }
-                Err(e) => {
-                    tracing::info!(error = %e, "plan watch ended; relisting");
-                    break;
+                    Err(e) => {
+                        tracing::info!(error = %e, "plan watch ended; relisting");
+                        break 'events;
+                    }
                 }
             }
+            publish(&tx, &slices);
         }
         if tx.is_closed() {
             return;

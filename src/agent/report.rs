@@ -20,6 +20,7 @@ pub fn build(
 ) -> Report {
     Report {
         node: node.to_owned(),
+        epoch: String::new(),
         applied: applied.clone(),
         slices: slices.clone(),
         converged: resources

@@ -1,10 +1,6 @@
 //! The bench's cluster: the runbook's five service nodes and as many workers as asked,
 //! each with its credential, as records.
 
-use omtd_crds::{manifest, Object};
-
-use crate::demo::DemoError;
-
 /// Manifests for `nodes` nodes in all (at least the five service nodes and one worker).
 pub fn manifests(nodes: usize) -> String {
     let mut s =
@@ -47,13 +43,5 @@ pub fn worker(i: usize, label: Option<&str>) -> String {
     )
 }
 
-pub fn parse(text: &str) -> Result<Vec<Object>, DemoError> {
-    manifest::parse(text).map_err(|errs| {
-        DemoError::Records(
-            errs.iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        )
-    })
-}
+// Manifests are read as the demo reads its records.
+pub use crate::demo::records::parse;

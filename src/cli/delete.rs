@@ -18,7 +18,7 @@ use omtd_crds::{Kind, ObjectKey};
 
 use super::apply::report_diagnostics;
 use crate::resources::apply::{execute, plan_delete, Action, Change, ExecuteError, Plan};
-use crate::resources::{Repo, Snapshot};
+use crate::resources::{ObjectsAt, Repo};
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
@@ -101,7 +101,7 @@ pub async fn run(repo: &Repo, args: DeleteArgs) -> anyhow::Result<ExitCode> {
 /// Plans setting the deleting annotation, and with `kill_now` a zero drain timeout (no
 /// change when they are already set). No validation is needed: the record stays, and so
 /// does everything it refers to.
-fn plan_mark(snapshot: &Snapshot, key: &ObjectKey, kill_now: bool) -> Option<Plan> {
+fn plan_mark(snapshot: &ObjectsAt, key: &ObjectKey, kill_now: bool) -> Option<Plan> {
     let stored = snapshot.objects.get(key)?;
     let mut after = stored.object.clone();
     let annotations = &mut after.meta_mut().annotations;

@@ -8,7 +8,7 @@ use clap::{Args, ValueEnum};
 use omtd_crds::{Kind, Object};
 
 use super::render;
-use crate::resources::{Repo, Snapshot};
+use crate::resources::{ObjectsAt, Repo};
 
 #[derive(Debug, Args)]
 pub struct DescribeArgs {
@@ -97,7 +97,7 @@ pub async fn run(repo: &Repo, args: DescribeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn describe(obj: &Object, snapshot: &Snapshot, show_secrets: bool) -> String {
+fn describe(obj: &Object, snapshot: &ObjectsAt, show_secrets: bool) -> String {
     let shown = render::redacted(obj, show_secrets);
     let meta = shown.meta();
     let mut out = String::new();
@@ -208,7 +208,7 @@ fn removal_section(out: &mut String, r: &omtd_controllers::removal::NodeRemovalR
 }
 
 /// Objects that refer to this one (nodes using a credential, volumes on a node).
-fn referenced_by(obj: &Object, snapshot: &Snapshot) -> Vec<String> {
+fn referenced_by(obj: &Object, snapshot: &ObjectsAt) -> Vec<String> {
     let name = obj.name();
     snapshot
         .objects

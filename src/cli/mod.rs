@@ -9,6 +9,7 @@ mod delete;
 mod demo;
 mod describe;
 mod diff;
+mod epoch;
 mod events;
 mod get;
 pub mod manifests;
@@ -74,6 +75,8 @@ pub enum Command {
     Plan(plan::PlanArgs),
     /// List recent events (deduplicated, with counts), oldest first.
     Events(events::EventsArgs),
+    /// Show the cluster epoch; `renew` after restoring the store from a snapshot.
+    Epoch(epoch::EpochArgs),
     /// Every node, the cluster's conditions and what is pending; --wait until converged.
     Status(status::StatusArgs),
     /// Run the operator and sim agents for the runbook's cluster, then its classic failures.
@@ -156,6 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Operator(args) => operator::run(&repo, args).await,
         Command::Plan(args) => plan::run(&repo, args).await,
         Command::Events(args) => events::run(&repo, args).await,
+        Command::Epoch(args) => epoch::run(&repo, args).await,
         Command::Status(args) => status::run(&repo, args).await,
         Command::Completions(args) => completions::run(&args),
         Command::Demo(args) => demo::run(&cli.global, args).await,

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Args, ValueEnum};
 use omtd_controllers::Settings;
-use omtd_crds::plan::{Ensure, FileSpec, PlanSlice, ServiceState};
+use omtd_crds::plan::{Ensure, FileSpec, ServiceState};
 use omtd_crds::REDACTED;
 use serde_json::{json, Value};
 
@@ -77,50 +77,26 @@ fn entries(plan: &NodePlan) -> Entries {
     let mut e = Entries::default();
     let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut own = |rid: String, c: &str| owners.entry(rid).or_default().push(c.to_owned());
+    // Each kind: every resource under its owner, and its id counted for conflicts.
+    macro_rules! collect {
+        ($c:expr, $s:expr, $($field:ident => $id:path),+ $(,)?) => {$(
+            for x in &$s.$field {
+                own($id(x), $c);
+                e.$field.push(($c.clone(), x.clone()));
+            }
+        )+};
+    }
     for (c, s) in &plan.slices {
-        let PlanSlice {
-            files,
-            services,
-            physical_volumes,
-            logical_volumes,
-            filesystems,
-            mounts,
-            exports,
-            containers,
-            ..
-        } = s;
-        for x in files {
-            own(id::file(x), c);
-            e.files.push((c.clone(), x.clone()));
-        }
-        for x in services {
-            own(id::service(x), c);
-            e.services.push((c.clone(), x.clone()));
-        }
-        for x in physical_volumes {
-            own(id::pv(x), c);
-            e.physical_volumes.push((c.clone(), x.clone()));
-        }
-        for x in logical_volumes {
-            own(id::lv(x), c);
-            e.logical_volumes.push((c.clone(), x.clone()));
-        }
-        for x in filesystems {
-            own(id::fs(x), c);
-            e.filesystems.push((c.clone(), x.clone()));
-        }
-        for x in mounts {
-            own(id::mount(x), c);
-            e.mounts.push((c.clone(), x.clone()));
-        }
-        for x in exports {
-            own(id::export(x), c);
-            e.exports.push((c.clone(), x.clone()));
-        }
-        for x in containers {
-            own(id::container(x), c);
-            e.containers.push((c.clone(), x.clone()));
-        }
+        collect!(c, s,
+            files => id::file,
+            services => id::service,
+            physical_volumes => id::pv,
+            logical_volumes => id::lv,
+            filesystems => id::fs,
+            mounts => id::mount,
+            exports => id::export,
+            containers => id::container,
+        );
     }
     e.files.sort_by(|a, b| a.1.path.cmp(&b.1.path));
     e.services.sort_by(|a, b| a.1.name.cmp(&b.1.name));
@@ -155,6 +131,50 @@ fn human(plan: &NodePlan, show_secrets: bool) -> String {
             let _ = writeln!(out, "  {rid}: owned by {}", owners.join(" and "));
         }
     }
+    files_section(&mut out, &e, show_secrets);
+    services_section(&mut out, &e);
+    section(&mut out, "Volumes", &volume_lines(&e));
+    let mounts: Vec<String> = e
+        .mounts
+        .iter()
+        .map(|(c, m)| match m.ensure {
+            Ensure::Present => format!(
+                "  {} on {} type {} ({} {} {}) [{c}]",
+                m.source, m.target, m.fstype, m.options, m.dump, m.pass
+            ),
+            Ensure::Absent => format!("  {} unmounted, out of fstab [{c}]", m.target),
+        })
+        .collect();
+    section(&mut out, "Mounts", &mounts);
+    let exports: Vec<String> = e
+        .exports
+        .iter()
+        .map(|(c, x)| format!("  {} [{c}]", x.line()))
+        .collect();
+    section(&mut out, "Exports", &exports);
+    let containers: Vec<String> = e
+        .containers
+        .iter()
+        .map(|(c, k)| match k.ensure {
+            Ensure::Absent => format!("  {} removed [{c}]", k.name),
+            Ensure::Present => {
+                let mut s = format!("  {} image {}", k.name, k.image);
+                if !k.ports.is_empty() {
+                    s.push_str(&format!(", ports {}", k.ports.join(" ")));
+                }
+                if !k.volumes.is_empty() {
+                    s.push_str(&format!(", volumes {}", k.volumes.join(" ")));
+                }
+                s.push_str(&format!(" [{c}]"));
+                s
+            }
+        })
+        .collect();
+    section(&mut out, "Containers", &containers);
+    out
+}
+
+fn files_section(out: &mut String, e: &Entries, show_secrets: bool) {
     if !e.files.is_empty() {
         let _ = writeln!(out, "\nFiles:");
         for (c, f) in &e.files {
@@ -185,6 +205,9 @@ fn human(plan: &NodePlan, show_secrets: bool) -> String {
             }
         }
     }
+}
+
+fn services_section(out: &mut String, e: &Entries) {
     if !e.services.is_empty() {
         let _ = writeln!(out, "\nServices:");
         let rows = e
@@ -226,6 +249,10 @@ fn human(plan: &NodePlan, show_secrets: bool) -> String {
             render::table(&["  NAME", "STATE", "ENABLED", "OWNER", "NOTES"], rows)
         );
     }
+}
+
+/// Physical volumes, logical volumes and filesystems, one line each.
+fn volume_lines(e: &Entries) -> Vec<String> {
     let mut volumes = Vec::new();
     for (c, pv) in &e.physical_volumes {
         let what = match pv.ensure {
@@ -251,45 +278,7 @@ fn human(plan: &NodePlan, show_secrets: bool) -> String {
             fs.fstype, fs.device
         ));
     }
-    section(&mut out, "Volumes", &volumes);
-    let mounts: Vec<String> = e
-        .mounts
-        .iter()
-        .map(|(c, m)| match m.ensure {
-            Ensure::Present => format!(
-                "  {} on {} type {} ({} {} {}) [{c}]",
-                m.source, m.target, m.fstype, m.options, m.dump, m.pass
-            ),
-            Ensure::Absent => format!("  {} unmounted, out of fstab [{c}]", m.target),
-        })
-        .collect();
-    section(&mut out, "Mounts", &mounts);
-    let exports: Vec<String> = e
-        .exports
-        .iter()
-        .map(|(c, x)| format!("  {} [{c}]", x.line()))
-        .collect();
-    section(&mut out, "Exports", &exports);
-    let containers: Vec<String> = e
-        .containers
-        .iter()
-        .map(|(c, k)| match k.ensure {
-            Ensure::Absent => format!("  {} removed [{c}]", k.name),
-            Ensure::Present => {
-                let mut s = format!("  {} image {}", k.name, k.image);
-                if !k.ports.is_empty() {
-                    s.push_str(&format!(", ports {}", k.ports.join(" ")));
-                }
-                if !k.volumes.is_empty() {
-                    s.push_str(&format!(", volumes {}", k.volumes.join(" ")));
-                }
-                s.push_str(&format!(" [{c}]"));
-                s
-            }
-        })
-        .collect();
-    section(&mut out, "Containers", &containers);
-    out
+    volumes
 }
 
 fn section(out: &mut String, title: &str, lines: &[String]) {

@@ -1,8 +1,9 @@
-//! Output: YAML/JSON views of objects with secrets redacted unless asked for, and tables.
+//! Output: YAML/JSON views of objects with secrets redacted unless asked for, and table rows.
 
-use comfy_table::presets::NOTHING;
-use comfy_table::{ContentArrangement, Table};
 use omtd_crds::{ConditionStatus, Object, Secret, REDACTED};
+
+// The table renderer lives below the CLI (the demo and `status` print tables too).
+pub use crate::table::table;
 
 /// An object as shown to a user: secrets replaced by `<redacted>` unless `show_secrets`.
 pub fn redacted(obj: &Object, show_secrets: bool) -> Object {
@@ -38,24 +39,6 @@ pub fn to_json(objs: &[Object], single: bool) -> String {
         serde_json::Value::Array(objs.iter().map(Object::to_value).collect())
     };
     serde_json::to_string_pretty(&value).unwrap_or_default()
-}
-
-/// A borderless, kubectl-looking table.
-pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
-    let mut t = Table::new();
-    t.load_style(NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header(header.iter().copied());
-    for r in rows {
-        t.add_row(r);
-    }
-    // comfy-table pads every line with a leading space under the NOTHING preset: trim it so
-    // columns start at the margin as kubectl's do.
-    t.to_string()
-        .lines()
-        .map(|l| l.trim_end().strip_prefix(' ').unwrap_or(l).to_owned())
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// The `Ready` column: the Ready condition's status, or `-` before any controller set it.

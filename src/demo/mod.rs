@@ -8,6 +8,7 @@
 //! and frameworks are registered, what Prometheus scrapes), not by omtd's own records.
 
 pub mod checks;
+mod ctx;
 pub mod hosts;
 mod output;
 pub mod records;
@@ -57,11 +58,11 @@ pub struct StepResult {
 
 /// Every step, in order.
 #[derive(Debug, Clone, Default)]
-pub struct Outcome {
+pub struct DemoRun {
     pub steps: Vec<StepResult>,
 }
 
-impl Outcome {
+impl DemoRun {
     pub fn all_repaired(&self) -> bool {
         !self.steps.is_empty() && self.steps.iter().all(|s| s.repaired)
     }

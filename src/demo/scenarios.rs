@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::checks::{self, Topology};
-use super::run::Ctx;
+use super::ctx::Ctx;
 use super::{hosts, records, DemoError, StepResult};
 use crate::sim::config;
 

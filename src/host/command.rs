@@ -9,14 +9,16 @@
 //! so a tool that prompts ("Wipe it? [y/n]") reads end-of-file and declines instead of
 //! hanging or being talked into anything.
 
-use std::collections::{HashMap, VecDeque};
 use std::fmt;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant};
+
+mod recording;
+pub use recording::RecordingRunner;
 
 /// A program with its arguments and extra environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,11 +108,6 @@ impl Output {
         }
     }
 
-    pub fn with_stdout(mut self, stdout: impl Into<String>) -> Self {
-        self.stdout = stdout.into();
-        self
-    }
-
     pub fn with_stderr(mut self, stderr: impl Into<String>) -> Self {
         self.stderr = stderr.into();
         self
@@ -194,14 +191,37 @@ pub trait CommandRunner: Send + Sync {
     fn run_streaming(&self, cmd: &Cmd, on_line: &mut LineSink<'_>) -> Result<Output, CommandError>;
 }
 
-/// The real runner: `std::process`, stdin closed, both outputs read by helper threads.
-/// `timeout` bounds [`run`](CommandRunner::run) (a probe of a dead disk must not hang the
-/// agent; the child is killed); streaming runs are not bounded, as a pvmove may rightly
-/// take hours.
+/// How a [`SystemRunner`] collects a command's output.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Capture {
+    /// Pipes read by helper threads, line by line (needed for streaming). If the command
+    /// exits but a daemon it started keeps the pipe open, the rest is given up after a
+    /// short grace.
+    #[default]
+    Pipes,
+    /// Temporary files, read back once the command exited (at most [`MAX_FILE_OUTPUT`]
+    /// bytes a stream). For commands that start daemons (`service start`, an init script):
+    /// the daemon inherits the files, not a pipe, so nothing waits on it and nothing of
+    /// the command's own output is lost to a grace period.
+    TempFiles,
+}
+
+/// The real runner: `std::process`, stdin closed, both outputs captured as
+/// [`capture`](Self::capture) says. `timeout` bounds [`run`](CommandRunner::run) (a probe
+/// of a dead disk must not hang the agent; the child is killed); streaming runs are not
+/// bounded, as a pvmove may rightly take hours.
 #[derive(Debug, Clone, Default)]
 pub struct SystemRunner {
     pub timeout: Option<Duration>,
+    pub capture: Capture,
 }
+
+/// The agent drivers' bound on one command: long enough for a slow `service start` or an
+/// NFS mount, short enough that a hung command does not stall the agent for good.
+pub const DRIVER_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Most output kept from one stream of a [`Capture::TempFiles`] run.
+pub const MAX_FILE_OUTPUT: u64 = 256 * 1024;
 
 impl SystemRunner {
     pub fn new() -> Self {
@@ -211,10 +231,20 @@ impl SystemRunner {
     pub fn with_timeout(timeout: Duration) -> Self {
         SystemRunner {
             timeout: Some(timeout),
+            ..SystemRunner::default()
         }
     }
 
-    fn spawn(cmd: &Cmd) -> Result<Child, CommandError> {
+    /// The runner of the agent's file, service, mount, exports and container drivers:
+    /// temp-file capture and [`DRIVER_TIMEOUT`].
+    pub fn for_drivers() -> Self {
+        SystemRunner {
+            timeout: Some(DRIVER_TIMEOUT),
+            capture: Capture::TempFiles,
+        }
+    }
+
+    fn spawn(cmd: &Cmd, stdout: Stdio, stderr: Stdio) -> Result<Child, CommandError> {
         // Every command, at debug (the agent's periodic reports would flood info); the
         // drivers log the commands that change the host at info.
         tracing::debug!(program = %cmd.program, args = ?cmd.args, "running command");
@@ -222,8 +252,8 @@ impl SystemRunner {
             .args(&cmd.args)
             .envs(cmd.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdout(stdout)
+            .stderr(stderr)
             .spawn()
             .map_err(|source| {
                 if source.kind() == std::io::ErrorKind::NotFound {
@@ -246,7 +276,7 @@ impl SystemRunner {
         timeout: Option<Duration>,
     ) -> Result<Output, CommandError> {
         let started = Instant::now();
-        let mut child = Self::spawn(cmd)?;
+        let mut child = Self::spawn(cmd, Stdio::piped(), Stdio::piped())?;
         let io_err = |source| CommandError::Spawn {
             program: cmd.program.clone(),
             source,
@@ -311,14 +341,68 @@ impl SystemRunner {
             stdout: all,
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         };
-        tracing::debug!(
-            program = %cmd.program,
-            code = ?out.code,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "command finished"
-        );
-        Ok(out)
+        Ok(finished(cmd, started, out))
     }
+
+    /// A [`Capture::TempFiles`] run: wait for the exit (backing off from 2 ms to 50 ms
+    /// between checks), killing the child at the deadline, then read both files back.
+    fn execute_to_files(&self, cmd: &Cmd) -> Result<Output, CommandError> {
+        let started = Instant::now();
+        let io_err = |source| CommandError::Spawn {
+            program: cmd.program.clone(),
+            source,
+        };
+        let mut out_file = tempfile::tempfile().map_err(io_err)?;
+        let mut err_file = tempfile::tempfile().map_err(io_err)?;
+        let mut child = Self::spawn(
+            cmd,
+            out_file.try_clone().map_err(io_err)?.into(),
+            err_file.try_clone().map_err(io_err)?.into(),
+        )?;
+        let deadline = self.timeout.map(|t| started + t);
+        let mut nap = Duration::from_millis(2);
+        let status = loop {
+            if let Some(status) = child.try_wait().map_err(io_err)? {
+                break status;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(CommandError::TimedOut {
+                    command: cmd.line(),
+                    timeout: self.timeout.unwrap_or_default(),
+                });
+            }
+            thread::sleep(nap);
+            nap = (nap * 2).min(POLL);
+        };
+        let out = Output {
+            code: status.code(),
+            stdout: read_back(&mut out_file),
+            stderr: read_back(&mut err_file),
+        };
+        Ok(finished(cmd, started, out))
+    }
+}
+
+fn finished(cmd: &Cmd, started: Instant, out: Output) -> Output {
+    tracing::debug!(
+        program = %cmd.program,
+        code = ?out.code,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "command finished"
+    );
+    out
+}
+
+/// The start of a capture file (lossy UTF-8); an unreadable file reads as empty, as the
+/// exit code is what the callers decide on.
+fn read_back(f: &mut std::fs::File) -> String {
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(0)).is_ok() {
+        let _ = f.take(MAX_FILE_OUTPUT).read_to_end(&mut buf);
+    }
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// How often a silent command is checked for exit and deadline.
@@ -381,64 +465,16 @@ fn read_all(
 
 impl CommandRunner for SystemRunner {
     fn run(&self, cmd: &Cmd) -> Result<Output, CommandError> {
-        self.execute(cmd, &mut |_| {}, self.timeout)
+        match self.capture {
+            Capture::Pipes => self.execute(cmd, &mut |_| {}, self.timeout),
+            Capture::TempFiles => self.execute_to_files(cmd),
+        }
     }
 
+    /// Always through pipes, whatever [`capture`](Self::capture) says: lines can only be
+    /// handed on as they are printed through a pipe.
     fn run_streaming(&self, cmd: &Cmd, on_line: &mut LineSink<'_>) -> Result<Output, CommandError> {
         self.execute(cmd, on_line, None)
-    }
-}
-
-/// A fake runner for unit tests: answers from a script keyed by the command line
-/// ([`Cmd::line`]) and records every command it was asked to run, in order.
-///
-/// Several answers for one command line are given out in order; the last one repeats, so
-/// "observe before" and "observe after" can differ.
-#[derive(Debug, Default)]
-pub struct RecordingRunner {
-    script: Mutex<HashMap<String, VecDeque<Output>>>,
-    calls: Mutex<Vec<Cmd>>,
-}
-
-impl RecordingRunner {
-    pub fn new() -> Self {
-        RecordingRunner::default()
-    }
-
-    /// Scripts one more answer for `line` (e.g. `"blkid -p /dev/vdd"`).
-    pub fn on(&self, line: &str, out: Output) -> &Self {
-        lock(&self.script)
-            .entry(line.to_owned())
-            .or_default()
-            .push_back(out);
-        self
-    }
-
-    /// Every command run so far.
-    pub fn calls(&self) -> Vec<Cmd> {
-        lock(&self.calls).clone()
-    }
-
-    /// Every command line run so far ([`Cmd::line`]).
-    pub fn lines(&self) -> Vec<String> {
-        lock(&self.calls).iter().map(Cmd::line).collect()
-    }
-
-    fn answer(&self, cmd: &Cmd) -> Result<Output, CommandError> {
-        lock(&self.calls).push(cmd.clone());
-        let line = cmd.line();
-        let mut script = lock(&self.script);
-        let queue = script
-            .get_mut(&line)
-            .ok_or_else(|| CommandError::Unscripted {
-                command: line.clone(),
-            })?;
-        let out = if queue.len() > 1 {
-            queue.pop_front()
-        } else {
-            queue.front().cloned()
-        };
-        out.ok_or(CommandError::Unscripted { command: line })
     }
 }
 
@@ -447,101 +483,5 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-impl CommandRunner for RecordingRunner {
-    fn run(&self, cmd: &Cmd) -> Result<Output, CommandError> {
-        self.answer(cmd)
-    }
-
-    fn run_streaming(&self, cmd: &Cmd, on_line: &mut LineSink<'_>) -> Result<Output, CommandError> {
-        let out = self.answer(cmd)?;
-        for line in out.stdout.lines() {
-            on_line(line);
-        }
-        Ok(out)
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn line_quotes_only_what_needs_it() {
-        let c = Cmd::new("pvs")
-            .args(["--config", "devices { a=0 }", "/dev/vdb", "|", "+100%FREE"])
-            .arg("it's");
-        assert_eq!(
-            c.line(),
-            r"pvs --config 'devices { a=0 }' /dev/vdb '|' +100%FREE 'it'\''s'"
-        );
-    }
-
-    #[test]
-    fn system_runner_captures_code_and_both_streams() {
-        let r = SystemRunner::new();
-        let out = r
-            .run(&Cmd::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]))
-            .unwrap();
-        assert_eq!(out.code, Some(3));
-        assert_eq!(out.stdout, "out\n");
-        assert_eq!(out.stderr, "err\n");
-    }
-
-    #[test]
-    fn system_runner_streams_lines_and_closes_stdin() {
-        let r = SystemRunner::new();
-        let mut seen = Vec::new();
-        // `read` gets end-of-file at once: a prompt is declined, never left hanging.
-        let out = r
-            .run_streaming(
-                &Cmd::new("sh").args(["-c", "echo a; read x || echo eof; echo b"]),
-                &mut |l| seen.push(l.to_owned()),
-            )
-            .unwrap();
-        assert!(out.success());
-        assert_eq!(seen, ["a", "eof", "b"]);
-    }
-
-    #[test]
-    fn system_runner_reports_missing_program_and_timeout() {
-        let r = SystemRunner::with_timeout(Duration::from_millis(200));
-        let e = r.run(&Cmd::new("omtd-no-such-program")).unwrap_err();
-        assert!(matches!(e, CommandError::NotFound { .. }), "{e}");
-        let e = r.run(&Cmd::new("sleep").arg("5")).unwrap_err();
-        assert!(matches!(e, CommandError::TimedOut { .. }), "{e}");
-    }
-
-    #[test]
-    fn a_daemon_holding_the_pipe_does_not_hang_the_runner() {
-        let r = SystemRunner::new();
-        let t = Instant::now();
-        let out = r
-            .run(&Cmd::new("sh").args(["-c", "sleep 5 & echo started"]))
-            .unwrap();
-        assert_eq!(out.stdout, "started\n");
-        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
-    }
-
-    #[test]
-    fn non_utf8_output_is_kept_lossily() {
-        let out = SystemRunner::new()
-            .run(&Cmd::new("printf").arg("a\\377b\\n"))
-            .unwrap();
-        assert_eq!(out.stdout, "a\u{FFFD}b\n");
-    }
-
-    #[test]
-    fn recording_runner_repeats_last_answer_and_records() {
-        let r = RecordingRunner::new();
-        r.on("pvs", Output::ok("1")).on("pvs", Output::ok("2"));
-        let c = Cmd::new("pvs");
-        assert_eq!(r.run(&c).unwrap().stdout, "1");
-        assert_eq!(r.run(&c).unwrap().stdout, "2");
-        assert_eq!(r.run(&c).unwrap().stdout, "2");
-        assert!(matches!(
-            r.run(&Cmd::new("vgs")),
-            Err(CommandError::Unscripted { .. })
-        ));
-        assert_eq!(r.lines(), ["pvs", "pvs", "pvs", "vgs"]);
-    }
-}
+mod tests;

@@ -17,7 +17,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::command::{Cmd, CommandError, CommandRunner};
-use super::Outcome;
+use super::HostChange;
 
 /// What the two probes saw on a device. Blank only when both saw nothing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -175,7 +175,7 @@ impl Fs {
 
     /// Makes a filesystem, only on a device both probes find blank. Refuses on any
     /// signature, including one of the same type (use [`Fs::ensure`] for desired state).
-    pub fn mkfs(&self, device: &str, fstype: &str) -> Result<Outcome, FsError> {
+    pub fn mkfs(&self, device: &str, fstype: &str) -> Result<HostChange, FsError> {
         check_supported(fstype)?;
         let sig = self.probe(device)?;
         self.mkfs_if_blank(device, fstype, &sig)
@@ -183,11 +183,11 @@ impl Fs {
 
     /// Desired state "DEVICE holds an FSTYPE filesystem": unchanged when blkid already
     /// sees exactly that filesystem, mkfs when blank, refused otherwise.
-    pub fn ensure(&self, device: &str, fstype: &str) -> Result<Outcome, FsError> {
+    pub fn ensure(&self, device: &str, fstype: &str) -> Result<HostChange, FsError> {
         check_supported(fstype)?;
         let sig = self.probe(device)?;
         if sig.fstype() == Some(fstype) && sig.blkid_note.is_none() {
-            return Ok(Outcome::Unchanged);
+            return Ok(HostChange::Unchanged);
         }
         self.mkfs_if_blank(device, fstype, &sig)
     }
@@ -197,7 +197,7 @@ impl Fs {
         device: &str,
         fstype: &str,
         sig: &Signatures,
-    ) -> Result<Outcome, FsError> {
+    ) -> Result<HostChange, FsError> {
         if !sig.is_blank() {
             tracing::warn!(device, found = %sig, "refusing mkfs: device not blank");
             return Err(FsError::NotBlank {
@@ -211,7 +211,7 @@ impl Fs {
         let c = cmd("mke2fs").args(["-t", fstype, device]);
         tracing::info!(command = %c, "making filesystem");
         self.runner.run(&c)?.check(&c)?;
-        Ok(Outcome::Changed)
+        Ok(HostChange::Changed)
     }
 
     /// The filesystem type blkid names on the device, if any.
@@ -236,11 +236,11 @@ impl Fs {
 
     /// Grows the filesystem on `device` to fill it (online when mounted: ext4 grows while
     /// in use). A device with no filesystem is left alone: there is nothing to grow.
-    pub fn grow(&self, device: &str) -> Result<Outcome, FsError> {
+    pub fn grow(&self, device: &str) -> Result<HostChange, FsError> {
         match self.fstype(device)? {
             None => {
                 tracing::debug!(device, "no filesystem to grow");
-                Ok(Outcome::Unchanged)
+                Ok(HostChange::Unchanged)
             }
             Some(t) if is_ext(&t) => self.resize2fs(device),
             Some(t) => Err(FsError::Unsupported { fstype: t }),
@@ -249,14 +249,14 @@ impl Fs {
 
     /// `resize2fs DEV` with no size: grow to the device's size. Idempotent: resize2fs
     /// says "Nothing to do!" when it already fills the device.
-    pub fn resize2fs(&self, device: &str) -> Result<Outcome, FsError> {
+    pub fn resize2fs(&self, device: &str) -> Result<HostChange, FsError> {
         let c = cmd("resize2fs").arg(device);
         tracing::info!(command = %c, "growing filesystem");
         let out = self.runner.run(&c)?.check(&c)?;
         if format!("{}{}", out.stdout, out.stderr).contains("Nothing to do!") {
-            Ok(Outcome::Unchanged)
+            Ok(HostChange::Unchanged)
         } else {
-            Ok(Outcome::Changed)
+            Ok(HostChange::Changed)
         }
     }
 }
@@ -350,7 +350,7 @@ mod tests {
         r.on("blkid -p /dev/vdb", Output::exit(2))
             .on("wipefs -n /dev/vdb", Output::ok(""))
             .on("mke2fs -t ext4 /dev/vdb", Output::ok(""));
-        assert_eq!(fs.mkfs("/dev/vdb", "ext4").unwrap(), Outcome::Changed);
+        assert_eq!(fs.mkfs("/dev/vdb", "ext4").unwrap(), HostChange::Changed);
         assert_eq!(
             r.lines(),
             [
@@ -414,7 +414,10 @@ mod tests {
         let (r, fs) = fake();
         r.on("blkid -p /dev/vdb", Output::ok(BLKID_EXT4))
             .on("wipefs -n /dev/vdb", Output::ok(WIPEFS_EXT4));
-        assert_eq!(fs.ensure("/dev/vdb", "ext4").unwrap(), Outcome::Unchanged);
+        assert_eq!(
+            fs.ensure("/dev/vdb", "ext4").unwrap(),
+            HostChange::Unchanged
+        );
         assert!(fs.ensure("/dev/vdb", "ext3").unwrap_err().is_refusal());
     }
 
@@ -442,13 +445,13 @@ mod tests {
                 "resize2fs /dev/vg/lv",
                 Output::ok("The filesystem on /dev/vg/lv is now 52428800 (4k) blocks long.\n"),
             );
-        assert_eq!(fs.grow("/dev/vg/lv").unwrap(), Outcome::Changed);
+        assert_eq!(fs.grow("/dev/vg/lv").unwrap(), HostChange::Changed);
         let (r, fs) = fake();
         r.on(
             "resize2fs /dev/vg/lv",
             Output::ok("The filesystem is already 65536 (1k) blocks long.  Nothing to do!\n\n"),
         );
-        assert_eq!(fs.resize2fs("/dev/vg/lv").unwrap(), Outcome::Unchanged);
+        assert_eq!(fs.resize2fs("/dev/vg/lv").unwrap(), HostChange::Unchanged);
         assert!(matches!(
             fs.mkfs("/dev/vdb", "xfs"),
             Err(FsError::Unsupported { .. })

@@ -12,22 +12,22 @@ pub mod lvm;
 
 /// Whether a step changed the host (for the agent's change counters and reports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub enum HostChange {
     Changed,
     Unchanged,
 }
 
-impl Outcome {
+impl HostChange {
     pub fn changed(self) -> bool {
-        self == Outcome::Changed
+        self == HostChange::Changed
     }
 
     /// Changed when either was.
-    pub fn or(self, other: Outcome) -> Outcome {
+    pub fn or(self, other: HostChange) -> HostChange {
         if self.changed() || other.changed() {
-            Outcome::Changed
+            HostChange::Changed
         } else {
-            Outcome::Unchanged
+            HostChange::Unchanged
         }
     }
 }

@@ -27,7 +27,7 @@ use super::mirror::Pool;
 use super::observe::{DesiredCache, ObservedMaps};
 use super::probes::SharedProbes;
 use crate::runtime::{
-    Changed, Controller, EventNote, EventType, Outcome, ReconcileError, Snapshot, StatusParts,
+    Changed, Controller, EventNote, Outcome, ReconcileError, Reconciled, Snapshot, StatusParts,
     WorkKey,
 };
 
@@ -167,10 +167,7 @@ pub fn outcome(controller: &str, out: Intent, snapshot: &Snapshot) -> Outcome {
         .into_iter()
         .map(|e| EventNote {
             object: e.object.to_string(),
-            type_: match e.type_ {
-                pure::EventType::Normal => EventType::Normal,
-                pure::EventType::Warning => EventType::Warning,
-            },
+            type_: e.type_,
             reason: e.reason,
             message: e.message,
         })
@@ -211,6 +208,11 @@ impl Controller for PureController {
         self.name
     }
 
+    /// Every pure controller's slices are part of each node's plan.
+    fn plans_nodes(&self) -> bool {
+        true
+    }
+
     fn all_keys(&self, _snapshot: &Snapshot) -> Vec<WorkKey> {
         vec![CLUSTER_KEY.to_owned()]
     }
@@ -247,22 +249,16 @@ impl Controller for PureController {
         }
     }
 
-    fn reconcile(
-        &self,
-        key: &str,
-        snapshot: &Snapshot,
-        now: SystemTime,
-    ) -> Result<Outcome, ReconcileError> {
+    fn reconcile(&self, key: &str, snapshot: &Snapshot, now: SystemTime) -> Reconciled {
         if key != CLUSTER_KEY {
-            return Err(ReconcileError::Failed(format!(
-                "{key:?} is not a key of the {} controller (it has one: {CLUSTER_KEY:?})",
-                self.name
-            )));
+            return Err(ReconcileError::UnknownKey {
+                controller: self.name,
+                key: key.to_owned(),
+                expected: CLUSTER_KEY,
+            });
         }
         // The controllers' errors name credentials and problems, never secrets.
-        let out = self
-            .output(snapshot, now, Instant::now())
-            .map_err(|e| ReconcileError::Failed(e.to_string()))?;
+        let out = self.output(snapshot, now, Instant::now())?;
         if let Some(wanted) = &self.maintenance {
             wanted.publish(out.maintenance.clone());
         }

@@ -53,23 +53,6 @@ impl DesiredCache {
     }
 }
 
-/// What the shell measured, for `controller`. `now` is the wall-clock time for statuses;
-/// `mono` is this process's monotonic clock, against which agent heartbeats were recorded.
-///
-/// `plans` holds only `controller`'s own stored slices: a controller reads its own
-/// previous slice (the credentials controller holds a rotated secret back with it) and
-/// never another's, and copying every controller's slice of every node on every pass was
-/// a quarter of a pass's cost at a thousand nodes.
-pub fn observed(
-    snapshot: &Snapshot,
-    controller: &str,
-    probes: &ProbeResults,
-    now: SystemTime,
-    mono: Instant,
-) -> Observed {
-    ObservedMaps::default().observed(snapshot, controller, probes, now, mono)
-}
-
 /// The owned maps of [`Observed`], kept from one pass to the next so that a pass copies
 /// only the reports and slices that changed since (see [`super::mirror`]).
 #[derive(Debug, Default)]
@@ -80,8 +63,15 @@ pub struct ObservedMaps {
 }
 
 impl ObservedMaps {
-    /// [`observed`], with the maps brought up to date and moved in; hand the result back
-    /// with [`ObservedMaps::restore`] after the pass.
+    /// What the shell measured, for `controller`, with the maps brought up to date and
+    /// moved in; hand the result back with [`ObservedMaps::restore`] after the pass. `now`
+    /// is the wall-clock time for statuses; `mono` is this process's monotonic clock,
+    /// against which agent heartbeats were recorded.
+    ///
+    /// `plans` holds only `controller`'s own stored slices: a controller reads its own
+    /// previous slice (the credentials controller holds a rotated secret back with it) and
+    /// never another's, and copying every controller's slice of every node on every pass was
+    /// a quarter of a pass's cost at a thousand nodes.
     pub fn observed(
         &mut self,
         snapshot: &Snapshot,

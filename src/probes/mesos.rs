@@ -18,7 +18,7 @@ use omtd_controllers::observed::{
 use super::http::{redirect_target, Answer};
 use super::{HttpProbe, HttpTarget, ProbeError};
 
-pub use super::maintenance::{MachineId, MaintenanceWindow, Nanos, ScheduleChange, Unavailability};
+pub use super::schedule::{MachineId, MaintenanceWindow, Nanos, ScheduleChange, Unavailability};
 
 /// A Mesos master to probe (any master of the cluster: requests reach the leader).
 #[derive(Debug, Clone)]
@@ -306,6 +306,10 @@ fn to_state(state: StateJson, status: StatusJson) -> MesosState {
             .collect(),
     }
 }
+
+#[cfg(test)]
+#[path = "mesos_never_panic.rs"]
+mod never_panic;
 
 #[cfg(test)]
 mod tests {

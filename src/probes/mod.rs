@@ -21,6 +21,7 @@ mod maintenance;
 pub mod mesos;
 pub mod prometheus;
 pub mod registry;
+mod schedule;
 pub mod zookeeper;
 
 use std::fmt;

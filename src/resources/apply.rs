@@ -9,7 +9,7 @@ use omtd_controllers::removal::DELETING_ANNOTATION;
 use omtd_crds::validate::{has_errors, validate_set};
 use omtd_crds::{Diagnostic, Kind, Object, ObjectKey, Severity};
 
-use super::repo::{encode, Repo, RepoError, Snapshot};
+use super::repo::{encode, ObjectsAt, Repo, RepoError};
 use crate::store::{Compare, CompareOp, Op, Revision, StoreError, Txn};
 
 /// The annotation naming the source (file, directory or `--source`) that last applied an
@@ -88,7 +88,7 @@ pub struct ApplyOptions {
 }
 
 /// Plans an apply of `desired` over `snapshot`. Pure: no I/O.
-pub fn plan_apply(snapshot: &Snapshot, desired: Vec<Object>, opts: &ApplyOptions) -> Plan {
+pub fn plan_apply(snapshot: &ObjectsAt, desired: Vec<Object>, opts: &ApplyOptions) -> Plan {
     let mut changes = Vec::new();
     let mut desired_keys = BTreeSet::new();
     let mut after_state: BTreeMap<ObjectKey, Object> = snapshot
@@ -174,7 +174,7 @@ pub fn plan_apply(snapshot: &Snapshot, desired: Vec<Object>, opts: &ApplyOptions
 
 /// Plans deleting one object. Refused (as an error diagnostic) when the deletion would
 /// break a reference that holds today, e.g. deleting a credential a worker uses.
-pub fn plan_delete(snapshot: &Snapshot, key: &ObjectKey) -> Option<Plan> {
+pub fn plan_delete(snapshot: &ObjectsAt, key: &ObjectKey) -> Option<Plan> {
     let stored = snapshot.objects.get(key)?;
     let before: Vec<Object> = snapshot
         .objects
@@ -286,8 +286,8 @@ mod tests {
 
     const TWO: &str = "apiVersion: omtd/v1\nkind: Node\nmetadata: {name: a}\nspec: {address: 10.0.0.1, roles: [editor]}\n---\napiVersion: omtd/v1\nkind: Node\nmetadata: {name: b}\nspec: {address: 10.0.0.2, roles: [monitor]}\n";
 
-    fn stored(plan: &Plan) -> Snapshot {
-        let mut snap = Snapshot::default();
+    fn stored(plan: &Plan) -> ObjectsAt {
+        let mut snap = ObjectsAt::default();
         for (i, c) in plan.changes.iter().enumerate() {
             if let Some(o) = &c.after {
                 snap.objects.insert(
@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn create_then_unchanged_then_configured_bumps_generation_on_spec_only() {
-        let p1 = plan_apply(&Snapshot::default(), objs(TWO), &opts("s", false));
+        let p1 = plan_apply(&ObjectsAt::default(), objs(TWO), &opts("s", false));
         assert!(p1.changes.iter().all(|c| c.action == Action::Created));
         assert_eq!(p1.changes[0].after.as_ref().unwrap().meta().generation, 1);
         let snap = stored(&p1);
@@ -336,7 +336,7 @@ mod tests {
     #[test]
     fn reapplying_keeps_a_removal_in_progress() {
         let snap = stored(&plan_apply(
-            &Snapshot::default(),
+            &ObjectsAt::default(),
             objs(TWO),
             &opts("s", false),
         ));
@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn prune_only_touches_own_source() {
         let snap = stored(&plan_apply(
-            &Snapshot::default(),
+            &ObjectsAt::default(),
             objs(TWO),
             &opts("team-a", false),
         ));
@@ -393,7 +393,7 @@ mod tests {
     fn delete_refuses_to_break_a_reference() {
         let yaml = "apiVersion: omtd/v1\nkind: Node\nmetadata: {name: m}\nspec: {address: 10.0.0.1, roles: [manager]}\n---\napiVersion: omtd/v1\nkind: Node\nmetadata: {name: w}\nspec: {address: 10.0.0.2, roles: [worker], credential: w}\n---\napiVersion: omtd/v1\nkind: Credential\nmetadata: {name: w}\nspec: {principal: w, secret: {value: s}, use: mesos-agent}\n";
         let snap = stored(&plan_apply(
-            &Snapshot::default(),
+            &ObjectsAt::default(),
             objs(yaml),
             &opts("s", false),
         ));

@@ -27,11 +27,6 @@ impl Keys {
         format!("{}spec/", self.prefix)
     }
 
-    /// Prefix of the specs of one kind.
-    pub fn specs_of(&self, kind: Kind) -> String {
-        format!("{}spec/{}/", self.prefix, kind.lower())
-    }
-
     pub fn spec(&self, kind: Kind, name: &str) -> String {
         format!("{}spec/{}/{name}", self.prefix, kind.lower())
     }
@@ -75,6 +70,11 @@ impl Keys {
 
     pub fn agent_lease(&self, node: &str) -> String {
         format!("{}leases/agents/{node}", self.prefix)
+    }
+
+    /// The cluster epoch (see `omtd_crds::plan_manifest::newer_epoch`).
+    pub fn epoch(&self) -> String {
+        format!("{}epoch", self.prefix)
     }
 
     pub fn leader(&self) -> String {

@@ -1,8 +1,9 @@
 //! Objects in the store: the key layout, consistent reads, and apply/delete plans.
 
 pub mod apply;
+pub mod epoch;
 pub mod keys;
 pub mod repo;
 
 pub use keys::Keys;
-pub use repo::{Repo, RepoError, Snapshot, Stored};
+pub use repo::{ObjectsAt, Repo, RepoError, Stored};

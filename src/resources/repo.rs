@@ -28,13 +28,13 @@ pub struct Stored {
 
 /// A consistent read of every object of the cluster.
 #[derive(Debug, Clone, Default)]
-pub struct Snapshot {
+pub struct ObjectsAt {
     pub objects: BTreeMap<ObjectKey, Stored>,
     /// The revision the snapshot was read at.
     pub revision: Revision,
 }
 
-impl Snapshot {
+impl ObjectsAt {
     pub fn get(&self, kind: Kind, name: &str) -> Option<&Stored> {
         self.objects.get(&ObjectKey {
             kind,
@@ -62,7 +62,7 @@ impl Repo {
     }
 
     /// Every object with its status, read at one revision so specs and statuses agree.
-    pub async fn snapshot(&self) -> Result<Snapshot, RepoError> {
+    pub async fn snapshot(&self) -> Result<ObjectsAt, RepoError> {
         let specs = self.store.list(&self.keys.specs(), None).await?;
         let statuses = self
             .store
@@ -92,7 +92,7 @@ impl Repo {
                 },
             );
         }
-        Ok(Snapshot {
+        Ok(ObjectsAt {
             objects,
             revision: specs.revision,
         })

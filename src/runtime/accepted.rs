@@ -15,8 +15,9 @@ use omtd_controllers::accepted::{decide_with, Verdicts};
 use omtd_crds::{Condition, ConditionStatus, Kind, ObjectKey};
 
 use super::controller::{
-    Controller, EventNote, EventType, Outcome, ReconcileError, StatusParts, WorkKey,
+    Controller, EventNote, EventType, Outcome, Reconciled, StatusParts, WorkKey,
 };
+use super::error::ReconcileError;
 use super::snapshot::{Changed, Snapshot};
 use crate::store::Revision;
 
@@ -122,15 +123,14 @@ impl Controller for AcceptedController {
         }
     }
 
-    fn reconcile(
-        &self,
-        key: &str,
-        snapshot: &Snapshot,
-        now: SystemTime,
-    ) -> Result<Outcome, ReconcileError> {
+    fn reconcile(&self, key: &str, snapshot: &Snapshot, now: SystemTime) -> Reconciled {
         let name = key
             .strip_prefix(PREFIX)
-            .ok_or_else(|| ReconcileError::Failed(format!("{key:?} is not a node key")))?;
+            .ok_or_else(|| ReconcileError::UnknownKey {
+                controller: self.name(),
+                key: key.to_owned(),
+                expected: "node/<name>",
+            })?;
         let id = ObjectKey {
             kind: Kind::Node,
             name: name.to_owned(),

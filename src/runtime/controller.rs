@@ -2,44 +2,18 @@
 //! into an [`Outcome`]. It does no I/O; the runtime writes what the outcome asks for, and
 //! only what differs from the store.
 
-use std::fmt;
 use std::time::{Duration, SystemTime};
 
 use omtd_crds::plan::PlanSlice;
 use omtd_crds::{Kind, ObjectKey, Status};
 
+use super::error::ReconcileError;
+pub use super::event_record::{EventNote, EventType};
 use super::snapshot::{Changed, Snapshot};
 
 /// What a controller reconciles: one object (`node/node1.omtd`), or a controller-wide key
 /// (`cluster`) for controllers that look at everything at once.
 pub type WorkKey = String;
-
-/// Normal or Warning, as in Kubernetes events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum EventType {
-    Normal,
-    Warning,
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            EventType::Normal => "Normal",
-            EventType::Warning => "Warning",
-        })
-    }
-}
-
-/// An event a reconcile wants recorded. Never put a secret in `message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EventNote {
-    /// `node/node1.omtd`.
-    pub object: String,
-    pub type_: EventType,
-    /// CamelCase, e.g. `Rejected`.
-    pub reason: String,
-    pub message: String,
-}
 
 /// Wake another controller's key (or one of this controller's) after this reconcile.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,21 +114,21 @@ impl StatusParts {
     }
 }
 
-/// A failed reconcile: retried with per-key backoff.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ReconcileError {
-    /// Something the controller needs is not there yet or not readable; it says what.
-    #[error("{0}")]
-    NotReady(String),
-    /// The desired state cannot be carried out as it stands.
-    #[error("{0}")]
-    Failed(String),
-}
+/// What a reconcile returns: the outcome to write, or why there is none.
+pub type Reconciled = Result<Outcome, ReconcileError>;
 
 /// A controller. Implementations must be pure: same key and snapshot, same outcome.
 pub trait Controller: Send + Sync + 'static {
     /// Short name: metric label, plan slice owner (`plans/<node>/<name>`), log field.
     fn name(&self) -> &'static str;
+
+    /// Whether this controller's slices are part of every node's plan: the runtime then
+    /// records its decision for each node in the node's plan manifest, and an agent's plan
+    /// is complete only once every such controller has decided
+    /// (`omtd_crds::plan_manifest`).
+    fn plans_nodes(&self) -> bool {
+        false
+    }
 
     /// Every key to reconcile when this process becomes the leader (a full resync).
     fn all_keys(&self, snapshot: &Snapshot) -> Vec<WorkKey>;
@@ -164,12 +138,7 @@ pub trait Controller: Send + Sync + 'static {
 
     /// Decides what `key` needs. `now` is for timestamps in statuses; controllers take the
     /// time from here rather than the clock so that they stay pure and testable.
-    fn reconcile(
-        &self,
-        key: &str,
-        snapshot: &Snapshot,
-        now: SystemTime,
-    ) -> Result<Outcome, ReconcileError>;
+    fn reconcile(&self, key: &str, snapshot: &Snapshot, now: SystemTime) -> Reconciled;
 }
 
 #[cfg(test)]

@@ -11,45 +11,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::controller::{EventNote, EventType};
+pub use super::event_record::Event;
+use super::event_record::EventNote;
 use super::snapshot::Snapshot;
 use crate::resources::Keys;
 use crate::store::{LeaseId, Revision, Store, StoreError};
 
 /// How long an event is kept after it last happened, by default (Kubernetes keeps 1 h).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
-
-/// One event record as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Event {
-    /// `node/node1.omtd`.
-    pub object: String,
-    #[serde(rename = "type")]
-    pub type_: EventType,
-    pub reason: String,
-    pub message: String,
-    /// The controller that recorded it.
-    pub source: String,
-    pub count: u64,
-    /// RFC 3339.
-    pub first_seen: String,
-    pub last_seen: String,
-}
-
-impl Event {
-    fn same_as(&self, source: &str, note: &EventNote) -> bool {
-        self.object == note.object
-            && self.type_ == note.type_
-            && self.reason == note.reason
-            && self.message == note.message
-            && self.source == source
-    }
-}
 
 /// One record to write: the key, the record, and the key's mod revision when read (0: new).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::backoff::{BackoffConfig, Backoffs};
-use super::controller::{Controller, ReconcileError};
+use super::controller::{Controller, Outcome};
+use super::error::{ReconcileError, WriteError};
 use super::events::{EventRecorder, DEFAULT_TTL};
 use super::leader::{ElectionConfig, Elector, Leadership};
 use super::metered::MeteredStore;
@@ -26,7 +27,8 @@ use super::metrics::{Metrics, ReconcileResult};
 use super::queue::WorkQueue;
 use super::reflector::{self, Cache, Health};
 use super::snapshot::Changed;
-use super::writer::{WriteError, Writer};
+use super::writer::Writer;
+use crate::resources::epoch;
 use crate::resources::Keys;
 use crate::store::{Revision, Store};
 
@@ -286,13 +288,21 @@ impl Shared {
             controllers = self.controllers.len(),
             "reconciling as the leader"
         );
-        let writer = Arc::new(Writer::new(
-            Arc::clone(&self.store),
-            self.keys.clone(),
-            token,
-            Arc::clone(&self.metrics),
-            Arc::clone(&self.events),
-        ));
+        let writer = Arc::new(
+            Writer::new(
+                Arc::clone(&self.store),
+                self.keys.clone(),
+                token,
+                Arc::clone(&self.metrics),
+                Arc::clone(&self.events),
+            )
+            .with_planners(
+                self.controllers
+                    .iter()
+                    .filter(|c| c.plans_nodes())
+                    .map(|c| c.name()),
+            ),
+        );
         let lanes: Arc<HashMap<&'static str, Lane>> = Arc::new(
             self.controllers
                 .iter()
@@ -308,6 +318,11 @@ impl Shared {
                 })
                 .collect(),
         );
+        // The cluster epoch exists before the first plan is written under it.
+        match epoch::ensure(self.store.as_ref(), &self.keys, writer.fence()).await {
+            Ok(e) => tracing::info!(epoch = e.as_deref().unwrap_or(""), "cluster epoch"),
+            Err(e) => tracing::warn!(error = %e, "cannot read or create the cluster epoch"),
+        }
         // Subscribe before the resync so that no change falls between the two.
         let changes = self.cache.subscribe();
         let external = self.external.subscribe();
@@ -396,6 +411,11 @@ impl Shared {
             match batch {
                 Ok(keys) => {
                     let snapshot = self.cache.snapshot();
+                    // A new cluster epoch (`omtd epoch renew` after a restore): every plan
+                    // is written again under it.
+                    if keys.iter().any(|k| *k == self.keys.epoch()) {
+                        self.resync(lanes);
+                    }
                     for key in keys.iter() {
                         let Some(changed) = Changed::parse(&self.keys, key) else {
                             continue;
@@ -463,8 +483,27 @@ impl Shared {
         writer: &Writer,
         term: &CancellationToken,
     ) {
-        let name = lane.controller.name();
         let start = Instant::now();
+        match self.reconcile_and_write(lane, key, writer, term).await {
+            Ok(Some((outcome, revision))) => {
+                self.reconciled(lane, lanes, key, &outcome, revision, start)
+                    .await
+            }
+            // The term ended between the reconcile and its write: nothing to count.
+            Ok(None) => {}
+            Err(e) => self.failed(lane, key, &e, start),
+        }
+    }
+
+    /// Runs the reconcile and writes its outcome; `None` when the term ended in between.
+    async fn reconcile_and_write(
+        &self,
+        lane: &Lane,
+        key: &str,
+        writer: &Writer,
+        term: &CancellationToken,
+    ) -> Result<Option<(Outcome, Option<Revision>)>, ReconcileError> {
+        let name = lane.controller.name();
         let snapshot = self.cache.snapshot();
         let now = SystemTime::now();
         // A cluster-wide controller's pass is milliseconds of CPU at a thousand nodes: it
@@ -480,79 +519,80 @@ impl Shared {
             })
             .await
         };
-        let outcome = match pass {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(e)) => {
-                self.retry(lane, key, ReconcileResult::Error, &e, start);
-                return;
-            }
-            Err(panicked) => {
-                let e = ReconcileError::Failed(format!("the reconcile panicked: {panicked}"));
-                self.retry(lane, key, ReconcileResult::Error, &e, start);
-                return;
-            }
-        };
+        let outcome = pass.map_err(ReconcileError::Panicked)??;
         if term.is_cancelled() {
-            return;
+            return Ok(None);
         }
         // Shared statuses merge into the newest cached state, not the one reconciled on:
         // another controller's write since then is kept, not a conflict.
         let latest = self.cache.snapshot();
-        match writer
+        let revision = writer
             .write_merged(name, &snapshot, &latest, &outcome, now)
-            .await
-        {
-            Ok(revision) => {
-                lane.backoffs.reset(key);
-                self.metrics
-                    .reconciled(name, ReconcileResult::Ok, start.elapsed());
-                tracing::debug!(wrote = revision.is_some(), "reconciled");
-                if let Some(revision) = revision {
-                    if !self
-                        .cache
-                        .wait_for_revision(revision, READ_YOUR_WRITES)
-                        .await
-                    {
-                        tracing::debug!(revision, "own write not seen by the cache yet");
-                    }
-                }
-                for wake in &outcome.wake {
-                    if let Some(target) = lanes.get(wake.controller.as_str()) {
-                        target.queue.add(&wake.key);
-                    }
-                }
-                if let Some(after) = outcome.requeue_after {
-                    lane.queue.add_after(key, after);
-                }
-            }
-            Err(WriteError::Fenced { token }) => {
-                self.metrics
-                    .reconciled(name, ReconcileResult::Fenced, start.elapsed());
-                tracing::warn!(token, "write refused: this process no longer leads");
-                let _ = self.deposed.send(token);
-            }
-            Err(WriteError::Conflict) => {
-                // Not a failure: another writer (a controller sharing a status) got there
-                // first. Run again on the new state soon, without growing the backoff.
-                self.metrics
-                    .reconciled(name, ReconcileResult::WriteError, start.elapsed());
-                tracing::debug!("a key changed under this reconcile; running it again");
-                lane.queue.add_after(key, self.config.debounce);
-            }
-            Err(e) => self.retry(lane, key, ReconcileResult::WriteError, &e, start),
-        }
+            .await?;
+        Ok(Some((outcome, revision)))
     }
 
-    fn retry(
+    /// A reconcile whose outcome is written: read our own write, then wake and requeue
+    /// what it asks for.
+    async fn reconciled(
         &self,
         lane: &Lane,
+        lanes: &HashMap<&'static str, Lane>,
         key: &str,
-        result: ReconcileResult,
-        error: &dyn std::fmt::Display,
+        outcome: &Outcome,
+        revision: Option<Revision>,
         start: Instant,
     ) {
         let name = lane.controller.name();
-        self.metrics.reconciled(name, result, start.elapsed());
+        lane.backoffs.reset(key);
+        self.metrics
+            .reconciled(name, ReconcileResult::Ok, start.elapsed());
+        tracing::debug!(wrote = revision.is_some(), "reconciled");
+        if let Some(revision) = revision {
+            if !self
+                .cache
+                .wait_for_revision(revision, READ_YOUR_WRITES)
+                .await
+            {
+                tracing::debug!(revision, "own write not seen by the cache yet");
+            }
+        }
+        for wake in &outcome.wake {
+            if let Some(target) = lanes.get(wake.controller.as_str()) {
+                target.queue.add(&wake.key);
+            }
+        }
+        if let Some(after) = outcome.requeue_after {
+            lane.queue.add_after(key, after);
+        }
+    }
+
+    /// Counts a failed reconcile under its category and decides when it runs again.
+    fn failed(&self, lane: &Lane, key: &str, error: &ReconcileError, start: Instant) {
+        let name = lane.controller.name();
+        match error {
+            ReconcileError::Write(WriteError::Fenced { token }) => {
+                self.metrics
+                    .reconciled(name, error.category(), start.elapsed());
+                tracing::warn!(token, "write refused: this process no longer leads");
+                let _ = self.deposed.send(*token);
+            }
+            ReconcileError::Write(WriteError::Conflict) => {
+                // Not a failure: another writer (a controller sharing a status) got there
+                // first. Run again on the new state soon, without growing the backoff.
+                self.metrics
+                    .reconciled(name, error.category(), start.elapsed());
+                tracing::debug!("a key changed under this reconcile; running it again");
+                lane.queue.add_after(key, self.config.debounce);
+            }
+            _ => self.retry(lane, key, error, start),
+        }
+    }
+
+    fn retry(&self, lane: &Lane, key: &str, error: &ReconcileError, start: Instant) {
+        let name = lane.controller.name();
+        self.metrics
+            .reconciled(name, error.category(), start.elapsed());
         self.metrics.retried(name);
         let (delay, failures) = lane.backoffs.next_delay(key);
         tracing::warn!(error = %error, failures, retry_in = ?delay, "reconcile failed; will retry");

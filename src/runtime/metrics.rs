@@ -18,8 +18,11 @@ pub enum ReconcileResult {
     Ok,
     /// The controller reported an error: retried with backoff.
     Error,
-    /// Writing failed (store unavailable, or another writer changed a key): retried.
+    /// The store failed the write (unavailable, an error): retried with backoff.
     WriteError,
+    /// Another writer changed a key this reconcile writes (harmless): run again soon on
+    /// the new state, without growing the backoff.
+    Conflict,
     /// This process is no longer the leader: its write was refused.
     Fenced,
 }
@@ -91,7 +94,10 @@ macro_rules! snake_case_values {
 }
 
 snake_case_values! {
-    ReconcileResult { Ok => "ok", Error => "error", WriteError => "write_error", Fenced => "fenced" }
+    ReconcileResult {
+        Ok => "ok", Error => "error", WriteError => "write_error", Conflict => "conflict",
+        Fenced => "fenced",
+    }
     StoreOp {
         CurrentRevision => "current_revision", Get => "get", List => "list", Txn => "txn",
         Watch => "watch", GrantLease => "grant_lease", KeepAlive => "keep_alive",

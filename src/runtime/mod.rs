@@ -13,6 +13,8 @@ pub mod accepted;
 pub mod admin;
 pub mod backoff;
 pub mod controller;
+pub mod error;
+pub mod event_record;
 pub mod events;
 pub mod leader;
 pub mod manager;
@@ -25,8 +27,9 @@ pub mod snapshot;
 pub mod writer;
 
 pub use controller::{
-    Controller, EventNote, EventType, Outcome, ReconcileError, StatusParts, Wake, WorkKey,
+    Controller, EventNote, EventType, Outcome, Reconciled, StatusParts, Wake, WorkKey,
 };
+pub use error::{ReconcileError, WriteError};
 pub use manager::{Manager, Notifier, Running, RuntimeConfig};
 pub use metrics::Metrics;
 pub use snapshot::{Changed, Snapshot};

@@ -16,10 +16,11 @@ use imbl::OrdMap;
 
 use omtd_controllers::AgentLiveness;
 use omtd_crds::plan::{PlanSlice, Report};
+use omtd_crds::plan_manifest::MANIFEST_KEY;
 use omtd_crds::{Kind, Object, ObjectKey, Status};
 use tokio::time::Instant;
 
-use super::events::Event;
+use super::event_record::Event;
 use crate::resources::repo::decode;
 use crate::resources::{Keys, Stored};
 use crate::store::{KeyValue, Revision};
@@ -61,10 +62,14 @@ impl Changed {
         } else if let Some(r) = rest.strip_prefix("status/") {
             object(r).map(Changed::Status)
         } else if let Some(r) = rest.strip_prefix("plans/") {
-            r.split_once('/').map(|(node, controller)| Changed::Plan {
-                node: node.to_owned(),
-                controller: controller.to_owned(),
-            })
+            // A node's plan manifest is the writer's own record (read from `raw`), not a
+            // slice.
+            r.split_once('/')
+                .filter(|(_, name)| *name != MANIFEST_KEY)
+                .map(|(node, controller)| Changed::Plan {
+                    node: node.to_owned(),
+                    controller: controller.to_owned(),
+                })
         } else if let Some(r) = rest.strip_prefix("reports/") {
             Some(Changed::Report(r.to_owned()))
         } else if let Some(r) = rest.strip_prefix("leases/agents/") {
@@ -222,66 +227,14 @@ impl Snapshot {
             self.objects_revision = self.objects_revision.max(revision);
         }
         match changed {
-            Changed::Spec(id) => match kv {
-                Some(kv) => match decode(key, &kv.value) {
-                    Ok(mut object) => {
-                        object.meta_mut().resource_version = Some(kv.mod_revision.to_string());
-                        let status_key = keys.status(id.kind, &id.name);
-                        let status = self.parse_status(&status_key);
-                        object.set_status(status);
-                        self.objects.insert(
-                            id,
-                            Arc::new(Stored {
-                                object,
-                                mod_revision: kv.mod_revision,
-                            }),
-                        );
-                    }
-                    // Unreadable is not deleted (a record of a newer omtd, a hand edit): the
-                    // last good version stays in force, so controllers plan for it as
-                    // before; with none, the writer holds what depends on it (see
-                    // `Snapshot::held_node`). Only a readable delete removes the object.
-                    Err(e) => {
-                        self.unreadable
-                            .insert(key.to_owned(), redact(&e.to_string()));
-                    }
-                },
-                None => {
-                    self.objects.remove(&id);
-                }
-            },
+            Changed::Spec(id) => self.apply_spec(keys, key, id, kv),
             Changed::Status(id) => {
                 let status = self.parse_status(key);
                 if let Some(stored) = self.objects.get_mut(&id) {
                     Arc::make_mut(stored).object.set_status(status);
                 }
             }
-            Changed::Plan { node, controller } => {
-                let parsed = value.map(serde_json::from_slice::<PlanSlice>);
-                let slices = self.plans.entry(node.clone()).or_default();
-                match parsed {
-                    Some(Ok(slice)) => {
-                        slices.insert(controller, Arc::new(slice));
-                    }
-                    Some(Err(e)) => {
-                        slices.remove(&controller);
-                        self.unreadable.insert(key.to_owned(), e.to_string());
-                    }
-                    None => {
-                        slices.remove(&controller);
-                    }
-                }
-                let digests: BTreeMap<String, String> = slices
-                    .iter()
-                    .map(|(c, s)| (c.clone(), s.digest()))
-                    .collect();
-                if slices.is_empty() {
-                    self.plans.remove(&node);
-                    self.plan_digests.remove(&node);
-                } else {
-                    self.plan_digests.insert(node, Arc::new(digests));
-                }
-            }
+            Changed::Plan { node, controller } => self.apply_plan(key, node, controller, value),
             Changed::Report(node) => match value.map(serde_json::from_slice::<Report>) {
                 Some(Ok(report)) => {
                     self.reports.insert(node, Arc::new(report));
@@ -316,6 +269,67 @@ impl Snapshot {
                 }
             },
             Changed::Leader | Changed::Other(_) | Changed::External(_) => {}
+        }
+    }
+
+    /// A spec put or delete: the object (with its stored status) in force, or the key
+    /// marked unreadable.
+    fn apply_spec(&mut self, keys: &Keys, key: &str, id: ObjectKey, kv: Option<KeyValue>) {
+        match kv {
+            Some(kv) => match decode(key, &kv.value) {
+                Ok(mut object) => {
+                    object.meta_mut().resource_version = Some(kv.mod_revision.to_string());
+                    let status_key = keys.status(id.kind, &id.name);
+                    let status = self.parse_status(&status_key);
+                    object.set_status(status);
+                    self.objects.insert(
+                        id,
+                        Arc::new(Stored {
+                            object,
+                            mod_revision: kv.mod_revision,
+                        }),
+                    );
+                }
+                // Unreadable is not deleted (a record of a newer omtd, a hand edit): the
+                // last good version stays in force, so controllers plan for it as
+                // before; with none, the writer holds what depends on it (see
+                // `Snapshot::held_node`). Only a readable delete removes the object.
+                Err(e) => {
+                    self.unreadable
+                        .insert(key.to_owned(), redact(&e.to_string()));
+                }
+            },
+            None => {
+                self.objects.remove(&id);
+            }
+        }
+    }
+
+    /// A plan slice put or delete, and the node's slice digests after it.
+    fn apply_plan(&mut self, key: &str, node: String, controller: String, value: Option<&[u8]>) {
+        let parsed = value.map(serde_json::from_slice::<PlanSlice>);
+        let slices = self.plans.entry(node.clone()).or_default();
+        match parsed {
+            Some(Ok(slice)) => {
+                slices.insert(controller, Arc::new(slice));
+            }
+            Some(Err(e)) => {
+                slices.remove(&controller);
+                self.unreadable.insert(key.to_owned(), e.to_string());
+            }
+            None => {
+                slices.remove(&controller);
+            }
+        }
+        let digests: BTreeMap<String, String> = slices
+            .iter()
+            .map(|(c, s)| (c.clone(), s.digest()))
+            .collect();
+        if slices.is_empty() {
+            self.plans.remove(&node);
+            self.plan_digests.remove(&node);
+        } else {
+            self.plan_digests.insert(node, Arc::new(digests));
         }
     }
 

@@ -11,31 +11,21 @@
 //! A steady cluster therefore costs no writes at all. Events go in a second transaction,
 //! fenced the same way, because they are attached to a lease that may have expired.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::controller::Outcome;
+pub use super::error::WriteError;
 use super::events::{EventRecorder, EventWrite};
 use super::metrics::Metrics;
 use super::snapshot::Snapshot;
 use crate::resources::Keys;
 use crate::store::{Compare, CompareOp, Op, Revision, Store, StoreError, Txn};
-use omtd_crds::plan::PlanSlice;
-use omtd_crds::Status;
 
-#[derive(Debug, thiserror::Error)]
-pub enum WriteError {
-    /// Leadership was lost: the write was refused by the store.
-    #[error("not the leader any more: the leader key is no longer the one created at revision {token}; the write was refused")]
-    Fenced { token: Revision },
-    /// A key changed after the cache saw it: the reconcile must run again on the new state.
-    #[error(
-        "a key this reconcile writes changed after it was read; it runs again on the new state"
-    )]
-    Conflict,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
+use omtd_crds::plan::PlanSlice;
+use omtd_crds::plan_manifest::{PlanManifest, MANIFEST_KEY};
+use omtd_crds::{Kind, Status};
 
 /// The most compares, and the most operations, one write transaction carries: under
 /// etcd's default `--max-txn-ops` (128).
@@ -81,6 +71,8 @@ pub struct Writer {
     token: Revision,
     metrics: Arc<Metrics>,
     events: Arc<EventRecorder>,
+    /// The controllers that plan nodes: each node's manifest waits for all of them.
+    planners: BTreeSet<String>,
 }
 
 impl Writer {
@@ -97,7 +89,14 @@ impl Writer {
             token,
             metrics,
             events,
+            planners: BTreeSet::new(),
         }
+    }
+
+    /// The controllers whose slices make up a node's plan (see `Controller::plans_nodes`).
+    pub fn with_planners<'a>(mut self, planners: impl IntoIterator<Item = &'a str>) -> Self {
+        self.planners = planners.into_iter().map(str::to_owned).collect();
+        self
     }
 
     pub fn token(&self) -> Revision {
@@ -138,8 +137,25 @@ impl Writer {
         latest: &Snapshot,
         outcome: &Outcome,
     ) -> Vec<Change> {
+        let mut changes = self.plan_changes(controller, read, latest, outcome);
+        changes.extend(self.status_changes(read, latest, outcome));
+        changes.extend(self.delete_changes(read, outcome));
+        changes
+    }
+
+    /// The slices of `outcome` that differ from the stored ones, against `read`.
+    fn plan_changes(
+        &self,
+        controller: &str,
+        read: &Snapshot,
+        latest: &Snapshot,
+        outcome: &Outcome,
+    ) -> Vec<Change> {
         let snapshot = read;
         let mut changes = Vec::new();
+        // Per node: this controller's slice as it will be stored (`None`: no slice), and
+        // the change writing it, if any. The node's manifest joins that change below.
+        let mut decided: BTreeMap<String, (Option<String>, Option<Change>)> = BTreeMap::new();
         for (node, slice) in &outcome.plans {
             let key = self.keys.plan(node, controller);
             let (stored, read_revision) = snapshot.stored(&key);
@@ -154,8 +170,14 @@ impl Writer {
                         .plans
                         .get(node)
                         .and_then(|slices| slices.get(controller))
-                        .is_some_and(|stored| same_slice(stored, slice, controller, self.token));
-                    if as_stored {
+                        .filter(|stored| same_slice(stored, slice, controller, self.token));
+                    if let Some(stored) = as_stored {
+                        let digest = read
+                            .plan_digests
+                            .get(node)
+                            .and_then(|d| d.get(controller).cloned())
+                            .unwrap_or_else(|| stored.digest());
+                        decided.insert(node.clone(), (Some(digest), None));
                         continue;
                     }
                     let mut slice = slice.clone();
@@ -166,12 +188,11 @@ impl Writer {
                         // Plain data always serializes; skip rather than write garbage.
                         Err(_) => continue,
                     };
-                    if stored != Some(bytes.as_slice()) {
-                        changes.push(Change {
-                            compares: vec![unchanged],
-                            ops: vec![Op::put(key, bytes)],
-                        });
-                    }
+                    let change = (stored != Some(bytes.as_slice())).then(|| Change {
+                        compares: vec![unchanged],
+                        ops: vec![Op::put(key, bytes)],
+                    });
+                    decided.insert(node.clone(), (Some(slice.digest()), change));
                 }
                 // Hold: while the node's spec record is unreadable, a controller that
                 // finds no node (no last good version, e.g. unreadable since start-up)
@@ -179,15 +200,26 @@ impl Writer {
                 // readable spec or a readable delete is seen.
                 None if read.held_node(&self.keys, node) => {}
                 None => {
-                    if stored.is_some() {
-                        changes.push(Change {
-                            compares: vec![unchanged],
-                            ops: vec![Op::delete(key)],
-                        });
-                    }
+                    let change = stored.is_some().then(|| Change {
+                        compares: vec![unchanged],
+                        ops: vec![Op::delete(key)],
+                    });
+                    decided.insert(node.clone(), (None, change));
                 }
             }
         }
+        if self.planners.contains(controller) {
+            self.manifests(controller, read, latest, &mut decided);
+        }
+        changes.extend(decided.into_values().filter_map(|(_, change)| change));
+        changes
+    }
+
+    /// The statuses of `outcome` that differ from the stored ones: owned parts merged into
+    /// `latest`, whole statuses against `read`.
+    fn status_changes(&self, read: &Snapshot, latest: &Snapshot, outcome: &Outcome) -> Vec<Change> {
+        let snapshot = read;
+        let mut changes = Vec::new();
         for (object, status) in &outcome.statuses {
             if outcome.delete.contains(object) {
                 continue; // deleted below; a transaction may not write one key twice
@@ -231,6 +263,14 @@ impl Writer {
                 });
             }
         }
+        changes
+    }
+
+    /// The finished removals of `outcome` (spec and status), refused if the spec changed
+    /// since `read`.
+    fn delete_changes(&self, read: &Snapshot, outcome: &Outcome) -> Vec<Change> {
+        let snapshot = read;
+        let mut changes = Vec::new();
         for object in &outcome.delete {
             let spec = self.keys.spec(object.kind, &object.name);
             let (stored, read_revision) = snapshot.stored(&spec);
@@ -252,6 +292,67 @@ impl Writer {
             });
         }
         changes
+    }
+
+    /// Adds to each node's change the manifest that names this controller's decision for
+    /// it (see `omtd_crds::plan_manifest`), in the same transaction as the slice. Every
+    /// node with a readable spec gets this controller's entry, `None` where it plans
+    /// nothing, so an agent can tell "nothing wanted" from "not decided yet". The other
+    /// controllers' entries are taken from `latest` (like shared statuses), so two
+    /// controllers deciding at once conflict only when their writes overlap.
+    fn manifests(
+        &self,
+        controller: &str,
+        read: &Snapshot,
+        latest: &Snapshot,
+        decided: &mut BTreeMap<String, (Option<String>, Option<Change>)>,
+    ) {
+        let nodes: BTreeSet<&str> = read
+            .objects
+            .keys()
+            .filter(|k| k.kind == Kind::Node)
+            .map(|k| k.name.as_str())
+            .chain(read.plans.keys().map(String::as_str))
+            .collect();
+        let epoch = latest
+            .stored(&self.keys.epoch())
+            .0
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+            .to_owned();
+        for node in nodes {
+            if read.held_node(&self.keys, node) {
+                continue; // unreadable is not deleted: the manifest stays as it is
+            }
+            let entry = decided.entry(node.to_owned()).or_insert((None, None));
+            let key = self.keys.plan(node, MANIFEST_KEY);
+            let (stored, revision) = latest.stored(&key);
+            let current: Option<PlanManifest> = stored.and_then(|b| serde_json::from_slice(b).ok());
+            let mut manifest = current.clone().unwrap_or_default();
+            manifest.epoch.clone_from(&epoch);
+            manifest.fencing_token = self.token;
+            manifest.controllers.clone_from(&self.planners);
+            manifest.slices.retain(|c, _| self.planners.contains(c));
+            manifest
+                .slices
+                .insert(controller.to_owned(), entry.0.clone());
+            if current.as_ref() == Some(&manifest) {
+                continue;
+            }
+            let Ok(bytes) = serde_json::to_vec(&manifest) else {
+                continue;
+            };
+            let change = entry.1.get_or_insert_with(|| Change {
+                compares: Vec::new(),
+                ops: Vec::new(),
+            });
+            change.compares.push(Compare::mod_revision(
+                key.clone(),
+                CompareOp::Equal,
+                revision,
+            ));
+            change.ops.push(Op::put(key, bytes));
+        }
     }
 
     /// Fenced transactions carrying `changes`, each with at most `limit` compares and

@@ -1,6 +1,7 @@
 //! The pure part: [`Inputs`] → [`ClusterStatus`].
 
 use omtd_crds::plan::{Report, ResourceState};
+use omtd_crds::plan_manifest::HOLD_ID;
 use omtd_crds::{Condition, ConditionStatus, Kind, Object, Status};
 
 use super::inputs::Inputs;
@@ -63,6 +64,30 @@ pub fn compute(inputs: &Inputs) -> ClusterStatus {
         // One reason per object, the most fundamental: the others usually follow from it.
         if let Some((_, reason)) = why.into_iter().min_by_key(|(rank, _)| *rank) {
             pending.push(Pending { object: id, reason });
+        }
+    }
+    // An agent reporting here for a node this cluster has no record of (a mistyped
+    // `--cluster` or `--node`, an emptied store) holds its host: say so, or it is never seen.
+    for (node, report) in &inputs.reports {
+        let known = inputs
+            .objects
+            .objects
+            .keys()
+            .any(|k| k.kind == Kind::Node && k.name == *node);
+        let hold = report
+            .as_ref()
+            .ok()
+            .and_then(|r| r.resources.iter().find(|p| p.id == HOLD_ID));
+        let alive = inputs.agents.contains(node);
+        if let (false, true, Some(hold)) = (known, alive, hold) {
+            pending.push(Pending {
+                object: format!("node/{node}"),
+                reason: format!(
+                    "no Node record in this cluster, but an agent reports for it and holds \
+                     its host: {}",
+                    hold.message
+                ),
+            });
         }
     }
     // An unreadable record is the root cause of whatever else its object shows.
@@ -138,6 +163,10 @@ fn node_pending(node: &NodeStatus) -> Vec<(Rank, String)> {
 }
 
 fn not_converged(r: &ReportSummary) -> String {
+    // A hold is the whole story: the agent applies no new plan until it ends.
+    if let Some(hold) = r.problems.iter().find(|p| p.id == HOLD_ID) {
+        return format!("the agent holds the host: {}", hold.message);
+    }
     let bad = r.resources - r.converged_resources;
     if r.problems.is_empty() {
         return "the agent is still applying its plan".to_owned();
@@ -289,32 +318,18 @@ fn summarise(report: &Report) -> ReportSummary {
         ..ReportSummary::default()
     };
     for r in &report.resources {
-        let state = match r.state {
+        let (count, state) = match r.state {
             ResourceState::Converged => {
                 s.converged_resources += 1;
                 continue;
             }
-            ResourceState::Progressing => {
-                s.progressing += 1;
-                "progressing"
-            }
-            ResourceState::Failed => {
-                s.failed += 1;
-                "failed"
-            }
-            ResourceState::Refused => {
-                s.refused += 1;
-                "refused"
-            }
-            ResourceState::Conflict => {
-                s.conflict += 1;
-                "conflict"
-            }
-            ResourceState::CrashLooping => {
-                s.crash_looping += 1;
-                "crashLooping"
-            }
+            ResourceState::Progressing => (&mut s.progressing, "progressing"),
+            ResourceState::Failed => (&mut s.failed, "failed"),
+            ResourceState::Refused => (&mut s.refused, "refused"),
+            ResourceState::Conflict => (&mut s.conflict, "conflict"),
+            ResourceState::CrashLooping => (&mut s.crash_looping, "crashLooping"),
         };
+        *count += 1;
         s.problems.push(ResourceProblem {
             id: r.id.clone(),
             state: state.to_owned(),

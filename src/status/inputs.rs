@@ -4,11 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use omtd_crds::plan::{PlanSlice, Report};
+use omtd_crds::plan_manifest::MANIFEST_KEY;
 
 use omtd_crds::ObjectKey;
 
-use crate::resources::{Repo, RepoError, Snapshot, Stored};
-use crate::runtime::snapshot::Snapshot as RuntimeSnapshot;
+use crate::resources::{ObjectsAt, Repo, RepoError, Stored};
+use crate::runtime::Snapshot;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,7 +24,7 @@ pub enum StatusError {
 #[derive(Debug, Clone, Default)]
 pub struct Inputs {
     /// Specs joined with statuses; its `revision` is the one everything was read at.
-    pub objects: Snapshot,
+    pub objects: ObjectsAt,
     /// Reports by node: parsed, or why not.
     pub reports: BTreeMap<String, Result<Report, String>>,
     /// The stored plan slices' digests: node → controller → `PlanSlice::digest` (an
@@ -63,8 +64,9 @@ pub async fn read(repo: &Repo) -> Result<Inputs, StatusError> {
             .key
             .strip_prefix(&plan_prefix)
             .and_then(|rest| rest.split_once('/'))
+            .filter(|(_, name)| *name != MANIFEST_KEY)
         else {
-            continue;
+            continue; // a node's plan manifest, not a slice
         };
         let digest = serde_json::from_slice::<PlanSlice>(&kv.value)
             .map(|s| s.digest())
@@ -102,7 +104,7 @@ pub async fn read(repo: &Repo) -> Result<Inputs, StatusError> {
 /// Specs joined with statuses at one revision, and the specs that do not parse (object →
 /// why, the value never shown). Parsed as the operator's runtime parses them, so a record
 /// it holds as unreadable shows here as such instead of failing the whole status.
-async fn read_objects(repo: &Repo) -> Result<(Snapshot, BTreeMap<String, String>), StatusError> {
+async fn read_objects(repo: &Repo) -> Result<(ObjectsAt, BTreeMap<String, String>), StatusError> {
     let specs = repo.store.list(&repo.keys.specs(), None).await?;
     let revision = specs.revision;
     let statuses = repo
@@ -110,7 +112,7 @@ async fn read_objects(repo: &Repo) -> Result<(Snapshot, BTreeMap<String, String>
         .list(&repo.keys.statuses(), Some(revision))
         .await?;
     let kvs = statuses.kvs.into_iter().chain(specs.kvs).collect();
-    let parsed = RuntimeSnapshot::from_list(&repo.keys, kvs, revision, &RuntimeSnapshot::default());
+    let parsed = Snapshot::from_list(&repo.keys, kvs, revision, &Snapshot::default());
     let unreadable = parsed
         .unreadable
         .iter()
@@ -125,5 +127,5 @@ async fn read_objects(repo: &Repo) -> Result<(Snapshot, BTreeMap<String, String>
         .iter()
         .map(|(id, stored)| (id.clone(), Stored::clone(stored)))
         .collect();
-    Ok((Snapshot { objects, revision }, unreadable))
+    Ok((ObjectsAt { objects, revision }, unreadable))
 }

@@ -5,7 +5,7 @@ use omtd_crds::ConditionStatus;
 
 use super::progress::{paint, Tone};
 use super::{ClusterStatus, ConditionView, NodeStatus, ReportSummary};
-use crate::cli::render::table;
+use crate::table::table;
 
 /// The whole text view. `color` only tints the verdict line (never table cells, whose
 /// widths escape codes would upset).

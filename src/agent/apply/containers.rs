@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use omtd_crds::plan::{ContainerSpec, Ensure, ResourceState};
 
-use super::{Outcome, Pass};
+use super::{Pass, ResourceOutcome};
 use crate::agent::drivers::{normalise_port, ContainerStatus};
 use crate::agent::memory::spec_hash;
 use crate::agent::merge::id;
@@ -58,11 +58,16 @@ impl Pass<'_> {
         let corrective = self.is_corrective(&rid, spec_hash(spec));
         let cur = match self.host.containers.inspect(&spec.name) {
             Ok(c) => c,
-            Err(e) => return self.record(rid, spec, corrective, Outcome::Failed(e.to_string())),
+            Err(e) => return self.record_failure(rid, spec, corrective, &e),
         };
         let todo = step(spec, cur.as_ref());
         if todo == Step::Nothing {
-            return self.record(rid, spec, corrective, Outcome::InSync(BTreeMap::new()));
+            return self.record(
+                rid,
+                spec,
+                corrective,
+                ResourceOutcome::InSync(BTreeMap::new()),
+            );
         }
         if let Err(pause) = self.may_touch(&rid, corrective) {
             return self.backing_off(rid, pause, ResourceState::Failed);
@@ -78,16 +83,9 @@ impl Pass<'_> {
         match r {
             Ok(()) => {
                 tracing::info!(container = %spec.name, ?todo, corrective, "container changed");
-                self.record(
-                    rid,
-                    spec,
-                    corrective,
-                    Outcome::Changed {
-                        observed: BTreeMap::new(),
-                    },
-                )
+                self.record_changed(rid, spec, corrective)
             }
-            Err(e) => self.record(rid, spec, corrective, Outcome::Failed(e.to_string())),
+            Err(e) => self.record_failure(rid, spec, corrective, &e),
         }
     }
 }

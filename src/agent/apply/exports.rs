@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use omtd_crds::plan::ExportSpec;
 
-use super::{Outcome, Pass};
+use super::{Pass, ResourceOutcome};
 use crate::agent::memory::spec_hash;
 use crate::agent::merge::id;
 
@@ -22,11 +22,7 @@ impl Pass<'_> {
             wanted.extend(current.iter().filter(|l| !planned.contains(*l)).cloned());
         }
         let mut added: BTreeSet<String> = BTreeSet::new();
-        let same = if plan.complete {
-            wanted == current
-        } else {
-            wanted.iter().collect::<BTreeSet<_>>() == current.iter().collect::<BTreeSet<_>>()
-        };
+        let same = super::same_lines(plan.complete, &wanted, &current);
         if !same {
             let before: BTreeSet<&String> = current.iter().collect();
             if let Err(e) = self.host.exports.write_owned_lines(&wanted) {
@@ -47,11 +43,11 @@ impl Pass<'_> {
             let rid = id::export(e);
             let corrective = self.is_corrective(&rid, spec_hash(e));
             let outcome = if added.contains(&e.line()) {
-                Outcome::Changed {
+                ResourceOutcome::Changed {
                     observed: BTreeMap::new(),
                 }
             } else {
-                Outcome::InSync(BTreeMap::new())
+                ResourceOutcome::InSync(BTreeMap::new())
             };
             self.record(rid, e, corrective, outcome);
         }
@@ -62,7 +58,12 @@ impl Pass<'_> {
         for e in &plan.exports {
             let rid = id::export(e);
             let c = self.is_corrective(&rid, spec_hash(e));
-            self.record(rid, e, c, Outcome::Failed(format!("/etc/exports: {msg}")));
+            self.record(
+                rid,
+                e,
+                c,
+                ResourceOutcome::Failed(format!("/etc/exports: {msg}")),
+            );
         }
     }
 }

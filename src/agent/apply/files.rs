@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use omtd_crds::plan::{Ensure, FileSpec, ResourceState};
 
-use super::{Outcome, Pass};
+use super::{Pass, ResourceOutcome};
 use crate::agent::drift::fingerprint;
 use crate::agent::drivers::FileState;
 use crate::agent::merge::id;
@@ -40,7 +40,7 @@ impl Pass<'_> {
         let mode = effective_mode(spec);
         let current = match self.host.files.read(&spec.path) {
             Ok(c) => c,
-            Err(e) => return self.record(rid, spec, corrective, Outcome::Failed(e.to_string())),
+            Err(e) => return self.record_failure(rid, spec, corrective, &e),
         };
         let expected = match spec.ensure {
             Ensure::Present => Some(fingerprint(spec.content.as_bytes(), mode)),
@@ -56,7 +56,12 @@ impl Pass<'_> {
         };
         if !needs {
             self.out.expected_files.push((spec.path.clone(), expected));
-            return self.record(rid, spec, corrective, Outcome::InSync(BTreeMap::new()));
+            return self.record(
+                rid,
+                spec,
+                corrective,
+                ResourceOutcome::InSync(BTreeMap::new()),
+            );
         }
         if let Err(pause) = self.may_touch(&rid, corrective) {
             return self.backing_off(rid, pause, ResourceState::Failed);
@@ -71,16 +76,9 @@ impl Pass<'_> {
                 tracing::info!(path = %spec.path, corrective, "file written");
                 self.changed_files.insert(spec.path.clone(), corrective);
                 self.out.expected_files.push((spec.path.clone(), expected));
-                self.record(
-                    rid,
-                    spec,
-                    corrective,
-                    Outcome::Changed {
-                        observed: BTreeMap::new(),
-                    },
-                );
+                self.record_changed(rid, spec, corrective);
             }
-            Err(e) => self.record(rid, spec, corrective, Outcome::Failed(e.to_string())),
+            Err(e) => self.record_failure(rid, spec, corrective, &e),
         }
     }
 }

@@ -23,10 +23,10 @@ use std::time::Instant;
 use omtd_crds::plan::{ResourceReport, ResourceState};
 use serde::Serialize;
 
-use super::drivers::Host;
+use super::drivers::{DriverError, Host};
 use super::memory::{spec_hash, Memory};
 use super::merge::MergedPlan;
-use super::repair_limit::Decision;
+use super::repair_limit::RepairDecision;
 
 /// How much of the host a pass looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub struct PassOutcome {
 }
 
 /// What became of one resource.
-pub(crate) enum Outcome {
+pub(crate) enum ResourceOutcome {
     InSync(BTreeMap<String, String>),
     Changed { observed: BTreeMap<String, String> },
     Progressing(Option<u8>, String),
@@ -166,35 +166,62 @@ impl Pass<'_> {
             return Ok(());
         }
         match self.mem.limiter.allow(id, self.now) {
-            Decision::Allow => Ok(()),
-            Decision::Deny { pause } => Err(pause),
+            RepairDecision::Allow => Ok(()),
+            RepairDecision::Deny { pause } => Err(pause),
         }
     }
 
     /// Record what became of `id`.
-    fn record<T: Serialize>(&mut self, id: String, spec: &T, corrective: bool, outcome: Outcome) {
+    /// Records a resource whose observation or step failed, with the driver's message.
+    fn record_failure<T: Serialize>(
+        &mut self,
+        id: String,
+        spec: &T,
+        corrective: bool,
+        e: &DriverError,
+    ) {
+        self.record(id, spec, corrective, ResourceOutcome::Failed(e.to_string()));
+    }
+
+    /// Records a step that changed the host and observed nothing more.
+    fn record_changed<T: Serialize>(&mut self, id: String, spec: &T, corrective: bool) {
+        let outcome = ResourceOutcome::Changed {
+            observed: BTreeMap::new(),
+        };
+        self.record(id, spec, corrective, outcome);
+    }
+
+    fn record<T: Serialize>(
+        &mut self,
+        id: String,
+        spec: &T,
+        corrective: bool,
+        outcome: ResourceOutcome,
+    ) {
         let hash = spec_hash(spec);
         let (state, message, percent, observed) = match outcome {
-            Outcome::InSync(observed) => {
+            ResourceOutcome::InSync(observed) => {
                 self.mem.converged.insert(id.clone(), hash);
                 self.mem.failed.remove(&id);
                 self.mem.limiter.settle(&id, self.now);
                 (ResourceState::Converged, String::new(), None, observed)
             }
-            Outcome::Changed { observed } => {
+            ResourceOutcome::Changed { observed } => {
                 self.count_change(corrective);
                 self.mem.converged.insert(id.clone(), hash);
                 self.mem.failed.remove(&id);
                 (ResourceState::Converged, String::new(), None, observed)
             }
-            Outcome::Progressing(percent, message) => (
+            ResourceOutcome::Progressing(percent, message) => (
                 ResourceState::Progressing,
                 message,
                 percent,
                 BTreeMap::new(),
             ),
-            Outcome::Refused(message) => (ResourceState::Refused, message, None, BTreeMap::new()),
-            Outcome::Failed(message) => {
+            ResourceOutcome::Refused(message) => {
+                (ResourceState::Refused, message, None, BTreeMap::new())
+            }
+            ResourceOutcome::Failed(message) => {
                 tracing::warn!(resource = %id, %message, "could not converge");
                 self.mem.failed.insert(id.clone(), message.clone());
                 (ResourceState::Failed, message, None, BTreeMap::new())
@@ -233,5 +260,16 @@ impl Pass<'_> {
             percent: None,
             observed: BTreeMap::new(),
         });
+    }
+}
+
+/// Whether the owned lines of fstab or `/etc/exports` need no rewrite: a complete plan
+/// wants exactly its lines in its order; an incomplete one only adds lines, so keeping the
+/// rest in their place is no change.
+fn same_lines(complete: bool, wanted: &[String], current: &[String]) -> bool {
+    if complete {
+        wanted == current
+    } else {
+        wanted.iter().collect::<BTreeSet<_>>() == current.iter().collect::<BTreeSet<_>>()
     }
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use omtd_crds::plan::{Ensure, MountSpec, ResourceState};
 
-use super::{Outcome, Pass};
+use super::{Pass, ResourceOutcome};
 use crate::agent::drivers::linux::fstab;
 use crate::agent::memory::spec_hash;
 use crate::agent::merge::id;
@@ -28,7 +28,7 @@ impl Pass<'_> {
             Err(e) => {
                 for m in &plan.mounts {
                     let c = self.is_corrective(&id::mount(m), spec_hash(m));
-                    self.record(id::mount(m), m, c, Outcome::Failed(e.to_string()));
+                    self.record(id::mount(m), m, c, ResourceOutcome::Failed(e.to_string()));
                 }
                 return;
             }
@@ -70,12 +70,7 @@ impl Pass<'_> {
         }
         let mut fstab_error = None;
         let mut rewritten: BTreeSet<String> = BTreeSet::new();
-        // An incomplete plan only adds lines: keeping the rest in their place is no change.
-        let same = if plan.complete {
-            wanted == current
-        } else {
-            wanted.iter().collect::<BTreeSet<_>>() == current.iter().collect::<BTreeSet<_>>()
-        };
+        let same = super::same_lines(plan.complete, &wanted, &current);
         if !same {
             let before: BTreeSet<&String> = current.iter().collect();
             match self.host.mounts.write_owned_entries(&wanted) {
@@ -97,12 +92,17 @@ impl Pass<'_> {
             let rid = id::mount(m);
             if let Some(msg) = &fstab_error {
                 let c = self.is_corrective(&rid, spec_hash(m));
-                self.record(rid, m, c, Outcome::Failed(format!("/etc/fstab: {msg}")));
+                self.record(
+                    rid,
+                    m,
+                    c,
+                    ResourceOutcome::Failed(format!("/etc/fstab: {msg}")),
+                );
                 continue;
             }
             if let Some(msg) = unresolved.remove(&rid) {
                 let c = self.is_corrective(&rid, spec_hash(m));
-                self.record(rid, m, c, Outcome::Failed(msg));
+                self.record(rid, m, c, ResourceOutcome::Failed(msg));
                 continue;
             }
             let line_changed = rewritten.contains(&m.target);
@@ -114,7 +114,7 @@ impl Pass<'_> {
         let corrective = self.is_corrective(&rid, spec_hash(m));
         let mounted = match self.host.mounts.is_mounted(&m.target) {
             Ok(b) => b,
-            Err(e) => return self.record(rid, m, corrective, Outcome::Failed(e.to_string())),
+            Err(e) => return self.record_failure(rid, m, corrective, &e),
         };
         let act = match m.ensure {
             Ensure::Present => !mounted,
@@ -122,11 +122,11 @@ impl Pass<'_> {
         };
         if !act {
             let outcome = if line_changed {
-                Outcome::Changed {
+                ResourceOutcome::Changed {
                     observed: BTreeMap::new(),
                 }
             } else {
-                Outcome::InSync(BTreeMap::new())
+                ResourceOutcome::InSync(BTreeMap::new())
             };
             return self.record(rid, m, corrective, outcome);
         }
@@ -135,7 +135,10 @@ impl Pass<'_> {
                 rid,
                 m,
                 corrective,
-                Outcome::Progressing(None, "waiting for the store before unmounting".into()),
+                ResourceOutcome::Progressing(
+                    None,
+                    "waiting for the store before unmounting".into(),
+                ),
             );
         }
         if let Err(pause) = self.may_touch(&rid, corrective) {
@@ -152,12 +155,12 @@ impl Pass<'_> {
                     rid,
                     m,
                     corrective,
-                    Outcome::Changed {
+                    ResourceOutcome::Changed {
                         observed: BTreeMap::new(),
                     },
                 )
             }
-            Err(e) => self.record(rid, m, corrective, Outcome::Failed(e.to_string())),
+            Err(e) => self.record_failure(rid, m, corrective, &e),
         }
     }
 }

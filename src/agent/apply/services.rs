@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use omtd_crds::plan::{ResourceReport, ResourceState, ServiceSpec, ServiceState};
 
-use super::{Outcome, Pass};
+use super::{Pass, ResourceOutcome};
 use crate::agent::drivers::ServiceStatus;
 use crate::agent::memory::{spec_hash, RESTART_TOKEN};
 use crate::agent::merge::id;
@@ -104,14 +104,14 @@ impl Pass<'_> {
         let corrective = self.is_corrective(&rid, spec_hash(spec));
         let st = match self.host.services.status(&spec.name) {
             Ok(st) => st,
-            Err(e) => return self.record(rid, spec, corrective, Outcome::Failed(e.to_string())),
+            Err(e) => return self.record_failure(rid, spec, corrective, &e),
         };
         if !st.installed {
             let outcome = if spec.state == ServiceState::Running {
-                Outcome::Failed(format!("{} is not installed on this host", spec.name))
+                ResourceOutcome::Failed(format!("{} is not installed on this host", spec.name))
             } else {
                 // Not installed is as stopped and masked as a service gets.
-                Outcome::InSync(BTreeMap::new())
+                ResourceOutcome::InSync(BTreeMap::new())
             };
             return self.record(rid, spec, corrective, outcome);
         }
@@ -149,7 +149,7 @@ impl Pass<'_> {
                     return self.crash_looping(rid, pause, observed);
                 }
             }
-            return self.record(rid, spec, corrective, Outcome::InSync(observed));
+            return self.record(rid, spec, corrective, ResourceOutcome::InSync(observed));
         }
         if let Err(pause) = self.may_touch(&rid, corrective) {
             return self.crash_looping(rid, pause, observed);
@@ -166,7 +166,7 @@ impl Pass<'_> {
                 Step::Restart => svc.restart(&spec.name),
             };
             if let Err(e) = r {
-                return self.record(rid, spec, corrective, Outcome::Failed(e.to_string()));
+                return self.record_failure(rid, spec, corrective, &e);
             }
             tracing::info!(service = %spec.name, ?step, corrective, "service changed");
         }
@@ -177,7 +177,7 @@ impl Pass<'_> {
             self.count_change(corrective);
             return self.crash_looping(rid, pause, observed);
         }
-        self.record(rid, spec, corrective, Outcome::Changed { observed });
+        self.record(rid, spec, corrective, ResourceOutcome::Changed { observed });
     }
 
     fn crash_looping(

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use omtd_crds::plan::{Ensure, ResourceState};
 use serde::Serialize;
 
-use super::{Outcome, Pass, Scope};
+use super::{Pass, ResourceOutcome, Scope};
 use crate::agent::drivers::{Result, StorageOutcome};
 use crate::agent::memory::spec_hash;
 use crate::agent::merge::id;
@@ -109,22 +109,22 @@ impl Pass<'_> {
         let stepped = step(host, &mut |percent| progress(&rid, percent));
         let outcome = match stepped {
             Ok(StorageOutcome::Unchanged { observed }) => {
-                Outcome::InSync(observed.into_iter().collect())
+                ResourceOutcome::InSync(observed.into_iter().collect())
             }
             Ok(StorageOutcome::Changed { what, observed }) => {
                 tracing::info!(resource = %rid, %what, "storage changed");
-                Outcome::Changed {
+                ResourceOutcome::Changed {
                     observed: observed.into_iter().collect::<BTreeMap<_, _>>(),
                 }
             }
             Ok(StorageOutcome::Progressing { percent, message }) => {
-                Outcome::Progressing(Some(percent), message)
+                ResourceOutcome::Progressing(Some(percent), message)
             }
             Ok(StorageOutcome::Refused { reason }) => {
                 tracing::warn!(resource = %rid, %reason, "storage step refused");
-                Outcome::Refused(reason)
+                ResourceOutcome::Refused(reason)
             }
-            Err(e) => Outcome::Failed(e.to_string()),
+            Err(e) => ResourceOutcome::Failed(e.to_string()),
         };
         self.record(rid, spec, corrective, outcome);
     }

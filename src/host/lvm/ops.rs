@@ -7,7 +7,7 @@
 //! with lvm2's reason instead of destroying anything.
 
 use super::{Lvm, LvmError, LvmState, Pv};
-use crate::host::Outcome;
+use crate::host::HostChange;
 
 /// Where a device stands relative to the volume group it should join.
 enum Membership {
@@ -34,12 +34,12 @@ fn membership(state: &LvmState, vg: &str, device: &str) -> Result<Membership, Lv
 impl Lvm {
     /// Makes `device` a PV, only when both signature probes (`blkid -p`, `wipefs -n`) find
     /// it blank. Unchanged when it already is a PV.
-    pub fn pvcreate(&self, device: &str) -> Result<Outcome, LvmError> {
+    pub fn pvcreate(&self, device: &str) -> Result<HostChange, LvmError> {
         if self.pvs()?.iter().any(|p| p.name == device) {
-            return Ok(Outcome::Unchanged);
+            return Ok(HostChange::Unchanged);
         }
         self.pvcreate_blank(device)?;
-        Ok(Outcome::Changed)
+        Ok(HostChange::Changed)
     }
 
     /// pvcreate after the two probes; the caller knows the device is not a PV yet.
@@ -57,12 +57,12 @@ impl Lvm {
 
     /// Creates volume group `vg` on `device` (pvcreate first, safely, if needed).
     /// Unchanged when `vg` exists and holds `device`; an error when it exists without it.
-    pub fn vgcreate(&self, vg: &str, device: &str) -> Result<Outcome, LvmError> {
+    pub fn vgcreate(&self, vg: &str, device: &str) -> Result<HostChange, LvmError> {
         let state = self.pvs_and_vgs()?;
         let member = membership(&state, vg, device)?;
         if state.vg(vg).is_some() {
             return match member {
-                Membership::InVg => Ok(Outcome::Unchanged),
+                Membership::InVg => Ok(HostChange::Unchanged),
                 _ => Err(LvmError::VgExists {
                     vg: vg.to_owned(),
                     device: device.to_owned(),
@@ -73,28 +73,28 @@ impl Lvm {
             self.pvcreate_blank(device)?;
         }
         self.change(self.cmd("vgcreate").args([vg, device]))?;
-        Ok(Outcome::Changed)
+        Ok(HostChange::Changed)
     }
 
     /// Adds `device` to the existing group `vg` (pvcreate first, safely, if needed).
-    pub fn vgextend(&self, vg: &str, device: &str) -> Result<Outcome, LvmError> {
+    pub fn vgextend(&self, vg: &str, device: &str) -> Result<HostChange, LvmError> {
         let state = self.pvs_and_vgs()?;
         let member = membership(&state, vg, device)?;
         if state.vg(vg).is_none() {
             return Err(LvmError::VgNotFound { vg: vg.to_owned() });
         }
         match member {
-            Membership::InVg => return Ok(Outcome::Unchanged),
+            Membership::InVg => return Ok(HostChange::Unchanged),
             Membership::NotPv => self.pvcreate_blank(device)?,
             Membership::Orphan => {}
         }
         self.change(self.cmd("vgextend").args([vg, device]))?;
-        Ok(Outcome::Changed)
+        Ok(HostChange::Changed)
     }
 
     /// Desired state "`device` is a PV of `vg`": vgcreate when the group does not exist
     /// yet, vgextend when it does, nothing when it already holds the device.
-    pub fn add_device(&self, vg: &str, device: &str) -> Result<Outcome, LvmError> {
+    pub fn add_device(&self, vg: &str, device: &str) -> Result<HostChange, LvmError> {
         let exists = self.vgs()?.iter().any(|v| v.name == vg);
         if exists {
             self.vgextend(vg, device)
@@ -105,10 +105,10 @@ impl Lvm {
 
     /// Creates `vg/lv` on all the group's free extents (`lvcreate -l 100%FREE`).
     /// Unchanged when it exists (use [`Lvm::grow_lv`] to take new free space).
-    pub fn lvcreate(&self, vg: &str, lv: &str) -> Result<Outcome, LvmError> {
+    pub fn lvcreate(&self, vg: &str, lv: &str) -> Result<HostChange, LvmError> {
         let (vgs, lvs) = (self.vgs()?, self.lvs()?);
         if lvs.iter().any(|l| l.vg == vg && l.name == lv) {
-            return Ok(Outcome::Unchanged);
+            return Ok(HostChange::Unchanged);
         }
         let group = vgs
             .iter()
@@ -118,13 +118,13 @@ impl Lvm {
             return Err(LvmError::NoFreeExtents { vg: vg.to_owned() });
         }
         self.change(self.cmd("lvcreate").args(["-l", "100%FREE", "-n", lv, vg]))?;
-        Ok(Outcome::Changed)
+        Ok(HostChange::Changed)
     }
 
     /// Grows `vg/lv` over every free extent of the group (`lvextend -l +100%FREE`), then
     /// its ext filesystem online (`resize2fs`). The filesystem is grown even when the LV
     /// already was, which finishes a run that stopped between the two.
-    pub fn grow_lv(&self, vg: &str, lv: &str) -> Result<Outcome, LvmError> {
+    pub fn grow_lv(&self, vg: &str, lv: &str) -> Result<HostChange, LvmError> {
         let (vgs, lvs) = (self.vgs()?, self.lvs()?);
         let volume = lvs
             .iter()
@@ -137,14 +137,14 @@ impl Lvm {
             .iter()
             .find(|v| v.name == vg)
             .map_or(0, |v| v.free_count);
-        let mut outcome = Outcome::Unchanged;
+        let mut outcome = HostChange::Unchanged;
         if free > 0 {
             self.change(
                 self.cmd("lvextend")
                     .args(["-l", "+100%FREE"])
                     .arg(&volume.path),
             )?;
-            outcome = Outcome::Changed;
+            outcome = HostChange::Changed;
         }
         Ok(outcome.or(self.fs.grow(&volume.path)?))
     }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use super::error::human_bytes;
 use super::{Lvm, LvmError, LvmState};
 use crate::host::command::CommandError;
-use crate::host::Outcome;
+use crate::host::HostChange;
 
 /// The next step of removing a PV from a group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,11 +129,11 @@ impl Lvm {
         vg: &str,
         device: &str,
         on_progress: &mut (dyn FnMut(PvmoveProgress) + Send),
-    ) -> Result<Outcome, LvmError> {
+    ) -> Result<HostChange, LvmError> {
         let mut state = self.pvs_and_vgs()?;
         let mut step = self.next_step(&state, vg, device)?;
         if step == RemovalStep::Done {
-            return Ok(Outcome::Unchanged);
+            return Ok(HostChange::Unchanged);
         }
         if let RemovalStep::Pvmove { extents, resume } = step {
             tracing::info!(device, vg, extents, resume, "moving extents off PV");
@@ -166,7 +166,7 @@ impl Lvm {
         if step == RemovalStep::Pvremove {
             self.change(self.cmd("pvremove").arg(device))?;
         }
-        Ok(Outcome::Changed)
+        Ok(HostChange::Changed)
     }
 
     /// The next step; asks lvm2 about an in-flight pvmove only when the PV holds data.

@@ -130,3 +130,22 @@ pub fn changes(r: &RecordingRunner) -> Vec<String> {
         })
         .collect()
 }
+
+/// Scripts both signature probes of `dev` to find nothing.
+pub fn blank(r: &RecordingRunner, dev: &str) {
+    r.on(&format!("blkid -p {dev}"), Output::exit(2))
+        .on(&format!("wipefs -n {dev}"), Output::ok(""));
+}
+
+/// Fails if any command ran with a force or assume-yes flag.
+pub fn never_forced(r: &RecordingRunner) {
+    for c in r.calls() {
+        for a in &c.args {
+            assert!(
+                !["-y", "--yes", "-f", "-ff", "--force", "-F"].contains(&a.as_str()),
+                "forced: {}",
+                c.line()
+            );
+        }
+    }
+}

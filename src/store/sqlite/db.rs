@@ -3,29 +3,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
 
-use super::schema::{BUSY_TIMEOUT, META_COMPACTED, META_REVISION};
+use super::context::Context;
+use super::schema::{META_COMPACTED, META_REVISION};
 use super::{KeyValue, LeaseId, ListResult, Result, Revision, StoreError};
-
-/// Attaches what the store was doing to a rusqlite error. The context names keys at most,
-/// never values: values may be secrets.
-pub(super) trait Context<T> {
-    fn ctx(self, what: &str) -> Result<T>;
-}
-
-impl<T> Context<T> for rusqlite::Result<T> {
-    fn ctx(self, what: &str) -> Result<T> {
-        self.map_err(|e| match e.sqlite_error_code() {
-            // Only reached after the busy timeout: another process holds the write lock.
-            Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Unavailable(format!(
-                "SQLite store busy while {what}: another connection held the lock for more than {} s",
-                BUSY_TIMEOUT.as_secs()
-            )),
-            _ => StoreError::Backend(format!("SQLite error while {what}: {e}")),
-        })
-    }
-}
 
 /// Wall-clock milliseconds since the Unix epoch. Lease expiry uses the wall clock because
 /// several processes on one machine share the file, and the wall clock is what they share.

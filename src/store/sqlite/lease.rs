@@ -2,7 +2,8 @@
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::db::{Context, Writer};
+use super::context::Context;
+use super::db::Writer;
 use super::{LeaseId, Result, StoreError};
 
 /// Revokes a lease inside a write transaction: its keys are deleted in one new revision

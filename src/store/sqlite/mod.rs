@@ -12,6 +12,7 @@
 //!   logged deletes that watchers see.
 //! - Nothing compacts the log by itself: callers compact, as they would with etcd.
 
+mod context;
 mod db;
 mod lease;
 mod schema;

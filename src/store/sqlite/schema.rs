@@ -1,21 +1,15 @@
 //! Opening the SQLite file: connection settings, schema creation and the schema version check.
 
 use std::path::Path;
-use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior};
 
-use super::db::Context;
+use super::context::{Context, BUSY_TIMEOUT};
 use super::{Result, StoreError};
 
 /// The layout this build writes and understands. Bump it (and add a migration) whenever the
 /// tables change, so an older omtd refuses a file it would misread instead of damaging it.
 pub(super) const SCHEMA_VERSION: i64 = 1;
-
-/// How long a writer waits for another connection (often another process) to release the
-/// write lock before giving up with `Unavailable`. Write transactions are short, so reaching
-/// this means something is stuck.
-pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Names of the rows of the `meta` table.
 pub(super) const META_SCHEMA_VERSION: &str = "schema_version";

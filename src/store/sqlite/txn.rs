@@ -5,7 +5,8 @@ use std::collections::HashSet;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
-use super::db::{Context, KeyRange, Writer};
+use super::context::Context;
+use super::db::{KeyRange, Writer};
 use super::lease::sweep_expired;
 use super::{Compare, CompareOp, CompareTarget, Op, Result, StoreError, Txn, TxnResult};
 

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{params, Connection};
 use tokio::sync::mpsc;
 
-use super::db::{self, key_from_blob, meta_get, Context, KeyRange};
+use super::context::Context;
+use super::db::{self, key_from_blob, meta_get, KeyRange};
 use super::lease;
 use super::schema::{META_COMPACTED, META_REVISION};
 use super::{EventKind, KeyValue, Result, Revision, StoreError, WatchEvent};

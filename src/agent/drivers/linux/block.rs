@@ -87,13 +87,16 @@ fn push_block(out: &mut String, lines: &[String]) {
     out.push('\n');
 }
 
-/// Line indexes of the begin and end markers of the first complete block.
+/// Line indexes of the begin and end markers of the first complete block. A begin marker
+/// followed by another one before any end marker is a stray (foreign) comment: the block
+/// starts at the begin marker nearest its end, so foreign lines after a stray marker are
+/// never read as owned (and dropped on the next render).
 fn find_block(text: &str) -> Option<(usize, usize)> {
     let mut start = None;
     for (i, line) in text.split('\n').enumerate() {
         let l = line.trim_end();
         match start {
-            None if l == BEGIN => start = Some(i),
+            _ if l == BEGIN => start = Some(i),
             Some(s) if l == END => return Some((s, i)),
             _ => {}
         }
@@ -143,5 +146,16 @@ mod tests {
             }
         });
         assert_eq!(out, format!("{BEGIN}\nkeep me\n{BEGIN}\nnew\n{END}\n"));
+    }
+
+    #[test]
+    fn a_stray_begin_marker_never_makes_foreign_lines_owned() {
+        // Found by tests/parsers_never_panic.rs: the block used to run from the stray marker
+        // to the new block's end, so the second pass dropped `keep me`.
+        let text = format!("{BEGIN}\nkeep me\n");
+        let once = render(&text, &["new".into()], |_| Foreign::Keep);
+        assert_eq!(owned(&once), vec!["new".to_owned()]);
+        let twice = render(&once, &["new".into()], |_| Foreign::Keep);
+        assert_eq!(twice, once);
     }
 }

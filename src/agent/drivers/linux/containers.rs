@@ -7,15 +7,18 @@ use std::collections::BTreeMap;
 
 use omtd_crds::plan::ContainerSpec;
 
-use super::cmd::{self, argv, run_ok, Runner};
+use super::exec::{self, argv, run_ok};
+use std::sync::Arc;
+
 use crate::agent::drivers::{normalise_port, ContainerStatus, Containers, DriverError, Result};
+use crate::host::command::{CommandRunner, Output};
 
 pub struct LinuxContainers {
-    runner: Box<dyn Runner>,
+    runner: Arc<dyn CommandRunner>,
 }
 
 impl LinuxContainers {
-    pub fn new(runner: Box<dyn Runner>) -> Self {
+    pub fn new(runner: Arc<dyn CommandRunner>) -> Self {
         LinuxContainers { runner }
     }
 }
@@ -111,40 +114,40 @@ pub fn parse_inspect(json: &str) -> Result<Option<ContainerStatus>> {
     }))
 }
 
-fn is_missing(out: &cmd::Output) -> bool {
+fn is_missing(out: &Output) -> bool {
     out.stderr.contains("No such")
 }
 
 impl Containers for LinuxContainers {
     fn inspect(&mut self, name: &str) -> Result<Option<ContainerStatus>> {
         let line = argv(&["docker", "inspect", "--type", "container", name]);
-        let out = self.runner.run(&line)?;
+        let out = exec::run(&*self.runner, &line)?;
         if out.success() {
             parse_inspect(&out.stdout)
         } else if is_missing(&out) {
             Ok(None)
         } else {
-            Err(cmd::failed(&line, &out))
+            Err(exec::failed(&line, &out))
         }
     }
 
     fn run(&mut self, spec: &ContainerSpec) -> Result<()> {
-        run_ok(self.runner.as_mut(), &run_line(spec))?;
+        run_ok(&*self.runner, &run_line(spec))?;
         Ok(())
     }
 
     fn start(&mut self, name: &str) -> Result<()> {
-        run_ok(self.runner.as_mut(), &argv(&["docker", "start", name]))?;
+        run_ok(&*self.runner, &argv(&["docker", "start", name]))?;
         Ok(())
     }
 
     fn remove(&mut self, name: &str) -> Result<()> {
         let line = argv(&["docker", "rm", "-f", name]);
-        let out = self.runner.run(&line)?;
+        let out = exec::run(&*self.runner, &line)?;
         if out.success() || is_missing(&out) {
             Ok(())
         } else {
-            Err(cmd::failed(&line, &out))
+            Err(exec::failed(&line, &out))
         }
     }
 }
@@ -152,7 +155,7 @@ impl Containers for LinuxContainers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::drivers::linux::cmd::{FakeRunner, Output};
+    use crate::host::command::{Output, RecordingRunner};
     use omtd_crds::plan::Ensure;
 
     fn registry() -> ContainerSpec {
@@ -167,14 +170,14 @@ mod tests {
 
     #[test]
     fn command_lines() {
-        let fake = FakeRunner::new(|a| {
-            if a[1] == "inspect" {
-                Output::fail(1, "Error: No such container: registry")
+        let fake = Arc::new(RecordingRunner::answering(|a| {
+            if a.args[0] == "inspect" {
+                Output::exit(1).with_stderr("Error: No such container: registry")
             } else {
                 Output::ok("abc123\n")
             }
-        });
-        let mut c = LinuxContainers::new(Box::new(fake.clone()));
+        }));
+        let mut c = LinuxContainers::new(fake.clone());
         assert_eq!(c.inspect("registry").unwrap(), None);
         c.run(&registry()).unwrap();
         c.start("registry").unwrap();
@@ -209,13 +212,11 @@ mod tests {
 
     #[test]
     fn docker_down_is_an_error_not_absence() {
-        let fake = FakeRunner::new(|_| {
-            Output::fail(
-                1,
-                "Cannot connect to the Docker daemon at unix:///var/run/docker.sock",
-            )
-        });
-        let mut c = LinuxContainers::new(Box::new(fake));
+        let fake = Arc::new(RecordingRunner::answering(|_| {
+            Output::exit(1)
+                .with_stderr("Cannot connect to the Docker daemon at unix:///var/run/docker.sock")
+        }));
+        let mut c = LinuxContainers::new(fake);
         assert!(c.inspect("registry").is_err());
     }
 }

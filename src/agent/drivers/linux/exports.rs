@@ -10,21 +10,24 @@ use std::path::PathBuf;
 
 use super::atomic::{self, Ownership};
 use super::block::{self, Foreign};
-use super::cmd::{run_ok, Runner};
+use super::exec::run_ok;
+use std::sync::Arc;
+
 use super::root::Root;
 use crate::agent::drivers::{DriverError, Exports, Result};
+use crate::host::command::CommandRunner;
 
 const EXPORTS: &str = "/etc/exports";
 
 pub struct LinuxExports {
     root: Root,
     reload: Option<Vec<String>>,
-    runner: Box<dyn Runner>,
+    runner: Arc<dyn CommandRunner>,
     reload_pending: bool,
 }
 
 impl LinuxExports {
-    pub fn new(root: Root, reload: Option<Vec<String>>, runner: Box<dyn Runner>) -> Self {
+    pub fn new(root: Root, reload: Option<Vec<String>>, runner: Arc<dyn CommandRunner>) -> Self {
         LinuxExports {
             root,
             reload,
@@ -45,7 +48,7 @@ impl LinuxExports {
     fn do_reload(&mut self) -> Result<()> {
         if let Some(cmd) = &self.reload {
             let cmd = cmd.clone();
-            run_ok(self.runner.as_mut(), &cmd)?;
+            run_ok(&*self.runner, &cmd)?;
         }
         self.reload_pending = false;
         Ok(())
@@ -125,9 +128,13 @@ fn adopt(line: &str, owned: &[(String, String)]) -> Foreign {
 }
 
 #[cfg(test)]
+#[path = "exports_never_panic.rs"]
+mod never_panic;
+
+#[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::drivers::linux::cmd::{FakeRunner, Output};
+    use crate::host::command::{Output, RecordingRunner};
 
     #[test]
     fn foreign_lines_kept_owned_adopted_reload_once() {
@@ -138,11 +145,11 @@ mod tests {
             "# exports\n/srv/other 10.0.0.9(ro)\n/srv/executor/database 10.0.0.21(rw,sync) 10.0.0.30(ro)\n",
         )
         .unwrap();
-        let fake = FakeRunner::new(|_| Output::ok(""));
+        let fake = Arc::new(RecordingRunner::answering(|_| Output::ok("")));
         let mut e = LinuxExports::new(
             Root::new(Some(d.path().to_path_buf())).unwrap(),
             Some(vec!["exportfs".into(), "-ra".into()]),
-            Box::new(fake.clone()),
+            fake.clone(),
         );
         let l =
             "/srv/executor/database 10.0.0.21(rw,sync,no_subtree_check,no_root_squash)".to_owned();
@@ -165,17 +172,17 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let fail = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let f2 = fail.clone();
-        let fake = FakeRunner::new(move |_| {
+        let fake = Arc::new(RecordingRunner::answering(move |_| {
             if f2.load(std::sync::atomic::Ordering::SeqCst) {
-                Output::fail(1, "exportfs: no nfsd")
+                Output::exit(1).with_stderr("exportfs: no nfsd")
             } else {
                 Output::ok("")
             }
-        });
+        }));
         let mut e = LinuxExports::new(
             Root::new(Some(d.path().to_path_buf())).unwrap(),
             Some(vec!["exportfs".into(), "-ra".into()]),
-            Box::new(fake.clone()),
+            fake.clone(),
         );
         assert!(e.write_owned_lines(&["/a b(rw)".into()]).is_err());
         fail.store(false, std::sync::atomic::Ordering::SeqCst);

@@ -10,19 +10,22 @@ use nix::unistd::{Gid, Group, Uid, User};
 use omtd_crds::plan::FileSpec;
 
 use super::atomic::{self, Ownership};
-use super::cmd::{self, Runner};
+use super::exec;
+use std::sync::Arc;
+
 use super::root::Root;
 use crate::agent::drivers::{DriverError, FileState, Files, Result};
+use crate::host::command::CommandRunner;
 
 pub struct LinuxFiles {
     root: Root,
-    runner: Box<dyn Runner>,
+    runner: Arc<dyn CommandRunner>,
     /// Only root may chown; otherwise owner and group are neither set nor compared.
     chown: bool,
 }
 
 impl LinuxFiles {
-    pub fn new(root: Root, runner: Box<dyn Runner>) -> Self {
+    pub fn new(root: Root, runner: Arc<dyn CommandRunner>) -> Self {
         LinuxFiles {
             root,
             runner,
@@ -75,7 +78,7 @@ impl LinuxFiles {
             .split_whitespace()
             .map(|w| w.replace("{}", &cand))
             .collect();
-        let out = self.runner.run(&argv)?;
+        let out = exec::run(&*self.runner, &argv)?;
         if out.success() {
             return Ok(());
         }
@@ -86,7 +89,7 @@ impl LinuxFiles {
                 out.code
             )
         } else {
-            cmd::failed(&argv, &out).to_string()
+            exec::failed(&argv, &out).to_string()
         };
         Err(DriverError::Invalid {
             path: spec.path.clone(),
@@ -166,7 +169,7 @@ fn group_name(gid: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::drivers::linux::cmd::{Output, SystemRunner};
+    use crate::host::command::{Output, RecordingRunner, SystemRunner};
 
     fn spec(path: &str, content: &str) -> FileSpec {
         FileSpec::plain(path, content)
@@ -175,7 +178,7 @@ mod tests {
     fn files(dir: &std::path::Path) -> LinuxFiles {
         LinuxFiles::new(
             Root::new(Some(dir.to_path_buf())).unwrap(),
-            Box::new(SystemRunner::default()),
+            Arc::new(SystemRunner::for_drivers()),
         )
     }
 
@@ -212,10 +215,10 @@ mod tests {
     #[test]
     fn validate_sees_the_candidate() {
         let d = tempfile::tempdir().unwrap();
-        let fake = cmd::FakeRunner::new(|_| Output::ok(""));
+        let fake = Arc::new(RecordingRunner::answering(|_| Output::ok("")));
         let mut f = LinuxFiles::new(
             Root::new(Some(d.path().to_path_buf())).unwrap(),
-            Box::new(fake.clone()),
+            fake.clone(),
         );
         let mut s = spec("/etc/apache2/apache2.conf", "x");
         s.validate = Some("apache2ctl -t -f {}".into());

@@ -10,8 +10,8 @@
 
 pub mod atomic;
 pub mod block;
-pub mod cmd;
 pub mod containers;
+pub mod exec;
 pub mod exports;
 pub mod files;
 pub mod fstab;
@@ -23,8 +23,9 @@ pub mod storage;
 use std::path::PathBuf;
 
 use super::Host;
-use cmd::SystemRunner;
+use crate::host::command::SystemRunner;
 use root::Root;
+use std::sync::Arc;
 
 /// How to build the linux host.
 #[derive(Debug, Clone, Default)]
@@ -47,24 +48,24 @@ pub fn host(opts: &LinuxOptions) -> Result<Host, super::DriverError> {
     Ok(Host {
         files: Box::new(files::LinuxFiles::new(
             root.clone(),
-            Box::new(SystemRunner::default()),
+            Arc::new(SystemRunner::for_drivers()),
         )),
         services: Box::new(services::LinuxServices::detect(
             root.clone(),
-            Box::new(SystemRunner::default()),
+            Arc::new(SystemRunner::for_drivers()),
         )),
         storage: Box::new(storage::LinuxStorage::new(root.clone())),
         mounts: Box::new(mounts::LinuxMounts::new(
             root.clone(),
-            Box::new(SystemRunner::default()),
+            Arc::new(SystemRunner::for_drivers()),
         )),
         exports: Box::new(exports::LinuxExports::new(
             root,
             reload,
-            Box::new(SystemRunner::default()),
+            Arc::new(SystemRunner::for_drivers()),
         )),
-        containers: Box::new(containers::LinuxContainers::new(Box::new(
-            SystemRunner::default(),
+        containers: Box::new(containers::LinuxContainers::new(Arc::new(
+            SystemRunner::for_drivers(),
         ))),
     })
 }

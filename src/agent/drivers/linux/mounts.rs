@@ -10,21 +10,24 @@ use std::path::PathBuf;
 
 use super::atomic::{self, Ownership};
 use super::block;
-use super::cmd::{argv, run_ok, Runner};
+use super::exec::{argv, run_ok};
+use std::sync::Arc;
+
 use super::fstab;
 use super::root::Root;
 use crate::agent::drivers::{DriverError, Mounts, Result};
+use crate::host::command::CommandRunner;
 
 const FSTAB: &str = "/etc/fstab";
 const SIM_TABLE: &str = "/run/omtd/mounts";
 
 pub struct LinuxMounts {
     root: Root,
-    runner: Box<dyn Runner>,
+    runner: Arc<dyn CommandRunner>,
 }
 
 impl LinuxMounts {
-    pub fn new(root: Root, runner: Box<dyn Runner>) -> Self {
+    pub fn new(root: Root, runner: Arc<dyn CommandRunner>) -> Self {
         LinuxMounts { root, runner }
     }
 
@@ -95,7 +98,7 @@ impl Mounts for LinuxMounts {
             }
             return Ok(());
         }
-        run_ok(self.runner.as_mut(), &argv(&["mount", target]))?;
+        run_ok(&*self.runner, &argv(&["mount", target]))?;
         Ok(())
     }
 
@@ -108,7 +111,7 @@ impl Mounts for LinuxMounts {
                 .collect();
             return self.write_sim_table(&table);
         }
-        run_ok(self.runner.as_mut(), &argv(&["umount", target]))?;
+        run_ok(&*self.runner, &argv(&["umount", target]))?;
         Ok(())
     }
 
@@ -132,7 +135,7 @@ pub fn mountinfo_has(info: &str, target: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::drivers::linux::cmd::{FakeRunner, Output};
+    use crate::host::command::{Output, RecordingRunner};
 
     #[test]
     fn mountinfo() {
@@ -145,10 +148,10 @@ mod tests {
 
     #[test]
     fn real_host_mount_command_line() {
-        let fake = FakeRunner::new(|_| Output::ok(""));
+        let fake = Arc::new(RecordingRunner::answering(|_| Output::ok("")));
         let d = tempfile::tempdir().unwrap();
         let target = d.path().join("mnt/x").display().to_string();
-        let mut m = LinuxMounts::new(Root::new(None).unwrap(), Box::new(fake.clone()));
+        let mut m = LinuxMounts::new(Root::new(None).unwrap(), fake.clone());
         m.mount(&target).unwrap();
         assert!(d.path().join("mnt/x").is_dir());
         m.unmount(&target).unwrap();
@@ -166,7 +169,9 @@ mod tests {
         fs::write(d.path().join("etc/fstab"), foreign).unwrap();
         let mut m = LinuxMounts::new(
             Root::new(Some(d.path().to_path_buf())).unwrap(),
-            Box::new(FakeRunner::new(|_| Output::fail(1, "must not run"))),
+            Arc::new(RecordingRunner::answering(|_| {
+                Output::exit(1).with_stderr("must not run")
+            })),
         );
         let l = "h:/srv/executor/database /srv/executor/database nfs defaults 0 0".to_owned();
         m.write_owned_entries(std::slice::from_ref(&l)).unwrap();

@@ -12,9 +12,12 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::cmd::{self, argv, run_ok, Runner};
+use super::exec::{self, argv, run_ok};
+use std::sync::Arc;
+
 use super::root::Root;
 use crate::agent::drivers::{DriverError, Result, ServiceStatus, Services};
+use crate::host::command::CommandRunner;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Flavor {
@@ -25,7 +28,7 @@ pub enum Flavor {
 pub struct LinuxServices {
     flavor: Flavor,
     root: Root,
-    runner: Box<dyn Runner>,
+    runner: Arc<dyn CommandRunner>,
 }
 
 /// Runlevels whose `S` links mean "enabled".
@@ -34,7 +37,7 @@ const STOP_LEVELS: [&str; 3] = ["0", "1", "6"];
 
 impl LinuxServices {
     /// systemd when it runs (and the agent is not confined to a test root), else SysV.
-    pub fn detect(root: Root, runner: Box<dyn Runner>) -> Self {
+    pub fn detect(root: Root, runner: Arc<dyn CommandRunner>) -> Self {
         let flavor = if !root.is_confined() && Path::new("/run/systemd/system").exists() {
             Flavor::Systemd
         } else {
@@ -43,7 +46,7 @@ impl LinuxServices {
         Self::with_flavor(flavor, root, runner)
     }
 
-    pub fn with_flavor(flavor: Flavor, root: Root, runner: Box<dyn Runner>) -> Self {
+    pub fn with_flavor(flavor: Flavor, root: Root, runner: Arc<dyn CommandRunner>) -> Self {
         LinuxServices {
             flavor,
             root,
@@ -80,7 +83,7 @@ impl LinuxServices {
     fn systemctl(&mut self, verb: &str, name: &str) -> Result<()> {
         check_name(name)?;
         run_ok(
-            self.runner.as_mut(),
+            &*self.runner,
             &argv(&["systemctl", verb, &format!("{name}.service")]),
         )?;
         Ok(())
@@ -91,7 +94,7 @@ impl LinuxServices {
             return Err(DriverError::NoSuchService(name.to_owned()));
         }
         let line = self.sysv(name, action)?;
-        run_ok(self.runner.as_mut(), &line)?;
+        run_ok(&*self.runner, &line)?;
         Ok(())
     }
 
@@ -111,13 +114,10 @@ impl LinuxServices {
                 find_link(&dir, 'S', name).is_some() || find_link(&dir, 'K', name).is_some()
             });
             if !has_links {
-                run_ok(
-                    self.runner.as_mut(),
-                    &argv(&["update-rc.d", name, "defaults"]),
-                )?;
+                run_ok(&*self.runner, &argv(&["update-rc.d", name, "defaults"]))?;
             }
             let verb = if enable { "enable" } else { "disable" };
-            run_ok(self.runner.as_mut(), &argv(&["update-rc.d", name, verb]))?;
+            run_ok(&*self.runner, &argv(&["update-rc.d", name, verb]))?;
             return Ok(());
         }
         // Confined: do what update-rc.d does to the links, inside the root.
@@ -149,7 +149,7 @@ impl Services for LinuxServices {
                     "--property=LoadState,ActiveState,UnitFileState",
                     &format!("{name}.service"),
                 ]);
-                let out = run_ok(self.runner.as_mut(), &line)?;
+                let out = run_ok(&*self.runner, &line)?;
                 Ok(parse_systemctl_show(&out.stdout))
             }
             Flavor::SysV => {
@@ -158,13 +158,13 @@ impl Services for LinuxServices {
                     return Ok(ServiceStatus::default());
                 }
                 let line = self.sysv(name, "status")?;
-                let out = self.runner.run(&line)?;
+                let out = exec::run(&*self.runner, &line)?;
                 // LSB: 0 running; 1 dead with a pid file; 2 dead with a lock file;
                 // 3 not running; 4 unknown (an error).
                 let running = match out.code {
                     Some(0) => true,
                     Some(1..=3) => false,
-                    _ => return Err(cmd::failed(&line, &out)),
+                    _ => return Err(exec::failed(&line, &out)),
                 };
                 Ok(ServiceStatus {
                     installed: true,
@@ -298,7 +298,7 @@ fn io(path: &Path, e: std::io::Error) -> DriverError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::drivers::linux::cmd::{FakeRunner, Output};
+    use crate::host::command::{Output, RecordingRunner};
 
     #[test]
     fn systemctl_show_parses() {
@@ -321,12 +321,11 @@ mod tests {
 
     #[test]
     fn systemd_command_lines() {
-        let fake = FakeRunner::new(|_| Output::ok("LoadState=loaded\nActiveState=inactive\n"));
-        let mut s = LinuxServices::with_flavor(
-            Flavor::Systemd,
-            Root::new(None).unwrap(),
-            Box::new(fake.clone()),
-        );
+        let fake = Arc::new(RecordingRunner::answering(|_| {
+            Output::ok("LoadState=loaded\nActiveState=inactive\n")
+        }));
+        let mut s =
+            LinuxServices::with_flavor(Flavor::Systemd, Root::new(None).unwrap(), fake.clone());
         s.status("mesos-master").unwrap();
         s.stop("mesos-master").unwrap();
         s.mask("mesos-master").unwrap();
@@ -351,7 +350,9 @@ mod tests {
         fs::write(initd.join("svc"), "#!/bin/sh\nexit 3\n").unwrap();
         let mut s = LinuxServices::detect(
             Root::new(Some(d.path().to_path_buf())).unwrap(),
-            Box::new(FakeRunner::new(|_| Output::fail(3, ""))),
+            Arc::new(RecordingRunner::answering(|_| {
+                Output::exit(3).with_stderr("")
+            })),
         );
         assert_eq!(s.flavor(), Flavor::SysV);
         assert!(!s.status("svc").unwrap().enabled);

@@ -19,7 +19,7 @@ use crate::agent::drivers::{DriverError, Result, Storage, StorageOutcome};
 use crate::host::command::{CommandRunner, SystemRunner};
 use crate::host::fs::FsError;
 use crate::host::lvm::{Lvm, LvmError, LvmOptions, Pv};
-use crate::host::Outcome;
+use crate::host::HostChange;
 
 pub struct LinuxStorage {
     root: Root,
@@ -76,15 +76,15 @@ fn whole_percent(p: f64) -> u8 {
 }
 
 fn lvm_outcome(
-    r: std::result::Result<Outcome, LvmError>,
+    r: std::result::Result<HostChange, LvmError>,
     what: String,
     observed: impl FnOnce() -> Vec<(String, String)>,
 ) -> Result<StorageOutcome> {
     match r {
-        Ok(Outcome::Unchanged) => Ok(StorageOutcome::Unchanged {
+        Ok(HostChange::Unchanged) => Ok(StorageOutcome::Unchanged {
             observed: observed(),
         }),
-        Ok(Outcome::Changed) => Ok(StorageOutcome::Changed {
+        Ok(HostChange::Changed) => Ok(StorageOutcome::Changed {
             what,
             observed: observed(),
         }),
@@ -142,7 +142,7 @@ impl Storage for LinuxStorage {
         let (vg, lv) = (&spec.volume_group, &spec.name);
         let created = self.lvm.lvcreate(vg, lv);
         let r = match created {
-            Ok(Outcome::Unchanged) if spec.grow_to_fill => self.lvm.grow_lv(vg, lv),
+            Ok(HostChange::Unchanged) if spec.grow_to_fill => self.lvm.grow_lv(vg, lv),
             other => other,
         };
         lvm_outcome(r, format!("lvcreate/lvextend {vg}/{lv}"), Vec::new)
@@ -156,8 +156,8 @@ impl Storage for LinuxStorage {
                 let observed: Vec<(String, String)> =
                     uuid.map(|u| ("uuid".to_owned(), u)).into_iter().collect();
                 Ok(match o {
-                    Outcome::Unchanged => StorageOutcome::Unchanged { observed },
-                    Outcome::Changed => StorageOutcome::Changed {
+                    HostChange::Unchanged => StorageOutcome::Unchanged { observed },
+                    HostChange::Changed => StorageOutcome::Changed {
                         what: format!("mkfs {} {dev}", spec.fstype),
                         observed,
                     },

@@ -1,5 +1,5 @@
 //! The sim host's faults as data, so a host in another process (`omtd agent --driver sim
-//! --sim-api`, see `crate::sim::machine`) can take them over HTTP. Each variant is one of
+//! --sim-api`, served by the sim world's machine API) can take them over HTTP. Each variant is one of
 //! [`SimHost`]'s fault or setup methods; `inject` calls it.
 
 use std::time::Duration;

@@ -147,8 +147,8 @@ impl SimHost {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Replaces the whole state: how a mirror of a host in another process (`crate::sim::
-    /// remote`) takes the state that process serves. No drift signal: nothing drives a
+    /// Replaces the whole state: how a mirror of a host in another process (the sim world's
+    /// remote hosts, above this driver) takes the state that process serves. No drift signal: nothing drives a
     /// mirror.
     pub fn replace_state(&self, new: SimState) {
         *self.state() = new;
@@ -202,11 +202,6 @@ impl SimHost {
             steps: steps.max(1),
             step_delay,
         };
-    }
-
-    /// A foreign fstab line (someone else's).
-    pub fn add_foreign_fstab_line(&self, line: &str) {
-        self.state().fstab_foreign.push(line.to_owned());
     }
 
     // ---- faults ----

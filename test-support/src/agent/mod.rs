@@ -1,21 +1,21 @@
 //! Helpers for the agent's integration tests: a real etcd, an agent running in-process on a
 //! linux host confined to a temporary root, plan slices in, reports out.
-#![allow(dead_code)]
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use omtd::agent::drivers::{linux, Host};
 use omtd::agent::{Agent, AgentConfig, AgentError, Stats};
 use omtd::resources::Keys;
-use omtd::store::Store;
+use omtd::store::{Op, Store, Txn};
 use omtd_crds::plan::{Ensure, FileSpec, PlanSlice, Report, ResourceState};
+use omtd_crds::plan_manifest::{PlanManifest, MANIFEST_KEY};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::common::etcd::EtcdServer;
+use crate::etcd::EtcdServer;
 
 pub mod idle;
 
@@ -60,14 +60,29 @@ impl Rig {
         AgentConfig::new(node, self.keys.clone())
     }
 
+    /// Writes `slice` as the operator would: with the node's plan manifest naming it (and
+    /// every slice put before), in one transaction.
     pub async fn put_slice(&self, node: &str, slice: &PlanSlice) {
-        self.store
-            .put(
-                &self.keys.plan(node, &slice.controller),
+        let manifest_key = self.keys.plan(node, MANIFEST_KEY);
+        let mut manifest: PlanManifest = match self.store.get(&manifest_key).await.expect("get") {
+            Some(kv) => serde_json::from_slice(&kv.value).expect("manifest"),
+            None => PlanManifest::default(),
+        };
+        // The writer's own token, as the runtime's writer does: a deposed leader's manifest
+        // carries its lower token.
+        manifest.fencing_token = slice.fencing_token;
+        manifest.controllers.insert(slice.controller.clone());
+        manifest.decide(&slice.controller, Some(slice));
+        let txn = Txn::new()
+            .then(Op::put(
+                self.keys.plan(node, &slice.controller),
                 serde_json::to_vec(slice).expect("encode slice"),
-            )
-            .await
-            .expect("put slice");
+            ))
+            .then(Op::put(
+                manifest_key,
+                serde_json::to_vec(&manifest).expect("encode manifest"),
+            ));
+        assert!(self.store.txn(txn).await.expect("put slice").succeeded);
     }
 
     pub async fn report(&self, node: &str) -> Option<Report> {
@@ -82,19 +97,17 @@ impl Rig {
         timeout: Duration,
         f: impl Fn(&Report) -> bool,
     ) -> Report {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let r = self.report(node).await;
-            if let Some(r) = &r {
-                if f(r) {
-                    return r.clone();
+        crate::poll::within(timeout)
+            .every(Duration::from_millis(20))
+            .until_ok(|| async {
+                match self.report(node).await {
+                    Some(r) if f(&r) => Ok(r),
+                    last => Err(last),
                 }
-            }
-            if Instant::now() > deadline {
-                panic!("report never matched within {timeout:?}; last: {r:#?}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+            })
+            .await
+            .map(|(r, _)| r)
+            .unwrap_or_else(|r| panic!("report never matched within {timeout:?}; last: {r:#?}"))
     }
 
     pub async fn wait_converged(&self, node: &str) -> Report {
@@ -148,18 +161,6 @@ pub fn file(path: &str, content: &str, mode: u32) -> FileSpec {
 
 pub fn state_of(r: &Report, id: &str) -> Option<ResourceState> {
     r.resources.iter().find(|x| x.id == id).map(|x| x.state)
-}
-
-/// Poll `f` every millisecond until true; returns how long it took.
-pub async fn time_until(timeout: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if f() {
-            return Some(start.elapsed());
-        }
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
-    None
 }
 
 pub async fn with_timeout<T>(limit: Duration, fut: impl Future<Output = T>) -> T {

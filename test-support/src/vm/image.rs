@@ -16,7 +16,7 @@ pub const INSTALL_HINT: &str = "install the VM rig's tools with `scripts/install
 (debootstrap, e2fsprogs, openssh-client, qemu-utils, and qemu-system-x86 from \
 bookworm-backports; see docs/testing.md)";
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/vm/build-image.sh");
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/vm/build-image.sh");
 
 pub struct Image {
     pub dir: PathBuf,

@@ -11,11 +11,13 @@
 
 use std::fs::{self, File};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::ports::free_ports;
 
 /// How to get the binary, in the words of the panic message.
 const INSTALL_HINT: &str = "apt-get update && apt-get install -y etcd-server";
@@ -31,6 +33,8 @@ const START_ATTEMPTS: usize = 3;
 /// One etcd member on loopback.
 pub struct EtcdServer {
     member: Member,
+    /// How it was started: a restore starts it again the same way.
+    spec: MemberSpec,
     // Declared after `member` so the process is killed before its data dir is removed.
     _dir: tempfile::TempDir,
 }
@@ -42,7 +46,8 @@ impl EtcdServer {
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
             let dir = temp_dir();
-            let [client_port, peer_port] = free_ports::<2>();
+            let ports = free_ports(2);
+            let (client_port, peer_port) = (ports[0], ports[1]);
             let name = "default".to_owned();
             let spec = MemberSpec {
                 name: name.clone(),
@@ -55,9 +60,15 @@ impl EtcdServer {
                 // 1.5 × election timeout, which is 2 s with the defaults (100 ms / 1 s).
                 fast_raft: true,
             };
-            let mut member = spawn_member(dir.path(), spec);
+            let mut member = spawn_member(dir.path(), spec.clone());
             match wait_healthy(std::slice::from_mut(&mut member)) {
-                Ok(()) => return EtcdServer { member, _dir: dir },
+                Ok(()) => {
+                    return EtcdServer {
+                        member,
+                        spec,
+                        _dir: dir,
+                    }
+                }
                 Err(log) if is_port_clash(&log) => last_log = log,
                 Err(log) => panic!(
                     "etcd did not become healthy within {HEALTH_DEADLINE:?}; its log:\n{log}"
@@ -99,6 +110,54 @@ impl EtcdServer {
     pub fn log(&self) -> String {
         self.member.log()
     }
+
+    /// `etcdctl snapshot save`: the whole keyspace at this moment, as an operator backs it
+    /// up (docs/operations.md).
+    pub fn save_snapshot(&self, to: &Path) {
+        let out = etcdctl()
+            .arg("--endpoints")
+            .arg(format!("http://{}", self.endpoint()))
+            .args(["snapshot", "save"])
+            .arg(to)
+            .output()
+            .unwrap_or_else(|e| panic!("run etcdctl ({e}): {ETCDCTL_HINT}"));
+        assert!(out.status.success(), "etcdctl snapshot save: {out:?}");
+    }
+
+    /// Stops the member, replaces its data with `snapshot` (`etcdctl snapshot restore`, as
+    /// docs/operations.md says) and starts it again on the same ports, so clients reconnect
+    /// to a store whose revisions and fencing tokens went back in time.
+    pub fn restore_snapshot(&mut self, snapshot: &Path) {
+        self.member.kill();
+        let data = self._dir.path().join(format!("{}.etcd", self.spec.name));
+        fs::remove_dir_all(&data).unwrap_or_else(|e| panic!("remove {}: {e}", data.display()));
+        let peer = format!("http://127.0.0.1:{}", self.spec.peer_port);
+        let out = etcdctl()
+            .args(["snapshot", "restore"])
+            .arg(snapshot)
+            .args(["--name", &self.spec.name])
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--initial-cluster", &self.spec.initial_cluster])
+            .args(["--initial-cluster-token", &self.spec.token])
+            .args(["--initial-advertise-peer-urls", &peer])
+            .output()
+            .unwrap_or_else(|e| panic!("run etcdctl ({e}): {ETCDCTL_HINT}"));
+        assert!(out.status.success(), "etcdctl snapshot restore: {out:?}");
+        self.member = spawn_member(self._dir.path(), self.spec.clone());
+        if let Err(log) = wait_healthy(std::slice::from_mut(&mut self.member)) {
+            panic!("etcd did not come back from the restore; its log:\n{log}");
+        }
+    }
+}
+
+/// How to get `etcdctl`, in the words of the panic message.
+const ETCDCTL_HINT: &str = "apt-get update && apt-get install -y etcd-client";
+
+fn etcdctl() -> Command {
+    let mut cmd = Command::new("etcdctl");
+    cmd.env("ETCDCTL_API", "3");
+    cmd
 }
 
 /// Several etcd members on loopback forming one cluster.
@@ -115,7 +174,7 @@ impl EtcdCluster {
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
             let dir = temp_dir();
-            let ports = free_port_vec(2 * n);
+            let ports = free_ports(2 * n);
             let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
             let initial_cluster = names
                 .iter()
@@ -169,6 +228,7 @@ impl EtcdCluster {
     }
 }
 
+#[derive(Clone)]
 struct MemberSpec {
     name: String,
     client_port: u16,
@@ -361,29 +421,4 @@ fn cluster_token() -> String {
         std::process::id(),
         SEQ.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-fn free_ports<const N: usize>() -> [u16; N] {
-    let ports = free_port_vec(N);
-    let mut out = [0u16; N];
-    out.copy_from_slice(&ports);
-    out
-}
-
-/// Ports the kernel considers free right now. All listeners are held at once so the ports are
-/// distinct; etcd binds them a moment later (a lost race is retried by the callers).
-fn free_port_vec(n: usize) -> Vec<u16> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| {
-            TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind a loopback port: {e}"))
-        })
-        .collect();
-    listeners
-        .iter()
-        .map(|l| {
-            l.local_addr()
-                .unwrap_or_else(|e| panic!("local address of a listener: {e}"))
-                .port()
-        })
-        .collect()
 }

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::image::Image;
+use crate::ports::free_port;
 
 /// MAC of the first NIC (QEMU's user network), matched by the image's network script.
 const SLIRP_MAC: &str = "52:54:00:00:00:02";
@@ -58,22 +59,6 @@ pub struct Vm {
     pub dir: PathBuf,
     child: Option<Child>,
     started: Instant,
-}
-
-/// A loopback port free right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-/// A loopback UDP port free right now.
-pub fn free_udp_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback UDP port")
 }
 
 fn qemu_img(args: &[&str]) {
@@ -303,21 +288,24 @@ impl Vm {
 
     /// Polls `check` (a shell command) until it exits 0; returns the time it took.
     pub async fn wait_until(&self, what: &str, check: &str, timeout: Duration) -> Duration {
-        let start = Instant::now();
-        loop {
-            let out = self.ssh(check).await;
-            if out.code == 0 {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "{}: {what}: not within {timeout:?}; last check `{check}`:\n{}{}",
-                self.node,
-                out.stdout,
-                out.stderr
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        crate::poll::within(timeout)
+            .every(Duration::from_millis(100))
+            .until_ok(|| async move {
+                let out = self.ssh(check).await;
+                if out.code == 0 {
+                    Ok(())
+                } else {
+                    Err(out)
+                }
+            })
+            .await
+            .map(|((), took)| took)
+            .unwrap_or_else(|out| {
+                panic!(
+                    "{}: {what}: not within {timeout:?}; last check `{check}`:\n{}{}",
+                    self.node, out.stdout, out.stderr
+                )
+            })
     }
 }
 

@@ -8,7 +8,6 @@
 //! APIs; its Mesos leader election is copied into the real ZooKeeper. The operator is
 //! pointed at all three as it would be at a cluster (`OMTD_MESOS_URL`, `OMTD_ZOOKEEPER`,
 //! `OMTD_PROMETHEUS_URL`), so its real probes and maintenance calls run.
-#![allow(dead_code)]
 
 pub mod mesos;
 
@@ -22,12 +21,15 @@ use omtd::store::Store;
 use omtd_crds::plan::{Ensure, PlanSlice, Report, ServiceState};
 use tokio_util::sync::CancellationToken;
 
-use crate::common::etcd::EtcdServer;
-use crate::common::zookeeper::ZooKeeperServer;
+use crate::etcd::EtcdServer;
+use crate::zookeeper::ZooKeeperServer;
 use omtd::sim::remote::RemoteHost;
 use omtd::sim::SimWorld;
 
-pub const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples/cluster.yaml");
+pub const EXAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../deploy/examples/cluster.yaml"
+);
 pub const CLUSTER: &str = "e2e";
 
 /// The nodes of `deploy/examples/cluster.yaml`.
@@ -169,8 +171,15 @@ impl World {
         world
     }
 
+    /// Stops the operator (SIGTERM: it resigns at once).
+    pub fn stop_operator(&mut self) {
+        if let Some(mut p) = self.operator.take() {
+            p.stop();
+        }
+    }
+
     /// `omtd operator` with its probes on the sim world's endpoints and the real ZooKeeper.
-    fn start_operator(&mut self, extra: &[&str]) {
+    pub fn start_operator(&mut self, extra: &[&str]) {
         let (user, secret) = mesos::PROBE_PRINCIPAL;
         let mesos_url = self
             .sim
@@ -183,7 +192,7 @@ impl World {
             .expect("the monitor's sim endpoint");
         let log =
             std::fs::File::create(self.dir.path().join("operator.log")).expect("operator log file");
-        let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("omtd"))
+        let child = std::process::Command::new(crate::omtd_bin())
             .env("OMTD_STORE", self.etcd.url())
             .env("OMTD_CLUSTER", CLUSTER)
             .env("OMTD_MESOS_URL", mesos_url)
@@ -213,7 +222,7 @@ impl World {
         let api_file = self.dir.path().join(format!("{node}.api"));
         let log = std::fs::File::create(self.dir.path().join(format!("{node}.log")))
             .expect("agent log file");
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("omtd"));
+        let mut command = std::process::Command::new(crate::omtd_bin());
         command
             .env("OMTD_STORE", self.etcd.url())
             .env("OMTD_CLUSTER", CLUSTER)
@@ -467,25 +476,29 @@ impl World {
 
     /// Waits until every node with an agent is converged; returns how long it took.
     pub async fn wait_converged(&self, timeout: Duration) -> Duration {
-        let start = Instant::now();
-        loop {
-            let mut pending = Vec::new();
-            for node in self.machines.keys() {
-                if let Some(why) = self.not_converged(node).await {
-                    pending.push(format!("{node}: {why}"));
+        crate::poll::within(timeout)
+            .every(Duration::from_millis(50))
+            .until_ok(|| async {
+                let mut pending = Vec::new();
+                for node in self.machines.keys() {
+                    if let Some(why) = self.not_converged(node).await {
+                        pending.push(format!("{node}: {why}"));
+                    }
                 }
-            }
-            if pending.is_empty() {
-                return start.elapsed();
-            }
-            if start.elapsed() > timeout {
+                if pending.is_empty() {
+                    Ok(())
+                } else {
+                    Err(pending)
+                }
+            })
+            .await
+            .map(|((), took)| took)
+            .unwrap_or_else(|pending| {
                 panic!(
                     "not converged after {timeout:?}:\n  {}",
                     pending.join("\n  ")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+                )
+            })
     }
 }
 
@@ -510,21 +523,6 @@ impl World {
             hosts.as_secs_f64(),
             status.as_secs_f64()
         );
-    }
-}
-
-/// Polls `f` every 10 ms until it holds; returns how long it took, panicking with `what`
-/// after `timeout`.
-pub async fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) -> Duration {
-    let start = Instant::now();
-    loop {
-        if f() {
-            return start.elapsed();
-        }
-        if start.elapsed() > timeout {
-            panic!("{what}: not within {timeout:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

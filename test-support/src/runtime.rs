@@ -1,10 +1,9 @@
-//! Helpers for the runtime and operator tests (`mod runtime_support;`): stores of both
-//! backends, a probe controller that records what it saw, polling, and a raw HTTP GET.
-#![allow(dead_code)]
+//! The runtime and operator tests' rig: stores of both backends, a probe controller that
+//! records what it saw, and a raw HTTP GET.
 
 use std::collections::HashSet;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -14,14 +13,14 @@ use tokio::time::Instant;
 
 /// A store of the named backend; the guard keeps its server or file alive.
 pub enum Guard {
-    Etcd(crate::common::etcd::EtcdServer),
+    Etcd(crate::etcd::EtcdServer),
     Sqlite(tempfile::TempDir),
 }
 
 pub async fn store(backend: &str) -> (Arc<dyn Store>, Guard) {
     match backend {
         "etcd" => {
-            let server = crate::common::etcd::EtcdServer::start();
+            let server = crate::etcd::EtcdServer::start();
             let store = EtcdStore::connect(&server.endpoints())
                 .await
                 .expect("connect to the test etcd");
@@ -115,32 +114,12 @@ impl Controller for Probe {
             std::thread::sleep(self.work);
         }
         if self.failing.lock().unwrap().contains(key) {
-            return Err(ReconcileError::Failed(format!("{key} is set to fail")));
+            return Err(ReconcileError::Other(
+                format!("{key} is set to fail").into(),
+            ));
         }
         Ok(Outcome::default())
     }
-}
-
-/// Polls `f` every 5 ms until it holds or `timeout` passes; returns whether it held.
-pub async fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
-/// A loopback port free right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 /// `GET path` on 127.0.0.1:port: (status code, body); `None` if nothing answers.

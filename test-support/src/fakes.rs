@@ -1,11 +1,9 @@
-//! HTTP test servers on loopback that answer like the real services (Mesos 1.4 master,
-//! Chronos, Prometheus, the registry behind Apache), for `tests/probes_http.rs`.
+//! HTTP test servers on loopback that answer like the real services (Chronos, Prometheus,
+//! the registry behind Apache), for `tests/probes_http.rs`. The Mesos master is the sim
+//! world's (see [`crate::mesos`]).
 //!
 //! Each fake is one axum fallback handler matching on method and path: the point is the
 //! documented JSON and status codes, not routing.
-#![allow(dead_code)]
-
-pub mod mesos;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,8 +44,7 @@ pub async fn silent_server() -> SocketAddr {
 
 /// A loopback port with nothing listening (bound, then released).
 pub fn closed_port() -> SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr")
+    SocketAddr::from(([127, 0, 0, 1], crate::ports::free_port()))
 }
 
 pub fn basic(user: &str, pass: &str) -> String {

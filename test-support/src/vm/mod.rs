@@ -2,7 +2,6 @@
 //! VMs each running the freshly built `omtd agent` under systemd, reaching the etcd at
 //! 10.0.2.2 (QEMU's address for the host), and the `omtd` binary for every user action.
 //! See `docs/testing.md`.
-#![allow(dead_code)]
 
 pub mod image;
 pub mod machine;
@@ -11,7 +10,7 @@ pub mod steps;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use omtd::operator::Options;
 use omtd::resources::{Keys, Repo};
@@ -21,7 +20,7 @@ use omtd_crds::plan::{Report, ResourceState};
 use omtd_crds::{ConditionStatus, Kind};
 use tokio_util::sync::CancellationToken;
 
-use crate::common::etcd::EtcdServer;
+use crate::etcd::EtcdServer;
 use machine::Vm;
 
 pub const CLUSTER: &str = "vm";
@@ -94,7 +93,7 @@ impl Rig {
 
     /// Runs the `omtd` binary against the rig's store; panics unless it exits 0.
     pub async fn omtd(&self, args: &[&str]) -> String {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_omtd"))
+        let out = tokio::process::Command::new(crate::omtd_bin())
             .env("OMTD_STORE", self.etcd.url())
             .env("OMTD_CLUSTER", CLUSTER)
             .current_dir(&self.dir)
@@ -144,24 +143,29 @@ impl Rig {
     /// Waits until every one of `nodes` reports converged. The manager is a record without
     /// a VM, so the whole cluster never converges: each VM's own report is what counts.
     pub async fn wait_converged(&self, nodes: &[&str], timeout: Duration) -> Duration {
-        let start = Instant::now();
-        loop {
-            let mut pending = Vec::new();
-            for n in nodes {
-                if let Some(why) = self.not_converged(n).await {
-                    pending.push(format!("{n}: {why}"));
+        crate::poll::within(timeout)
+            .every(Duration::from_millis(100))
+            .until_ok(|| async {
+                let mut pending = Vec::new();
+                for n in nodes {
+                    if let Some(why) = self.not_converged(n).await {
+                        pending.push(format!("{n}: {why}"));
+                    }
                 }
-            }
-            if pending.is_empty() {
-                return start.elapsed();
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "not converged within {timeout:?}:\n  {}",
-                pending.join("\n  ")
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+                if pending.is_empty() {
+                    Ok(())
+                } else {
+                    Err(pending)
+                }
+            })
+            .await
+            .map(|((), took)| took)
+            .unwrap_or_else(|pending| {
+                panic!(
+                    "not converged within {timeout:?}:\n  {}",
+                    pending.join("\n  ")
+                )
+            })
     }
 
     /// A Volume's `Ready` condition: (status, reason, message).
@@ -184,20 +188,21 @@ impl Rig {
         reason: &str,
         timeout: Duration,
     ) -> String {
-        let start = Instant::now();
-        loop {
-            let c = self.volume_ready(name).await;
-            if let Some((s, r, m)) = &c {
-                if *s == status && r == reason {
-                    return m.clone();
+        crate::poll::within(timeout)
+            .every(Duration::from_millis(100))
+            .until_ok(|| async {
+                match self.volume_ready(name).await {
+                    Some((s, r, m)) if s == status && r == reason => Ok(m),
+                    last => Err(last),
                 }
-            }
-            assert!(
-                start.elapsed() < timeout,
-                "volume/{name}: Ready never {status:?}/{reason} within {timeout:?}; last {c:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+            })
+            .await
+            .map(|(m, _)| m)
+            .unwrap_or_else(|c| {
+                panic!(
+                    "volume/{name}: Ready never {status:?}/{reason} within {timeout:?}; last {c:?}"
+                )
+            })
     }
 }
 
@@ -226,7 +231,7 @@ pub fn prepare_share(dir: &Path, etcd_port: u16) -> PathBuf {
     let out = std::process::Command::new("strip")
         .args(["--strip-debug", "-o"])
         .arg(&bin)
-        .arg(env!("CARGO_BIN_EXE_omtd"))
+        .arg(crate::omtd_bin())
         .output()
         .expect("run strip (binutils)");
     assert!(
@@ -240,10 +245,7 @@ pub fn prepare_share(dir: &Path, etcd_port: u16) -> PathBuf {
     )
     .expect("env file");
     std::fs::copy(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/deploy/systemd/omtd-agent@.service"
-        ),
+        crate::repo_file("deploy/systemd/omtd-agent@.service"),
         share.join("omtd-agent@.service"),
     )
     .expect("copy the agent unit");
