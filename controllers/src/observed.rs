@@ -257,8 +257,12 @@ impl MesosTask {
 }
 
 /// The task states in which a task still runs (or may still run) on its agent.
-pub const RUNNING_TASK_STATES: [&str; 4] =
-    ["TASK_STAGING", "TASK_STARTING", "TASK_RUNNING", "TASK_KILLING"];
+pub const RUNNING_TASK_STATES: [&str; 4] = [
+    "TASK_STAGING",
+    "TASK_STARTING",
+    "TASK_RUNNING",
+    "TASK_KILLING",
+];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MesosFramework {

@@ -83,7 +83,11 @@ fn tasks_running_keep_the_machine_draining_not_down() {
     let r = record(&objs);
     assert_eq!(r.running_tasks, 2);
     assert_eq!(r.tasks, ["galaxy-job-t1 (t1)", "galaxy-job-t2 (t2)"]);
-    assert_eq!(r.deadline.as_deref(), Some("2023-11-14T23:13:20Z"), "start + 1h");
+    assert_eq!(
+        r.deadline.as_deref(),
+        Some("2023-11-14T23:13:20Z"),
+        "start + 1h"
+    );
     assert!(r.down_because.is_empty());
     let out = round(&mut objs, &o);
     assert!(message(&out, &node_key(NODE), "Ready").contains("2 task(s) to end"));
@@ -197,7 +201,11 @@ fn a_machine_mesos_has_down_already_moves_on() {
         m.down_machines.push(ADDR.into());
     }
     let out = round(&mut objs, &o);
-    assert_eq!(mode(&out), MachineMode::Down, "never up again, never re-drained");
+    assert_eq!(
+        mode(&out),
+        MachineMode::Down,
+        "never up again, never re-drained"
+    );
     assert_eq!(record(&objs).phase, RemovalPhase::Draining);
     round(&mut objs, &o);
     assert_eq!(record(&objs).phase, RemovalPhase::Stopping);

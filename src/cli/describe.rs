@@ -187,7 +187,12 @@ fn describe(obj: &Object, snapshot: &ObjectsAt, show_secrets: bool) -> String {
 /// and the deadline after which the machine goes down anyway (killing them).
 fn removal_section(out: &mut String, r: &omtd_controllers::removal::NodeRemovalRecord) {
     let _ = writeln!(out, "Removal:");
-    let _ = writeln!(out, "  Phase:        {} (since {})", r.phase.as_str(), r.since);
+    let _ = writeln!(
+        out,
+        "  Phase:        {} (since {})",
+        r.phase.as_str(),
+        r.since
+    );
     if let Some(deadline) = &r.deadline {
         let _ = writeln!(out, "  Deadline:     {deadline}");
     }

@@ -333,7 +333,10 @@ mod tests {
         assert_eq!(ids(&a.down), ["10.0.0.22", "10.0.0.23"]);
         assert_eq!(ids(&a.up), ["10.0.0.24"]);
         assert_eq!(ids(&a.unschedule), ["10.0.0.25"]);
-        assert!(a.deactivate.is_empty() && a.reactivate.is_empty(), "1.4: no v1 calls");
+        assert!(
+            a.deactivate.is_empty() && a.reactivate.is_empty(),
+            "1.4: no v1 calls"
+        );
         assert!(actions(&wanted[..1], &mesos).is_empty());
     }
 

@@ -165,9 +165,7 @@ impl NodeRemovalStep {
     pub(super) fn with_machine(mut self) -> NodeRemovalStep {
         self.machine = match self.phase {
             None => MachineMode::Up,
-            Some(RemovalPhase::Draining) if self.down_because.is_empty() => {
-                MachineMode::Draining
-            }
+            Some(RemovalPhase::Draining) if self.down_because.is_empty() => MachineMode::Draining,
             Some(_) => MachineMode::Down,
         };
         self
