@@ -12,7 +12,7 @@ use omtd::agent::drivers::sim::Fault;
 use omtd::probes::mesos::MesosMaster;
 use omtd::probes::{BasicAuth, HttpProbe, HttpTarget, ProbeConfig};
 use omtd_crds::{ConditionStatus, Kind, Status};
-use omtd_test_support::e2e::mesos::PROBE_PRINCIPAL;
+use omtd_test_support::e2e::mesos::{assert_ordered_recovery, FAST_RECOVERY, PROBE_PRINCIPAL};
 use omtd_test_support::e2e::{text, Setup, World, EXAMPLE, NODES};
 use omtd_test_support::poll;
 
@@ -21,20 +21,6 @@ const CONVERGE: Duration = Duration::from_secs(30);
 fn log(step: &str, took: Duration) {
     eprintln!("[e2e] {step}: {:.2}s", took.as_secs_f64());
 }
-
-/// The leader guard's recovery, shortened from minutes to seconds.
-const FAST_RECOVERY: [&str; 10] = [
-    "--recovery-grace",
-    "1s",
-    "--recovery-step-timeout",
-    "20s",
-    "--recovery-backoff",
-    "1s",
-    "--recovery-max-backoff",
-    "5s",
-    "--recovery-attempts",
-    "3",
-];
 
 async fn status(w: &World, kind: Kind, name: &str) -> Option<Status> {
     let kv = w.store.get(&w.keys.status(kind, name)).await.ok()??;
@@ -277,25 +263,8 @@ async fn runbook_with_mesos() {
         .await;
     log("Chronos disconnected: recovered", start.elapsed());
     let log_m: Vec<String> = manager.log()[from..].to_vec();
-    let at = |line: &str| log_m.iter().position(|l| l == line);
-    let (stop_master, stop_chronos) = (at("stop mesos-master"), at("stop chronos"));
-    let start_master = at("start mesos-master");
-    let start_chronos = at("start chronos");
-    assert!(
-        stop_master.is_some() && stop_chronos.is_some(),
-        "stop all first: {log_m:?}"
-    );
-    assert!(
-        start_master > stop_master.max(stop_chronos) && start_chronos > start_master,
-        "master, then Chronos: {log_m:?}"
-    );
     let log_w: Vec<String> = w.host("node1.omtd").log()[worker_from..].to_vec();
-    let stop_agent = log_w.iter().position(|l| l == "stop mesos-slave");
-    let start_agent = log_w.iter().position(|l| l == "start mesos-slave");
-    assert!(
-        stop_agent.is_some() && start_agent > stop_agent,
-        "the agents stopped, then started last: {log_w:?}"
-    );
+    assert_ordered_recovery(&log_m, &log_w);
     log("Chronos disconnected: converged", status_wait(&w).await);
     // What a person sees: the recovery recorded on the Cluster, and its events.
     let described = w.omtd(&["describe", "cluster", "omtd"]).await;

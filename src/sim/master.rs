@@ -9,6 +9,7 @@
 //!   leader's ensemble and it authenticates: its credential (principal and secret) equals
 //!   one of the leader's credentials exactly. Without a credential it registers only if
 //!   the leader does not set `authenticate_agents`. A DOWN machine's agent is removed.
+//!   A hung mesos-slave (running, doing nothing: see `Fault::HangService`) is not registered.
 //! - Chronos (`chronos` running) registers as a framework under the same rule, with the
 //!   principal and secret file its launcher passes (see `config`); frameworks authenticate
 //!   only when given a principal, and Mesos 1.4 does not require it unless
@@ -74,7 +75,9 @@ pub fn view(
     let agents_required = config::flag_true(&lnode.host, "/etc/mesos-master/authenticate_agents");
     let frameworks_required =
         config::flag_true(&lnode.host, "/etc/mesos-master/authenticate_frameworks");
-    let running = |n: &SimNode, svc: &str| n.host.service(svc).is_some_and(|s| s.running);
+    // A hung service runs but never talks to the master.
+    let running =
+        |n: &SimNode, svc: &str| n.host.service(svc).is_some_and(|s| s.running && !s.hung);
     let reaches = |name: &str| ensemble_of(nodes, name).as_ref() == Some(ensemble);
 
     let mut agents = Vec::new();

@@ -16,6 +16,10 @@ pub enum Fault {
     KillService {
         name: String,
     },
+    /// The running service hangs: still active, doing nothing until its next start.
+    HangService {
+        name: String,
+    },
     /// Someone starts a service by hand, unmasking it first.
     StartStray {
         name: String,
@@ -72,6 +76,7 @@ impl SimHost {
     pub fn inject(&self, fault: &Fault) {
         match fault {
             Fault::KillService { name } => self.kill_service(name),
+            Fault::HangService { name } => self.hang_service(name),
             Fault::StartStray { name } => self.start_stray(name),
             Fault::CrashOnStart { name, crash } => self.set_crash_on_start(name, *crash),
             Fault::EditFile { path, content } => self.edit_file(path, content.as_bytes()),
@@ -104,5 +109,26 @@ mod tests {
         let svc = host.service("mesos-master").expect("installed");
         assert!(svc.running && !svc.masked);
         assert_eq!(serde_json::to_string(&fault).expect("serializes"), json);
+    }
+
+    #[test]
+    fn a_hung_service_keeps_running_until_its_next_start() {
+        use crate::agent::drivers::Services;
+        let mut host = SimHost::new();
+        host.install_service("mesos-slave");
+        host.inject(&Fault::HangService {
+            name: "mesos-slave".into(),
+        });
+        // Not running: nothing to hang.
+        assert!(!host.service("mesos-slave").expect("installed").hung);
+        host.start("mesos-slave").expect("starts");
+        host.inject(&Fault::HangService {
+            name: "mesos-slave".into(),
+        });
+        let svc = host.service("mesos-slave").expect("installed");
+        assert!(svc.running && svc.hung, "{svc:?}");
+        host.restart("mesos-slave").expect("restarts");
+        let svc = host.service("mesos-slave").expect("installed");
+        assert!(svc.running && !svc.hung, "{svc:?}");
     }
 }

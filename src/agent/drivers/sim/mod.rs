@@ -35,6 +35,10 @@ pub struct SimService {
     pub masked: bool,
     /// Dies right after every start (a crash loop).
     pub crash_on_start: bool,
+    /// Hung: the process runs (systemd sees it active) but does nothing, e.g. a
+    /// mesos-slave that no longer talks to the master. The next start clears it.
+    #[serde(default)]
+    pub hung: bool,
     /// How many times it was started or restarted.
     pub starts: u64,
     /// Changes at every start, like a real pid.
@@ -223,6 +227,15 @@ impl SimHost {
             svc.crash_on_start = crash;
             if crash {
                 svc.running = false;
+            }
+        });
+    }
+
+    /// The service's running process hangs: still active, doing nothing until restarted.
+    pub fn hang_service(&self, name: &str) {
+        self.fault(|s| {
+            if let Some(svc) = s.services.get_mut(name).filter(|svc| svc.running) {
+                svc.hung = true;
             }
         });
     }

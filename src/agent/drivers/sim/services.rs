@@ -31,6 +31,7 @@ fn start(svc: &mut super::SimService, pid: u64, name: &str) -> Result<()> {
     svc.starts += 1;
     svc.pid = pid;
     svc.running = !svc.crash_on_start;
+    svc.hung = false;
     Ok(())
 }
 
