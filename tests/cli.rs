@@ -424,8 +424,9 @@ fn delete_refuses_to_break_references() {
     // Still there, so its credential is still referenced.
     let r = env.omtd(&["delete", "cred", "node1.omtd"]);
     assert_ne!(r.code, 0);
-    // --now keeps the immediate delete, for a record with nothing to retire.
-    let r = env.omtd(&["delete", "node", "node1.omtd", "--now"]);
+    // --force keeps the immediate delete, for a record with nothing to retire (--now is
+    // now the retire-and-kill-tasks path).
+    let r = env.omtd(&["delete", "node", "node1.omtd", "--force"]);
     assert_eq!(
         (r.code, r.stdout.as_str()),
         (0, "node/node1.omtd deleted\n"),

@@ -68,12 +68,16 @@ async fn mesos_state_reads_leader_agents_frameworks_and_maintenance() {
             leader: Some("manager.omtd".into()),
             agents: vec![
                 MesosAgent {
+                    id: "a1b2c3d4-0000-4000-8000-000000000001-S0".into(),
                     hostname: "node1.omtd".into(),
-                    active: true
+                    active: true,
+                    deactivated: false,
                 },
                 MesosAgent {
+                    id: "a1b2c3d4-0000-4000-8000-000000000001-S1".into(),
                     hostname: "node2.omtd".into(),
-                    active: false
+                    active: false,
+                    deactivated: false,
                 },
             ],
             frameworks: vec![
@@ -89,6 +93,8 @@ async fn mesos_state_reads_leader_agents_frameworks_and_maintenance() {
             // A machine known by IP only is named by its IP.
             down_machines: vec!["10.0.0.14".into()],
             draining_machines: vec!["node3.omtd".into()],
+            version: Some("1.4.1".into()),
+            tasks: vec![],
         }
     );
     assert!(state.agent_active(&["node1.omtd", "10.0.0.11"]));

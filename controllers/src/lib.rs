@@ -44,7 +44,9 @@ pub mod time;
 pub use declaration::Declaration;
 pub use desired::Desired;
 pub use error::Error;
-pub use observed::{AgentLiveness, MasterEntry, MesosAgent, MesosFramework, MesosState, Observed};
+pub use observed::{
+    AgentLiveness, MasterEntry, MesosAgent, MesosFramework, MesosState, MesosTask, Observed,
+};
 pub use output::{EventType, Intent, MachineMode, MachineWish, Notice};
 pub use settings::{RecoveryPolicy, Settings};
 

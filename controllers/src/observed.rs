@@ -148,6 +148,11 @@ pub struct MesosState {
     pub down_machines: Vec<String>,
     /// Machines scheduled for maintenance and still draining.
     pub draining_machines: Vec<String>,
+    /// The leading master's version (`/master/state` `version`, e.g. `1.4.1`).
+    pub version: Option<String>,
+    /// The tasks still running (STAGING, STARTING, RUNNING, KILLING): a drain waits for
+    /// these to end before it marks their machine down, which would kill them.
+    pub tasks: Vec<MesosTask>,
 }
 
 impl MesosState {
@@ -168,15 +173,98 @@ impl MesosState {
             .iter()
             .any(|m| names.contains(&m.as_str()))
     }
+
+    /// The registered agent called one of `names`.
+    pub fn agent(&self, names: &[&str]) -> Option<&MesosAgent> {
+        self.agents
+            .iter()
+            .find(|a| names.contains(&a.hostname.as_str()))
+    }
+
+    /// The tasks still running on the agent called one of `names` (matched by the agent's
+    /// id when the task names no hostname: an agent's tasks name it by id only).
+    pub fn tasks_on(&self, names: &[&str]) -> Vec<&MesosTask> {
+        let id = self.agent(names).map(|a| a.id.as_str());
+        self.tasks
+            .iter()
+            .filter(|t| {
+                t.agent_hostname
+                    .as_deref()
+                    .is_some_and(|h| names.contains(&h))
+                    || (id.is_some_and(|i| !i.is_empty() && t.agent_id == i))
+            })
+            .collect()
+    }
+
+    /// Whether the master has the v1 operator API's `DEACTIVATE_AGENT` (Mesos >= 1.9). An
+    /// unknown or unparsable version counts as older: the call is only an extra.
+    pub fn has_deactivate_agent(&self) -> bool {
+        self.version
+            .as_deref()
+            .and_then(major_minor)
+            .is_some_and(|v| v >= (1, 9))
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `1.9.0` → (1, 9); anything else → `None`.
+fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut parts = version.trim().split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts
+        .next()?
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()?;
+    Some((major, minor))
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MesosAgent {
+    /// The agent's id (`slaves[].id`): what the v1 operator API names it by.
+    pub id: String,
     pub hostname: String,
     pub active: bool,
+    /// Deactivated by the operator API (`DEACTIVATE_AGENT`, Mesos >= 1.9): no offers.
+    pub deactivated: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A task the master lists as still running.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MesosTask {
+    pub id: String,
+    pub name: String,
+    /// The framework's name (empty for a task whose framework has not re-registered).
+    pub framework: String,
+    /// The agent it runs on, by id (`slave_id`).
+    pub agent_id: String,
+    /// That agent's hostname, when the master lists the agent.
+    pub agent_hostname: Option<String>,
+    /// `TASK_RUNNING`, ...
+    pub state: String,
+}
+
+impl MesosTask {
+    /// `name (id)`, or the id alone when the task has no name, for messages.
+    pub fn label(&self) -> String {
+        if self.name.is_empty() || self.name == self.id {
+            self.id.clone()
+        } else {
+            format!("{} ({})", self.name, self.id)
+        }
+    }
+}
+
+/// The task states in which a task still runs (or may still run) on its agent.
+pub const RUNNING_TASK_STATES: [&str; 4] = [
+    "TASK_STAGING",
+    "TASK_STARTING",
+    "TASK_RUNNING",
+    "TASK_KILLING",
+];
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MesosFramework {
     pub name: String,
     pub active: bool,
@@ -193,4 +281,59 @@ pub struct MasterEntry {
 /// The entry that leads: the lowest sequence.
 pub fn zk_leader(entries: &[MasterEntry]) -> Option<&MasterEntry> {
     entries.iter().min_by_key(|e| e.sequence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_from_1_9_have_deactivate_agent() {
+        let at = |v: Option<&str>| MesosState {
+            version: v.map(str::to_owned),
+            ..MesosState::default()
+        };
+        assert!(!at(Some("1.4.1")).has_deactivate_agent());
+        assert!(at(Some("1.9.0")).has_deactivate_agent());
+        assert!(at(Some("1.11.0-rc1")).has_deactivate_agent());
+        assert!(at(Some("2.0")).has_deactivate_agent());
+        assert!(!at(Some("garbage")).has_deactivate_agent());
+        assert!(!at(None).has_deactivate_agent());
+    }
+
+    #[test]
+    fn tasks_on_matches_hostname_or_agent_id() {
+        let m = MesosState {
+            agents: vec![MesosAgent {
+                id: "S1".into(),
+                hostname: "10.0.0.23".into(),
+                active: true,
+                deactivated: false,
+            }],
+            tasks: vec![
+                MesosTask {
+                    id: "a".into(),
+                    agent_id: "S1".into(),
+                    ..MesosTask::default()
+                },
+                MesosTask {
+                    id: "b".into(),
+                    agent_hostname: Some("10.0.0.23".into()),
+                    ..MesosTask::default()
+                },
+                MesosTask {
+                    id: "c".into(),
+                    agent_id: "S2".into(),
+                    ..MesosTask::default()
+                },
+            ],
+            ..MesosState::default()
+        };
+        let ids: Vec<&str> = m
+            .tasks_on(&["node3.omtd", "10.0.0.23"])
+            .iter()
+            .map(|t| t.id.as_str())
+            .collect();
+        assert_eq!(ids, ["a", "b"]);
+    }
 }

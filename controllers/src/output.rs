@@ -91,14 +91,22 @@ pub struct MachineWish {
     pub hostname: String,
     pub ip: String,
     pub mode: MachineMode,
+    /// When the machine is to become unavailable (the drain deadline): the start of its
+    /// maintenance window, which frameworks see in their inverse offers. `None`: now.
+    pub unavailable_from: Option<SystemTime>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MachineMode {
     /// In service: no maintenance scheduled (`/master/machine/up` if it was down).
+    #[default]
     Up,
-    /// Scheduled for maintenance now and marked down (`/master/maintenance/schedule`, then
-    /// `/master/machine/down`): Mesos stops using it and its tasks end.
+    /// Scheduled for maintenance from now (`/master/maintenance/schedule`: DRAINING, with
+    /// an unavailability window) but not down: its running tasks go on. On a master that
+    /// has it (>= 1.9) the agent is also deactivated so no new task lands there.
+    Draining,
+    /// Scheduled and marked down (`/master/machine/down`): Mesos kills every task still on
+    /// it (TASK_LOST). Asked only once no task runs there or the drain timed out.
     Down,
 }
 

@@ -16,14 +16,21 @@ use omtd_crds::Status;
 /// Set to `"true"` by the CLI to ask for a node's removal.
 pub const DELETING_ANNOTATION: &str = "omtd/deleting";
 
+/// A node's own drain timeout (humantime: `30m`, `2h`, `0s`), overriding the operator's
+/// `--drain-timeout`. `0s` (what `omtd delete node X --now` sets) means "do not wait for
+/// the running tasks: kill them now".
+pub const DRAIN_TIMEOUT_ANNOTATION: &str = "omtd/drain-timeout";
+
 /// Key of the removal record in a node's `status`.
 pub const STATUS_KEY: &str = "removal";
 
 /// Phases, in order. A controller acts on "at or past" a phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum RemovalPhase {
-    /// Mesos maintenance: the machine is scheduled and marked down, so Mesos stops
-    /// offering it and its tasks end (runbook: the node "is not connected anymore").
+    /// Mesos maintenance: the machine is scheduled (DRAINING, with an unavailability
+    /// window) while tasks still run on its agent, then marked down once none does, the
+    /// drain timeout passed, or Mesos already has it down (runbook: the node "is not
+    /// connected anymore"). Marking down kills what still runs, so it waits.
     Draining,
     /// Its Mesos agent and node exporter are stopped, cAdvisor removed, the database share
     /// unmounted (runbook: "stop the exporter service").
@@ -63,6 +70,23 @@ pub struct NodeRemovalRecord {
     /// What the phase waits for, for `omtd describe`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub waiting_for: String,
+    /// Draining: RFC 3339 time after which the machine goes down even with tasks on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// Draining: how many tasks still ran on the agent at the last look.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub running_tasks: usize,
+    /// Draining: a few of them, `name (id)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tasks: Vec<String>,
+    /// Draining: why the machine was asked down, once it was (no task left, deadline
+    /// passed, `--now`). Kept so the ask is not taken back and its notice comes once.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub down_because: String,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl NodeRemovalRecord {

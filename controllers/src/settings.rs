@@ -21,6 +21,10 @@ pub struct Settings {
     pub apache_user: String,
     /// Owner e-mail Galaxy's Chronos runner puts on the jobs it submits.
     pub chronos_job_owner: String,
+    /// How long a worker's removal waits for the tasks on its agent to end before it marks
+    /// the machine down anyway (which kills them). A node's `omtd/drain-timeout`
+    /// annotation overrides it.
+    pub drain_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -34,6 +38,7 @@ impl Default for Settings {
             galaxy_user: "galaxy".into(),
             apache_user: "www-data".into(),
             chronos_job_owner: "galaxy@localhost".into(),
+            drain_timeout: Duration::from_secs(60 * 60),
         }
     }
 }

@@ -165,6 +165,12 @@ fn describe(obj: &Object, snapshot: &ObjectsAt, show_secrets: bool) -> String {
             let _ = writeln!(out, "Observed Generation: {}", status.observed_generation);
         }
     }
+    if let Some(r) = shown
+        .status()
+        .and_then(omtd_controllers::removal::NodeRemovalRecord::from_status)
+    {
+        removal_section(&mut out, &r);
+    }
     // What a controller is doing about the object (a removal's phase, a volume's step and
     // percent, the leader guard's recovery), as the controllers record it in status.
     if let Some(status) = shown.status().filter(|s| !s.extra.is_empty()) {
@@ -175,6 +181,35 @@ fn describe(obj: &Object, snapshot: &ObjectsAt, show_secrets: bool) -> String {
         }
     }
     out
+}
+
+/// A node's removal: its phase, and while it drains the tasks still running on its agent
+/// and the deadline after which the machine goes down anyway (killing them).
+fn removal_section(out: &mut String, r: &omtd_controllers::removal::NodeRemovalRecord) {
+    let _ = writeln!(out, "Removal:");
+    let _ = writeln!(
+        out,
+        "  Phase:        {} (since {})",
+        r.phase.as_str(),
+        r.since
+    );
+    if let Some(deadline) = &r.deadline {
+        let _ = writeln!(out, "  Deadline:     {deadline}");
+    }
+    if r.phase == omtd_controllers::removal::RemovalPhase::Draining {
+        let more = r.running_tasks.saturating_sub(r.tasks.len());
+        let mut tasks = r.tasks.join(", ");
+        if more > 0 {
+            tasks.push_str(&format!(" and {more} more"));
+        }
+        let _ = writeln!(out, "  Tasks running: {} {tasks}", r.running_tasks);
+    }
+    if !r.down_because.is_empty() {
+        let _ = writeln!(out, "  Down because: {}", r.down_because);
+    }
+    if !r.waiting_for.is_empty() {
+        let _ = writeln!(out, "  Waiting for:  {}", r.waiting_for);
+    }
 }
 
 /// Objects that refer to this one (nodes using a credential, volumes on a node).

@@ -64,6 +64,10 @@ pub struct OperatorArgs {
     /// How long an agent's heartbeat may be gone before its node is AgentLost.
     #[arg(long, default_value = "40s", value_parser = parse_duration)]
     pub agent_grace: Duration,
+    /// How long a worker's removal waits for the tasks on its Mesos agent to end before it
+    /// marks the machine down anyway (killing them). Per node: annotation omtd/drain-timeout.
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    pub drain_timeout: Duration,
     /// Leader guard: how long Chronos or an agent may stay disconnected before the ordered
     /// recovery (stop all, master, Chronos, agents) starts.
     #[arg(long, default_value = "2m", value_parser = parse_duration)]
@@ -125,6 +129,7 @@ pub async fn run(repo: &Repo, args: OperatorArgs) -> anyhow::Result<ExitCode> {
     };
     let mut options = Options::new(args.metrics_addr, config).with_targets(&targets)?;
     options.settings.agent_grace = args.agent_grace;
+    options.settings.drain_timeout = args.drain_timeout;
     if args.recovery_backoff.is_zero()
         || args.recovery_backoff > args.recovery_max_backoff
         || args.recovery_attempts == 0

@@ -152,6 +152,41 @@ impl MesosMaster {
             .await
     }
 
+    /// v1 operator API `DEACTIVATE_AGENT` (Mesos >= 1.9): the master sends the agent no
+    /// more offers; its running tasks are not touched. Idempotent on the Mesos side.
+    /// (Not `DRAIN_AGENT`, which kills the tasks.)
+    pub async fn deactivate_agent(&self, agent_id: &str) -> Result<(), ProbeError> {
+        self.operator_call("DEACTIVATE_AGENT", "deactivate_agent", agent_id)
+            .await
+    }
+
+    /// v1 operator API `REACTIVATE_AGENT`: offers resume (a drain cancelled).
+    pub async fn reactivate_agent(&self, agent_id: &str) -> Result<(), ProbeError> {
+        self.operator_call("REACTIVATE_AGENT", "reactivate_agent", agent_id)
+            .await
+    }
+
+    async fn operator_call(
+        &self,
+        kind: &'static str,
+        field: &'static str,
+        agent_id: &str,
+    ) -> Result<(), ProbeError> {
+        let url = self.target.url("/api/v1");
+        let body = serde_json::json!({
+            "type": kind,
+            field: {"agent_id": {"value": agent_id}},
+        });
+        let probe = if kind == "DEACTIVATE_AGENT" {
+            "mesos.agent.deactivate"
+        } else {
+            "mesos.agent.reactivate"
+        };
+        self.http
+            .run(probe, &url, self.post(url.clone(), &body))
+            .await
+    }
+
     async fn post_schedule(
         &self,
         leader: &Url,

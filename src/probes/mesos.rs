@@ -11,7 +11,9 @@
 use reqwest::{Method, StatusCode, Url};
 use serde::Deserialize;
 
-use omtd_controllers::observed::{MesosAgent, MesosFramework, MesosState};
+use omtd_controllers::observed::{
+    MesosAgent, MesosFramework, MesosState, MesosTask, RUNNING_TASK_STATES,
+};
 
 use super::http::{redirect_target, Answer};
 use super::{HttpProbe, HttpTarget, ProbeError};
@@ -122,6 +124,9 @@ fn leader_from_redirect(answer: &Answer) -> Result<Url, ProbeError> {
 
 #[derive(Debug, Deserialize)]
 struct StateJson {
+    /// The master's release, `1.4.1`.
+    #[serde(default)]
+    version: Option<String>,
     /// The leader's PID, `master@10.0.0.1:5050`; absent while no leader is elected.
     #[serde(default)]
     leader: Option<String>,
@@ -131,6 +136,10 @@ struct StateJson {
     slaves: Vec<SlaveJson>,
     #[serde(default)]
     frameworks: Vec<FrameworkJson>,
+    /// Tasks of frameworks that have not re-registered since a master failover: they
+    /// still run on their agents.
+    #[serde(default)]
+    orphan_tasks: Vec<TaskJson>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,10 +176,15 @@ impl MasterInfoJson {
 
 #[derive(Debug, Deserialize)]
 struct SlaveJson {
+    #[serde(default)]
+    id: String,
     hostname: String,
     /// False while the agent is disconnected (deactivated) but not yet removed.
     #[serde(default)]
     active: bool,
+    /// Mesos >= 1.9: deactivated by the operator API (`DEACTIVATE_AGENT`).
+    #[serde(default)]
+    deactivated: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -181,6 +195,21 @@ struct FrameworkJson {
     /// Mesos ≥ 0.21; a framework is usable only while connected.
     #[serde(default = "yes")]
     connected: bool,
+    /// Its current tasks (finished ones are under `completed_tasks`, not read).
+    #[serde(default)]
+    tasks: Vec<TaskJson>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TaskJson {
+    #[serde(default)]
+    id: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    slave_id: String,
+    #[serde(default)]
+    state: String,
 }
 
 fn yes() -> bool {
@@ -207,20 +236,54 @@ fn pid_host(pid: &str) -> Option<String> {
     (!host.is_empty()).then(|| host.to_owned())
 }
 
+/// The tasks that still run (a terminal or unreachable task does not hold a drain), each
+/// with its agent's hostname when the master lists the agent.
+fn running_tasks(state: &StateJson) -> Vec<MesosTask> {
+    let hostname = |id: &str| {
+        state
+            .slaves
+            .iter()
+            .find(|s| s.id == id)
+            .map(|s| s.hostname.clone())
+    };
+    let framework_tasks = state
+        .frameworks
+        .iter()
+        .flat_map(|f| f.tasks.iter().map(move |t| (f.name.as_str(), t)));
+    let orphans = state.orphan_tasks.iter().map(|t| ("", t));
+    framework_tasks
+        .chain(orphans)
+        .filter(|(_, t)| RUNNING_TASK_STATES.contains(&t.state.as_str()))
+        .map(|(framework, t)| MesosTask {
+            id: t.id.clone(),
+            name: t.name.clone(),
+            framework: framework.to_owned(),
+            agent_id: t.slave_id.clone(),
+            agent_hostname: hostname(&t.slave_id),
+            state: t.state.clone(),
+        })
+        .collect()
+}
+
 fn to_state(state: StateJson, status: StatusJson) -> MesosState {
     let leader = state
         .leader_info
         .as_ref()
         .and_then(MasterInfoJson::name)
         .or_else(|| state.leader.as_deref().and_then(pid_host));
+    let tasks = running_tasks(&state);
     MesosState {
         leader,
+        version: state.version,
+        tasks,
         agents: state
             .slaves
             .into_iter()
             .map(|s| MesosAgent {
+                id: s.id,
                 hostname: s.hostname,
                 active: s.active,
+                deactivated: s.deactivated,
             })
             .collect(),
         frameworks: state
@@ -273,5 +336,30 @@ mod tests {
             to_state(state, StatusJson::default()).leader.as_deref(),
             Some("10.0.0.2")
         );
+    }
+
+    #[test]
+    fn only_tasks_that_still_run_count_with_their_agents_hostname() {
+        let state: StateJson = serde_json::from_str(
+            r#"{"version":"1.9.0",
+            "slaves":[{"id":"S1","hostname":"10.0.0.23","active":true,"deactivated":true}],
+            "frameworks":[{"name":"chronos","active":true,"tasks":[
+                {"id":"a","name":"job-a","slave_id":"S1","state":"TASK_RUNNING"},
+                {"id":"b","name":"job-b","slave_id":"S1","state":"TASK_FINISHED"},
+                {"id":"c","name":"job-c","slave_id":"S1","state":"TASK_KILLING"},
+                {"id":"d","name":"job-d","slave_id":"S9","state":"TASK_STAGING"}],
+              "completed_tasks":[{"id":"e","slave_id":"S1","state":"TASK_RUNNING"}]}],
+            "orphan_tasks":[{"id":"f","slave_id":"S1","state":"TASK_STARTING"}]}"#,
+        )
+        .unwrap();
+        let m = to_state(state, StatusJson::default());
+        let ids: Vec<&str> = m.tasks.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(ids, ["a", "c", "d", "f"]);
+        assert_eq!(m.tasks[0].framework, "chronos");
+        assert_eq!(m.tasks[0].agent_hostname.as_deref(), Some("10.0.0.23"));
+        assert_eq!(m.tasks[2].agent_hostname, None, "agent not listed");
+        assert_eq!(m.tasks_on(&["node3.omtd", "10.0.0.23"]).len(), 3);
+        assert!(m.has_deactivate_agent());
+        assert!(m.agents[0].deactivated);
     }
 }

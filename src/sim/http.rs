@@ -180,9 +180,10 @@ fn leading(
     body: &[u8],
 ) -> Response {
     let state = || {
-        world
-            .leader_view(name)
-            .map(|v| master::state_json(&v, config::flag(host, "/etc/mesos-master/cluster")))
+        world.leader_view(name).map(|v| {
+            let cluster = config::flag(host, "/etc/mesos-master/cluster");
+            master::state_json(&v, cluster, &world.tasks())
+        })
     };
     let refused = |e: super::maintenance::Refused| text(StatusCode::BAD_REQUEST, e.0);
     match (m.clone(), path) {
@@ -231,14 +232,22 @@ fn leading(
                     )
                 }
             };
-            let mut maintenance = world.maintenance();
-            let done = if path.ends_with("down") {
-                maintenance.down(ids)
-            } else {
-                maintenance.up(ids)
+            let down = path.ends_with("down");
+            let done = {
+                let mut maintenance = world.maintenance();
+                if down {
+                    maintenance.down(ids)
+                } else {
+                    maintenance.up(ids)
+                }
             };
             match done {
-                Ok(()) => StatusCode::OK.into_response(),
+                Ok(()) => {
+                    if down {
+                        world.lose_tasks_on_down_machines();
+                    }
+                    StatusCode::OK.into_response()
+                }
                 Err(e) => refused(e),
             }
         }

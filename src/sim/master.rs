@@ -23,6 +23,7 @@ use serde_json::{json, Value};
 use super::config::{self, Credential};
 use super::election::{ensemble_of, Ensemble};
 use super::maintenance::Maintenance;
+use super::tasks::SimTask;
 use super::SimNode;
 
 pub const MASTER_PORT: u16 = 5050;
@@ -84,10 +85,7 @@ pub fn view(
     for (name, node) in nodes {
         if running(node, "mesos-slave") && reaches(name) {
             let cred = config::agent_credential(&node.host);
-            let hostname = config::flag(&node.host, "/etc/mesos-slave/hostname")
-                .unwrap_or_else(|| name.clone());
-            let ip = config::flag(&node.host, "/etc/mesos-slave/ip")
-                .unwrap_or_else(|| node.address.clone());
+            let (hostname, ip) = agent_address(name, node);
             if admitted(cred.as_ref(), &known, agents_required)
                 && !maintenance.agent_down(&hostname, &ip)
             {
@@ -121,6 +119,39 @@ pub fn view(
     })
 }
 
+/// The agent's `--hostname` and `--ip` (its flag files), else the node's name and address.
+pub fn agent_address(name: &str, node: &SimNode) -> (String, String) {
+    let hostname =
+        config::flag(&node.host, "/etc/mesos-slave/hostname").unwrap_or_else(|| name.to_owned());
+    let ip =
+        config::flag(&node.host, "/etc/mesos-slave/ip").unwrap_or_else(|| node.address.clone());
+    (hostname, ip)
+}
+
+/// `tasks[]` entries (Mesos's `Task` JSON, the fields omtd reads) of the running tasks of
+/// `framework`, or with `None` of frameworks the leader has not registered (its
+/// `orphan_tasks`).
+fn tasks_json(v: &LeaderView, tasks: &[SimTask], framework: Option<&str>) -> Vec<Value> {
+    let registered = |f: &str| v.frameworks.iter().any(|x| x.name == f);
+    tasks
+        .iter()
+        .filter(|t| t.running())
+        .filter(|t| match framework {
+            Some(f) => t.framework == f,
+            None => !registered(&t.framework),
+        })
+        .map(|t| {
+            json!({
+                "id": t.id,
+                "name": t.name,
+                "slave_id": format!("{}-S0", id("agent", &t.node)),
+                "state": t.state,
+                "resources": {"cpus": 1.0, "mem": 128.0},
+            })
+        })
+        .collect()
+}
+
 /// A stable id from a name (Mesos ids are UUIDs; these only need to be unique and stable).
 fn id(kind: &str, name: &str) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -148,7 +179,7 @@ pub fn master_info(v: &LeaderView) -> Value {
 }
 
 /// `GET /master/state` of the leader (the fields omtd and the Mesos UI use).
-pub fn state_json(v: &LeaderView, cluster: Option<String>) -> Value {
+pub fn state_json(v: &LeaderView, cluster: Option<String>, tasks: &[SimTask]) -> Value {
     let pid = format!("master@{}:{MASTER_PORT}", v.ip);
     let slaves: Vec<Value> = v
         .agents
@@ -179,7 +210,7 @@ pub fn state_json(v: &LeaderView, cluster: Option<String>) -> Value {
                 "connected": true,
                 "recovered": false,
                 "role": "*",
-                "tasks": [],
+                "tasks": tasks_json(v, tasks, Some(&f.name)),
             })
         })
         .collect();
@@ -198,6 +229,7 @@ pub fn state_json(v: &LeaderView, cluster: Option<String>) -> Value {
         "frameworks": frameworks,
         "completed_frameworks": [],
         "unregistered_frameworks": [],
+        "orphan_tasks": tasks_json(v, tasks, None),
     })
 }
 

@@ -29,6 +29,7 @@ pub mod packages;
 pub mod probes;
 pub mod prometheus;
 pub mod remote;
+pub mod tasks;
 pub mod zk_mirror;
 
 use std::collections::BTreeMap;
@@ -107,6 +108,7 @@ struct Inner {
     /// disconnected until restarted.
     chronos_lost: Mutex<BTreeMap<String, u64>>,
     prometheus: Mutex<BTreeMap<String, PromState>>,
+    tasks: Mutex<tasks::Tasks>,
     endpoints: Mutex<BTreeMap<(String, Service), SocketAddr>>,
     stop: CancellationToken,
 }
@@ -236,6 +238,35 @@ impl SimWorld {
 
     pub(crate) fn maintenance(&self) -> MutexGuard<'_, Maintenance> {
         lock(&self.inner.maintenance)
+    }
+
+    /// Launches a task called `name` on `node`'s agent (as Chronos would run a job there);
+    /// returns its id.
+    pub fn start_task(&self, node: &str, name: &str) -> Result<String, SimError> {
+        self.host(node)?;
+        Ok(lock(&self.inner.tasks).start("chronos", node, name))
+    }
+
+    /// The task `id` ends by itself (TASK_FINISHED); `false` if it was not running.
+    pub fn finish_task(&self, id: &str) -> bool {
+        lock(&self.inner.tasks).finish(id)
+    }
+
+    /// Every task the master knows, running or ended.
+    pub fn tasks(&self) -> Vec<tasks::SimTask> {
+        lock(&self.inner.tasks).all().to_vec()
+    }
+
+    /// After `machine/down`: the tasks on DOWN machines' agents are lost (Mesos kills them).
+    pub(crate) fn lose_tasks_on_down_machines(&self) {
+        let nodes = self.nodes();
+        let maintenance = lock(&self.inner.maintenance);
+        lock(&self.inner.tasks).lose_on(|node| {
+            nodes.get(node).is_some_and(|n| {
+                let (hostname, ip) = master::agent_address(node, n);
+                maintenance.agent_down(&hostname, &ip)
+            })
+        });
     }
 
     /// Prometheus's active targets on `name` (`None` when prometheus is not running).

@@ -22,6 +22,7 @@
 //! Removal: see [`crate::removal`] for the phases; this controller moves them.
 
 mod apache;
+mod drain;
 mod prometheus;
 mod ready;
 mod removal;
@@ -37,10 +38,13 @@ use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::{node_key, Desired};
 use crate::health::ClusterHealth;
 use crate::observed::Observed;
-use crate::output::{not_true, Cond, Intent, MachineMode, MachineWish, Reconciled, StatusEdit};
+use crate::output::{
+    not_true, Cond, EventType, Intent, MachineMode, MachineWish, Notice, Reconciled, StatusEdit,
+};
 use crate::removal::RemovalPhase;
 use crate::settings::Settings;
 
+pub use drain::drain_timeout;
 pub use prometheus::prometheus_targets;
 pub use removal::{removal_step, NodeRemovalStep};
 pub use slice::node_slice;
@@ -71,6 +75,8 @@ pub const DECLARATION: Declaration = Declaration {
         reason::AGENT_NOT_SEEN,
         reason::AGENTS_REACHABLE,
         reason::APPLYING,
+        reason::DRAIN_HELD,
+        reason::DRAIN_TIMED_OUT,
         reason::MASS_AGENT_LOSS,
         reason::MESOS_UNREACHABLE,
         reason::NO_REPORT,
@@ -97,6 +103,10 @@ pub mod reason {
     pub const AGENT_NOT_SEEN: &str = "AgentNotSeen";
     pub const AGENTS_REACHABLE: &str = "AgentsReachable";
     pub const APPLYING: &str = "Applying";
+    /// A drain that cannot tell its deadline (an unparsable `omtd/drain-timeout`): held.
+    pub const DRAIN_HELD: &str = "DrainHeld";
+    /// A drain's deadline passed with tasks still running: the machine goes down anyway.
+    pub const DRAIN_TIMED_OUT: &str = "DrainTimedOut";
     pub const MASS_AGENT_LOSS: &str = "MassAgentLoss";
     pub const MESOS_UNREACHABLE: &str = "MesosUnreachable";
     pub const NO_REPORT: &str = "NoReport";
@@ -121,23 +131,49 @@ pub fn reconcile(desired: &Desired, observed: &Observed, settings: &Settings) ->
     Ok(out)
 }
 
-/// Moves every node's removal, sets its status, and returns each node's phase.
+/// A node's removal phase and how its machine should stand in Mesos maintenance.
+#[derive(Debug, Clone, Copy, Default)]
+struct Standing {
+    phase: Option<RemovalPhase>,
+    machine: MachineMode,
+    unavailable_from: Option<std::time::SystemTime>,
+}
+
+/// Moves every node's removal, sets its status, and returns how each node stands.
 fn removals(
     desired: &Desired,
     observed: &Observed,
     settings: &Settings,
     health: &ClusterHealth,
     out: &mut Intent,
-) -> BTreeMap<String, Option<RemovalPhase>> {
-    let mut phases: BTreeMap<String, Option<RemovalPhase>> = BTreeMap::new();
+) -> BTreeMap<String, Standing> {
+    let mut phases = BTreeMap::new();
     for name in desired.nodes.keys() {
-        let step = removal_step(desired, observed, health, name);
-        phases.insert(name.clone(), step.phase);
+        let step = removal_step(desired, observed, settings, health, name);
+        phases.insert(
+            name.clone(),
+            Standing {
+                phase: step.phase,
+                machine: step.machine,
+                unavailable_from: step.deadline.as_deref().and_then(crate::time::parse),
+            },
+        );
         if step.release {
             out.release.push(node_key(name));
         }
         if step.phase.is_some() {
             out.requeue(Duration::from_secs(10));
+        }
+        if let Some(after) = step.requeue {
+            out.requeue(after);
+        }
+        if let Some((reason, message)) = &step.notice {
+            out.events.push(Notice {
+                object: node_key(name),
+                type_: EventType::Warning,
+                reason: reason.clone(),
+                message: message.clone(),
+            });
         }
         let seen = ready::Seen {
             desired,
@@ -154,12 +190,13 @@ fn removals(
 fn slices(
     desired: &Desired,
     settings: &Settings,
-    phases: &BTreeMap<String, Option<RemovalPhase>>,
+    phases: &BTreeMap<String, Standing>,
     out: &mut Intent,
 ) {
     for n in desired.nodes.values() {
         let name = &n.metadata.name;
-        let phase = phases.get(name).copied().flatten();
+        let standing = phases.get(name).copied().unwrap_or_default();
+        let phase = standing.phase;
         out.slices
             .insert(name.clone(), node_slice(desired, n, phase, settings));
         if desired.has_role(name, Role::Worker) {
@@ -167,11 +204,8 @@ fn slices(
                 node: name.clone(),
                 hostname: n.spec.address.clone(),
                 ip: n.spec.address.clone(),
-                mode: if phase.is_some() {
-                    MachineMode::Down
-                } else {
-                    MachineMode::Up
-                },
+                mode: standing.machine,
+                unavailable_from: standing.unavailable_from,
             });
         }
     }

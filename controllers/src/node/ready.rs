@@ -31,6 +31,10 @@ pub(super) fn node_status(seen: Seen, name: &str, step: &NodeRemovalStep, out: &
         phase,
         since: step.since.clone(),
         waiting_for: step.waiting_for.clone(),
+        deadline: step.deadline.clone(),
+        running_tasks: step.running_tasks,
+        tasks: step.tasks.clone(),
+        down_because: step.down_because.clone(),
     });
     edit.extra(
         STATUS_KEY,

@@ -1,14 +1,19 @@
 //! The node controller's side of a worker's removal: it moves the phases of
 //! [`crate::removal`] one at a time, on evidence.
 
+use std::time::Duration;
+
 use omtd_crds::Role;
 
+use super::drain::{because, drain_step};
 use super::prometheus::host_port;
 use super::reason;
 use crate::desired::Desired;
 use crate::health::ClusterHealth;
 use crate::observed::Observed;
+use crate::output::MachineMode;
 use crate::removal::{NodeRemovalRecord, RemovalPhase, RETIRE_TOKEN};
+use crate::settings::Settings;
 
 /// The removal decision for one node this reconcile.
 #[derive(Debug, Clone, Default)]
@@ -21,12 +26,37 @@ pub struct NodeRemovalStep {
     pub blocked: Option<(String, String)>,
     pub release: bool,
     pub cancelled: bool,
+    /// How the machine should stand in Mesos maintenance (workers only).
+    pub machine: MachineMode,
+    /// Draining: when the machine goes down even with tasks on it (RFC 3339).
+    pub deadline: Option<String>,
+    /// Draining: how many tasks still run on the agent, and a few of them.
+    pub running_tasks: usize,
+    pub tasks: Vec<String>,
+    /// Draining: why the machine is asked down (empty while it only drains).
+    pub down_because: String,
+    /// A Warning to record this reconcile: (reason, message).
+    pub notice: Option<(String, String)>,
+    /// Look again after this long (the drain deadline).
+    pub requeue: Option<Duration>,
 }
 
-/// Moves a node's removal at most one phase, on evidence.
+/// Moves a node's removal at most one phase, on evidence, and says how its machine
+/// should stand in Mesos maintenance.
 pub fn removal_step(
     desired: &Desired,
     observed: &Observed,
+    settings: &Settings,
+    health: &ClusterHealth,
+    name: &str,
+) -> NodeRemovalStep {
+    step(desired, observed, settings, health, name).with_machine()
+}
+
+fn step(
+    desired: &Desired,
+    observed: &Observed,
+    settings: &Settings,
     health: &ClusterHealth,
     name: &str,
 ) -> NodeRemovalStep {
@@ -83,6 +113,11 @@ pub fn removal_step(
             Some(p) => keep(p, &since, "the mass agent loss to clear".into()),
             None => NodeRemovalStep::default(),
         };
+        // A down already asked stands; a drain that was only draining stays so.
+        step.down_because = stored
+            .as_ref()
+            .map(|r| r.down_because.clone())
+            .unwrap_or_default();
         step.release = false;
         step.blocked = Some((
             reason::REMOVAL_PAUSED.into(),
@@ -92,23 +127,26 @@ pub fn removal_step(
         ));
         return step;
     }
-    let names = [name, node.spec.address.as_str()];
     let addr = node.spec.address.as_str();
     match current {
-        None => advance(RemovalPhase::Draining),
-        Some(RemovalPhase::Draining) => match &observed.mesos {
-            Some(m) if m.machine_down(&names) => advance(RemovalPhase::Stopping),
-            Some(_) => keep(
-                RemovalPhase::Draining,
-                &since,
-                format!("Mesos to mark machine {addr} down (maintenance)"),
-            ),
-            None => keep(
-                RemovalPhase::Draining,
-                &since,
-                "an answer from the Mesos master".into(),
-            ),
-        },
+        None => {
+            // The drain starts now; even a machine Mesos has down already moves on only at
+            // the next look (one phase per reconcile).
+            let mut step = drain_step(observed, settings, node, &now, None);
+            if step.phase == Some(RemovalPhase::Stopping) {
+                step = NodeRemovalStep {
+                    phase: Some(RemovalPhase::Draining),
+                    since: now.clone(),
+                    waiting_for: format!("Mesos to mark machine {addr} down (maintenance)"),
+                    down_because: because::ALREADY_DOWN.into(),
+                    ..Default::default()
+                };
+            }
+            step
+        }
+        Some(RemovalPhase::Draining) => {
+            drain_step(observed, settings, node, &since, stored.as_ref())
+        }
         Some(RemovalPhase::Stopping) => {
             if health.is_lost(name) {
                 return keep(

@@ -109,8 +109,10 @@ pub fn mesos_all_active(d: &Desired) -> MesosState {
         agents: d
             .workers()
             .map(|w| MesosAgent {
+                id: format!("{}-S0", w.metadata.name),
                 hostname: w.spec.address.clone(),
                 active: true,
+                deactivated: false,
             })
             .collect(),
         frameworks: vec![MesosFramework {

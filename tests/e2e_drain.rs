@@ -1,0 +1,110 @@
+//! A worker's removal drains first, end to end (real etcd, `omtd operator` with its real
+//! probes and maintenance calls against the sim world, sim agents, the CLI): with a task
+//! running on the agent the machine is scheduled, not down, and the task keeps running
+//! through several reconciles; the machine goes down only after the task ended, or, with
+//! a short drain timeout, at the deadline (the task is lost).
+
+use std::time::Duration;
+
+use omtd::probes::mesos::MesosMaster;
+use omtd::probes::{BasicAuth, HttpProbe, HttpTarget, ProbeConfig};
+use omtd_crds::Kind;
+use omtd_test_support::e2e::mesos::PROBE_PRINCIPAL;
+use omtd_test_support::e2e::{Setup, World, EXAMPLE, NODES};
+use omtd_test_support::poll;
+
+const CONVERGE: Duration = Duration::from_secs(30);
+const NODE3: &str = "10.0.0.23";
+
+async fn mesos_state(w: &World) -> omtd_controllers::MesosState {
+    let url = w
+        .sim
+        .mesos_url("manager.omtd")
+        .expect("the manager's endpoint");
+    let target = HttpTarget::parse(&url)
+        .expect("url")
+        .with_auth(BasicAuth::new(PROBE_PRINCIPAL.0, PROBE_PRINCIPAL.1));
+    let http = HttpProbe::new(ProbeConfig::default()).expect("client");
+    MesosMaster::new(http, target)
+        .state()
+        .await
+        .expect("the sim master answers")
+}
+
+async fn started(operator_args: Vec<&'static str>) -> World {
+    let w = World::start(&NODES, Setup { operator_args }).await;
+    w.omtd(&["apply", "-f", EXAMPLE]).await;
+    w.wait_converged(CONVERGE).await;
+    w.status_wait().await;
+    w
+}
+
+async fn down(w: &World) -> bool {
+    mesos_state(w)
+        .await
+        .down_machines
+        .iter()
+        .any(|m| m == NODE3)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_removal_waits_for_the_running_task_then_downs_the_machine() {
+    let w = started(vec![]).await;
+    let job = w.sim.start_task("node3.omtd", "galaxy-job").expect("task");
+    let out = w.omtd(&["delete", "node", "node3.omtd"]).await;
+    assert!(out.contains("marked for deletion"), "{out}");
+    poll::within(CONVERGE)
+        .every(Duration::from_millis(50))
+        .expect_async("node3 scheduled for maintenance", || async {
+            mesos_state(&w)
+                .await
+                .draining_machines
+                .iter()
+                .any(|m| m == NODE3)
+        })
+        .await;
+    // Several reconciles (the node controller looks every 10 s at most, maintenance every
+    // 10 s; probes much more often): still draining, the task still runs.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let m = mesos_state(&w).await;
+    assert!(!down(&w).await, "downed with a task running: {m:?}");
+    assert_eq!(m.tasks_on(&["node3.omtd", NODE3]).len(), 1, "{m:?}");
+    let spec = w.keys.spec(Kind::Node, "node3.omtd");
+    assert!(w.store.get(&spec).await.ok().flatten().is_some());
+    let described = w.omtd(&["describe", "node", "node3.omtd"]).await;
+    assert!(described.contains("Phase:        Draining"), "{described}");
+    assert!(described.contains("galaxy-job"), "{described}");
+    assert!(described.contains("Deadline:"), "{described}");
+
+    assert!(w.sim.finish_task(&job));
+    poll::within(CONVERGE)
+        .every(Duration::from_millis(50))
+        .expect_async("node3 down once the task ended", || down(&w))
+        .await;
+    poll::within(CONVERGE)
+        .every(Duration::from_millis(50))
+        .expect_async("node3 released", || async {
+            w.store.get(&spec).await.ok().flatten().is_none()
+        })
+        .await;
+    let finished = w.sim.tasks();
+    assert_eq!(finished[0].state, "TASK_FINISHED", "{finished:?}");
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_short_drain_timeout_downs_the_machine_at_the_deadline() {
+    let w = started(vec!["--drain-timeout", "3s"]).await;
+    w.sim.start_task("node3.omtd", "galaxy-job").expect("task");
+    w.omtd(&["delete", "node", "node3.omtd"]).await;
+    poll::within(CONVERGE)
+        .every(Duration::from_millis(50))
+        .expect_async("node3 down at the deadline", || down(&w))
+        .await;
+    let tasks = w.sim.tasks();
+    assert_eq!(
+        tasks[0].state, "TASK_LOST",
+        "machine/down kills it: {tasks:?}"
+    );
+    w.stop().await;
+}
