@@ -111,6 +111,16 @@ impl EtcdServer {
         self.member.log()
     }
 
+    /// Starts the member again after [`EtcdServer::kill`], on the same ports and data: a
+    /// store that was down for a while and came back (the chaos run's outage).
+    pub fn restart(&mut self) {
+        self.member.kill();
+        self.member = spawn_member(self._dir.path(), self.spec.clone());
+        if let Err(log) = wait_healthy(std::slice::from_mut(&mut self.member)) {
+            panic!("etcd did not come back after a restart; its log:\n{log}");
+        }
+    }
+
     /// `etcdctl snapshot save`: the whole keyspace at this moment, as an operator backs it
     /// up (docs/operations.md).
     pub fn save_snapshot(&self, to: &Path) {
