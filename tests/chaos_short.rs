@@ -20,7 +20,7 @@ fn env_num(name: &str, default: u64) -> u64 {
 }
 
 async fn run(cfg: Config) {
-    let chaos = Chaos::start(cfg.agents).await;
+    let chaos = Chaos::start(cfg.agents, cfg.three_members).await;
     let figures = chaos.run(&cfg).await;
     println!("chaos (seed {}):\n{figures}", cfg.seed);
     assert!(figures.rounds > 0, "no round ran");
@@ -51,6 +51,7 @@ async fn five_chaos_rounds_tear_nothing_remove_nothing_wanted_and_reconverge() {
         converge_timeout: Duration::from_secs(20),
         until: Some(Instant::now() + Duration::from_secs(60)),
         seed: seed(),
+        three_members: false,
     })
     .await;
 }
@@ -65,6 +66,21 @@ async fn long_chaos_run() {
         converge_timeout: Duration::from_secs(60),
         until: Some(Instant::now() + Duration::from_secs(60 * env_num("OMTD_CHAOS_MINUTES", 30))),
         seed: seed(),
+        three_members: env_num("OMTD_CHAOS_THREE", 0) == 1,
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_rounds_on_three_etcd_members_survive_a_killed_member() {
+    run(Config {
+        agents: 2,
+        rounds: 4,
+        etcd_outage: Duration::from_secs(3),
+        converge_timeout: Duration::from_secs(30),
+        until: Some(Instant::now() + Duration::from_secs(60)),
+        seed: seed(),
+        three_members: true,
     })
     .await;
 }

@@ -7,6 +7,7 @@
 //!
 //! `tests/chaos_short.rs` runs a few rounds in CI and, ignored by default, the long run.
 
+mod etcd;
 pub mod plan;
 pub mod watch;
 
@@ -23,7 +24,7 @@ use omtd::store::Store;
 use omtd_crds::plan::Report;
 use omtd_crds::plan_manifest::MANIFEST_KEY;
 
-use crate::etcd::EtcdServer;
+use etcd::Etcd;
 use plan::{Planner, CONTROLLER, EXPORTS_FOREIGN, FSTAB_FOREIGN};
 
 pub const CLUSTER: &str = "chaos";
@@ -38,6 +39,9 @@ pub struct Config {
     /// Stop starting rounds after this moment (the long run's deadline).
     pub until: Option<Instant>,
     pub seed: u64,
+    /// Three etcd members instead of one: the run then kills one member a while
+    /// (`KillMember`) in place of the outage and snapshot rounds, which need the store whole.
+    pub three_members: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -49,9 +53,10 @@ pub enum Fault {
     CorruptSlice,
     CorruptManifest,
     RestoreSnapshot,
+    KillMember,
 }
 
-const FAULTS: [Fault; 7] = [
+const ONE_MEMBER: [Fault; 7] = [
     Fault::KillAgent,
     Fault::EtcdOutage,
     Fault::DeleteSlice,
@@ -59,6 +64,15 @@ const FAULTS: [Fault; 7] = [
     Fault::CorruptSlice,
     Fault::CorruptManifest,
     Fault::RestoreSnapshot,
+];
+
+const THREE_MEMBERS: [Fault; 6] = [
+    Fault::KillAgent,
+    Fault::KillMember,
+    Fault::DeleteSlice,
+    Fault::DeleteManifest,
+    Fault::CorruptSlice,
+    Fault::CorruptManifest,
 ];
 
 #[derive(Default)]
@@ -184,7 +198,7 @@ impl Drop for AgentProc {
 }
 
 pub struct Chaos {
-    etcd: EtcdServer,
+    etcd: Etcd,
     store: Arc<dyn Store>,
     keys: Keys,
     agents: Vec<AgentProc>,
@@ -194,8 +208,8 @@ pub struct Chaos {
 }
 
 impl Chaos {
-    pub async fn start(agents: usize) -> Chaos {
-        let etcd = EtcdServer::start();
+    pub async fn start(agents: usize, three_members: bool) -> Chaos {
+        let etcd = Etcd::start(three_members);
         let store = etcd.store().await;
         let keys = Keys::for_cluster(CLUSTER);
         let dir = tempfile::tempdir().expect("temp dir");
@@ -309,9 +323,14 @@ impl Chaos {
             if cfg.until.is_some_and(|u| Instant::now() >= u) {
                 break;
             }
-            let fault = FAULTS[rng.below(FAULTS.len() as u64) as usize];
+            let faults: &[Fault] = if cfg.three_members {
+                &THREE_MEMBERS
+            } else {
+                &ONE_MEMBER
+            };
+            let fault = faults[rng.below(faults.len() as u64) as usize];
             // An older snapshot is one taken some rounds ago; take one now and then.
-            if !have_snapshot || rng.below(8) == 0 {
+            if !cfg.three_members && (!have_snapshot || rng.below(8) == 0) {
                 self.etcd.save_snapshot(&snapshot);
                 have_snapshot = true;
             }
@@ -378,6 +397,15 @@ impl Chaos {
                 figures.kills += 1;
                 tokio::time::sleep(cfg.etcd_outage).await;
                 self.etcd.restart();
+            }
+            Fault::KillMember => {
+                // Any member, the leader included: the other two keep a quorum.
+                tokio::time::sleep(Duration::from_millis(rng.below(200))).await;
+                let i = rng.below(3) as usize;
+                self.etcd.kill_member(i);
+                figures.kills += 1;
+                tokio::time::sleep(cfg.etcd_outage).await;
+                self.etcd.restart_member(i);
             }
             Fault::DeleteSlice | Fault::DeleteManifest => {
                 let which = if fault == Fault::DeleteSlice {
