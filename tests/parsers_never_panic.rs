@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 use omtd::agent::drivers::linux::{block, containers, fstab, services};
 use omtd::agent::merge::Merger;
 use omtd::host::fs::parse_blkid_tags;
-use omtd::host::lvm::report::{self, Kind, ReportFormat};
+use omtd::host::lvm::report::{self, ReportFormat, ReportKind};
 use omtd::host::lvm::{parse_progress, report::lvm_version};
 use omtd::probes::zookeeper::{entry_sequence, master_name, ZkTarget};
 use omtd::probes::HttpTarget;
@@ -231,23 +231,23 @@ const URLS: &[&str] = &[
     "https://10.0.0.13:4400",
 ];
 
-fn lvm_kind() -> impl Strategy<Value = Kind> {
+fn lvm_kind() -> impl Strategy<Value = ReportKind> {
     prop_oneof![
-        Just(Kind::Pv),
-        Just(Kind::Vg),
-        Just(Kind::Lv),
-        Just(Kind::Segment)
+        Just(ReportKind::Pv),
+        Just(ReportKind::Vg),
+        Just(ReportKind::Lv),
+        Just(ReportKind::Segment)
     ]
 }
 
 /// Parses a report and converts its rows, as `host::lvm` does with lvm2's output.
-fn lvm_all(kind: Kind, format: ReportFormat, text: &str) -> Result<(), report::ReportError> {
+fn lvm_all(kind: ReportKind, format: ReportFormat, text: &str) -> Result<(), report::ReportError> {
     let rows = report::parse(kind, format, text)?;
     match kind {
-        Kind::Pv => report::pvs(&rows).map(drop),
-        Kind::Vg => report::vgs(&rows).map(drop),
-        Kind::Lv => report::lvs(&rows).map(drop),
-        Kind::Segment => report::segments(&rows).map(drop),
+        ReportKind::Pv => report::pvs(&rows).map(drop),
+        ReportKind::Vg => report::vgs(&rows).map(drop),
+        ReportKind::Lv => report::lvs(&rows).map(drop),
+        ReportKind::Segment => report::segments(&rows).map(drop),
     }
 }
 

@@ -56,11 +56,21 @@ pub fn slice_of<'a>(
     })
 }
 
-/// Normal or Warning, as in Kubernetes events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Normal or Warning, as in Kubernetes events: the one type for a controller's notice and
+/// the stored event record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum EventType {
     Normal,
     Warning,
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            EventType::Normal => "Normal",
+            EventType::Warning => "Warning",
+        })
+    }
 }
 
 /// An event to record. Never holds a secret.

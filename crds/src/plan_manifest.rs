@@ -132,7 +132,7 @@ mod tests {
         PlanManifest {
             fencing_token: 7,
             controllers: controllers.iter().map(|c| c.to_string()).collect(),
-            slices: BTreeMap::new(),
+            ..Default::default()
         }
     }
 

@@ -41,7 +41,7 @@ struct Entry {
 
 /// Whether a repair may happen now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Decision {
+pub enum RepairDecision {
     Allow,
     /// Backing off; the pause now in force.
     Deny {
@@ -68,7 +68,7 @@ impl RepairLimiter {
     }
 
     /// Ask to repair `id` now; an allowed repair is counted.
-    pub fn allow(&mut self, id: &str, now: Instant) -> Decision {
+    pub fn allow(&mut self, id: &str, now: Instant) -> RepairDecision {
         let policy = self.policy;
         let pause = |level: u32| pause_for(&policy, level);
         let e = self.entries.entry(id.to_owned()).or_default();
@@ -80,14 +80,14 @@ impl RepairLimiter {
             e.attempts.pop_front();
         }
         if e.until.is_some_and(|until| now < until) {
-            return Decision::Deny {
+            return RepairDecision::Deny {
                 pause: pause(e.level),
             };
         }
         if e.level == 0 && e.attempts.len() >= policy.burst {
             e.level = 1;
             e.until = Some(now + pause(1));
-            return Decision::Deny { pause: pause(1) };
+            return RepairDecision::Deny { pause: pause(1) };
         }
         e.attempts.push_back(now);
         if e.level > 0 {
@@ -95,7 +95,7 @@ impl RepairLimiter {
             e.level = e.level.saturating_add(1);
             e.until = Some(now + pause(e.level));
         }
-        Decision::Allow
+        RepairDecision::Allow
     }
 
     /// `id` is as planned: forget it once it has been so for a whole window since its last
@@ -164,7 +164,7 @@ mod tests {
         // Polled every 100 ms for 20 s: count the repairs allowed.
         let mut allowed = Vec::new();
         for i in 0..200 {
-            if l.allow("service:x", at(i * 100)) == Decision::Allow {
+            if l.allow("service:x", at(i * 100)) == RepairDecision::Allow {
                 allowed.push(i * 100);
             }
         }
@@ -186,6 +186,9 @@ mod tests {
         assert!(l.backing_off("x").is_some(), "too early to forgive");
         l.settle("x", t0 + Duration::from_secs(31));
         assert!(l.backing_off("x").is_none());
-        assert_eq!(l.allow("x", t0 + Duration::from_secs(31)), Decision::Allow);
+        assert_eq!(
+            l.allow("x", t0 + Duration::from_secs(31)),
+            RepairDecision::Allow
+        );
     }
 }

@@ -27,8 +27,8 @@ use super::mirror::Pool;
 use super::observe::{DesiredCache, ObservedMaps};
 use super::probes::SharedProbes;
 use crate::runtime::{
-    Changed, Controller, EventNote, EventType, Outcome, ReconcileError, Reconciled, Snapshot,
-    StatusParts, WorkKey,
+    Changed, Controller, EventNote, Outcome, ReconcileError, Reconciled, Snapshot, StatusParts,
+    WorkKey,
 };
 
 /// The one work key of each of these controllers.
@@ -167,10 +167,7 @@ pub fn outcome(controller: &str, out: Intent, snapshot: &Snapshot) -> Outcome {
         .into_iter()
         .map(|e| EventNote {
             object: e.object.to_string(),
-            type_: match e.type_ {
-                pure::EventType::Normal => EventType::Normal,
-                pure::EventType::Warning => EventType::Warning,
-            },
+            type_: e.type_,
             reason: e.reason,
             message: e.message,
         })

@@ -1,25 +1,10 @@
 //! What an event is: the note a reconcile asks to record, and the record as stored. Below
 //! both the controller contract and the cache, which each name it.
 
-use std::fmt;
-
 use serde::{Deserialize, Serialize};
 
-/// Normal or Warning, as in Kubernetes events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum EventType {
-    Normal,
-    Warning,
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            EventType::Normal => "Normal",
-            EventType::Warning => "Warning",
-        })
-    }
-}
+/// Normal or Warning: the controllers' type, stored as it is.
+pub use omtd_controllers::EventType;
 
 /// An event a reconcile wants recorded. Never put a secret in `message`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -26,7 +26,7 @@ use serde::Serialize;
 use super::drivers::{DriverError, Host};
 use super::memory::{spec_hash, Memory};
 use super::merge::MergedPlan;
-use super::repair_limit::Decision;
+use super::repair_limit::RepairDecision;
 
 /// How much of the host a pass looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -166,8 +166,8 @@ impl Pass<'_> {
             return Ok(());
         }
         match self.mem.limiter.allow(id, self.now) {
-            Decision::Allow => Ok(()),
-            Decision::Deny { pause } => Err(pause),
+            RepairDecision::Allow => Ok(()),
+            RepairDecision::Deny { pause } => Err(pause),
         }
     }
 

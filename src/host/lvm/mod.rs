@@ -39,7 +39,7 @@ pub use self::error::{human_bytes, LvmError};
 pub use self::remove::{parse_progress, plan_removal, PvmoveProgress, RemovalStep};
 pub use self::report::{Lv, Pv, ReportFormat, Segment, Vg};
 
-use self::report::Kind;
+use self::report::ReportKind;
 use crate::host::command::{Cmd, CommandError, CommandRunner};
 use crate::host::fs::Fs;
 
@@ -139,9 +139,9 @@ impl Lvm {
         Ok(())
     }
 
-    fn report_cmd(&self, kind: Kind, format: ReportFormat) -> Cmd {
+    fn report_cmd(&self, kind: ReportKind, format: ReportFormat) -> Cmd {
         let c = self.cmd(kind.command());
-        let c = if kind == Kind::Segment {
+        let c = if kind == ReportKind::Segment {
             c.arg("-a")
         } else {
             c
@@ -163,7 +163,7 @@ impl Lvm {
     }
 
     /// Runs one report, detecting the format on first use.
-    fn report(&self, kind: Kind) -> Result<Vec<report::Row>, LvmError> {
+    fn report(&self, kind: ReportKind) -> Result<Vec<report::Row>, LvmError> {
         if let Some(f) = self.cached_format() {
             let c = self.report_cmd(kind, f);
             let out = self.runner.run(&c)?.check(&c)?;
@@ -201,20 +201,20 @@ impl Lvm {
     }
 
     pub fn pvs(&self) -> Result<Vec<Pv>, LvmError> {
-        Ok(report::pvs(&self.report(Kind::Pv)?)?)
+        Ok(report::pvs(&self.report(ReportKind::Pv)?)?)
     }
 
     pub fn vgs(&self) -> Result<Vec<Vg>, LvmError> {
-        Ok(report::vgs(&self.report(Kind::Vg)?)?)
+        Ok(report::vgs(&self.report(ReportKind::Vg)?)?)
     }
 
     pub fn lvs(&self) -> Result<Vec<Lv>, LvmError> {
-        Ok(report::lvs(&self.report(Kind::Lv)?)?)
+        Ok(report::lvs(&self.report(ReportKind::Lv)?)?)
     }
 
     /// Segments of every LV, hidden ones included (`lvs -a`), to find a pvmove in flight.
     pub fn segments(&self) -> Result<Vec<Segment>, LvmError> {
-        Ok(report::segments(&self.report(Kind::Segment)?)?)
+        Ok(report::segments(&self.report(ReportKind::Segment)?)?)
     }
 
     /// PVs, VGs and LVs in one snapshot (three commands; lvm2 locks each).

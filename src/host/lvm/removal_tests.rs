@@ -39,7 +39,7 @@ fn room_counts_only_allocatable_present_pvs_and_names_the_gap() {
     let mut state = LvmState {
         pvs: report::pvs(
             &report::parse_json(
-                report::Kind::Pv,
+                report::ReportKind::Pv,
                 &pvs_json(&[
                     ("/dev/vdb", "nfsstore", 100, 60),
                     ("/dev/vdc", "nfsstore", 100, 90),

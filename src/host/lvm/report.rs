@@ -21,7 +21,7 @@ pub enum ReportFormat {
 
 /// The reports omtd reads: which command, which JSON key, which fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum ReportKind {
     Pv,
     Vg,
     Lv,
@@ -30,27 +30,27 @@ pub enum Kind {
     Segment,
 }
 
-impl Kind {
+impl ReportKind {
     pub fn command(self) -> &'static str {
         match self {
-            Kind::Pv => "pvs",
-            Kind::Vg => "vgs",
-            Kind::Lv | Kind::Segment => "lvs",
+            ReportKind::Pv => "pvs",
+            ReportKind::Vg => "vgs",
+            ReportKind::Lv | ReportKind::Segment => "lvs",
         }
     }
 
     /// The key of the row array inside `report[0]`.
     pub fn json_key(self) -> &'static str {
         match self {
-            Kind::Pv => "pv",
-            Kind::Vg => "vg",
-            Kind::Lv | Kind::Segment => "lv",
+            ReportKind::Pv => "pv",
+            ReportKind::Vg => "vg",
+            ReportKind::Lv | ReportKind::Segment => "lv",
         }
     }
 
     pub fn fields(self) -> &'static [&'static str] {
         match self {
-            Kind::Pv => &[
+            ReportKind::Pv => &[
                 "pv_name",
                 "vg_name",
                 "pv_size",
@@ -60,7 +60,7 @@ impl Kind {
                 "pv_pe_alloc_count",
                 "pv_attr",
             ],
-            Kind::Vg => &[
+            ReportKind::Vg => &[
                 "vg_name",
                 "vg_size",
                 "vg_free",
@@ -68,8 +68,8 @@ impl Kind {
                 "vg_extent_count",
                 "vg_free_count",
             ],
-            Kind::Lv => &["vg_name", "lv_name", "lv_size", "lv_path", "lv_attr"],
-            Kind::Segment => &["vg_name", "lv_name", "lv_attr", "devices"],
+            ReportKind::Lv => &["vg_name", "lv_name", "lv_size", "lv_path", "lv_attr"],
+            ReportKind::Segment => &["vg_name", "lv_name", "lv_attr", "devices"],
         }
     }
 }
@@ -107,7 +107,7 @@ pub enum ReportError {
 pub struct Row(pub BTreeMap<String, String>);
 
 impl Row {
-    fn text(&self, kind: Kind, field: &'static str) -> Result<&str, ReportError> {
+    fn text(&self, kind: ReportKind, field: &'static str) -> Result<&str, ReportError> {
         self.0
             .get(field)
             .map(|v| v.trim())
@@ -117,7 +117,7 @@ impl Row {
             })
     }
 
-    fn number(&self, kind: Kind, field: &'static str) -> Result<u64, ReportError> {
+    fn number(&self, kind: ReportKind, field: &'static str) -> Result<u64, ReportError> {
         let v = self.text(kind, field)?;
         // With --units b --nosuffix sizes are whole bytes, but lvm2 prints them through its
         // size formatter, which some versions end with ".00"; accept that, nothing else.
@@ -131,7 +131,7 @@ impl Row {
 }
 
 /// Parses a JSON report into rows. Every value is taken as a string and trimmed.
-pub fn parse_json(kind: Kind, stdout: &str) -> Result<Vec<Row>, ReportError> {
+pub fn parse_json(kind: ReportKind, stdout: &str) -> Result<Vec<Row>, ReportError> {
     let bad = |reason: String| ReportError::Json {
         command: kind.command(),
         reason,
@@ -176,7 +176,7 @@ pub fn parse_json(kind: Kind, stdout: &str) -> Result<Vec<Row>, ReportError> {
 }
 
 /// Parses `--noheadings --separator '|'` output into rows, with the fields of `kind`.
-pub fn parse_columns(kind: Kind, stdout: &str) -> Result<Vec<Row>, ReportError> {
+pub fn parse_columns(kind: ReportKind, stdout: &str) -> Result<Vec<Row>, ReportError> {
     let fields = kind.fields();
     let mut rows = Vec::new();
     for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
@@ -200,7 +200,11 @@ pub fn parse_columns(kind: Kind, stdout: &str) -> Result<Vec<Row>, ReportError> 
 }
 
 /// Parses either shape.
-pub fn parse(kind: Kind, format: ReportFormat, stdout: &str) -> Result<Vec<Row>, ReportError> {
+pub fn parse(
+    kind: ReportKind,
+    format: ReportFormat,
+    stdout: &str,
+) -> Result<Vec<Row>, ReportError> {
     match format {
         ReportFormat::Json => parse_json(kind, stdout),
         ReportFormat::Columns => parse_columns(kind, stdout),
@@ -280,7 +284,7 @@ impl Segment {
 }
 
 pub fn pvs(rows: &[Row]) -> Result<Vec<Pv>, ReportError> {
-    let k = Kind::Pv;
+    let k = ReportKind::Pv;
     rows.iter()
         .map(|r| {
             let vg = r.text(k, "vg_name")?;
@@ -301,7 +305,7 @@ pub fn pvs(rows: &[Row]) -> Result<Vec<Pv>, ReportError> {
 }
 
 pub fn vgs(rows: &[Row]) -> Result<Vec<Vg>, ReportError> {
-    let k = Kind::Vg;
+    let k = ReportKind::Vg;
     rows.iter()
         .map(|r| {
             Ok(Vg {
@@ -317,7 +321,7 @@ pub fn vgs(rows: &[Row]) -> Result<Vec<Vg>, ReportError> {
 }
 
 pub fn lvs(rows: &[Row]) -> Result<Vec<Lv>, ReportError> {
-    let k = Kind::Lv;
+    let k = ReportKind::Lv;
     rows.iter()
         .map(|r| {
             let vg = r.text(k, "vg_name")?.to_owned();
@@ -338,7 +342,7 @@ pub fn lvs(rows: &[Row]) -> Result<Vec<Lv>, ReportError> {
 }
 
 pub fn segments(rows: &[Row]) -> Result<Vec<Segment>, ReportError> {
-    let k = Kind::Segment;
+    let k = ReportKind::Segment;
     rows.iter()
         .map(|r| {
             Ok(Segment {
@@ -385,7 +389,7 @@ mod tests {
     const VERSION: &str = include_str!("fixtures/lvm_version.txt");
 
     fn both<T: PartialEq + std::fmt::Debug>(
-        kind: Kind,
+        kind: ReportKind,
         json: &str,
         txt: &str,
         conv: fn(&[Row]) -> Result<Vec<T>, ReportError>,
@@ -398,7 +402,7 @@ mod tests {
 
     #[test]
     fn real_pvs_parse_the_same_from_json_and_columns() {
-        let pvs = both(Kind::Pv, PVS_JSON, PVS_TXT, pvs);
+        let pvs = both(ReportKind::Pv, PVS_JSON, PVS_TXT, pvs);
         assert_eq!(pvs.len(), 3);
         assert_eq!(
             pvs[0],
@@ -421,7 +425,7 @@ mod tests {
 
     #[test]
     fn real_vgs_lvs_and_segments_parse_the_same_from_both() {
-        let vgs = both(Kind::Vg, VGS_JSON, VGS_TXT, vgs);
+        let vgs = both(ReportKind::Vg, VGS_JSON, VGS_TXT, vgs);
         assert_eq!(
             vgs,
             [Vg {
@@ -433,12 +437,12 @@ mod tests {
                 free_count: 0,
             }]
         );
-        let lvs = both(Kind::Lv, LVS_JSON, LVS_TXT, lvs);
+        let lvs = both(ReportKind::Lv, LVS_JSON, LVS_TXT, lvs);
         assert_eq!(lvs.len(), 1);
         assert_eq!(lvs[0].path, "/dev/fxvg/lv1");
         assert_eq!(lvs[0].size, 125829120);
-        assert!(both(Kind::Lv, LVS_EMPTY_JSON, LVS_EMPTY_TXT, super::lvs).is_empty());
-        let segs = both(Kind::Segment, SEG_JSON, SEG_TXT, segments);
+        assert!(both(ReportKind::Lv, LVS_EMPTY_JSON, LVS_EMPTY_TXT, super::lvs).is_empty());
+        let segs = both(ReportKind::Segment, SEG_JSON, SEG_TXT, segments);
         assert_eq!(segs.len(), 2);
         assert!(segs[1].uses_pv("/dev/loop1"));
         assert!(!segs[1].uses_pv("/dev/loop"));
@@ -450,7 +454,7 @@ mod tests {
         let json = r#"{"report":[{"pv":[{"pv_name":"/dev/vdd ", "vg_name":"nfsstore",
             "pv_size":"214748364800", "pv_free":"0 ", "pv_used":"214748364800",
             "pv_pe_count":"51200", "pv_pe_alloc_count":"51200", "pv_attr":"a--"}]}]}"#;
-        let pv = &pvs(&parse_json(Kind::Pv, json).unwrap()).unwrap()[0];
+        let pv = &pvs(&parse_json(ReportKind::Pv, json).unwrap()).unwrap()[0];
         assert_eq!(pv.name, "/dev/vdd");
         assert_eq!(pv.free, 0);
         assert_eq!(pv.free_extents(), 0);
@@ -462,7 +466,7 @@ mod tests {
             \"vg_free\":\"0\",\"vg_extent_size\":\"4\",\"vg_extent_count\":\"2\",\"vg_free_count\":\"0\"}]}],\
             \"log\":[{\"log_seq_num\":\"1\"}]}";
         assert_eq!(
-            vgs(&parse_json(Kind::Vg, out).unwrap()).unwrap()[0].name,
+            vgs(&parse_json(ReportKind::Vg, out).unwrap()).unwrap()[0].name,
             "a"
         );
     }
@@ -470,10 +474,10 @@ mod tests {
     #[test]
     fn malformed_reports_are_errors_not_guesses() {
         assert!(matches!(
-            parse_columns(Kind::Vg, "  a|1|2\n"),
+            parse_columns(ReportKind::Vg, "  a|1|2\n"),
             Err(ReportError::BadLine { got: 3, .. })
         ));
-        let rows = parse_columns(Kind::Vg, "a|1|x|4|2|0\n").unwrap();
+        let rows = parse_columns(ReportKind::Vg, "a|1|x|4|2|0\n").unwrap();
         assert!(matches!(
             vgs(&rows),
             Err(ReportError::BadNumber {
@@ -482,10 +486,10 @@ mod tests {
             })
         ));
         assert!(matches!(
-            parse_json(Kind::Pv, "{\"nope\":1}"),
+            parse_json(ReportKind::Pv, "{\"nope\":1}"),
             Err(ReportError::Json { .. })
         ));
-        let rows = parse_json(Kind::Vg, r#"{"report":[{"vg":[{"vg_name":"a"}]}]}"#).unwrap();
+        let rows = parse_json(ReportKind::Vg, r#"{"report":[{"vg":[{"vg_name":"a"}]}]}"#).unwrap();
         assert!(matches!(vgs(&rows), Err(ReportError::MissingField { .. })));
     }
 
