@@ -95,3 +95,43 @@ pub fn check_host(f: &Findings, node: &str, root: &Path) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::plan::content;
+    use super::*;
+
+    /// A root as a converged host leaves it in version `v`.
+    fn host(root: &Path, node: &str, v: u64) {
+        std::fs::create_dir_all(root.join("etc/chaos")).unwrap();
+        for p in FILES {
+            std::fs::write(under(root, p), content(node, p, v)).unwrap();
+        }
+        let exports = format!("{EXPORTS_FOREIGN}# BEGIN x\n{STABLE_EXPORT}\n# END x\n");
+        std::fs::write(root.join("etc/exports"), exports).unwrap();
+        let fstab = format!("{FSTAB_FOREIGN}# BEGIN x\n{STABLE_MOUNT}\n# END x\n");
+        std::fs::write(root.join("etc/fstab"), fstab).unwrap();
+    }
+
+    #[test]
+    fn the_reader_counts_what_it_must_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        host(root, "n1", 7);
+        let f = Findings::default();
+        check_host(&f, "n1", root);
+        assert_eq!(f.torn.load(Ordering::Relaxed), 0);
+        assert_eq!(f.unsafe_steps.load(Ordering::Relaxed), 0);
+        // Half of a version: torn.
+        let whole = content("n1", FILES[1], 8);
+        std::fs::write(under(root, FILES[1]), &whole[..whole.len() / 2]).unwrap();
+        check_host(&f, "n1", root);
+        assert_eq!(f.torn.load(Ordering::Relaxed), 1);
+        // The stable export gone: unsafe; another node's content: torn.
+        std::fs::write(root.join("etc/exports"), EXPORTS_FOREIGN).unwrap();
+        std::fs::write(under(root, FILES[0]), content("n2", FILES[0], 7)).unwrap();
+        check_host(&f, "n1", root);
+        assert_eq!(f.unsafe_steps.load(Ordering::Relaxed), 1);
+        assert_eq!(f.torn.load(Ordering::Relaxed), 3);
+    }
+}
