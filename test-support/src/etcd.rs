@@ -111,6 +111,16 @@ impl EtcdServer {
         self.member.log()
     }
 
+    /// Starts the member again after [`EtcdServer::kill`], on the same ports and data: a
+    /// store that was down for a while and came back (the chaos run's outage).
+    pub fn restart(&mut self) {
+        self.member.kill();
+        self.member = spawn_member(self._dir.path(), self.spec.clone());
+        if let Err(log) = wait_healthy(std::slice::from_mut(&mut self.member)) {
+            panic!("etcd did not come back after a restart; its log:\n{log}");
+        }
+    }
+
     /// `etcdctl snapshot save`: the whole keyspace at this moment, as an operator backs it
     /// up (docs/operations.md).
     pub fn save_snapshot(&self, to: &Path) {
@@ -163,6 +173,8 @@ fn etcdctl() -> Command {
 /// Several etcd members on loopback forming one cluster.
 pub struct EtcdCluster {
     members: Vec<Member>,
+    /// How each member was started: a restarted member comes back the same way.
+    specs: Vec<MemberSpec>,
     _dir: tempfile::TempDir,
 }
 
@@ -183,27 +195,32 @@ impl EtcdCluster {
                 .collect::<Vec<_>>()
                 .join(",");
             let token = cluster_token();
-            let mut members: Vec<Member> = names
+            let specs: Vec<MemberSpec> = names
                 .iter()
                 .enumerate()
-                .map(|(i, name)| {
-                    spawn_member(
-                        dir.path(),
-                        MemberSpec {
-                            name: name.clone(),
-                            client_port: ports[2 * i],
-                            peer_port: ports[2 * i + 1],
-                            initial_cluster: initial_cluster.clone(),
-                            token: token.clone(),
-                            // Real elections happen here: keep etcd's default timings so a
-                            // busy machine does not make members depose each other.
-                            fast_raft: false,
-                        },
-                    )
+                .map(|(i, name)| MemberSpec {
+                    name: name.clone(),
+                    client_port: ports[2 * i],
+                    peer_port: ports[2 * i + 1],
+                    initial_cluster: initial_cluster.clone(),
+                    token: token.clone(),
+                    // Real elections happen here: keep etcd's default timings so a
+                    // busy machine does not make members depose each other.
+                    fast_raft: false,
                 })
                 .collect();
+            let mut members: Vec<Member> = specs
+                .iter()
+                .map(|spec| spawn_member(dir.path(), spec.clone()))
+                .collect();
             match wait_healthy(&mut members) {
-                Ok(()) => return EtcdCluster { members, _dir: dir },
+                Ok(()) => {
+                    return EtcdCluster {
+                        members,
+                        specs,
+                        _dir: dir,
+                    }
+                }
                 Err(log) if is_port_clash(&log) => last_log = log,
                 Err(log) => {
                     panic!("etcd cluster did not become healthy within {HEALTH_DEADLINE:?}:\n{log}")
@@ -225,6 +242,25 @@ impl EtcdCluster {
     /// Kill member `i` (SIGKILL); the others keep running.
     pub fn kill_member(&mut self, i: usize) {
         self.members[i].kill();
+    }
+
+    /// Starts member `i` again after [`EtcdCluster::kill_member`], on its ports and data,
+    /// and waits until it is healthy (it rejoins the cluster).
+    pub fn restart_member(&mut self, i: usize) {
+        self.members[i].kill();
+        self.members[i] = spawn_member(self._dir.path(), self.specs[i].clone());
+        if let Err(log) = wait_healthy(std::slice::from_mut(&mut self.members[i])) {
+            panic!("etcd member {i} did not come back; its log:\n{log}");
+        }
+    }
+
+    /// A client of the whole cluster (every member's endpoint).
+    pub async fn store(&self) -> std::sync::Arc<dyn omtd::store::Store> {
+        std::sync::Arc::new(
+            omtd::store::etcd::EtcdStore::connect(&self.endpoints())
+                .await
+                .expect("connect to etcd"),
+        )
     }
 }
 

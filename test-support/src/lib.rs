@@ -10,6 +10,7 @@
 #![recursion_limit = "256"]
 
 pub mod agent;
+pub mod chaos;
 pub mod e2e;
 pub mod etcd;
 pub mod fakes;
