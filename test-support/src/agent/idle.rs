@@ -79,6 +79,9 @@ pub fn rss_kib(pid: u32) -> (u64, u64, u64, u64) {
 /// (a real init script under `root` for the linux driver; for the sim, whose host starts
 /// empty, a stray master kept masked — not installed is as masked as it gets).
 pub fn plan(root: &Path, driver: Driver) -> PlanSlice {
+    // The exported directory exists, as on a real executor: the agent checks exports lines
+    // before it writes them, and refuses one whose path is not a directory.
+    fs::create_dir_all(root.join("srv/executor/tools")).expect("exported dir");
     let mut files: Vec<_> = (0..10)
         .map(|i| {
             file(
