@@ -219,6 +219,11 @@ impl Chaos {
         for node in &nodes {
             let root = base.join(node);
             std::fs::create_dir_all(root.join("etc")).expect("root/etc");
+            // The exported directories exist, as on a real NFS server: the agent checks
+            // exports lines before it writes them and refuses a path that is no directory.
+            for d in ["srv/data", "srv/v0", "srv/v1", "srv/v2"] {
+                std::fs::create_dir_all(root.join(d)).expect("exported dir");
+            }
             std::fs::write(root.join("etc/fstab"), FSTAB_FOREIGN).expect("fstab");
             std::fs::write(root.join("etc/exports"), EXPORTS_FOREIGN).expect("exports");
             let mut p = AgentProc {
