@@ -53,9 +53,9 @@ async fn a_removal_waits_for_the_running_task_then_downs_the_machine() {
     let job = w.sim.start_task("node3.omtd", "galaxy-job").expect("task");
     let out = w.omtd(&["delete", "node", "node3.omtd"]).await;
     assert!(out.contains("marked for deletion"), "{out}");
-    poll::within(CONVERGE)
+    let scheduled = poll::within(CONVERGE)
         .every(Duration::from_millis(50))
-        .expect_async("node3 scheduled for maintenance", || async {
+        .until_async(|| async {
             mesos_state(&w)
                 .await
                 .draining_machines
@@ -63,6 +63,12 @@ async fn a_removal_waits_for_the_running_task_then_downs_the_machine() {
                 .any(|m| m == NODE3)
         })
         .await;
+    assert!(
+        scheduled.is_some(),
+        "node3 scheduled for maintenance: not within {CONVERGE:?}; Mesos: {:?}\n{}",
+        mesos_state(&w).await,
+        w.operator_log()
+    );
     // Several reconciles (the node controller looks every 10 s at most, maintenance every
     // 10 s; probes much more often): still draining, the task still runs.
     tokio::time::sleep(Duration::from_secs(12)).await;
