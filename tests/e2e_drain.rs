@@ -6,30 +6,13 @@
 
 use std::time::Duration;
 
-use omtd::probes::mesos::MesosMaster;
-use omtd::probes::{BasicAuth, HttpProbe, HttpTarget, ProbeConfig};
 use omtd_crds::Kind;
-use omtd_test_support::e2e::mesos::PROBE_PRINCIPAL;
+use omtd_test_support::e2e::mesos::mesos_state;
 use omtd_test_support::e2e::{Setup, World, EXAMPLE, NODES};
 use omtd_test_support::poll;
 
 const CONVERGE: Duration = Duration::from_secs(30);
 const NODE3: &str = "10.0.0.23";
-
-async fn mesos_state(w: &World) -> omtd_controllers::MesosState {
-    let url = w
-        .sim
-        .mesos_url("manager.omtd")
-        .expect("the manager's endpoint");
-    let target = HttpTarget::parse(&url)
-        .expect("url")
-        .with_auth(BasicAuth::new(PROBE_PRINCIPAL.0, PROBE_PRINCIPAL.1));
-    let http = HttpProbe::new(ProbeConfig::default()).expect("client");
-    MesosMaster::new(http, target)
-        .state()
-        .await
-        .expect("the sim master answers")
-}
 
 async fn started(operator_args: Vec<&'static str>) -> World {
     let w = World::start(&NODES, Setup { operator_args }).await;

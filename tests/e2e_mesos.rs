@@ -9,10 +9,8 @@
 use std::time::{Duration, Instant};
 
 use omtd::agent::drivers::sim::Fault;
-use omtd::probes::mesos::MesosMaster;
-use omtd::probes::{BasicAuth, HttpProbe, HttpTarget, ProbeConfig};
 use omtd_crds::{ConditionStatus, Kind, Status};
-use omtd_test_support::e2e::mesos::{assert_ordered_recovery, FAST_RECOVERY, PROBE_PRINCIPAL};
+use omtd_test_support::e2e::mesos::{assert_ordered_recovery, mesos_state, FAST_RECOVERY};
 use omtd_test_support::e2e::{text, Setup, World, EXAMPLE, NODES};
 use omtd_test_support::poll;
 
@@ -33,22 +31,6 @@ fn condition(s: &Option<Status>, t: &str) -> Option<ConditionStatus> {
 
 async fn status_wait(w: &World) -> Duration {
     w.status_wait().await
-}
-
-/// The leading master's view, through the real probe.
-async fn mesos_state(w: &World) -> omtd_controllers::MesosState {
-    let sim = &w.sim;
-    let url = sim
-        .mesos_url("manager.omtd")
-        .expect("the manager's endpoint");
-    let target = HttpTarget::parse(&url)
-        .expect("url")
-        .with_auth(BasicAuth::new(PROBE_PRINCIPAL.0, PROBE_PRINCIPAL.1));
-    let http = HttpProbe::new(ProbeConfig::default()).expect("client");
-    MesosMaster::new(http, target)
-        .state()
-        .await
-        .expect("the sim master answers")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -46,3 +46,18 @@ pub fn assert_ordered_recovery(manager_log: &[String], worker_log: &[String]) {
         "the agents stopped, then started last: {worker_log:?}"
     );
 }
+
+/// The leading master's view of the world `w`, through the real probe.
+pub async fn mesos_state(w: &super::World) -> omtd_controllers::MesosState {
+    use omtd::probes::mesos::MesosMaster;
+    use omtd::probes::{BasicAuth, HttpProbe, HttpTarget, ProbeConfig};
+    let url = w.sim.mesos_url(MANAGER).expect("the manager's endpoint");
+    let target = HttpTarget::parse(&url)
+        .expect("url")
+        .with_auth(BasicAuth::new(PROBE_PRINCIPAL.0, PROBE_PRINCIPAL.1));
+    let http = HttpProbe::new(ProbeConfig::default()).expect("client");
+    MesosMaster::new(http, target)
+        .state()
+        .await
+        .expect("the sim master answers")
+}
