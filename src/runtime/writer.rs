@@ -336,22 +336,36 @@ impl Writer {
             manifest
                 .slices
                 .insert(controller.to_owned(), entry.0.clone());
-            if current.as_ref() == Some(&manifest) {
-                continue;
-            }
-            let Ok(bytes) = serde_json::to_vec(&manifest) else {
-                continue;
+            // A node whose record is gone (released, or deleted by hand) and that no
+            // controller plans anything on any more loses its manifest rather than getting
+            // a complete empty plan: its agent then holds the host as it is, instead of
+            // removing everything it manages (the smallest step: stop managing it).
+            let gone = !read
+                .objects
+                .keys()
+                .any(|k| k.kind == Kind::Node && k.name == node);
+            let op = if gone && manifest.slices.values().all(Option::is_none) {
+                if stored.is_none() {
+                    continue;
+                }
+                Op::delete(key.clone())
+            } else {
+                if current.as_ref() == Some(&manifest) {
+                    continue;
+                }
+                let Ok(bytes) = serde_json::to_vec(&manifest) else {
+                    continue;
+                };
+                Op::put(key.clone(), bytes)
             };
             let change = entry.1.get_or_insert_with(|| Change {
                 compares: Vec::new(),
                 ops: Vec::new(),
             });
-            change.compares.push(Compare::mod_revision(
-                key.clone(),
-                CompareOp::Equal,
-                revision,
-            ));
-            change.ops.push(Op::put(key, bytes));
+            change
+                .compares
+                .push(Compare::mod_revision(key, CompareOp::Equal, revision));
+            change.ops.push(op);
         }
     }
 
