@@ -168,6 +168,13 @@ impl MesosState {
         self.frameworks.iter().any(|f| f.name == name && f.active)
     }
 
+    /// Whether one of `names` is scheduled for maintenance and still draining.
+    pub fn machine_draining(&self, names: &[&str]) -> bool {
+        self.draining_machines
+            .iter()
+            .any(|m| names.contains(&m.as_str()))
+    }
+
     pub fn machine_down(&self, names: &[&str]) -> bool {
         self.down_machines
             .iter()

@@ -97,6 +97,7 @@ fn tasks_running_keep_the_machine_draining_not_down() {
 fn tasks_done_bring_the_machine_down() {
     let (mut objs, mut o) = removing(&[], &["t1"]);
     assert_eq!(mode(&round(&mut objs, &o)), MachineMode::Draining);
+    scheduled(&mut o);
     if let Some(m) = o.mesos.as_mut() {
         m.tasks.clear();
     }
@@ -113,12 +114,47 @@ fn tasks_done_bring_the_machine_down() {
     assert_eq!(record(&objs).phase, RemovalPhase::Stopping);
 }
 
+/// The master shows the machine scheduled (as it does once the maintenance call took).
+fn scheduled(o: &mut Observed) {
+    if let Some(m) = o.mesos.as_mut() {
+        m.draining_machines.push(ADDR.into());
+    }
+}
+
 #[test]
-fn no_task_at_all_asks_down_at_once() {
-    let (mut objs, o) = removing(&[], &[]);
+fn no_task_asks_down_only_once_the_master_shows_the_machine_scheduled() {
+    let (mut objs, mut o) = removing(&[], &[]);
+    // The view predates the schedule: a task may have started since, so nothing is downed.
+    let out = round(&mut objs, &o);
+    assert_eq!(mode(&out), MachineMode::Draining);
+    assert_eq!(record(&objs).phase, RemovalPhase::Draining);
+    assert!(
+        message(&out, &node_key(NODE), "Ready").contains("scheduled for maintenance"),
+        "{}",
+        message(&out, &node_key(NODE), "Ready")
+    );
+    o.now = t(1);
+    assert_eq!(mode(&round(&mut objs, &o)), MachineMode::Draining);
+    scheduled(&mut o);
+    o.now = t(2);
     let out = round(&mut objs, &o);
     assert_eq!(mode(&out), MachineMode::Down);
-    assert_eq!(record(&objs).phase, RemovalPhase::Draining);
+    assert_eq!(record(&objs).down_because, "no task runs on the agent");
+}
+
+#[test]
+fn a_task_started_after_the_first_view_is_not_killed() {
+    // The removal's first look saw no task; a job starts before the schedule takes.
+    let (mut objs, mut o) = removing(&[], &[]);
+    assert_eq!(mode(&round(&mut objs, &o)), MachineMode::Draining);
+    scheduled(&mut o);
+    if let Some(m) = o.mesos.as_mut() {
+        m.tasks.push(task("late"));
+    }
+    o.now = t(5);
+    let out = round(&mut objs, &o);
+    assert_eq!(mode(&out), MachineMode::Draining);
+    assert_eq!(record(&objs).running_tasks, 1);
 }
 
 #[test]
@@ -187,7 +223,8 @@ fn an_unparsable_annotation_holds_the_drain() {
     );
     let msg = message(&out, &node_key(NODE), "Ready");
     assert!(msg.contains("omtd/drain-timeout=\"an hour\""), "{msg}");
-    // Even with no task left, a held drain does not go down.
+    // Even with no task left on a scheduled machine, a held drain does not go down.
+    scheduled(&mut o);
     if let Some(m) = o.mesos.as_mut() {
         m.tasks.clear();
     }

@@ -2,7 +2,8 @@
 //! maintenance (DRAINING, which disturbs no running task) and stays so while tasks still run
 //! on its agent, up to the drain deadline. Only then is it marked down, which kills what is
 //! left (Mesos sends TASK_LOST): a Galaxy job that ran for hours is not cut short because a
-//! node is being retired.
+//! node is being retired. "No task left" counts only from a master view that already shows
+//! the machine scheduled: a view read before may miss a task started in between.
 //!
 //! Deadline = the drain's start (`status.removal.since`) + the drain timeout: the node's
 //! `omtd/drain-timeout` annotation, else the operator's `--drain-timeout`. An annotation
@@ -22,6 +23,9 @@ use crate::settings::Settings;
 
 /// How many task names a status or message lists (the count says the rest).
 const LISTED_TASKS: usize = 5;
+
+/// How soon a drain looks again while the master does not yet show the machine scheduled.
+const SCHEDULE_RECHECK: Duration = Duration::from_secs(5);
 
 /// Why a machine was asked down, as recorded in `status.removal.downBecause`.
 pub mod because {
@@ -108,9 +112,20 @@ pub(super) fn drain_step(
     let down_waiting = format!("Mesos to mark machine {addr} down (maintenance)");
     if !asked.is_empty() {
         step.waiting_for = down_waiting;
-    } else if tasks.is_empty() {
+    } else if tasks.is_empty() && mesos.machine_draining(&names) {
+        // Only a task list read while the master has the machine scheduled counts: one
+        // read before the schedule took may miss a task launched since, which the down
+        // would kill.
         step.down_because = because::NO_TASKS.into();
         step.waiting_for = down_waiting;
+    } else if tasks.is_empty() && observed.now < deadline {
+        step.waiting_for = format!(
+            "Mesos to show machine {addr} scheduled for maintenance (the agent's tasks are \
+             counted once it is), or the drain deadline {}",
+            crate::time::format(deadline),
+        );
+        // The schedule is one maintenance call away: look again soon, not at the deadline.
+        step.requeue = Some(crate::time::since(deadline, observed.now).min(SCHEDULE_RECHECK));
     } else if observed.now >= deadline {
         step.down_because = because::DEADLINE.into();
         step.waiting_for = down_waiting;
