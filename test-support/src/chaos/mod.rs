@@ -40,7 +40,8 @@ pub struct Config {
     pub until: Option<Instant>,
     pub seed: u64,
     /// Three etcd members instead of one: the run then kills one member a while
-    /// (`KillMember`) in place of the outage and snapshot rounds, which need the store whole.
+    /// (`KillMember`) or cuts it off from the others (`IsolateMember`) in place of the outage
+    /// and snapshot rounds, which need the store whole.
     pub three_members: bool,
 }
 
@@ -54,6 +55,7 @@ pub enum Fault {
     CorruptManifest,
     RestoreSnapshot,
     KillMember,
+    IsolateMember,
 }
 
 const ONE_MEMBER: [Fault; 7] = [
@@ -66,9 +68,10 @@ const ONE_MEMBER: [Fault; 7] = [
     Fault::RestoreSnapshot,
 ];
 
-const THREE_MEMBERS: [Fault; 6] = [
+const THREE_MEMBERS: [Fault; 7] = [
     Fault::KillAgent,
     Fault::KillMember,
+    Fault::IsolateMember,
     Fault::DeleteSlice,
     Fault::DeleteManifest,
     Fault::CorruptSlice,
@@ -333,7 +336,11 @@ impl Chaos {
             } else {
                 &ONE_MEMBER
             };
-            let fault = faults[rng.below(faults.len() as u64) as usize];
+            // Every fault once first, so that even a short run tries each; then at random.
+            let fault = match faults.get(figures.rounds) {
+                Some(f) => *f,
+                None => faults[rng.below(faults.len() as u64) as usize],
+            };
             // An older snapshot is one taken some rounds ago; take one now and then.
             if !cfg.three_members && (!have_snapshot || rng.below(8) == 0) {
                 self.etcd.save_snapshot(&snapshot);
@@ -341,12 +348,17 @@ impl Chaos {
             }
             self.planner.version += 1;
             let _ = self.planner.write(&self.nodes).await;
-            self.fault(fault, cfg, &mut rng, &mut figures, &snapshot)
+            let held = self
+                .fault(fault, cfg, &mut rng, &mut figures, &snapshot)
                 .await;
             *figures.faults.entry(format!("{fault:?}")).or_default() += 1;
             figures.rounds += 1;
             self.planner.version += 1;
             match self.settle(cfg.converge_timeout).await {
+                Some(_) if !held => figures.examples.push(format!(
+                    "round {} ({fault:?}): the agents did not converge while the fault lasted",
+                    figures.rounds
+                )),
                 Some(d) => {
                     figures.converged += 1;
                     figures.reconverge.push(d);
@@ -383,7 +395,7 @@ impl Chaos {
         rng: &mut Rng,
         figures: &mut Figures,
         snapshot: &std::path::Path,
-    ) {
+    ) -> bool {
         let node = self.nodes[rng.below(self.nodes.len() as u64) as usize].clone();
         match fault {
             Fault::KillAgent => {
@@ -411,6 +423,19 @@ impl Chaos {
                 figures.kills += 1;
                 tokio::time::sleep(cfg.etcd_outage).await;
                 self.etcd.restart_member(i);
+            }
+            Fault::IsolateMember => {
+                // A partition, not a crash: the member still answers its clients, from data
+                // that stops moving. A plan written meanwhile must reach every agent through
+                // the other two (require-leader makes a client leave the cut member).
+                tokio::time::sleep(Duration::from_millis(rng.below(200))).await;
+                let i = rng.below(3) as usize;
+                self.etcd.isolate_member(i);
+                tokio::time::sleep(Duration::from_millis(rng.below(1000))).await;
+                self.planner.version += 1;
+                let converged = self.settle(cfg.converge_timeout).await.is_some();
+                self.etcd.heal();
+                return converged;
             }
             Fault::DeleteSlice | Fault::DeleteManifest => {
                 let which = if fault == Fault::DeleteSlice {
@@ -450,5 +475,6 @@ impl Chaos {
                 assert!(out.status.success(), "omtd epoch renew: {out:?}");
             }
         }
+        true
     }
 }
