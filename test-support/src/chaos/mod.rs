@@ -34,6 +34,9 @@ pub struct Config {
     pub rounds: usize,
     /// How long etcd stays down in an outage round.
     pub etcd_outage: Duration,
+    /// How long the first outage (or killed member) of the run lasts: the 60 s, once,
+    /// without making every outage round a minute long.
+    pub first_outage: Duration,
     /// A round that has not reconverged by then counts as not converged.
     pub converge_timeout: Duration,
     /// Stop starting rounds after this moment (the long run's deadline).
@@ -353,6 +356,17 @@ impl Chaos {
                 .await;
             *figures.faults.entry(format!("{fault:?}")).or_default() += 1;
             figures.rounds += 1;
+            if figures.rounds % 50 == 0 {
+                // A long run can be cut short: what it saw so far is on stderr.
+                eprintln!(
+                    "chaos progress: {} rounds, {} converged, {} torn, {} unsafe, {:?} elapsed",
+                    figures.rounds,
+                    figures.converged,
+                    findings.torn.load(Ordering::Relaxed),
+                    findings.unsafe_steps.load(Ordering::Relaxed),
+                    started.elapsed()
+                );
+            }
             self.planner.version += 1;
             match self.settle(cfg.converge_timeout).await {
                 Some(_) if !held => figures.examples.push(format!(
@@ -412,7 +426,7 @@ impl Chaos {
                 tokio::time::sleep(Duration::from_millis(rng.below(200))).await;
                 self.etcd.kill();
                 figures.kills += 1;
-                tokio::time::sleep(cfg.etcd_outage).await;
+                tokio::time::sleep(outage(cfg, figures)).await;
                 self.etcd.restart();
             }
             Fault::KillMember => {
@@ -421,7 +435,7 @@ impl Chaos {
                 let i = rng.below(3) as usize;
                 self.etcd.kill_member(i);
                 figures.kills += 1;
-                tokio::time::sleep(cfg.etcd_outage).await;
+                tokio::time::sleep(outage(cfg, figures)).await;
                 self.etcd.restart_member(i);
             }
             Fault::IsolateMember => {
@@ -476,5 +490,19 @@ impl Chaos {
             }
         }
         true
+    }
+}
+
+/// This outage's length: [`Config::first_outage`] for the run's first, else
+/// [`Config::etcd_outage`].
+fn outage(cfg: &Config, figures: &Figures) -> Duration {
+    let so_far = ["EtcdOutage", "KillMember"]
+        .iter()
+        .filter_map(|f| figures.faults.get(*f))
+        .sum::<usize>();
+    if so_far == 0 {
+        cfg.first_outage
+    } else {
+        cfg.etcd_outage
     }
 }
