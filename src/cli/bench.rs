@@ -105,14 +105,18 @@ fn render(f: &Figures, store: &str) -> String {
 pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCode> {
     let temp;
     let mut global = global.clone();
-    if global.store == super::demo::DEFAULT_STORE && std::env::var_os("OMTD_STORE").is_none() {
+    if global.store.is_none() {
         temp = tempfile::Builder::new().prefix("omtd-bench-").tempdir()?;
-        global.store = format!("sqlite://{}", temp.path().join("omtd.db").display());
+        global.store = Some(format!(
+            "sqlite://{}",
+            temp.path().join("omtd.db").display()
+        ));
     }
     if args.nodes < 6 {
         anyhow::bail!("--nodes must be at least 6 (five service nodes and a worker)");
     }
-    let repo = super::open_repo(&global).await?;
+    let store_url = global.store_url()?.to_string();
+    let repo = super::open_repo(&global, super::Access::Write).await?;
     let figures = bench::run(
         repo,
         BenchOptions {
@@ -132,7 +136,7 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCod
         );
         return Ok(ExitCode::from(1));
     }
-    let table = render(&figures, &global.store);
+    let table = render(&figures, &store_url);
     let controllers = render_controllers(&figures);
     print!("{table}\n{controllers}");
     if let Some(path) = &args.record {

@@ -11,10 +11,6 @@ use clap::Args;
 use super::GlobalArgs;
 use crate::demo::{self, DemoOptions, Out};
 
-/// The `--store` default of every command: the demo takes it to mean "not given" and uses
-/// a fresh temporary store instead of the working directory's `omtd.db`.
-pub(super) const DEFAULT_STORE: &str = "sqlite://omtd.db";
-
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Stay up after the summary, so `omtd status`, `get` and `apply` can be run against
@@ -30,29 +26,33 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
     // A fresh store unless one was named: a demo must not mix with an old run's records.
     let temp;
     let mut global = global.clone();
-    if global.store == DEFAULT_STORE && std::env::var_os("OMTD_STORE").is_none() {
+    // No --store or OMTD_STORE: a fresh temporary store, not the default one.
+    if global.store.is_none() {
         temp = tempfile::Builder::new().prefix("omtd-demo-").tempdir()?;
-        global.store = format!("sqlite://{}", temp.path().join("omtd.db").display());
+        global.store = Some(format!(
+            "sqlite://{}",
+            temp.path().join("omtd.db").display()
+        ));
     }
-    let repo = super::open_repo(&global).await?;
+    let store_url = global.store_url()?.to_string();
+    let repo = super::open_repo(&global, super::Access::Write).await?;
     let keys = repo.store.list(&repo.keys.specs(), None).await;
     if keys.is_ok_and(|l| !l.kvs.is_empty()) {
         anyhow::bail!(
             "the store {} already holds records: the demo needs an empty one (leave out --store for a temporary one)",
-            global.store
+            store_url
         );
     }
     let tty = std::io::stdout().is_terminal();
     let color = tty && std::env::var_os("NO_COLOR").is_none();
     let out = Out::new(color, tty);
     println!(
-        "omtd demo: the runbook's cluster on sim hosts, store {}",
-        global.store
+        "omtd demo: the runbook's cluster on sim hosts, store {store_url}"
     );
     let opts = DemoOptions {
         timeout: args.timeout,
         keep_running: args.keep_running,
-        store_url: global.store.clone(),
+        store_url,
     };
     let outcome = demo::run(repo, opts, out).await?;
     Ok(if outcome.all_repaired() {

@@ -40,13 +40,10 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
     /// Where the desired state lives: sqlite://PATH or etcd://host:port[,host:port].
-    #[arg(
-        long,
-        global = true,
-        env = "OMTD_STORE",
-        default_value = "sqlite://omtd.db"
-    )]
-    pub store: String,
+    /// Default: sqlite:///var/lib/omtd/omtd.db as root, else
+    /// sqlite://$XDG_DATA_HOME/omtd/omtd.db (~/.local/share/omtd/omtd.db).
+    #[arg(long, global = true, env = "OMTD_STORE")]
+    pub store: Option<String>,
     /// Which cluster's records to use (keys live under /omtd/<cluster>/).
     #[arg(long, global = true, env = "OMTD_CLUSTER", default_value = "default")]
     pub cluster: String,
@@ -148,7 +145,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(args) => return bench::run(&cli.global, args).await,
         _ => {}
     }
-    let repo = open_repo(&cli.global).await?;
+    let access = match cli.command {
+        Command::Apply(_) | Command::Agent(_) | Command::Operator(_) => Access::Write,
+        _ => Access::Read,
+    };
+    let repo = open_repo(&cli.global, access).await?;
     match cli.command {
         Command::Apply(args) => apply::run(&repo, args).await,
         Command::Diff(args) => diff::run(&repo, args).await,
@@ -167,22 +168,58 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Opens the store named by `--store` / `OMTD_STORE` for the cluster's keys.
-pub async fn open_repo(global: &GlobalArgs) -> anyhow::Result<Repo> {
-    let url: StoreUrl = global.store.parse()?;
+/// What a command does with the store. Only writers create a missing SQLite file: a reader
+/// on a path with no store says so instead of leaving an empty store behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Read,
+    Write,
+}
+
+impl GlobalArgs {
+    /// The store named by `--store` / `OMTD_STORE`, or the default one.
+    pub fn store_url(&self) -> anyhow::Result<StoreUrl> {
+        Ok(match &self.store {
+            Some(url) => url.parse()?,
+            None => StoreUrl::default_sqlite()?,
+        })
+    }
+}
+
+/// Opens the store named by `--store` / `OMTD_STORE` (or the default) for the cluster's keys.
+pub async fn open_repo(global: &GlobalArgs, access: Access) -> anyhow::Result<Repo> {
+    let url = global.store_url()?;
     if !omtd_crds::validate::is_dns_name(&global.cluster) {
         anyhow::bail!(
             "--cluster {:?} is not a valid name: use lower-case letters, digits, '-' and '.'",
             global.cluster
         );
     }
-    let store = store::open(&url)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot open store {url}: {e}"))?;
+    // The default store's directory is ours to make (private: it holds the store); a path
+    // the user named must have its directory already, as a typo should not create one.
+    if access == Access::Write && global.store.is_none() {
+        if let Some(dir) = url.sqlite_path().and_then(std::path::Path::parent) {
+            create_private_dir(dir)?;
+        }
+    }
+    let opened = match access {
+        Access::Read => store::open_existing(&url).await,
+        Access::Write => store::open(&url).await,
+    };
+    let store = opened.map_err(|e| anyhow::anyhow!("cannot open store {url}: {e}"))?;
     Ok(Repo::new(
         Arc::clone(&store),
         Keys::for_cluster(&global.cluster),
     ))
+}
+
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| anyhow::anyhow!("cannot create the store directory {}: {e}", dir.display()))
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {

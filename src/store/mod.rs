@@ -361,3 +361,14 @@ pub async fn open(url: &StoreUrl) -> Result<std::sync::Arc<dyn Store>> {
         )),
     }
 }
+
+/// Like [`open`], but an SQLite file that does not exist is an error naming it rather than
+/// a new empty store: for commands that only read.
+pub async fn open_existing(url: &StoreUrl) -> Result<std::sync::Arc<dyn Store>> {
+    match url {
+        StoreUrl::Sqlite(path) => Ok(std::sync::Arc::new(sqlite::SqliteStore::open_existing(
+            path,
+        )?)),
+        StoreUrl::Etcd(_) => open(url).await,
+    }
+}

@@ -10,11 +10,16 @@
 //! - Leases expire by wall-clock time stored in the file; whoever touches the store next
 //!   (any call, or any watch poller within 100 ms) deletes the expired lease's keys, as
 //!   logged deletes that watchers see.
-//! - Nothing compacts the log by itself: callers compact, as they would with etcd.
+//! - The file and its `-wal`/`-shm` are private to their owner (mode 0600, `perms.rs`).
+//! - The log is compacted automatically, keeping a window of history (`compactor.rs`);
+//!   compacted values are zeroed (`secure_delete`) and the WAL truncated, so an old secret
+//!   does not linger in the files. Callers may also compact, as they would with etcd.
 
+mod compactor;
 mod context;
 mod db;
 mod lease;
+mod perms;
 mod schema;
 #[cfg(test)]
 mod tests;
@@ -24,13 +29,15 @@ mod watch;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+pub use self::compactor::Retention;
+use self::compactor::AutoCompactor;
 use super::{
     Compare, CompareOp, CompareTarget, EventKind, KeyValue, Lease, LeaseId, ListResult, Op, Result,
     Revision, Store, StoreError, Txn, TxnResult, WatchEvent, WatchStream,
@@ -46,11 +53,37 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     /// Live watch pollers, so tests can check that dropping a stream ends its poller.
     live_watches: Arc<AtomicUsize>,
+    /// Taken only while holding `conn`, after a write.
+    compactor: Arc<Mutex<AutoCompactor>>,
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the store file. The directory must exist.
+    /// Opens (creating if missing, mode 0600) the store file. The directory must exist.
     pub fn open(path: &Path) -> Result<Self> {
+        perms::create_private(path)?;
+        Self::open_file(path, Retention::default())
+    }
+
+    /// Opens the store file, failing with a message naming the path and the fix when it does
+    /// not exist: for commands that only read, which must not leave an empty store behind.
+    pub fn open_existing(path: &Path) -> Result<Self> {
+        if !path.exists() {
+            return Err(StoreError::Config(format!(
+                "SQLite store {} does not exist: run `omtd apply` first or pass --store",
+                path.display()
+            )));
+        }
+        Self::open_file(path, Retention::default())
+    }
+
+    /// [`Self::open`] with a history window other than the default.
+    pub fn open_with_retention(path: &Path, retention: Retention) -> Result<Self> {
+        perms::create_private(path)?;
+        Self::open_file(path, retention)
+    }
+
+    fn open_file(path: &Path, retention: Retention) -> Result<Self> {
+        perms::tighten(path)?;
         let mut conn = schema::connect(path)?;
         schema::init(&mut conn, path)?;
         tracing::debug!(path = %path.display(), "opened SQLite store");
@@ -58,6 +91,7 @@ impl SqliteStore {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),
             live_watches: Arc::new(AtomicUsize::new(0)),
+            compactor: Arc::new(Mutex::new(AutoCompactor::new(retention))),
         })
     }
 
@@ -121,8 +155,16 @@ impl Store for SqliteStore {
 
     async fn txn(&self, txn: Txn) -> Result<TxnResult> {
         // The write transaction expires due leases itself, under the same lock.
-        self.call(move |conn| txn::txn(conn, &txn, db::now_ms()?))
-            .await
+        let compactor = Arc::clone(&self.compactor);
+        self.call(move |conn| {
+            let result = txn::txn(conn, &txn, db::now_ms()?)?;
+            let mut compactor = compactor.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(target) = compactor.after_write(Instant::now(), result.revision) {
+                compactor::auto_compact(conn, &mut compactor, target);
+            }
+            Ok(result)
+        })
+        .await
     }
 
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<WatchStream> {
@@ -196,6 +238,11 @@ impl Store for SqliteStore {
     }
 
     async fn compact(&self, revision: Revision) -> Result<()> {
-        self.call(move |conn| db::compact(conn, revision)).await
+        // An explicit compaction is someone asking for old values to be gone now.
+        self.call(move |conn| {
+            db::compact(conn, revision)?;
+            compactor::scrub(conn, true)
+        })
+        .await
     }
 }

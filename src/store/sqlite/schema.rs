@@ -57,11 +57,11 @@ CREATE TABLE leases (
 CREATE INDEX leases_by_expiry ON leases (expires_at_ms);
 ";
 
-/// Opens a connection with the settings every connection to the file needs.
+/// Opens a connection with the settings every connection to the file needs. The file must
+/// exist: `SqliteStore::open` creates it with mode 0600 first, so SQLite never creates it
+/// with the umask's mode (and the `-wal` and `-shm` files take the main file's mode).
 pub(super) fn connect(path: &Path) -> Result<Connection> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, &e))?;
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| open_error(path, &e))?;
@@ -79,6 +79,10 @@ pub(super) fn connect(path: &Path) -> Result<Connection> {
     // A committed write (a CAS that made this process leader, say) must survive a power
     // loss, as it would in etcd: fsync the WAL on every commit.
     conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| open_error(path, &e))?;
+    // Deleted and overwritten content (a rotated secret's old value, in `kv` and in the log
+    // entries compaction drops) is zeroed in place rather than left in free space.
+    conn.pragma_update(None, "secure_delete", "ON")
         .map_err(|e| open_error(path, &e))?;
     Ok(conn)
 }
