@@ -15,6 +15,8 @@
 //!   compacted values are zeroed (`secure_delete`) and the WAL truncated, so an old secret
 //!   does not linger in the files. Callers may also compact, as they would with etcd.
 
+#[cfg(test)]
+mod at_rest_tests;
 mod compactor;
 mod context;
 mod db;
