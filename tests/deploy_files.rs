@@ -284,3 +284,39 @@ fn etcd_members_agree_and_raise_max_txn_ops() {
     }
     assert_eq!(names.len(), 3);
 }
+
+/// Whether a config line (comment stripped) binds every interface.
+fn binds_everywhere(line: &str) -> bool {
+    let setting = line.split('#').next().unwrap_or("");
+    setting.contains("0.0.0.0") || setting.contains("[::]")
+}
+
+#[test]
+fn nothing_shipped_listens_on_every_interface_unless_it_says_it_is_deliberate() {
+    // A wildcard address is allowed only on a line whose comment, or the comment line just
+    // above it, says it is deliberate (e.g. "# deliberate: firewalled to the monitor").
+    for path in files_under(&deploy_dir()) {
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !binds_everywhere(line) {
+                continue;
+            }
+            let said = |l: &str| l.split_once('#').is_some_and(|(_, c)| c.contains("deliberate"));
+            let above = i.checked_sub(1).map(|j| lines[j].trim_start());
+            assert!(
+                said(line) || above.is_some_and(|l| l.starts_with('#') && said(l)),
+                "{}:{}: binds every interface without a comment saying it is deliberate: {line}",
+                path.display(),
+                i + 1
+            );
+        }
+    }
+    let env = settings(&read("systemd/omtd.env.example"));
+    let metrics = setting(&env, "OMTD_METRICS_ADDR");
+    assert_eq!(metrics.len(), 1);
+    let addr: std::net::SocketAddr = metrics[0].parse().expect("OMTD_METRICS_ADDR");
+    assert!(addr.ip().is_loopback(), "the env example exposes metrics: {addr}");
+}

@@ -33,7 +33,10 @@ impl Drop for Machine {
 fn bad_sim_flags_are_refused_by_name() {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = dir.path().join("s.db");
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
+        // The sim API has no authentication: loopback only, and the error names the flag.
+        (&["--sim-api", "0.0.0.0:0"], "'--sim-api"),
+        (&["--sim-api", "10.0.0.12:7000"], "not a loopback address"),
         (&["--sim-disk", "vdb=10GiB"], "/dev/"),
         (&["--sim-disk", "/dev/vdb"], "PATH=SIZE"),
         (&["--sim-disk", "/dev/vdb=lots"], "not a size"),

@@ -46,8 +46,9 @@ pub struct AgentArgs {
     #[arg(long)]
     pub exports_reload: Option<String>,
     /// Sim driver: serve the sim machine (its state, faults, and the agent service) on
-    /// this loopback address, e.g. 127.0.0.1:0 (see `omtd::sim::machine`).
-    #[arg(long)]
+    /// this loopback address, e.g. 127.0.0.1:0 (see `omtd::sim::machine`). It has no
+    /// authentication, so any other address is refused.
+    #[arg(long, value_parser = parse_loopback)]
     pub sim_api: Option<std::net::SocketAddr>,
     /// Sim driver: write the API's bound `http://ADDR` to this file once it listens.
     #[arg(long)]
@@ -65,6 +66,21 @@ fn parse_role(s: &str) -> Result<omtd_crds::Role, String> {
     serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(|_| {
         format!("{s:?} is not a role (executor, editor, manager, registry, monitor, worker)")
     })
+}
+
+/// `--sim-api`: the API lets whoever reaches it break the machine and has no
+/// authentication, so it may only listen where nobody else can reach it.
+fn parse_loopback(s: &str) -> Result<std::net::SocketAddr, String> {
+    let addr: std::net::SocketAddr = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not an address:port (e.g. 127.0.0.1:0): {e}"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "{addr} is not a loopback address: the sim API has no authentication, \
+             so it listens on 127.0.0.1 or [::1] only (e.g. 127.0.0.1:0)"
+        ));
+    }
+    Ok(addr)
 }
 
 fn parse_disk(s: &str) -> Result<(String, u64), String> {

@@ -156,6 +156,13 @@ impl SimMachine {
 
 /// Binds the API's address (port 0: any free port).
 pub async fn bind(addr: SocketAddr) -> std::io::Result<(tokio::net::TcpListener, SocketAddr)> {
+    // No authentication: never reachable from another host (the CLI refuses it too).
+    if !addr.ip().is_loopback() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{addr} is not a loopback address; the sim API listens on loopback only"),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
     Ok((listener, bound))
