@@ -576,3 +576,33 @@ fn plan_shows_a_nodes_merged_configuration() {
         r.stderr
     );
 }
+
+/// A command that only reads, on a SQLite path with no store, names the path and the fix and
+/// leaves no empty store behind; a writer creates the store private to its owner.
+#[test]
+fn read_commands_refuse_a_missing_sqlite_store_and_writers_create_it_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::sqlite();
+    let path = env.dir.path().join("omtd.db");
+    let reads: [&[&str]; 7] = [
+        &["get", "nodes"],
+        &["describe", "node", "node1.omtd"],
+        &["status"],
+        &["events"],
+        &["plan", "node1.omtd"],
+        &["diff", "-f", EXAMPLE],
+        &["epoch"],
+    ];
+    for args in reads {
+        let r = env.omtd(args);
+        assert_ne!(r.code, 0, "{args:?}: {r:?}");
+        for says in [path.to_str().unwrap(), "does not exist", "omtd apply", "--store"] {
+            assert!(r.stderr.contains(says), "{args:?}: {says:?} not in {}", r.stderr);
+        }
+        assert!(!path.exists(), "{args:?} created the store");
+    }
+    assert_eq!(env.omtd(&["apply", "-f", EXAMPLE]).code, 0);
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert_eq!(env.omtd(&["get", "nodes"]).code, 0);
+}
