@@ -584,7 +584,7 @@ fn read_commands_refuse_a_missing_sqlite_store_and_writers_create_it_private() {
     use std::os::unix::fs::PermissionsExt;
     let env = Env::sqlite();
     let path = env.dir.path().join("omtd.db");
-    let reads: [&[&str]; 7] = [
+    let reads: [&[&str]; 8] = [
         &["get", "nodes"],
         &["describe", "node", "node1.omtd"],
         &["status"],
@@ -592,6 +592,7 @@ fn read_commands_refuse_a_missing_sqlite_store_and_writers_create_it_private() {
         &["plan", "node1.omtd"],
         &["diff", "-f", EXAMPLE],
         &["epoch"],
+        &["delete", "node", "node3.omtd"],
     ];
     for args in reads {
         let r = env.omtd(args);
