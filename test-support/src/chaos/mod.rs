@@ -8,6 +8,7 @@
 //! `tests/chaos_short.rs` runs a few rounds in CI and, ignored by default, the long run.
 
 mod etcd;
+pub mod operator;
 pub mod plan;
 pub mod watch;
 
