@@ -44,11 +44,12 @@ async fn check(cfg: Config) {
 async fn operator_killed_mid_procedure_finishes_it_after_the_restart() {
     check(Config {
         rounds: env_num("OMTD_CHAOS_ROUNDS", 4) as usize,
-        until: Some(Instant::now() + Duration::from_secs(60)),
+        until: Some(Instant::now() + Duration::from_secs(75)),
         seed: seed(),
         kill_within: Duration::from_secs(3),
         restart_within: Duration::from_millis(500),
         bound: Duration::from_secs(45),
+        cycle: true,
     })
     .await;
 }
@@ -63,6 +64,7 @@ async fn long_operator_chaos_run() {
         kill_within: Duration::from_millis(env_num("OMTD_CHAOS_KILL_MS", 3000)),
         restart_within: Duration::from_millis(env_num("OMTD_CHAOS_RESTART_MS", 500)),
         bound: Duration::from_secs(60),
+        cycle: false,
     })
     .await;
 }

@@ -35,6 +35,9 @@ pub struct Config {
     /// How long a procedure may take to finish after the restart, and the cluster to
     /// converge after it: past it the round did not converge.
     pub bound: Duration,
+    /// Round i runs the (i + a seeded offset)-th procedure, so a few rounds run each one
+    /// (the short CI run); otherwise each round picks at random.
+    pub cycle: bool,
 }
 
 #[derive(Default)]
@@ -120,11 +123,16 @@ pub async fn run(cfg: &Config) -> Figures {
     let mut rng = Rng(cfg.seed.max(1));
     let mut figures = Figures::default();
     let mut failed_in_a_row = 0;
+    let offset = rng.below(ALL.len() as u64) as usize;
     for number in 0..cfg.rounds {
         if cfg.until.is_some_and(|t| Instant::now() >= t) {
             break;
         }
-        let p = ALL[rng.below(ALL.len() as u64) as usize];
+        let p = if cfg.cycle {
+            ALL[(number + offset) % ALL.len()]
+        } else {
+            ALL[rng.below(ALL.len() as u64) as usize]
+        };
         let round_start = Instant::now();
         let mut round = Round {
             w: &mut w,
