@@ -59,7 +59,18 @@ impl Round<'_> {
     /// Waits 0–`kill_within`, `kill -9`s the operator, waits 0–`restart_within` and starts
     /// a new operator process (same identity: the dead one's lease is still in the store).
     pub(super) async fn kill_soon(&mut self) {
-        let after = self.ms(self.cfg.kill_within);
+        self.kill_within(self.cfg.kill_within).await;
+    }
+
+    /// Half the time, a second kill 0–`max` from now (a later step of the procedure).
+    async fn maybe_kill_again(&mut self, max: Duration) {
+        if self.rng.below(2) == 0 {
+            self.kill_within(max).await;
+        }
+    }
+
+    async fn kill_within(&mut self, max: Duration) {
+        let after = self.ms(max);
         tokio::time::sleep(after).await;
         self.w.kill_operator();
         self.kills += 1;
@@ -135,6 +146,9 @@ impl Round<'_> {
         if !w.sim.finish_task(&job) {
             return Err(format!("task {job} was no longer running: {:?}", w.sim.tasks()));
         }
+        // The down, the clean-up and the release: kill inside them too.
+        self.maybe_kill_again(Duration::from_millis(1500)).await;
+        let w = &*self.w;
         let released = crate::poll::within(bound)
             .every(Duration::from_millis(50))
             .until_async(|| async { w.store.get(&spec).await.ok().flatten().is_none() })
@@ -168,6 +182,8 @@ impl Round<'_> {
             .disconnect_chronos(MANAGER)
             .map_err(|e| format!("disconnect Chronos: {e}"))?;
         self.kill_soon().await;
+        // The recovery's later steps (master, Chronos, agents) take seconds: again there.
+        self.maybe_kill_again(Duration::from_secs(4)).await;
         let bound = self.cfg.bound;
         let w = &*self.w;
         let recovered = crate::poll::within(bound)

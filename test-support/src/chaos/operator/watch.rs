@@ -31,6 +31,8 @@ struct Shared {
     reads: u64,
     /// Tasks already counted as killed.
     lost: BTreeSet<String>,
+    /// The losses seen at the last read: one that lasts counts once, not once a read.
+    active: BTreeSet<String>,
 }
 
 pub struct Watch {
@@ -149,10 +151,13 @@ fn check(
             found.push(format!("task {} on {} ended {}", t.id, t.node, t.state));
         }
     }
+    // (key, message): a loss counts when it appears, not again while it lasts.
+    let mut gone = Vec::new();
     for (line, worker) in &baseline.exports {
         let wanted = worker.as_ref().is_none_or(|n| !s.unwanted.contains(n));
         if wanted && !exports.contains(line) {
-            found.push(format!("export gone while wanted: {line} (exports {exports:?})"));
+            let why = format!("export gone while wanted: {line} (exports {exports:?})");
+            gone.push((format!("export {line}"), why));
         }
     }
     for (node, now) in &mounts {
@@ -160,11 +165,18 @@ fn check(
             continue;
         }
         let want = baseline.mounts.get(*node).cloned().unwrap_or_default();
-        let gone: Vec<&String> = want.difference(now).collect();
-        if !gone.is_empty() {
-            found.push(format!("{node} lost mounts {gone:?} while wanted"));
+        for m in want.difference(now) {
+            let why = format!("{node} lost mount {m} while wanted");
+            gone.push((format!("mount {node} {m}"), why));
         }
     }
+    let now: BTreeSet<String> = gone.iter().map(|(k, _)| k.clone()).collect();
+    for (key, why) in gone {
+        if !s.active.contains(&key) {
+            found.push(why);
+        }
+    }
+    s.active = now;
     s.unsafe_steps += found.len() as u64;
     for f in found {
         if s.findings.len() < 20 {
