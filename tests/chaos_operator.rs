@@ -11,23 +11,7 @@
 use std::time::{Duration, Instant};
 
 use omtd_test_support::chaos::operator::{run, Config};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn seed() -> u64 {
-    env_num(
-        "OMTD_CHAOS_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(7),
-    )
-}
+use omtd_test_support::chaos::{env_num, seed};
 
 async fn check(cfg: Config) {
     let figures = run(&cfg).await;

@@ -416,6 +416,12 @@ impl World {
             .revision
     }
 
+    /// The stored status of `kind`/`name` (`None` when missing or unreadable).
+    pub async fn status(&self, kind: omtd_crds::Kind, name: &str) -> Option<omtd_crds::Status> {
+        let kv = self.store.get(&self.keys.status(kind, name)).await.ok()??;
+        serde_json::from_slice(&kv.value).ok()
+    }
+
     pub async fn report(&self, node: &str) -> Option<Report> {
         let kv = self.store.get(&self.keys.report(node)).await.ok()??;
         serde_json::from_slice(&kv.value).ok()

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::e2e::mesos::FAST_RECOVERY;
 use crate::e2e::{Setup, World, EXAMPLE, NODES};
 
-use super::Rng;
+use super::{percentile, Rng};
 use procedures::{Round, ALL};
 use watch::Watch;
 
@@ -54,16 +54,6 @@ pub struct Figures {
     pub log: Vec<String>,
     pub examples: Vec<String>,
     pub elapsed: Duration,
-}
-
-fn percentile(v: &[Duration], p: f64) -> Duration {
-    let mut v = v.to_vec();
-    v.sort();
-    if v.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-    v[i.min(v.len() - 1)]
 }
 
 impl fmt::Display for Figures {
@@ -154,6 +144,7 @@ pub async fn run(cfg: &Config) -> Figures {
         let took = restarted
             .map(|r| r.elapsed().saturating_sub(held))
             .unwrap_or_default();
+        let before = figures.log.len();
         match outcome {
             Ok(()) => {
                 failed_in_a_row = 0;
@@ -163,6 +154,7 @@ pub async fn run(cfg: &Config) -> Figures {
                     "#{number} {trace}: converged {took:.2?} after the restart (round {:.1?})",
                     round_start.elapsed()
                 ));
+                eprintln!("[chaos-operator] {}", figures.log[before]);
             }
             Err(why) => {
                 failed_in_a_row += 1;
@@ -175,6 +167,7 @@ pub async fn run(cfg: &Config) -> Figures {
                     tail(&w, "operator.prev.log", 30),
                     tail(&w, "operator.log", 60)
                 ));
+                eprintln!("[chaos-operator] {}", figures.log[before]);
                 // A cluster left broken would fail every round after it: stop there.
                 if failed_in_a_row >= 2 {
                     break;

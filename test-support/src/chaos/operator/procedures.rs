@@ -256,12 +256,7 @@ impl Round<'_> {
 }
 
 async fn cluster_status(w: &World) -> Option<Status> {
-    let kv = w
-        .store
-        .get(&w.keys.status(Kind::Cluster, "omtd"))
-        .await
-        .ok()??;
-    serde_json::from_slice(&kv.value).ok()
+    w.status(Kind::Cluster, "omtd").await
 }
 
 fn condition(s: &Option<Status>, t: &str) -> Option<ConditionStatus> {
