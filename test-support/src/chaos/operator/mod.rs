@@ -88,6 +88,14 @@ impl fmt::Display for Figures {
     }
 }
 
+/// The operator's flags: the recovery's timings in seconds, and a 3 s leader lease so a
+/// new process takes over soon after the dead one's lease expires.
+fn operator_args() -> Vec<&'static str> {
+    let mut args = FAST_RECOVERY.to_vec();
+    args.extend(["--lease-ttl", "3s", "--renew-every", "1s"]);
+    args
+}
+
 /// The last lines of a log file in the world's folder.
 fn tail(w: &World, file: &str, lines: usize) -> String {
     let log = std::fs::read_to_string(w.dir.path().join(file)).unwrap_or_default();
@@ -102,7 +110,7 @@ pub async fn run(cfg: &Config) -> Figures {
     let mut w = World::start(
         &NODES,
         Setup {
-            operator_args: FAST_RECOVERY.to_vec(),
+            operator_args: operator_args(),
         },
     )
     .await;
@@ -133,6 +141,7 @@ pub async fn run(cfg: &Config) -> Figures {
             restarted: None,
             held: Duration::ZERO,
             kills: 0,
+            term_killed: 0,
             trace: Vec::new(),
         };
         let outcome = round.run(p).await;

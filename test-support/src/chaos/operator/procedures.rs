@@ -8,7 +8,7 @@ use omtd_crds::{ConditionStatus, Kind, Status};
 
 use super::watch::{Watch, WORKERS};
 use super::{Config, Rng};
-use crate::e2e::mesos::{mesos_state, FAST_RECOVERY, MANAGER};
+use crate::e2e::mesos::{mesos_state, MANAGER};
 use crate::e2e::{address, text, World, EXAMPLE};
 
 /// What a round runs.
@@ -47,6 +47,8 @@ pub(super) struct Round<'a> {
     /// of the time to reconverge.
     pub(super) held: Duration,
     pub(super) kills: usize,
+    /// The leader term (the leader key's create revision) the last kill ended.
+    pub(super) term_killed: i64,
     /// What the round did, for the figures' log.
     pub(super) trace: Vec<String>,
 }
@@ -72,6 +74,7 @@ impl Round<'_> {
     async fn kill_within(&mut self, max: Duration) {
         let after = self.ms(max);
         tokio::time::sleep(after).await;
+        self.term_killed = self.term_killed.max(term(self.w).await.unwrap_or(0));
         self.w.kill_operator();
         self.kills += 1;
         let down = self.ms(self.cfg.restart_within);
@@ -79,10 +82,29 @@ impl Round<'_> {
         // Keep the dead operator's log beside the new one's.
         let dir = self.w.dir.path().to_owned();
         let _ = std::fs::rename(dir.join("operator.log"), dir.join("operator.prev.log"));
-        self.w.start_operator(&FAST_RECOVERY);
+        self.w.start_operator(&super::operator_args());
         self.restarted = Some(Instant::now());
+        // Only what is held after the last restart is part of its time to reconverge.
+        self.held = Duration::ZERO;
         self.trace
             .push(format!("kill -9 at +{after:?}, restart after {down:?}"));
+    }
+
+    /// Waits until a new operator leads (a term after the killed one's): what the round
+    /// checks next is then the new process's doing, not what the dead one left.
+    async fn led_again(&self) -> Result<(), String> {
+        let (old, bound) = (self.term_killed, self.cfg.bound);
+        let w = &*self.w;
+        let led = crate::poll::within(bound)
+            .every(Duration::from_millis(50))
+            .until_async(|| async { term(w).await.is_some_and(|t| t > old) })
+            .await;
+        match led {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "no new operator term after {old} within {bound:?} of the restart"
+            )),
+        }
     }
 
     pub(super) async fn run(&mut self, p: Procedure) -> Result<(), String> {
@@ -112,6 +134,7 @@ impl Round<'_> {
             .map_err(|e| format!("start a task on {node}: {e}"))?;
         self.w.omtd(&["delete", "node", node]).await;
         self.kill_soon().await;
+        self.led_again().await?;
         let bound = self.cfg.bound;
         let w = &*self.w;
         let draining = crate::poll::within(bound)
@@ -130,8 +153,9 @@ impl Round<'_> {
                 mesos_state(w).await
             ));
         }
-        // The drain goes on across the new operator's reconciles.
-        let hold = Duration::from_millis(1500);
+        // The drain goes on across the new leader's reconciles (its probes every 100 ms,
+        // the maintenance and node controllers within seconds).
+        let hold = Duration::from_millis(3000);
         tokio::time::sleep(hold).await;
         self.held += hold;
         let m = mesos_state(w).await;
@@ -148,6 +172,7 @@ impl Round<'_> {
         }
         // The down, the clean-up and the release: kill inside them too.
         self.maybe_kill_again(Duration::from_millis(1500)).await;
+        self.led_again().await?;
         let w = &*self.w;
         let released = crate::poll::within(bound)
             .every(Duration::from_millis(50))
@@ -184,6 +209,7 @@ impl Round<'_> {
         self.kill_soon().await;
         // The recovery's later steps (master, Chronos, agents) take seconds: again there.
         self.maybe_kill_again(Duration::from_secs(4)).await;
+        self.led_again().await?;
         let bound = self.cfg.bound;
         let w = &*self.w;
         let recovered = crate::poll::within(bound)
@@ -222,6 +248,7 @@ impl Round<'_> {
         let path = self.w.manifest("rotate.yaml", &yaml);
         self.w.omtd(&["apply", "-f", &path]).await;
         self.kill_soon().await;
+        self.led_again().await?;
         let bound = self.cfg.bound;
         let w = &*self.w;
         let line = format!(r#"{{"principal":"{node}","secret":"{secret}"}}"#);
@@ -251,8 +278,15 @@ impl Round<'_> {
         let path = self.w.manifest("relabel.yaml", &yaml);
         self.w.omtd(&["apply", "-f", &path]).await;
         self.kill_soon().await;
+        self.led_again().await?;
         converge(self.w, self.cfg.bound).await
     }
+}
+
+/// The current leader term: the leader key's create revision (`None`: nobody leads).
+async fn term(w: &World) -> Option<i64> {
+    let kv = w.store.get(&w.keys.leader()).await.ok()??;
+    Some(kv.create_revision)
 }
 
 async fn cluster_status(w: &World) -> Option<Status> {
