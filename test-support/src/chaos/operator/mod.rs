@@ -89,9 +89,15 @@ impl fmt::Display for Figures {
 }
 
 /// The operator's flags: the recovery's timings in seconds, and a 3 s leader lease so a
-/// new process takes over soon after the dead one's lease expires.
+/// new process takes over soon after the dead one's lease expires. The attempts are many:
+/// they count across incidents until the cluster has been healthy for 15 minutes, and a
+/// run starts a recovery every few rounds (with 3, the fourth incident gives up at once,
+/// by design, and waits for a person).
 fn operator_args() -> Vec<&'static str> {
     let mut args = FAST_RECOVERY.to_vec();
+    if let Some(i) = args.iter().position(|a| *a == "--recovery-attempts") {
+        args[i + 1] = "1000";
+    }
     args.extend(["--lease-ttl", "3s", "--renew-every", "1s"]);
     args
 }
@@ -176,7 +182,7 @@ pub async fn run(cfg: &Config) -> Figures {
                     tail(&w, "operator.prev.log", 30),
                     tail(&w, "operator.log", 60)
                 ));
-                eprintln!("[chaos-operator] {}", figures.log[before]);
+                eprintln!("[chaos-operator] {}: {why}", figures.log[before]);
                 // A cluster left broken would fail every round after it: stop there.
                 if failed_in_a_row >= 2 {
                     break;

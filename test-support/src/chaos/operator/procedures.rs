@@ -321,6 +321,23 @@ pub async fn converge(w: &World, bound: Duration) -> Result<(), String> {
             pending.join("\n  ")
         ));
     }
+    // `omtd status` does not count Mesos's health; the round does: the manager leads,
+    // Chronos and the agents are registered, no recovery is running.
+    let healthy = crate::poll::within(bound)
+        .every(Duration::from_millis(100))
+        .until_async(|| async {
+            let s = cluster_status(w).await;
+            condition(&s, "LeaderElected") == Some(ConditionStatus::True)
+                && condition(&s, "MesosConnected") == Some(ConditionStatus::True)
+                && condition(&s, "Recovery") != Some(ConditionStatus::True)
+        })
+        .await;
+    if healthy.is_none() {
+        return Err(format!(
+            "Mesos not healthy within {bound:?}: {:?}",
+            cluster_status(w).await.map(|s| s.conditions)
+        ));
+    }
     let (code, out, err) = w
         .omtd_status(&["status", "--wait", "--timeout", "30s", "--settle", "500ms"])
         .await;
