@@ -2,7 +2,8 @@
 //! probes and maintenance calls against the sim world, sim agents, the CLI): with a task
 //! running on the agent the machine is scheduled, not down, and the task keeps running
 //! through several reconciles; the machine goes down only after the task ended, or, with
-//! a short drain timeout, at the deadline (the task is lost).
+//! a short drain timeout, at the deadline (the task is lost). On a master >= 1.9 the agent
+//! is also deactivated, so no new task lands on it meanwhile.
 
 use std::time::Duration;
 
@@ -95,5 +96,47 @@ async fn a_short_drain_timeout_downs_the_machine_at_the_deadline() {
         tasks[0].state, "TASK_LOST",
         "machine/down kills it: {tasks:?}"
     );
+    w.stop().await;
+}
+
+/// A master that has the v1 operator API's `DEACTIVATE_AGENT` (Mesos >= 1.9): the drained
+/// agent is deactivated, so no new task lands on it while the running one goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_1_9_master_the_drained_agent_gets_no_new_task() {
+    let w = started(vec![]).await;
+    w.sim.set_mesos_version("1.9.0");
+    let job = w.sim.start_task("node3.omtd", "galaxy-job").expect("task");
+    w.omtd(&["delete", "node", "node3.omtd"]).await;
+    let deactivated = poll::within(CONVERGE)
+        .every(Duration::from_millis(50))
+        .until_async(|| async {
+            mesos_state(&w)
+                .await
+                .agents
+                .iter()
+                .any(|a| a.hostname == NODE3 && a.deactivated)
+        })
+        .await;
+    assert!(
+        deactivated.is_some(),
+        "node3's agent deactivated: not within {CONVERGE:?}; Mesos: {:?}\n{}",
+        mesos_state(&w).await,
+        w.operator_log()
+    );
+    let refused = w.sim.start_task("node3.omtd", "late-job");
+    assert!(refused.is_err(), "no offers, no new task: {refused:?}");
+    let m = mesos_state(&w).await;
+    assert!(!down(&w).await, "still draining: {m:?}");
+    assert_eq!(m.tasks_on(&["node3.omtd", NODE3]).len(), 1, "{m:?}");
+    assert!(
+        w.sim.start_task("node1.omtd", "elsewhere").is_ok(),
+        "the other agents still take work"
+    );
+
+    assert!(w.sim.finish_task(&job));
+    poll::within(CONVERGE)
+        .every(Duration::from_millis(50))
+        .expect_async("node3 down once its task ended", || down(&w))
+        .await;
     w.stop().await;
 }

@@ -206,11 +206,14 @@ impl MesosState {
     /// Whether the master has the v1 operator API's `DEACTIVATE_AGENT` (Mesos >= 1.9). An
     /// unknown or unparsable version counts as older: the call is only an extra.
     pub fn has_deactivate_agent(&self) -> bool {
-        self.version
-            .as_deref()
-            .and_then(major_minor)
-            .is_some_and(|v| v >= (1, 9))
+        self.version.as_deref().is_some_and(has_deactivate_agent)
     }
+}
+
+/// Whether a Mesos master of `version` has the v1 operator API's `DEACTIVATE_AGENT` (added
+/// in 1.9). Unparsable counts as older.
+pub fn has_deactivate_agent(version: &str) -> bool {
+    major_minor(version).is_some_and(|v| v >= (1, 9))
 }
 
 /// `1.9.0` → (1, 9); anything else → `None`.

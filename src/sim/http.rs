@@ -251,6 +251,19 @@ fn leading(
                 Err(e) => refused(e),
             }
         }
+        (Method::POST, "/api/v1") => {
+            let agents: Vec<String> = world
+                .leader_view(name)
+                .map(|v| v.agents.iter().map(|a| master::agent_id(&a.node)).collect())
+                .unwrap_or_default();
+            let done = world
+                .agent_control()
+                .call(body, |id| agents.iter().any(|a| a == id));
+            match done {
+                Ok(()) => StatusCode::OK.into_response(),
+                Err(e) => refused(e),
+            }
+        }
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -34,6 +34,8 @@ pub struct Agent {
     pub node: String,
     pub hostname: String,
     pub ip: String,
+    /// Deactivated by the operator API (`DEACTIVATE_AGENT`, Mesos >= 1.9): no offers.
+    pub deactivated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +54,8 @@ pub struct LeaderView {
     pub ip: String,
     pub agents: Vec<Agent>,
     pub frameworks: Vec<Framework>,
+    /// The Mesos version the master reports.
+    pub version: String,
 }
 
 /// Whether `presented` authenticates against `known` (exact principal and secret), or,
@@ -93,6 +97,7 @@ pub fn view(
                     node: name.clone(),
                     hostname,
                     ip,
+                    deactivated: false,
                 });
             }
         }
@@ -116,7 +121,13 @@ pub fn view(
         ip: lnode.master_ip(),
         agents,
         frameworks,
+        version: super::operator_api::DEFAULT_VERSION.to_owned(),
     })
+}
+
+/// The id the leader gives `node`'s agent.
+pub fn agent_id(node: &str) -> String {
+    format!("{}-S0", id("agent", node))
 }
 
 /// The agent's `--hostname` and `--ip` (its flag files), else the node's name and address.
@@ -144,7 +155,7 @@ fn tasks_json(v: &LeaderView, tasks: &[SimTask], framework: Option<&str>) -> Vec
             json!({
                 "id": t.id,
                 "name": t.name,
-                "slave_id": format!("{}-S0", id("agent", &t.node)),
+                "slave_id": agent_id(&t.node),
                 "state": t.state,
                 "resources": {"cpus": 1.0, "mem": 128.0},
             })
@@ -174,7 +185,7 @@ pub fn master_info(v: &LeaderView) -> Value {
         "port": MASTER_PORT,
         "hostname": v.hostname,
         "address": {"hostname": v.hostname, "ip": v.ip, "port": MASTER_PORT},
-        "version": "1.4.1",
+        "version": v.version,
     })
 }
 
@@ -185,16 +196,21 @@ pub fn state_json(v: &LeaderView, cluster: Option<String>, tasks: &[SimTask]) ->
         .agents
         .iter()
         .map(|a| {
-            json!({
-                "id": format!("{}-S0", id("agent", &a.node)),
+            let mut agent = json!({
+                "id": agent_id(&a.node),
                 "pid": format!("slave(1)@{}:{AGENT_PORT}", a.ip),
                 "hostname": a.hostname,
                 "port": AGENT_PORT,
                 "active": true,
-                "version": "1.4.1",
+                "version": v.version,
                 "resources": {"cpus": 4.0, "mem": 15_360.0, "disk": 100_000.0, "ports": "[31000-32000]"},
                 "attributes": {},
-            })
+            });
+            // Mesos reports the field only from 1.9, which has the call that sets it.
+            if omtd_controllers::observed::has_deactivate_agent(&v.version) {
+                agent["deactivated"] = json!(a.deactivated);
+            }
+            agent
         })
         .collect();
     let frameworks: Vec<Value> = v
@@ -215,7 +231,7 @@ pub fn state_json(v: &LeaderView, cluster: Option<String>, tasks: &[SimTask]) ->
         })
         .collect();
     json!({
-        "version": "1.4.1",
+        "version": v.version,
         "id": id("master", &v.leader),
         "pid": pid,
         "hostname": v.hostname,

@@ -25,6 +25,7 @@ pub mod http;
 pub mod machine;
 pub mod maintenance;
 pub mod master;
+pub mod operator_api;
 pub mod packages;
 pub mod probes;
 pub mod prometheus;
@@ -50,6 +51,10 @@ use prometheus::PromState;
 pub enum SimError {
     #[error("no sim host named {0}")]
     NoSuchNode(String),
+    #[error(
+        "no offers from {0}: its agent is deactivated (DEACTIVATE_AGENT), so no task starts there"
+    )]
+    NoOffers(String),
     #[error("cannot listen on a loopback port for {what}: {source}")]
     Bind {
         what: String,
@@ -104,6 +109,7 @@ struct Inner {
     nodes: RwLock<BTreeMap<String, SimNode>>,
     election: Mutex<Election>,
     maintenance: Mutex<Maintenance>,
+    agent_control: Mutex<operator_api::AgentControl>,
     /// Chronos processes (node → pid) that lost their registration: they stay
     /// disconnected until restarted.
     chronos_lost: Mutex<BTreeMap<String, u64>>,
@@ -225,6 +231,13 @@ impl SimWorld {
         }
         let maintenance = lock(&self.inner.maintenance);
         let mut view = master::view(&nodes, leader, ensemble, &maintenance)?;
+        drop(maintenance);
+        let control = self.agent_control();
+        control.version().clone_into(&mut view.version);
+        for a in &mut view.agents {
+            a.deactivated = control.is_deactivated(&master::agent_id(&a.node));
+        }
+        drop(control);
         let lost = lock(&self.inner.chronos_lost);
         view.frameworks.retain(|f| {
             let pid = nodes
@@ -240,10 +253,23 @@ impl SimWorld {
         lock(&self.inner.maintenance)
     }
 
+    pub(crate) fn agent_control(&self) -> MutexGuard<'_, operator_api::AgentControl> {
+        lock(&self.inner.agent_control)
+    }
+
+    /// The version every sim master reports (default [`operator_api::DEFAULT_VERSION`]);
+    /// from 1.9 on they take `DEACTIVATE_AGENT`.
+    pub fn set_mesos_version(&self, version: &str) {
+        self.agent_control().set_version(version);
+    }
+
     /// Launches a task called `name` on `node`'s agent (as Chronos would run a job there);
     /// returns its id.
     pub fn start_task(&self, node: &str, name: &str) -> Result<String, SimError> {
         self.host(node)?;
+        if self.agent_control().is_deactivated(&master::agent_id(node)) {
+            return Err(SimError::NoOffers(node.to_owned()));
+        }
         Ok(lock(&self.inner.tasks).start("chronos", node, name))
     }
 

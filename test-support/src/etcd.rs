@@ -17,6 +17,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::etcd_partition::Partition;
 use crate::ports::free_ports;
 
 /// How to get the binary, in the words of the panic message.
@@ -25,6 +26,10 @@ const INSTALL_HINT: &str = "apt-get update && apt-get install -y etcd-server";
 /// How long a fresh member may take to become healthy (it takes ~0.5 s on an idle machine;
 /// the slack is for a loaded CI box building in parallel).
 const HEALTH_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How long a restarted cluster member may take to rejoin: it replays its log and catches up
+/// from the leader, which on a loaded machine takes far longer than a fresh start.
+const REJOIN_DEADLINE: Duration = Duration::from_secs(60);
 
 /// Starting can lose a race for a port another process grabbed between our probe and etcd's
 /// bind; retrying with fresh ports makes that harmless.
@@ -53,6 +58,7 @@ impl EtcdServer {
                 name: name.clone(),
                 client_port,
                 peer_port,
+                advertise_peer_port: peer_port,
                 initial_cluster: format!("{name}=http://127.0.0.1:{peer_port}"),
                 token: cluster_token(),
                 // A single member never holds an election, so short raft timings are safe,
@@ -141,7 +147,7 @@ impl EtcdServer {
         self.member.kill();
         let data = self._dir.path().join(format!("{}.etcd", self.spec.name));
         fs::remove_dir_all(&data).unwrap_or_else(|e| panic!("remove {}: {e}", data.display()));
-        let peer = format!("http://127.0.0.1:{}", self.spec.peer_port);
+        let peer = format!("http://127.0.0.1:{}", self.spec.advertise_peer_port);
         let out = etcdctl()
             .args(["snapshot", "restore"])
             .arg(snapshot)
@@ -170,11 +176,13 @@ fn etcdctl() -> Command {
     cmd
 }
 
-/// Several etcd members on loopback forming one cluster.
+/// Several etcd members on loopback forming one cluster, their peer traffic through
+/// proxies that can cut one member off ([`EtcdCluster::isolate_member`]).
 pub struct EtcdCluster {
     members: Vec<Member>,
     /// How each member was started: a restarted member comes back the same way.
     specs: Vec<MemberSpec>,
+    partition: Partition,
     _dir: tempfile::TempDir,
 }
 
@@ -187,11 +195,12 @@ impl EtcdCluster {
         for _ in 0..START_ATTEMPTS {
             let dir = temp_dir();
             let ports = free_ports(2 * n);
+            let partition = Partition::new(n);
             let names: Vec<String> = (0..n).map(|i| format!("m{i}")).collect();
             let initial_cluster = names
                 .iter()
                 .enumerate()
-                .map(|(i, name)| format!("{name}=http://127.0.0.1:{}", ports[2 * i + 1]))
+                .map(|(i, name)| format!("{name}=http://127.0.0.1:{}", partition.port(i)))
                 .collect::<Vec<_>>()
                 .join(",");
             let token = cluster_token();
@@ -202,6 +211,7 @@ impl EtcdCluster {
                     name: name.clone(),
                     client_port: ports[2 * i],
                     peer_port: ports[2 * i + 1],
+                    advertise_peer_port: partition.port(i),
                     initial_cluster: initial_cluster.clone(),
                     token: token.clone(),
                     // Real elections happen here: keep etcd's default timings so a
@@ -209,17 +219,26 @@ impl EtcdCluster {
                     fast_raft: false,
                 })
                 .collect();
+            for (i, spec) in specs.iter().enumerate() {
+                partition.forward(i, spec.peer_port);
+            }
             let mut members: Vec<Member> = specs
                 .iter()
                 .map(|spec| spawn_member(dir.path(), spec.clone()))
                 .collect();
             match wait_healthy(&mut members) {
                 Ok(()) => {
+                    for (i, m) in members.iter().enumerate() {
+                        if let Some(id) = m.member_id() {
+                            partition.set_id(i, id);
+                        }
+                    }
                     return EtcdCluster {
                         members,
                         specs,
+                        partition,
                         _dir: dir,
-                    }
+                    };
                 }
                 Err(log) if is_port_clash(&log) => last_log = log,
                 Err(log) => {
@@ -249,9 +268,27 @@ impl EtcdCluster {
     pub fn restart_member(&mut self, i: usize) {
         self.members[i].kill();
         self.members[i] = spawn_member(self._dir.path(), self.specs[i].clone());
-        if let Err(log) = wait_healthy(std::slice::from_mut(&mut self.members[i])) {
+        if let Err(log) =
+            wait_healthy_within(std::slice::from_mut(&mut self.members[i]), REJOIN_DEADLINE)
+        {
             panic!("etcd member {i} did not come back; its log:\n{log}");
         }
+    }
+
+    /// Member `i`'s client endpoint (`127.0.0.1:PORT`), for a client of that member only.
+    pub fn member_endpoint(&self, i: usize) -> String {
+        self.members[i].endpoint()
+    }
+
+    /// Cut member `i` off from the others (a partition): its client port keeps answering,
+    /// from data that no longer moves, and it loses its leader within an election timeout.
+    pub fn isolate_member(&self, i: usize) {
+        self.partition.isolate(i);
+    }
+
+    /// Ends [`EtcdCluster::isolate_member`]: the member rejoins and catches up.
+    pub fn heal(&self) {
+        self.partition.heal();
     }
 
     /// A client of the whole cluster (every member's endpoint).
@@ -268,7 +305,11 @@ impl EtcdCluster {
 struct MemberSpec {
     name: String,
     client_port: u16,
+    /// Where the member listens for its peers.
     peer_port: u16,
+    /// What it tells its peers to dial: its [`Partition`] proxy in a cluster, else
+    /// `peer_port`.
+    advertise_peer_port: u16,
     initial_cluster: String,
     token: String,
     fast_raft: bool,
@@ -292,6 +333,13 @@ impl Member {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+
+    /// The member's raft id (hex), as its log states it at start.
+    fn member_id(&self) -> Option<String> {
+        let log = fs::read_to_string(&self.log_path).ok()?;
+        let (_, rest) = log.split_once(r#""local-member-id":""#)?;
+        rest.split('"').next().map(str::to_owned)
     }
 
     fn log(&self) -> String {
@@ -325,6 +373,7 @@ fn spawn_member(dir: &Path, spec: MemberSpec) -> Member {
         .unwrap_or_else(|e| panic!("dup log file handle: {e}"));
     let client_url = format!("http://127.0.0.1:{}", spec.client_port);
     let peer_url = format!("http://127.0.0.1:{}", spec.peer_port);
+    let advertise_peer_url = format!("http://127.0.0.1:{}", spec.advertise_peer_port);
     let mut cmd = Command::new(&bin);
     cmd.arg("--name")
         .arg(&spec.name)
@@ -337,7 +386,7 @@ fn spawn_member(dir: &Path, spec: MemberSpec) -> Member {
         .arg("--listen-peer-urls")
         .arg(&peer_url)
         .arg("--initial-advertise-peer-urls")
-        .arg(&peer_url)
+        .arg(&advertise_peer_url)
         .arg("--initial-cluster")
         .arg(&spec.initial_cluster)
         .arg("--initial-cluster-state")
@@ -378,7 +427,11 @@ fn spawn_member(dir: &Path, spec: MemberSpec) -> Member {
 
 /// Wait until every member answers `/health` with `true`. On failure, returns the logs.
 fn wait_healthy(members: &mut [Member]) -> Result<(), String> {
-    let deadline = Instant::now() + HEALTH_DEADLINE;
+    wait_healthy_within(members, HEALTH_DEADLINE)
+}
+
+fn wait_healthy_within(members: &mut [Member], within: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + within;
     loop {
         let mut all_healthy = true;
         for i in 0..members.len() {

@@ -13,6 +13,7 @@ pub mod agent;
 pub mod chaos;
 pub mod e2e;
 pub mod etcd;
+pub mod etcd_partition;
 pub mod fakes;
 pub mod mesos;
 pub mod never_panic;

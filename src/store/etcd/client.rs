@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use etcd_client as ec;
 
-use super::grpc::{describe, is_connect_failure, is_transport};
+use super::grpc::{describe, is_connect_failure, is_no_leader, is_transport};
 use crate::store::{Result, StoreError};
 
 /// TCP connect timeout per endpoint.
@@ -61,7 +61,12 @@ impl EtcdStore {
         let options = ec::ConnectOptions::new()
             .with_connect_timeout(CONNECT_TIMEOUT)
             .with_timeout(REQUEST_TIMEOUT)
-            .with_keep_alive(KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT);
+            .with_keep_alive(KEEPALIVE_INTERVAL, KEEPALIVE_TIMEOUT)
+            // A member cut off from the others still answers, from data that stops moving:
+            // a watch through it would go silent, not fail. With "require leader" etcd
+            // refuses our requests while it has no leader and cancels our watches within a
+            // few election timeouts, so we notice and go to a member that has one.
+            .with_require_leader(true);
         let client = match tokio::time::timeout(
             PROBE_TIMEOUT,
             ec::Client::connect(endpoints, Some(options)),
@@ -111,7 +116,9 @@ impl EtcdStore {
     /// it routes there with "tcp connect error", so with one member of three down a third of
     /// all requests would fail. Such a request never left this process, so sending it again is
     /// safe whatever it does (even a non-idempotent txn); the next attempt likely picks a live
-    /// member. Any other failure is returned as is: the request may have been applied.
+    /// member. The same holds for "no leader": etcd's require-leader check refuses the request
+    /// before handling it (a member cut off from the others, or an election under way). Any
+    /// other failure is returned as is: the request may have been applied.
     pub(super) async fn send<T, F, Fut>(&self, mut request: F) -> std::result::Result<T, CallError>
     where
         F: FnMut() -> Fut,
@@ -122,7 +129,9 @@ impl EtcdStore {
             let mut attempt = 1;
             loop {
                 match request().await {
-                    Err(e) if attempt < attempts && is_connect_failure(&e) => {
+                    Err(e)
+                        if attempt < attempts && (is_connect_failure(&e) || is_no_leader(&e)) =>
+                    {
                         tokio::time::sleep(RETRY_PAUSE * attempt).await;
                         attempt += 1;
                     }

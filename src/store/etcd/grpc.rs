@@ -51,6 +51,12 @@ pub(super) fn is_connect_failure(e: &ec::Error) -> bool {
     matches!(status(e), Some((code::UNAVAILABLE, m)) if m.contains("connect error"))
 }
 
+/// Whether etcd refused the request for want of a leader (`rpctypes.ErrGRPCNoLeader`, which
+/// the require-leader check answers before the request is handled).
+pub(super) fn is_no_leader(e: &ec::Error) -> bool {
+    matches!(status(e), Some((code::UNAVAILABLE, m)) if m.contains("no leader"))
+}
+
 /// Whether the failure is about reaching etcd (retry later) rather than the request itself.
 pub(super) fn is_transport(e: &ec::Error) -> bool {
     match e {

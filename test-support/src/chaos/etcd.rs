@@ -77,4 +77,17 @@ impl Etcd {
             e.restore_snapshot(from);
         }
     }
+
+    /// Cut member `i` off from the other two (three members only; one member has no peers).
+    pub fn isolate_member(&self, i: usize) {
+        if let Etcd::Three(c) = self {
+            c.isolate_member(i);
+        }
+    }
+
+    pub fn heal(&self) {
+        if let Etcd::Three(c) = self {
+            c.heal();
+        }
+    }
 }

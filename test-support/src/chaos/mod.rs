@@ -35,13 +35,17 @@ pub struct Config {
     pub rounds: usize,
     /// How long etcd stays down in an outage round.
     pub etcd_outage: Duration,
+    /// How long the first outage (or killed member) of the run lasts: the 60 s, once,
+    /// without making every outage round a minute long.
+    pub first_outage: Duration,
     /// A round that has not reconverged by then counts as not converged.
     pub converge_timeout: Duration,
     /// Stop starting rounds after this moment (the long run's deadline).
     pub until: Option<Instant>,
     pub seed: u64,
     /// Three etcd members instead of one: the run then kills one member a while
-    /// (`KillMember`) in place of the outage and snapshot rounds, which need the store whole.
+    /// (`KillMember`) or cuts it off from the others (`IsolateMember`) in place of the outage
+    /// and snapshot rounds, which need the store whole.
     pub three_members: bool,
 }
 
@@ -55,6 +59,7 @@ pub enum Fault {
     CorruptManifest,
     RestoreSnapshot,
     KillMember,
+    IsolateMember,
 }
 
 const ONE_MEMBER: [Fault; 7] = [
@@ -67,9 +72,10 @@ const ONE_MEMBER: [Fault; 7] = [
     Fault::RestoreSnapshot,
 ];
 
-const THREE_MEMBERS: [Fault; 6] = [
+const THREE_MEMBERS: [Fault; 7] = [
     Fault::KillAgent,
     Fault::KillMember,
+    Fault::IsolateMember,
     Fault::DeleteSlice,
     Fault::DeleteManifest,
     Fault::CorruptSlice,
@@ -358,7 +364,11 @@ impl Chaos {
             } else {
                 &ONE_MEMBER
             };
-            let fault = faults[rng.below(faults.len() as u64) as usize];
+            // Every fault once first, so that even a short run tries each; then at random.
+            let fault = match faults.get(figures.rounds) {
+                Some(f) => *f,
+                None => faults[rng.below(faults.len() as u64) as usize],
+            };
             // An older snapshot is one taken some rounds ago; take one now and then.
             if !cfg.three_members && (!have_snapshot || rng.below(8) == 0) {
                 self.etcd.save_snapshot(&snapshot);
@@ -366,12 +376,28 @@ impl Chaos {
             }
             self.planner.version += 1;
             let _ = self.planner.write(&self.nodes).await;
-            self.fault(fault, cfg, &mut rng, &mut figures, &snapshot)
+            let held = self
+                .fault(fault, cfg, &mut rng, &mut figures, &snapshot)
                 .await;
             *figures.faults.entry(format!("{fault:?}")).or_default() += 1;
             figures.rounds += 1;
+            if figures.rounds % 50 == 0 {
+                // A long run can be cut short: what it saw so far is on stderr.
+                eprintln!(
+                    "chaos progress: {} rounds, {} converged, {} torn, {} unsafe, {:?} elapsed",
+                    figures.rounds,
+                    figures.converged,
+                    findings.torn.load(Ordering::Relaxed),
+                    findings.unsafe_steps.load(Ordering::Relaxed),
+                    started.elapsed()
+                );
+            }
             self.planner.version += 1;
             match self.settle(cfg.converge_timeout).await {
+                Some(_) if !held => figures.examples.push(format!(
+                    "round {} ({fault:?}): the agents did not converge while the fault lasted",
+                    figures.rounds
+                )),
                 Some(d) => {
                     figures.converged += 1;
                     figures.reconverge.push(d);
@@ -408,7 +434,7 @@ impl Chaos {
         rng: &mut Rng,
         figures: &mut Figures,
         snapshot: &std::path::Path,
-    ) {
+    ) -> bool {
         let node = self.nodes[rng.below(self.nodes.len() as u64) as usize].clone();
         match fault {
             Fault::KillAgent => {
@@ -425,7 +451,7 @@ impl Chaos {
                 tokio::time::sleep(Duration::from_millis(rng.below(200))).await;
                 self.etcd.kill();
                 figures.kills += 1;
-                tokio::time::sleep(cfg.etcd_outage).await;
+                tokio::time::sleep(outage(cfg, figures)).await;
                 self.etcd.restart();
             }
             Fault::KillMember => {
@@ -434,8 +460,21 @@ impl Chaos {
                 let i = rng.below(3) as usize;
                 self.etcd.kill_member(i);
                 figures.kills += 1;
-                tokio::time::sleep(cfg.etcd_outage).await;
+                tokio::time::sleep(outage(cfg, figures)).await;
                 self.etcd.restart_member(i);
+            }
+            Fault::IsolateMember => {
+                // A partition, not a crash: the member still answers its clients, from data
+                // that stops moving. A plan written meanwhile must reach every agent through
+                // the other two (require-leader makes a client leave the cut member).
+                tokio::time::sleep(Duration::from_millis(rng.below(200))).await;
+                let i = rng.below(3) as usize;
+                self.etcd.isolate_member(i);
+                tokio::time::sleep(Duration::from_millis(rng.below(1000))).await;
+                self.planner.version += 1;
+                let converged = self.settle(cfg.converge_timeout).await.is_some();
+                self.etcd.heal();
+                return converged;
             }
             Fault::DeleteSlice | Fault::DeleteManifest => {
                 let which = if fault == Fault::DeleteSlice {
@@ -475,5 +514,20 @@ impl Chaos {
                 assert!(out.status.success(), "omtd epoch renew: {out:?}");
             }
         }
+        true
+    }
+}
+
+/// This outage's length: [`Config::first_outage`] for the run's first, else
+/// [`Config::etcd_outage`].
+fn outage(cfg: &Config, figures: &Figures) -> Duration {
+    let so_far = ["EtcdOutage", "KillMember"]
+        .iter()
+        .filter_map(|f| figures.faults.get(*f))
+        .sum::<usize>();
+    if so_far == 0 {
+        cfg.first_outage
+    } else {
+        cfg.etcd_outage
     }
 }
