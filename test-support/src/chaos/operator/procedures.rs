@@ -168,7 +168,10 @@ impl Round<'_> {
         }
         self.watch.unwant(node);
         if !w.sim.finish_task(&job) {
-            return Err(format!("task {job} was no longer running: {:?}", w.sim.tasks()));
+            return Err(format!(
+                "task {job} was no longer running: {:?}",
+                w.sim.tasks()
+            ));
         }
         // The down, the clean-up and the release: kill inside them too.
         self.maybe_kill_again(Duration::from_millis(1500)).await;
@@ -196,11 +199,7 @@ impl Round<'_> {
     /// a new Chronos process registered, and the cluster converged.
     async fn recovery(&mut self) -> Result<(), String> {
         self.trace.push("recovery (Chronos disconnected)".into());
-        let chronos_starts = |w: &World| {
-            w.host(MANAGER)
-                .service("chronos")
-                .map_or(0, |s| s.starts)
-        };
+        let chronos_starts = |w: &World| w.host(MANAGER).service("chronos").map_or(0, |s| s.starts);
         let before = chronos_starts(self.w);
         self.w
             .sim
