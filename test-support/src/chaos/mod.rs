@@ -8,6 +8,7 @@
 //! `tests/chaos_short.rs` runs a few rounds in CI and, ignored by default, the long run.
 
 mod etcd;
+pub mod operator;
 pub mod plan;
 pub mod watch;
 
@@ -97,14 +98,38 @@ pub struct Figures {
 
 impl Figures {
     fn percentile(&self, p: f64) -> Duration {
-        let mut v = self.reconverge.clone();
-        v.sort();
-        if v.is_empty() {
-            return Duration::ZERO;
-        }
-        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-        v[i.min(v.len() - 1)]
+        percentile(&self.reconverge, p)
     }
+}
+
+/// The `p` quantile (0..=1) of `v` (zero when empty).
+fn percentile(v: &[Duration], p: f64) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    if v.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+/// A number from the environment (the long runs' `OMTD_CHAOS_*` knobs), or `default`.
+pub fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `OMTD_CHAOS_SEED`, or one from the clock (the figures print it, to replay the run).
+pub fn seed() -> u64 {
+    env_num(
+        "OMTD_CHAOS_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7),
+    )
 }
 
 impl fmt::Display for Figures {

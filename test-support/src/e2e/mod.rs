@@ -178,6 +178,15 @@ impl World {
         }
     }
 
+    /// `kill -9` of the operator: no resignation, its leader lease and any half-done
+    /// procedure stay behind for the next operator (the operator chaos's fault).
+    pub fn kill_operator(&mut self) {
+        if let Some(mut p) = self.operator.take() {
+            let _ = p.0.kill();
+            let _ = p.0.wait();
+        }
+    }
+
     /// `omtd operator` with its probes on the sim world's endpoints and the real ZooKeeper.
     pub fn start_operator(&mut self, extra: &[&str]) {
         let (user, secret) = mesos::PROBE_PRINCIPAL;
@@ -405,6 +414,12 @@ impl World {
             .await
             .expect("list")
             .revision
+    }
+
+    /// The stored status of `kind`/`name` (`None` when missing or unreadable).
+    pub async fn status(&self, kind: omtd_crds::Kind, name: &str) -> Option<omtd_crds::Status> {
+        let kv = self.store.get(&self.keys.status(kind, name)).await.ok()??;
+        serde_json::from_slice(&kv.value).ok()
     }
 
     pub async fn report(&self, node: &str) -> Option<Report> {
