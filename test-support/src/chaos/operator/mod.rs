@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::e2e::mesos::FAST_RECOVERY;
 use crate::e2e::{Setup, World, EXAMPLE, NODES};
 
-use super::{percentile, Rng};
+use super::Rng;
 use procedures::{Round, ALL};
 use watch::Watch;
 
@@ -58,11 +58,6 @@ pub struct Figures {
 
 impl fmt::Display for Figures {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rate = if self.rounds == 0 {
-            0.0
-        } else {
-            100.0 * self.converged as f64 / self.rounds as f64
-        };
         for line in &self.log {
             writeln!(f, "  {line}")?;
         }
@@ -72,19 +67,15 @@ impl fmt::Display for Figures {
         }
         writeln!(f, "operator kills    {}", self.kills)?;
         writeln!(f, "host reads        {}", self.reads)?;
-        writeln!(f, "unsafe steps      {}", self.unsafe_steps)?;
-        writeln!(f, "converged         {} ({rate:.1} %)", self.converged)?;
-        writeln!(
-            f,
-            "reconverge        p50 {:?}, p99 {:?}",
-            percentile(&self.reconverge, 0.5),
-            percentile(&self.reconverge, 0.99)
-        )?;
-        writeln!(f, "elapsed           {:?}", self.elapsed)?;
-        for e in &self.examples {
-            writeln!(f, "example: {e}")?;
+        super::Outcome {
+            unsafe_steps: self.unsafe_steps,
+            converged: self.converged,
+            rounds: self.rounds,
+            reconverge: &self.reconverge,
+            elapsed: self.elapsed,
+            examples: &self.examples,
         }
-        Ok(())
+        .fmt(f)
     }
 }
 
