@@ -23,6 +23,8 @@ if [ "${1:-}" = "--test" ]; then
     command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
     # tests/agent_validate.rs: apache2 -t checks a staged site; a real apache2 serves on
     PATH="$PATH:/sbin:/usr/sbin" command -v apache2 >/dev/null 2>&1 || missing+=(apache2)
+    # tests/agent_htpasswd.rs: Apache's own htpasswd -vb checks the lines the agent hashed
+    command -v htpasswd >/dev/null 2>&1 || missing+=(apache2-utils)
     # tests/lvm_loop.rs: real lvm2, mke2fs, blkid/wipefs and losetup on loop devices
     for t in pvcreate:lvm2 mke2fs:e2fsprogs wipefs:util-linux losetup:mount; do
         PATH="$PATH:/sbin:/usr/sbin" command -v "${t%%:*}" >/dev/null 2>&1 || missing+=("${t#*:}")

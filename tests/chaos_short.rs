@@ -11,14 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use omtd_test_support::chaos::{Chaos, Config};
-
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use omtd_test_support::chaos::{env_num, seed, Chaos, Config};
 
 async fn run(cfg: Config) {
     let chaos = Chaos::start(cfg.agents, cfg.three_members).await;
@@ -31,16 +24,6 @@ async fn run(cfg: Config) {
         figures.converged, figures.rounds,
         "not converged:\n{figures}"
     );
-}
-
-fn seed() -> u64 {
-    env_num(
-        "OMTD_CHAOS_SEED",
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(7),
-    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,10 +22,9 @@
 //! keeps the old secret on both sides). Agents wait for the master only, not for Chronos:
 //! an agent's authentication never involves Chronos.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, OnceLock};
+use std::collections::BTreeMap;
 
-use omtd_crds::plan::{FileSpec, PlanSlice};
+use omtd_crds::plan::{FileRender, FileSpec, PlanSlice};
 use omtd_crds::Kind;
 use omtd_crds::{Credential, CredentialUse};
 use serde::Serialize;
@@ -363,7 +362,9 @@ fn hold(
     }
 }
 
-/// The registry's htpasswd: `user:$2y$...` lines by user, with per-credential errors.
+/// The registry's htpasswd: the plan carries `user:secret` lines (a secret file for the
+/// registry host alone) and the agent hashes them with bcrypt and a random salt (see
+/// `FileRender::Htpasswd`), with per-credential errors for what cannot be hashed.
 fn htpasswd_file(
     desired: &Desired,
     settings: &Settings,
@@ -374,12 +375,7 @@ fn htpasswd_file(
     let mut errors = BTreeMap::new();
     for c in users {
         let secret = c.spec.secret.value.as_ref().map_or("", |s| s.expose());
-        match htpasswd_line(
-            &c.metadata.name,
-            &c.spec.principal,
-            secret,
-            settings.bcrypt_cost,
-        ) {
+        match htpasswd_entry(&c.metadata.name, &c.spec.principal, secret) {
             Ok(line) => {
                 lines.push_str(&line);
                 lines.push('\n');
@@ -392,75 +388,38 @@ fn htpasswd_file(
     let mut f = secret_file(REGISTRY_HTPASSWD, lines);
     // Apache's workers read the file per request, as their own user.
     f.owner = Some(settings.apache_user.clone());
+    f.render = Some(FileRender::Htpasswd {
+        cost: settings.bcrypt_cost,
+    });
     (Some(f), errors)
 }
 
-/// Bound of the memo of htpasswd lines.
-const HTPASSWD_MEMO_MAX: usize = 1024;
+/// bcrypt reads at most this many bytes of a secret; more would be cut silently.
+const BCRYPT_MAX_SECRET: usize = 72;
 
-type HtpasswdMemo = Mutex<HashMap<([u8; 32], u32), String>>;
-
-fn htpasswd_memo() -> &'static HtpasswdMemo {
-    static MEMO: OnceLock<HtpasswdMemo> = OnceLock::new();
-    MEMO.get_or_init(|| Mutex::new(HashMap::new()))
-}
-
-/// One htpasswd line, `principal:$2y$<cost>$<salt><hash>`. The salt is the first 16 bytes
-/// of SHA-256("omtd-htpasswd\0" principal "\0" secret): a pure function cannot draw a
-/// random one, and a fixed salt per (principal, secret) keeps the plan from churning. Two
-/// users with the same secret still get different salts (the principal is in it).
-pub fn htpasswd_line(
-    credential: &str,
-    principal: &str,
-    secret: &str,
-    cost: u32,
-) -> Result<String, Error> {
-    if principal.contains(':') {
-        return Err(Error::Unrenderable {
+/// One plan line, `principal:secret`, for the agent to hash. Refuses what the file format
+/// or bcrypt cannot hold, naming neither the secret nor its bytes.
+pub fn htpasswd_entry(credential: &str, principal: &str, secret: &str) -> Result<String, Error> {
+    let problem = if principal.contains(':') || principal.contains('\n') {
+        Some("a registry user must not contain ':' or a newline (htpasswd is user:hash)".into())
+    } else if secret.contains('\n') {
+        Some("a registry secret must not contain a newline".into())
+    } else if secret.len() > BCRYPT_MAX_SECRET {
+        Some(format!(
+            "a registry secret is hashed with bcrypt, which reads at most \
+             {BCRYPT_MAX_SECRET} bytes: this one has {}; use a shorter secret",
+            secret.len()
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(Error::Unrenderable {
             credential: credential.to_owned(),
-            problem: "a registry user must not contain ':' (htpasswd is user:hash)".into(),
-        });
+            problem,
+        }),
+        None => Ok(format!("{principal}:{secret}")),
     }
-    let mut h = Sha256::new();
-    h.update(b"omtd-htpasswd\0");
-    h.update(principal.as_bytes());
-    h.update([0]);
-    h.update(secret.as_bytes());
-    let digest = h.finalize();
-    let mut key = [0u8; 32];
-    key.copy_from_slice(&digest);
-    // The line is a pure function of (principal, secret, cost), and bcrypt is slow on
-    // purpose (~60 ms at cost 10, far more in debug builds): remember it, so a reconcile
-    // does not pay for it again while nothing changed. The memo holds hashes, not secrets.
-    if let Some(line) = htpasswd_memo()
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&(key, cost)).cloned())
-    {
-        return Ok(line);
-    }
-    let mut salt = [0u8; 16];
-    salt.copy_from_slice(&digest[..16]);
-    let parts = bcrypt::non_truncating_hash_with_salt(secret, cost, salt).map_err(|e| {
-        Error::Htpasswd {
-            credential: credential.to_owned(),
-            // bcrypt's errors name lengths and costs, never the input.
-            reason: e.to_string(),
-        }
-    })?;
-    // Apache's `htpasswd -B` writes $2y$; the registry's Go bcrypt accepts it too.
-    let line = format!(
-        "{principal}:{}",
-        parts.format_for_version(bcrypt::Version::TwoY)
-    );
-    if let Ok(mut memo) = htpasswd_memo().lock() {
-        // A handful of registry users in practice; the bound only guards against churn.
-        if memo.len() >= HTPASSWD_MEMO_MAX {
-            memo.clear();
-        }
-        memo.insert((key, cost), line.clone());
-    }
-    Ok(line)
 }
 
 /// Galaxy's job configuration: every job goes to Chronos with the HTTP credentials.
@@ -506,29 +465,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn htpasswd_is_deterministic_and_verifies() {
-        let a = htpasswd_line("r", "omtd", "rg-Zx5cV8bN1m", 4).unwrap();
-        let b = htpasswd_line("r", "omtd", "rg-Zx5cV8bN1m", 4).unwrap();
-        assert_eq!(a, b, "same input, same line: the plan does not churn");
-        let (user, hash) = a.split_once(':').unwrap();
-        assert_eq!(user, "omtd");
-        assert!(hash.starts_with("$2y$04$"), "{hash}");
-        assert!(bcrypt::verify("rg-Zx5cV8bN1m", hash).unwrap());
-        assert!(!bcrypt::verify("wrong", hash).unwrap());
-        let other = htpasswd_line("r", "omtd2", "rg-Zx5cV8bN1m", 4).unwrap();
-        assert_ne!(
-            other.split_once(':').unwrap().1,
-            hash,
-            "the principal is in the salt"
-        );
-    }
-
-    #[test]
     fn htpasswd_refuses_what_bcrypt_would_cut_without_echoing_it() {
         let long = "x".repeat(80);
-        let err = htpasswd_line("reg", "omtd", &long, 4).unwrap_err();
-        assert!(matches!(err, Error::Htpasswd { .. }));
+        let err = htpasswd_entry("reg", "omtd", &long).unwrap_err();
+        assert!(matches!(err, Error::Unrenderable { .. }));
         assert!(!err.to_string().contains(&long));
-        assert!(htpasswd_line("reg", "a:b", "s", 4).is_err());
+        assert!(err.to_string().contains("72 bytes"), "{err}");
+        assert!(htpasswd_entry("reg", "a:b", "s").is_err());
+        assert!(htpasswd_entry("reg", "omtd", "two\nlines").is_err());
+        assert_eq!(
+            htpasswd_entry("reg", "omtd", "s3cret").unwrap(),
+            "omtd:s3cret"
+        );
     }
 }

@@ -8,10 +8,6 @@ use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum Error {
-    /// A registry secret bcrypt cannot hash (longer than 72 bytes: bcrypt would silently
-    /// cut it, and the registry's own check refuses such passwords).
-    #[error("credential/{credential}: cannot hash the registry secret for htpasswd: {reason}")]
-    Htpasswd { credential: String, reason: String },
     /// A value that would break a one-line file's format (e.g. `:` in a Chronos HTTP user,
     /// which Chronos splits on).
     #[error("credential/{credential}: {problem}")]

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use omtd_controllers::crds::plan::ResourceState;
+use omtd_controllers::crds::plan::{FileRender, ResourceState};
 use omtd_controllers::crds::{Object, SecretSource};
 use omtd_controllers::credentials::{self, *};
 use omtd_controllers::paths::*;
@@ -192,28 +192,30 @@ fn secrets_never_reach_statuses_or_events() {
 }
 
 #[test]
-fn htpasswd_is_bcrypt_stable_across_reconciles_and_verifies() {
+fn htpasswd_goes_to_the_registry_host_alone_for_its_agent_to_hash() {
     let objs = objects();
     let a = run(&objs, &Observed::at(t(0)));
     let b = run(&objs, &Observed::at(t(100)));
     let fa = file(&a, "registry.omtd", REGISTRY_HTPASSWD);
     let fb = file(&b, "registry.omtd", REGISTRY_HTPASSWD);
-    assert_eq!(fa.content, fb.content, "no churn: the same plan every time");
-    assert!(fa.secret && fa.mode == 0o600);
+    assert_eq!(fa, fb, "no churn: the same plan every time");
+    assert!(fa.secret && fa.mode == 0o600, "the plan holds the secret");
     assert_eq!(
         fa.owner.as_deref(),
         Some("www-data"),
         "Apache's workers read it"
     );
-    let line = fa
-        .content
-        .strip_suffix('\n')
-        .expect("htpasswd lines end with a newline");
-    let (user, hash) = line.split_once(':').unwrap();
-    assert_eq!(user, "omtd");
-    assert!(hash.starts_with("$2y$04$"), "{hash}");
-    assert!(bcrypt::verify("rg-Zx5cV8bN1m", hash).unwrap());
-    assert!(!bcrypt::verify("rg-Zx5cV8bN1n", hash).unwrap());
+    // No hash is derived here: the agent draws the salt (FileRender::Htpasswd).
+    assert_eq!(fa.content, "omtd:rg-Zx5cV8bN1m\n");
+    assert_eq!(fa.render, Some(FileRender::Htpasswd { cost: 4 }));
+    for (node, slice) in &a.slices {
+        if node != "registry.omtd" {
+            assert!(
+                slice.files.iter().all(|f| f.path != REGISTRY_HTPASSWD),
+                "{node} gets no htpasswd"
+            );
+        }
+    }
 }
 
 #[test]

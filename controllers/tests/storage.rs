@@ -426,3 +426,37 @@ fn mount_a_plain_device_by_uuid_with_errors_remount_ro() {
     );
     assert!(s.physical_volumes.is_empty());
 }
+
+#[test]
+fn a_report_on_an_older_plan_does_not_make_the_volume_ready() {
+    let mut objs = objects();
+    objs.extend(volume("nfsstore-vdd", "/dev/vdd", "present"));
+    let d = desired(&objs);
+    let key = volume_key("nfsstore-vdd");
+    let ok = ResourceState::Converged;
+    let every_step = vec![
+        res("pv:/dev/vdd", ok),
+        res("lv:nfsstore/nfs_logical", ok),
+        res("fs:/dev/nfsstore/nfs_logical", ok),
+        res("mount:/srv/executor/database", ok),
+    ];
+    let mut o = healthy(&d, t(0));
+    let mut r = report(EXECUTOR, every_step);
+    // The agent last applied another storage slice than the one stored now.
+    r.slices
+        .insert("storage".into(), "digest-of-the-old-plan".into());
+    o.reports.insert(EXECUTOR.into(), r);
+    o.plan_digests.insert(
+        EXECUTOR.into(),
+        [("storage".to_owned(), "digest-of-the-new-plan".to_owned())].into(),
+    );
+    let out = run(&objs, &o);
+    assert_eq!(cond(&out, &key, "Ready").0, "False");
+    assert_eq!(cond(&out, &key, "Progressing").1, "StepInProgress");
+    // The same report on the current plan: Ready.
+    if let Some(r) = o.reports.get_mut(EXECUTOR) {
+        r.slices = o.plan_digests[EXECUTOR].clone();
+    }
+    let out = run(&objs, &o);
+    assert_eq!(cond(&out, &key, "Ready").0, "True");
+}

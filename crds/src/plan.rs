@@ -100,6 +100,21 @@ pub struct FileSpec {
     /// agent's built-in Apache check. The last good file is kept on failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub validate: Option<String>,
+    /// The agent makes the file from `content` rather than writing it as is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render: Option<FileRender>,
+}
+
+/// How the agent makes a file from its plan content ([`FileSpec::render`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, tag = "kind")]
+pub enum FileRender {
+    /// Apache's htpasswd with bcrypt: the content is `principal:secret` lines, and the file
+    /// gets `principal:$2y$<cost>$...` with a random salt drawn on the host. A line already
+    /// in the file that still verifies is kept, so the file changes only when a user or a
+    /// secret does. (A pure controller cannot draw a salt; one derived from the secret
+    /// would let anyone who reads the file test guesses without paying for bcrypt.)
+    Htpasswd { cost: u32 },
 }
 
 /// `FileSpec::validate` for a file under `/etc/apache2` (a site, a module's `.load`): the
@@ -124,6 +139,7 @@ impl FileSpec {
             group: None,
             secret: false,
             validate: None,
+            render: None,
         }
     }
 }
@@ -148,6 +164,7 @@ impl fmt::Debug for FileSpec {
             .field("group", &self.group)
             .field("secret", &self.secret)
             .field("validate", &self.validate)
+            .field("render", &self.render)
             .finish()
     }
 }
@@ -371,6 +388,7 @@ mod tests {
             group: None,
             secret: true,
             validate: None,
+            render: None,
         };
         assert!(!format!("{f:?}").contains("hunter2"));
     }

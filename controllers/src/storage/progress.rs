@@ -26,8 +26,11 @@ pub(super) fn progress_status(
     let total = steps.len().max(1) as u32;
     let mut done = 0u32;
     let mut current: Option<(&VolumeStep, Option<&ResourceReport>)> = None;
+    // A report on an older plan says nothing about this one's steps: a step id that stays
+    // (the LV, grown by a new disk) would pass for done before the agent even saw the plan.
+    let report_current = observed.report_is_current(node);
     for st in steps {
-        let r = observed.resource(node, &st.id);
+        let r = observed.resource(node, &st.id).filter(|_| report_current);
         if r.is_some_and(|r| r.state == ResourceState::Converged) {
             done += 1;
         } else {

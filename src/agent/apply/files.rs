@@ -1,8 +1,9 @@
 //! Files: exact bytes, mode (secrets 0600), owner and group where the agent may chown.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use omtd_crds::plan::{Ensure, FileSpec, ResourceState};
+use omtd_crds::plan::{Ensure, FileRender, FileSpec, ResourceState};
 
 use super::{Pass, ResourceOutcome};
 use crate::agent::drift::fingerprint;
@@ -42,8 +43,34 @@ impl Pass<'_> {
             Ok(c) => c,
             Err(e) => return self.record_failure(rid, spec, corrective, &e),
         };
+        // What the file should hold, made on the host when the plan says so.
+        let made = match (&spec.render, spec.ensure) {
+            (Some(FileRender::Htpasswd { cost }), Ensure::Present) => {
+                let live = current.as_ref().map(|c| c.content.as_slice());
+                match super::htpasswd::render(&spec.content, live, *cost) {
+                    Ok(content) => Cow::Owned(FileSpec {
+                        content,
+                        ..spec.clone()
+                    }),
+                    Err(e) => {
+                        let e = DriverError::Invalid {
+                            path: spec.path.clone(),
+                            message: e.to_string(),
+                        };
+                        return self.record(
+                            rid,
+                            spec,
+                            corrective,
+                            ResourceOutcome::Refused(e.to_string()),
+                        );
+                    }
+                }
+            }
+            _ => Cow::Borrowed(spec),
+        };
+        let spec_made: &FileSpec = &made;
         let expected = match spec.ensure {
-            Ensure::Present => Some(fingerprint(spec.content.as_bytes(), mode)),
+            Ensure::Present => Some(fingerprint(spec_made.content.as_bytes(), mode)),
             Ensure::Absent => None,
         };
         let needs = match (spec.ensure, &current) {
@@ -51,7 +78,7 @@ impl Pass<'_> {
             (Ensure::Absent, Some(_)) => true,
             (Ensure::Present, None) => true,
             (Ensure::Present, Some(cur)) => {
-                !in_sync(spec, mode, cur, self.host.files.enforces_ownership())
+                !in_sync(spec_made, mode, cur, self.host.files.enforces_ownership())
             }
         };
         if !needs {
@@ -67,7 +94,7 @@ impl Pass<'_> {
             return self.backing_off(rid, pause, ResourceState::Failed);
         }
         let result = match spec.ensure {
-            Ensure::Present => self.host.files.write(spec, mode),
+            Ensure::Present => self.host.files.write(spec_made, mode),
             Ensure::Absent => self.host.files.remove(&spec.path),
         };
         match result {

@@ -12,6 +12,7 @@
 mod containers;
 mod exports;
 mod files;
+pub mod htpasswd;
 mod mounts;
 mod services;
 mod stale_temps;

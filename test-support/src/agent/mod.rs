@@ -157,6 +157,7 @@ pub fn file(path: &str, content: &str, mode: u32) -> FileSpec {
         group: None,
         secret: false,
         validate: None,
+        render: None,
     }
 }
 

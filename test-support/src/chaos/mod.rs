@@ -8,6 +8,7 @@
 //! `tests/chaos_short.rs` runs a few rounds in CI and, ignored by default, the long run.
 
 mod etcd;
+pub mod operator;
 pub mod plan;
 pub mod watch;
 
@@ -95,25 +96,38 @@ pub struct Figures {
     pub elapsed: Duration,
 }
 
-impl Figures {
-    fn percentile(&self, p: f64) -> Duration {
-        let mut v = self.reconverge.clone();
-        v.sort();
-        if v.is_empty() {
-            return Duration::ZERO;
-        }
-        let i = ((v.len() as f64 - 1.0) * p).round() as usize;
-        v[i.min(v.len() - 1)]
+/// The `p` quantile (0..=1) of `v` (zero when empty).
+fn percentile(v: &[Duration], p: f64) -> Duration {
+    let mut v = v.to_vec();
+    v.sort();
+    if v.is_empty() {
+        return Duration::ZERO;
     }
+    let i = ((v.len() as f64 - 1.0) * p).round() as usize;
+    v[i.min(v.len() - 1)]
+}
+
+/// A number from the environment (the long runs' `OMTD_CHAOS_*` knobs), or `default`.
+pub fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `OMTD_CHAOS_SEED`, or one from the clock (the figures print it, to replay the run).
+pub fn seed() -> u64 {
+    env_num(
+        "OMTD_CHAOS_SEED",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7),
+    )
 }
 
 impl fmt::Display for Figures {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rate = if self.rounds == 0 {
-            0.0
-        } else {
-            100.0 * self.converged as f64 / self.rounds as f64
-        };
         writeln!(f, "rounds            {}", self.rounds)?;
         writeln!(f, "kills (-9)        {}", self.kills)?;
         for (k, n) in &self.faults {
@@ -121,16 +135,45 @@ impl fmt::Display for Figures {
         }
         writeln!(f, "file reads        {}", self.reads)?;
         writeln!(f, "torn files        {}", self.torn)?;
+        Outcome {
+            unsafe_steps: self.unsafe_steps,
+            converged: self.converged,
+            rounds: self.rounds,
+            reconverge: &self.reconverge,
+            elapsed: self.elapsed,
+            examples: &self.examples,
+        }
+        .fmt(f)
+    }
+}
+
+/// The figures every chaos run ends with, in one layout.
+pub(crate) struct Outcome<'a> {
+    pub unsafe_steps: u64,
+    pub converged: usize,
+    pub rounds: usize,
+    pub reconverge: &'a [Duration],
+    pub elapsed: Duration,
+    pub examples: &'a [String],
+}
+
+impl fmt::Display for Outcome<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let rate = if self.rounds == 0 {
+            0.0
+        } else {
+            100.0 * self.converged as f64 / self.rounds as f64
+        };
         writeln!(f, "unsafe steps      {}", self.unsafe_steps)?;
         writeln!(f, "converged         {} ({rate:.1} %)", self.converged)?;
         writeln!(
             f,
             "reconverge        p50 {:?}, p99 {:?}",
-            self.percentile(0.5),
-            self.percentile(0.99)
+            percentile(self.reconverge, 0.5),
+            percentile(self.reconverge, 0.99)
         )?;
         writeln!(f, "elapsed           {:?}", self.elapsed)?;
-        for e in &self.examples {
+        for e in self.examples {
             writeln!(f, "example: {e}")?;
         }
         Ok(())

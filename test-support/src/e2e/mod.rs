@@ -178,6 +178,15 @@ impl World {
         }
     }
 
+    /// `kill -9` of the operator: no resignation, its leader lease and any half-done
+    /// procedure stay behind for the next operator (the operator chaos's fault).
+    pub fn kill_operator(&mut self) {
+        if let Some(mut p) = self.operator.take() {
+            let _ = p.0.kill();
+            let _ = p.0.wait();
+        }
+    }
+
     /// `omtd operator` with its probes on the sim world's endpoints and the real ZooKeeper.
     pub fn start_operator(&mut self, extra: &[&str]) {
         let (user, secret) = mesos::PROBE_PRINCIPAL;
@@ -407,6 +416,12 @@ impl World {
             .revision
     }
 
+    /// The stored status of `kind`/`name` (`None` when missing or unreadable).
+    pub async fn status(&self, kind: omtd_crds::Kind, name: &str) -> Option<omtd_crds::Status> {
+        let kv = self.store.get(&self.keys.status(kind, name)).await.ok()??;
+        serde_json::from_slice(&kv.value).ok()
+    }
+
     pub async fn report(&self, node: &str) -> Option<Report> {
         let kv = self.store.get(&self.keys.report(node)).await.ok()??;
         serde_json::from_slice(&kv.value).ok()
@@ -452,6 +467,10 @@ impl World {
                 let on_host = host.file(&f.path);
                 match (f.ensure, on_host) {
                     (Ensure::Present, Some(h)) if h.content == f.content.as_bytes() => {}
+                    // Made on the host with random salts: it must verify, not match.
+                    (Ensure::Present, Some(h))
+                        if f.render.is_some()
+                            && omtd::agent::apply::htpasswd::satisfies(&f.content, &h.content) => {}
                     (Ensure::Present, _) => return Some(format!("{} differs", f.path)),
                     (Ensure::Absent, None) => {}
                     (Ensure::Absent, Some(_)) => return Some(format!("{} present", f.path)),
