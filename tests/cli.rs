@@ -597,8 +597,17 @@ fn read_commands_refuse_a_missing_sqlite_store_and_writers_create_it_private() {
     for args in reads {
         let r = env.omtd(args);
         assert_ne!(r.code, 0, "{args:?}: {r:?}");
-        for says in [path.to_str().unwrap(), "does not exist", "omtd apply", "--store"] {
-            assert!(r.stderr.contains(says), "{args:?}: {says:?} not in {}", r.stderr);
+        for says in [
+            path.to_str().unwrap(),
+            "does not exist",
+            "omtd apply",
+            "--store",
+        ] {
+            assert!(
+                r.stderr.contains(says),
+                "{args:?}: {says:?} not in {}",
+                r.stderr
+            );
         }
         assert!(!path.exists(), "{args:?} created the store");
     }

@@ -304,7 +304,10 @@ fn nothing_shipped_listens_on_every_interface_unless_it_says_it_is_deliberate() 
             if !binds_everywhere(line) {
                 continue;
             }
-            let said = |l: &str| l.split_once('#').is_some_and(|(_, c)| c.contains("deliberate"));
+            let said = |l: &str| {
+                l.split_once('#')
+                    .is_some_and(|(_, c)| c.contains("deliberate"))
+            };
             let above = i.checked_sub(1).map(|j| lines[j].trim_start());
             assert!(
                 said(line) || above.is_some_and(|l| l.starts_with('#') && said(l)),
@@ -318,5 +321,8 @@ fn nothing_shipped_listens_on_every_interface_unless_it_says_it_is_deliberate() 
     let metrics = setting(&env, "OMTD_METRICS_ADDR");
     assert_eq!(metrics.len(), 1);
     let addr: std::net::SocketAddr = metrics[0].parse().expect("OMTD_METRICS_ADDR");
-    assert!(addr.ip().is_loopback(), "the env example exposes metrics: {addr}");
+    assert!(
+        addr.ip().is_loopback(),
+        "the env example exposes metrics: {addr}"
+    );
 }

@@ -46,9 +46,7 @@ pub async fn run(global: &GlobalArgs, args: DemoArgs) -> anyhow::Result<ExitCode
     let tty = std::io::stdout().is_terminal();
     let color = tty && std::env::var_os("NO_COLOR").is_none();
     let out = Out::new(color, tty);
-    println!(
-        "omtd demo: the runbook's cluster on sim hosts, store {store_url}"
-    );
+    println!("omtd demo: the runbook's cluster on sim hosts, store {store_url}");
     let opts = DemoOptions {
         timeout: args.timeout,
         keep_running: args.keep_running,

@@ -92,9 +92,7 @@ fn default_sqlite_path(
         return Ok(PathBuf::from(SYSTEM_SQLITE_PATH));
     }
     // The XDG spec: a relative XDG_DATA_HOME is invalid and must be ignored.
-    let xdg = xdg_data_home
-        .map(PathBuf::from)
-        .filter(|p| p.is_absolute());
+    let xdg = xdg_data_home.map(PathBuf::from).filter(|p| p.is_absolute());
     let data = match xdg {
         Some(dir) => dir,
         None => match home.map(PathBuf::from).filter(|p| p.is_absolute()) {

@@ -77,7 +77,10 @@ fn opening_a_missing_store_to_read_says_so_and_creates_nothing() {
         .expect("opened a missing store");
     let text = err.to_string();
     assert!(text.contains(&path.display().to_string()), "{text}");
-    assert!(text.contains("omtd apply") && text.contains("--store"), "{text}");
+    assert!(
+        text.contains("omtd apply") && text.contains("--store"),
+        "{text}"
+    );
     assert!(!path.exists());
 }
 
@@ -98,7 +101,10 @@ async fn compaction_leaves_no_rotated_secret_in_the_file_or_the_wal() {
     store.compact(rotated).await.unwrap();
     checkpoint(&path);
     let (main, wal) = file_bytes(&path);
-    assert!(!contains(&main, OLD), "the old secret is still in the store file");
+    assert!(
+        !contains(&main, OLD),
+        "the old secret is still in the store file"
+    );
     assert!(!contains(&wal, OLD), "the old secret is still in the WAL");
     assert!(contains(&main, NEW));
 
@@ -128,10 +134,16 @@ async fn the_store_compacts_itself_beyond_its_window() {
     let (main, wal) = file_bytes(&path);
     for i in 0..10 {
         let old = value(i);
-        assert!(!contains(&main, old.as_bytes()), "{old} is still in the file");
+        assert!(
+            !contains(&main, old.as_bytes()),
+            "{old} is still in the file"
+        );
         assert!(!contains(&wal, old.as_bytes()), "{old} is still in the WAL");
     }
-    assert_eq!(store.get(KEY).await.unwrap().unwrap().value, value(19).as_bytes());
+    assert_eq!(
+        store.get(KEY).await.unwrap().unwrap().value,
+        value(19).as_bytes()
+    );
 }
 
 /// A watch and a list from `revision` fail with `Compacted`.

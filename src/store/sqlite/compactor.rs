@@ -82,8 +82,7 @@ impl AutoCompactor {
         self.next_check = revision + (self.retention.revisions / 10).max(1);
         // The newest sample at least `age` old: every revision up to it is older than `age`.
         let old_enough = |at: &Instant| now.duration_since(*at) >= self.retention.age;
-        while self.samples.len() > 1 && self.samples.get(1).is_some_and(|(at, _)| old_enough(at))
-        {
+        while self.samples.len() > 1 && self.samples.get(1).is_some_and(|(at, _)| old_enough(at)) {
             self.samples.pop_front();
         }
         let by_age = self

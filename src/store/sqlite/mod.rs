@@ -38,8 +38,8 @@ use rusqlite::Connection;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
-pub use self::compactor::Retention;
 use self::compactor::AutoCompactor;
+pub use self::compactor::Retention;
 use super::{
     Compare, CompareOp, CompareTarget, EventKind, KeyValue, Lease, LeaseId, ListResult, Op, Result,
     Revision, Store, StoreError, Txn, TxnResult, WatchEvent, WatchStream,
