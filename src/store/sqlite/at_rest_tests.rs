@@ -114,10 +114,10 @@ async fn compaction_leaves_no_rotated_secret_in_the_file_or_the_wal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_store_compacts_itself_beyond_its_window() {
+async fn the_store_compacts_itself_beyond_its_revision_window() {
     let (_dir, path) = temp_db();
     let retention = Retention {
-        age: Duration::ZERO,
+        age: Duration::from_secs(3600),
         revisions: 5,
     };
     let store = SqliteStore::open_with_retention(&path, retention).unwrap();
@@ -144,6 +144,40 @@ async fn the_store_compacts_itself_beyond_its_window() {
         store.get(KEY).await.unwrap().unwrap().value,
         value(19).as_bytes()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_store_is_compacted_by_age_at_a_lease_renewal() {
+    let (_dir, path) = temp_db();
+    let retention = Retention {
+        age: Duration::from_secs(1),
+        revisions: 10_000,
+    };
+    let store = SqliteStore::open_with_retention(&path, retention).unwrap();
+    let lease = store.grant_lease(Duration::from_secs(60)).await.unwrap();
+    let first = store.put(KEY, OLD.to_vec()).await.unwrap();
+    store.put(KEY, NEW.to_vec()).await.unwrap();
+    // No write after the rotation: only the renewals of a long-running process. Ages are
+    // known from samples (one per age / 60 at most), so the rotation's revision is known to
+    // be old a little after the age.
+    let start = std::time::Instant::now();
+    while store.list("/", Some(first)).await.is_ok() {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "not compacted by age"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        store.keep_alive(lease.id).await.unwrap();
+    }
+    assert!(
+        start.elapsed() >= Duration::from_secs(1),
+        "compacted before the age"
+    );
+    expect_compacted(&store, first).await;
+    checkpoint(&path);
+    let (main, wal) = file_bytes(&path);
+    assert!(!contains(&main, OLD) && !contains(&wal, OLD));
+    assert_eq!(store.get(KEY).await.unwrap().unwrap().value, NEW);
 }
 
 /// A watch and a list from `revision` fail with `Compacted`.

@@ -31,7 +31,7 @@ mod watch;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::Connection;
@@ -63,7 +63,7 @@ impl SqliteStore {
     /// Opens (creating if missing, mode 0600) the store file. The directory must exist.
     pub fn open(path: &Path) -> Result<Self> {
         perms::create_private(path)?;
-        Self::open_file(path, Retention::default())
+        Self::open_file(path, Some(Retention::default()))
     }
 
     /// Opens the store file, failing with a message naming the path and the fix when it does
@@ -75,16 +75,17 @@ impl SqliteStore {
                 path.display()
             )));
         }
-        Self::open_file(path, Retention::default())
+        Self::open_file(path, None)
     }
 
     /// [`Self::open`] with a history window other than the default.
     pub fn open_with_retention(path: &Path, retention: Retention) -> Result<Self> {
         perms::create_private(path)?;
-        Self::open_file(path, retention)
+        Self::open_file(path, Some(retention))
     }
 
-    fn open_file(path: &Path, retention: Retention) -> Result<Self> {
+    /// `retention`: `None` for a store opened to read, which never compacts.
+    fn open_file(path: &Path, retention: Option<Retention>) -> Result<Self> {
         perms::tighten(path)?;
         let mut conn = schema::connect(path)?;
         schema::init(&mut conn, path)?;
@@ -161,9 +162,7 @@ impl Store for SqliteStore {
         self.call(move |conn| {
             let result = txn::txn(conn, &txn, db::now_ms()?)?;
             let mut compactor = compactor.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some(target) = compactor.after_write(Instant::now(), result.revision) {
-                compactor::auto_compact(conn, &mut compactor, target);
-            }
+            compactor::maybe_compact(conn, &mut compactor, Some(result.revision));
             Ok(result)
         })
         .await
@@ -228,8 +227,16 @@ impl Store for SqliteStore {
     }
 
     async fn keep_alive(&self, id: LeaseId) -> Result<Duration> {
+        // Renewals come every few seconds from every long-running process, writes or not:
+        // the occasion to compact a quiet store by age.
+        let compactor = Arc::clone(&self.compactor);
         let secs = self
-            .call(move |conn| lease::keep_alive(conn, id, db::now_ms()?))
+            .call(move |conn| {
+                let secs = lease::keep_alive(conn, id, db::now_ms()?)?;
+                let mut compactor = compactor.lock().unwrap_or_else(PoisonError::into_inner);
+                compactor::maybe_compact(conn, &mut compactor, None);
+                Ok(secs)
+            })
             .await?;
         Ok(Duration::from_secs(u64::try_from(secs).unwrap_or(0)))
     }
@@ -243,7 +250,7 @@ impl Store for SqliteStore {
         // An explicit compaction is someone asking for old values to be gone now.
         self.call(move |conn| {
             db::compact(conn, revision)?;
-            compactor::scrub(conn, true)
+            compactor::scrub(conn, true, context::BUSY_TIMEOUT)
         })
         .await
     }
