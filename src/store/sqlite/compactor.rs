@@ -45,13 +45,14 @@ impl Default for Retention {
 }
 
 /// Run `VACUUM` after this many automatic compactions (and when a quarter of the file is
-/// free pages), to give the space back. Old values are already zeroed by `secure_delete`.
-const VACUUM_EVERY: u32 = 10;
+/// free pages), to rebuild the file. Rarely: old values are already zeroed by
+/// `secure_delete`, and a `VACUUM` holds the store's connection while it copies the file.
+const VACUUM_EVERY: u32 = 100;
 
 /// How long an automatic compaction waits for readers to leave the WAL before truncating
 /// it: it holds the store's connection meanwhile, so it must not stall writes for the full
 /// busy timeout. A busy WAL is truncated at a later compaction.
-const CHECKPOINT_WAIT: Duration = Duration::from_millis(100);
+const CHECKPOINT_WAIT: Duration = Duration::from_millis(10);
 
 /// The per-store state of automatic compaction.
 #[derive(Debug)]
