@@ -78,6 +78,14 @@ impl StoreUrl {
         )
         .map(StoreUrl::Sqlite)
     }
+
+    /// The SQLite file this URL names, if it names one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        match self {
+            StoreUrl::Sqlite(p) => Some(p),
+            StoreUrl::Etcd(_) => None,
+        }
+    }
 }
 
 /// [`StoreUrl::default_sqlite`] with the environment passed in, for tests. This is the XDG
@@ -107,16 +115,6 @@ fn default_sqlite_path(
         },
     };
     Ok(data.join("omtd").join("omtd.db"))
-}
-
-impl StoreUrl {
-    /// The SQLite file this URL names, if it names one.
-    pub fn sqlite_path(&self) -> Option<&Path> {
-        match self {
-            StoreUrl::Sqlite(p) => Some(p),
-            StoreUrl::Etcd(_) => None,
-        }
-    }
 }
 
 impl fmt::Display for StoreUrl {
