@@ -90,42 +90,21 @@ fn step(
     };
 
     if !roles.contains(&Role::Worker) {
-        if let Some(role) = roles.iter().find(|r| r.is_single_host()) {
-            return NodeRemovalStep {
-                blocked: Some((
-                    reason::REMOVAL_BLOCKED.into(),
-                    format!(
-                        "node/{name} holds the {role} role, which no other node has: give \
-                         the role to another node first, then delete this one"
-                    ),
-                )),
-                ..Default::default()
-            };
-        }
-        // A node with no role left has nothing to drain or clean up.
-        return advance(RemovalPhase::Released);
+        return match roles.iter().find(|r| r.is_single_host()) {
+            Some(role) => blocked_by_role(name, *role),
+            // A node with no role left has nothing to drain or clean up.
+            None => advance(RemovalPhase::Released),
+        };
     }
 
     let current = stored.as_ref().map(|r| r.phase);
     let since = stored.as_ref().map_or(now.clone(), |r| r.since.clone());
     if health.mass_loss {
-        let mut step = match current {
+        let step = match current {
             Some(p) => keep(p, &since, "the mass agent loss to clear".into()),
             None => NodeRemovalStep::default(),
         };
-        // A down already asked stands; a drain that was only draining stays so.
-        step.down_because = stored
-            .as_ref()
-            .map(|r| r.down_because.clone())
-            .unwrap_or_default();
-        step.release = false;
-        step.blocked = Some((
-            reason::REMOVAL_PAUSED.into(),
-            "removal paused: most agents are lost at once (see the Cluster's \
-             AgentsReachable condition)"
-                .into(),
-        ));
-        return step;
+        return paused(step, stored.as_ref());
     }
     let addr = node.spec.address.as_str();
     match current {
@@ -179,6 +158,34 @@ fn step(
         }
         Some(RemovalPhase::Released) => keep(RemovalPhase::Released, &since, String::new()),
     }
+}
+
+/// A removal refused: the node holds a role no other node has.
+fn blocked_by_role(name: &str, role: Role) -> NodeRemovalStep {
+    NodeRemovalStep {
+        blocked: Some((
+            reason::REMOVAL_BLOCKED.into(),
+            format!(
+                "node/{name} holds the {role} role, which no other node has: give \
+                 the role to another node first, then delete this one"
+            ),
+        )),
+        ..Default::default()
+    }
+}
+
+/// A removal held where it stands while most agents are lost at once: nothing is released.
+fn paused(mut step: NodeRemovalStep, stored: Option<&NodeRemovalRecord>) -> NodeRemovalStep {
+    // A down already asked stands; a drain that was only draining stays so.
+    step.down_because = stored.map(|r| r.down_because.clone()).unwrap_or_default();
+    step.release = false;
+    step.blocked = Some((
+        reason::REMOVAL_PAUSED.into(),
+        "removal paused: most agents are lost at once (see the Cluster's \
+         AgentsReachable condition)"
+            .into(),
+    ));
+    step
 }
 
 /// What a worker's cleanup still waits for: the master without its principal, the
