@@ -5,7 +5,7 @@
 //! |---|---|
 //! | manager | `/etc/mesos-master/store/credentials.json` (every member worker + Chronos), the `credentials`, `acls` and `authenticate_*` flag files, `store/auth_rules`; Chronos's principal and secret-file flags in `conf/` (where its launcher reads them) and at the runbook's paths, the secret file, `conf/http_credentials` |
 //! | worker | `/etc/mesos-slave/store/credentials.json`, `/etc/mesos-slave/credential` |
-//! | registry | Apache's htpasswd (bcrypt, deterministic salt) |
+//! | registry | Apache's htpasswd: the plan carries `user:secret`, the registry host's agent hashes it (bcrypt, random salt) |
 //! | executor | Galaxy's `config/job_conf.xml` (Chronos runner with the HTTP credentials) |
 //!
 //! ## Rotation order

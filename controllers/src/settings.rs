@@ -9,8 +9,8 @@ pub struct Settings {
     /// node-monitor-grace-period plays this part).
     pub agent_grace: Duration,
     pub recovery: RecoveryPolicy,
-    /// bcrypt cost of the registry's htpasswd. Every reconcile hashes each registry user
-    /// once, so this is a latency cost too; 10 is ~60 ms per user in release builds.
+    /// bcrypt cost of the registry's htpasswd, hashed by the registry host's agent when a
+    /// line no longer verifies (a new or rotated secret); 10 is ~60 ms per user in release.
     pub bcrypt_cost: u32,
     pub registry_image: String,
     pub cadvisor_image: String,
