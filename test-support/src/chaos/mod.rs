@@ -399,17 +399,6 @@ impl Chaos {
                 .await;
             *figures.faults.entry(format!("{fault:?}")).or_default() += 1;
             figures.rounds += 1;
-            if figures.rounds % 50 == 0 {
-                // A long run can be cut short: what it saw so far is on stderr.
-                eprintln!(
-                    "chaos progress: {} rounds, {} converged, {} torn, {} unsafe, {:?} elapsed",
-                    figures.rounds,
-                    figures.converged,
-                    findings.torn.load(Ordering::Relaxed),
-                    findings.unsafe_steps.load(Ordering::Relaxed),
-                    started.elapsed()
-                );
-            }
             self.planner.version += 1;
             match self.settle(cfg.converge_timeout).await {
                 Some(_) if !held => figures.examples.push(format!(
@@ -424,6 +413,18 @@ impl Chaos {
                     "round {} ({fault:?}) did not reconverge",
                     figures.rounds
                 )),
+            }
+            // After the round's settle, so the converged count includes this round.
+            if figures.rounds % 50 == 0 {
+                // A long run can be cut short: what it saw so far is on stderr.
+                eprintln!(
+                    "chaos progress: {} rounds, {} converged, {} torn, {} unsafe, {:?} elapsed",
+                    figures.rounds,
+                    figures.converged,
+                    findings.torn.load(Ordering::Relaxed),
+                    findings.unsafe_steps.load(Ordering::Relaxed),
+                    started.elapsed()
+                );
             }
         }
         findings.stop();
