@@ -44,11 +44,13 @@ async fn a_restored_store_converges_after_epoch_renew_without_restarting_agents(
         })
         .await
         .unwrap_or_else(|| panic!("no new term reached {node}:\n{}", w.operator_log()));
+    // With the operator stopped nothing writes a plan: what the agent applies once it has
+    // settled is the plan in force before the restore.
+    w.stop_operator();
     w.wait_converged(CONVERGE).await;
     let seen = w.report(node).await.expect("report");
 
     // Restore the older snapshot; the operator starts again on it.
-    w.stop_operator();
     w.etcd.restore_snapshot(&snapshot);
     w.start_operator(&[]);
     let held = poll::within(CONVERGE)
