@@ -9,6 +9,7 @@ pub mod cli;
 pub mod demo;
 pub mod host;
 pub mod operator;
+pub mod pki;
 pub mod probes;
 pub mod resources;
 pub mod runtime;

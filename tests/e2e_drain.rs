@@ -16,7 +16,14 @@ const CONVERGE: Duration = Duration::from_secs(30);
 const NODE3: &str = "10.0.0.23";
 
 async fn started(operator_args: Vec<&'static str>) -> World {
-    let w = World::start(&NODES, Setup { operator_args }).await;
+    let w = World::start(
+        &NODES,
+        Setup {
+            operator_args,
+            ..Default::default()
+        },
+    )
+    .await;
     w.omtd(&["apply", "-f", EXAMPLE]).await;
     w.wait_converged(CONVERGE).await;
     w.status_wait().await;

@@ -39,6 +39,7 @@ async fn runbook_with_mesos() {
         &NODES,
         Setup {
             operator_args: FAST_RECOVERY.to_vec(),
+            ..Default::default()
         },
     )
     .await;

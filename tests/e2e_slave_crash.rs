@@ -94,6 +94,7 @@ async fn one_hung_mesos_slave_restarts_only_itself() {
         &NODES,
         Setup {
             operator_args: FAST_RECOVERY.to_vec(),
+            ..Default::default()
         },
     )
     .await;

@@ -14,9 +14,11 @@ mod events;
 mod get;
 pub mod manifests;
 mod operator;
+mod pki;
 mod plan;
 pub mod render;
 mod status;
+mod store_secure;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,11 +41,20 @@ pub struct Cli {
 
 #[derive(Debug, Args, Clone)]
 pub struct GlobalArgs {
-    /// Where the desired state lives: sqlite://PATH or etcd://host:port[,host:port].
-    /// Default: sqlite:///var/lib/omtd/omtd.db as root, else
-    /// sqlite://$XDG_DATA_HOME/omtd/omtd.db (~/.local/share/omtd/omtd.db).
+    /// Where the desired state lives: sqlite://PATH, etcd://host:port[,host:port] or
+    /// etcd+tls://host:port[,host:port]. Default: sqlite:///var/lib/omtd/omtd.db as root,
+    /// else sqlite://$XDG_DATA_HOME/omtd/omtd.db (~/.local/share/omtd/omtd.db).
     #[arg(long, global = true, env = "OMTD_STORE")]
     pub store: Option<String>,
+    /// etcd+tls://: the CA certificate (PEM) that signed etcd's server certificate.
+    #[arg(long, global = true, env = "OMTD_STORE_CA", value_name = "FILE")]
+    pub store_ca: Option<PathBuf>,
+    /// etcd+tls://: this process's certificate (PEM); its common name is its etcd user.
+    #[arg(long, global = true, env = "OMTD_STORE_CERT", value_name = "FILE")]
+    pub store_cert: Option<PathBuf>,
+    /// etcd+tls://: the private key (PEM) of --store-cert.
+    #[arg(long, global = true, env = "OMTD_STORE_KEY", value_name = "FILE")]
+    pub store_key: Option<PathBuf>,
     /// Which cluster's records to use (keys live under /omtd/<cluster>/).
     #[arg(long, global = true, env = "OMTD_CLUSTER", default_value = "default")]
     pub cluster: String,
@@ -80,6 +91,10 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Converge N sim nodes and measure what a change costs (latency, writes, memory).
     Bench(bench::BenchArgs),
+    /// The cluster CA and one certificate per identity (agents, operator, admin, etcd).
+    Pki(pki::PkiArgs),
+    /// Administer the store: `secure` turns on etcd auth with one identity per host.
+    Store(store_secure::StoreArgs),
     /// Print a shell completion script (bash, zsh, fish).
     Completions(completions::CompletionsArgs),
 }
@@ -141,6 +156,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     // The demo picks its own (temporary) store.
     match cli.command {
+        Command::Pki(args) => return pki::run(args),
+        // Checks the store is etcd before opening it.
+        Command::Store(args) => return store_secure::run(&cli.global, args).await,
         Command::Demo(args) => return demo::run(&cli.global, args).await,
         Command::Bench(args) => return bench::run(&cli.global, args).await,
         _ => {}
@@ -162,6 +180,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => events::run(&repo, args).await,
         Command::Epoch(args) => epoch::run(&repo, args).await,
         Command::Status(args) => status::run(&repo, args).await,
+        Command::Store(args) => store_secure::run(&cli.global, args).await,
+        Command::Pki(args) => pki::run(args),
         Command::Completions(args) => completions::run(&args),
         Command::Demo(args) => demo::run(&cli.global, args).await,
         Command::Bench(args) => bench::run(&cli.global, args).await,
@@ -179,10 +199,15 @@ pub enum Access {
 impl GlobalArgs {
     /// The store named by `--store` / `OMTD_STORE`, or the default one.
     pub fn store_url(&self) -> anyhow::Result<StoreUrl> {
-        Ok(match &self.store {
+        let url: StoreUrl = match &self.store {
             Some(url) => url.parse()?,
             None => StoreUrl::default_sqlite()?,
-        })
+        };
+        Ok(url.with_tls(store::TlsFiles {
+            ca: self.store_ca.clone(),
+            cert: self.store_cert.clone(),
+            key: self.store_key.clone(),
+        })?)
     }
 }
 

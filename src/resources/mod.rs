@@ -4,6 +4,7 @@ pub mod apply;
 pub mod epoch;
 pub mod keys;
 pub mod repo;
+pub mod roles;
 
 pub use keys::Keys;
 pub use repo::{ObjectsAt, Repo, RepoError, Stored};

@@ -25,7 +25,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::Stream;
 
-pub use self::url::StoreUrl;
+pub use self::url::{StoreUrl, TlsFiles};
 
 /// A store revision (etcd's `int64` header revision). 0 means "never written".
 pub type Revision = i64;
@@ -54,6 +54,10 @@ pub enum StoreError {
     /// The store could not be reached or answered with a transport error.
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// The store refused the request for this identity (etcd auth: a role without that
+    /// permission). Retrying does not help; the identity or its roles must change.
+    #[error("permission denied: {0}")]
+    Denied(String),
     /// The store URL or backend configuration is wrong.
     #[error("invalid store configuration: {0}")]
     Config(String),
@@ -352,12 +356,12 @@ pub trait Store: Send + Sync + 'static {
     }
 }
 
-/// Open a store from its URL (`sqlite://PATH` or `etcd://h1:2379,h2:2379`).
+/// Open a store from its URL (`sqlite://PATH`, `etcd://h1:2379,h2:2379`, `etcd+tls://…`).
 pub async fn open(url: &StoreUrl) -> Result<std::sync::Arc<dyn Store>> {
     match url {
         StoreUrl::Sqlite(path) => Ok(std::sync::Arc::new(sqlite::SqliteStore::open(path)?)),
-        StoreUrl::Etcd(endpoints) => Ok(std::sync::Arc::new(
-            etcd::EtcdStore::connect(endpoints).await?,
+        StoreUrl::Etcd { endpoints, tls } => Ok(std::sync::Arc::new(
+            etcd::EtcdStore::connect_with(endpoints, tls.as_ref()).await?,
         )),
     }
 }
@@ -369,6 +373,6 @@ pub async fn open_existing(url: &StoreUrl) -> Result<std::sync::Arc<dyn Store>> 
         StoreUrl::Sqlite(path) => Ok(std::sync::Arc::new(sqlite::SqliteStore::open_existing(
             path,
         )?)),
-        StoreUrl::Etcd(_) => open(url).await,
+        StoreUrl::Etcd { .. } => open(url).await,
     }
 }

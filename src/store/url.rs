@@ -1,11 +1,13 @@
-//! Parsing of store URLs: `sqlite://PATH` and `etcd://host:port[,host:port]`, and the
-//! default store when none is given.
+//! Parsing of store URLs: `sqlite://PATH`, `etcd://host:port[,host:port]` and
+//! `etcd+tls://host:port[,host:port]`, the TLS files given beside them, and the default store
+//! when none is given.
 
 use std::ffi::OsString;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use super::etcd::EtcdTls;
 use super::StoreError;
 
 /// Where the state lives.
@@ -13,8 +15,26 @@ use super::StoreError;
 pub enum StoreUrl {
     /// An embedded SQLite file (created if missing).
     Sqlite(PathBuf),
-    /// An etcd v3 cluster: `host:port` endpoints, tried in turn by the client.
-    Etcd(Vec<String>),
+    /// An etcd v3 cluster: `host:port` endpoints, tried in turn by the client; over TLS
+    /// when `tls` is set (`etcd+tls://`, its files from [`StoreUrl::with_tls`]).
+    Etcd {
+        endpoints: Vec<String>,
+        tls: Option<EtcdTls>,
+    },
+}
+
+/// The TLS files named beside the URL (`--store-ca`, `--store-cert`, `--store-key`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub ca: Option<PathBuf>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl TlsFiles {
+    fn is_empty(&self) -> bool {
+        self.ca.is_none() && self.cert.is_none() && self.key.is_none()
+    }
 }
 
 impl FromStr for StoreUrl {
@@ -29,7 +49,19 @@ impl FromStr for StoreUrl {
             }
             return Ok(StoreUrl::Sqlite(PathBuf::from(path)));
         }
-        if let Some(rest) = s.strip_prefix("etcd://") {
+        let (rest, tls) = match (s.strip_prefix("etcd://"), s.strip_prefix("etcd+tls://")) {
+            (Some(rest), _) => (Some(rest), None),
+            // The CA is filled in by `with_tls`; an empty path never reaches a connect.
+            (_, Some(rest)) => (
+                Some(rest),
+                Some(EtcdTls {
+                    ca: PathBuf::new(),
+                    identity: None,
+                }),
+            ),
+            _ => (None, None),
+        };
+        if let Some(rest) = rest {
             let endpoints: Vec<String> = rest
                 .trim_end_matches('/')
                 .split(',')
@@ -39,7 +71,8 @@ impl FromStr for StoreUrl {
                 .collect();
             if endpoints.is_empty() {
                 return Err(StoreError::Config(format!(
-                    "store URL {s:?} names no endpoint: use etcd://host:port[,host:port]"
+                    "store URL {s:?} names no endpoint: use etcd://host:port[,host:port] \
+                     (etcd+tls:// for TLS)"
                 )));
             }
             for e in &endpoints {
@@ -54,10 +87,11 @@ impl FromStr for StoreUrl {
                     )));
                 }
             }
-            return Ok(StoreUrl::Etcd(endpoints));
+            return Ok(StoreUrl::Etcd { endpoints, tls });
         }
         Err(StoreError::Config(format!(
-            "unknown store URL {s:?}: use sqlite://PATH or etcd://host:port[,host:port]"
+            "unknown store URL {s:?}: use sqlite://PATH, etcd://host:port[,host:port] or \
+             etcd+tls://host:port[,host:port]"
         )))
     }
 }
@@ -83,7 +117,55 @@ impl StoreUrl {
     pub fn sqlite_path(&self) -> Option<&Path> {
         match self {
             StoreUrl::Sqlite(p) => Some(p),
-            StoreUrl::Etcd(_) => None,
+            StoreUrl::Etcd { .. } => None,
+        }
+    }
+
+    /// Takes the TLS files named beside the URL. `etcd+tls://` needs the CA (the server is
+    /// always verified); a certificate needs its key; files given for a store that does not
+    /// speak TLS are an error rather than silently unused (a plain `etcd://` with a CA
+    /// given is most likely a URL missing its `+tls`).
+    pub fn with_tls(self, files: TlsFiles) -> Result<StoreUrl, StoreError> {
+        match self {
+            StoreUrl::Etcd {
+                endpoints,
+                tls: Some(_),
+            } => {
+                let Some(ca) = files.ca else {
+                    return Err(StoreError::Config(
+                        "an etcd+tls:// store needs --store-ca FILE (or OMTD_STORE_CA): the CA \
+                         certificate that signed etcd's server certificate"
+                            .into(),
+                    ));
+                };
+                let identity = match (files.cert, files.key) {
+                    (Some(cert), Some(key)) => Some((cert, key)),
+                    (None, None) => None,
+                    (Some(_), None) => {
+                        return Err(StoreError::Config(
+                            "--store-cert needs --store-key (or OMTD_STORE_KEY): the private \
+                             key of that certificate"
+                                .into(),
+                        ))
+                    }
+                    (None, Some(_)) => {
+                        return Err(StoreError::Config(
+                            "--store-key needs --store-cert (or OMTD_STORE_CERT): the \
+                             certificate of that key"
+                                .into(),
+                        ))
+                    }
+                };
+                Ok(StoreUrl::Etcd {
+                    endpoints,
+                    tls: Some(EtcdTls { ca, identity }),
+                })
+            }
+            url if files.is_empty() => Ok(url),
+            url => Err(StoreError::Config(format!(
+                "--store-ca/--store-cert/--store-key (or OMTD_STORE_CA/_CERT/_KEY) are set but \
+                 the store {url} does not use TLS: write etcd+tls://host:port, or unset them"
+            ))),
         }
     }
 }
@@ -121,7 +203,14 @@ impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreUrl::Sqlite(p) => write!(f, "sqlite://{}", p.display()),
-            StoreUrl::Etcd(eps) => write!(f, "etcd://{}", eps.join(",")),
+            StoreUrl::Etcd {
+                endpoints,
+                tls: None,
+            } => write!(f, "etcd://{}", endpoints.join(",")),
+            StoreUrl::Etcd {
+                endpoints,
+                tls: Some(_),
+            } => write!(f, "etcd+tls://{}", endpoints.join(",")),
         }
     }
 }
@@ -138,8 +227,49 @@ mod tests {
         );
         assert_eq!(
             "etcd://h1:2379,h2:2379".parse::<StoreUrl>().unwrap(),
-            StoreUrl::Etcd(vec!["h1:2379".into(), "h2:2379".into()])
+            StoreUrl::Etcd {
+                endpoints: vec!["h1:2379".into(), "h2:2379".into()],
+                tls: None
+            }
         );
+    }
+
+    #[test]
+    fn tls_needs_its_ca_and_a_certificate_its_key() {
+        let tls: StoreUrl = "etcd+tls://h1:2379".parse().unwrap();
+        assert_eq!(tls.to_string(), "etcd+tls://h1:2379");
+        let err = tls.clone().with_tls(TlsFiles::default()).unwrap_err();
+        assert!(err.to_string().contains("--store-ca"), "{err}");
+        let cert_only = TlsFiles {
+            ca: Some("ca.crt".into()),
+            cert: Some("a.crt".into()),
+            key: None,
+        };
+        let err = tls.clone().with_tls(cert_only).unwrap_err();
+        assert!(err.to_string().contains("--store-key"), "{err}");
+        let full = TlsFiles {
+            ca: Some("ca.crt".into()),
+            cert: Some("a.crt".into()),
+            key: Some("a.key".into()),
+        };
+        assert_eq!(
+            tls.with_tls(full.clone()).unwrap(),
+            StoreUrl::Etcd {
+                endpoints: vec!["h1:2379".into()],
+                tls: Some(EtcdTls {
+                    ca: "ca.crt".into(),
+                    identity: Some(("a.crt".into(), "a.key".into())),
+                })
+            }
+        );
+        // Files for a store without TLS: most likely a URL missing its +tls.
+        for plain in ["etcd://h1:2379", "sqlite:///x.db"] {
+            let url: StoreUrl = plain.parse().unwrap();
+            let err = url.with_tls(full.clone()).unwrap_err();
+            assert!(err.to_string().contains("etcd+tls://"), "{err}");
+        }
+        let url: StoreUrl = "etcd://h1:2379".parse().unwrap();
+        assert_eq!(url.clone().with_tls(TlsFiles::default()).unwrap(), url);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::etcd_partition::Partition;
+use crate::etcd_tls::TestPki;
 use crate::ports::free_ports;
 
 /// How to get the binary, in the words of the panic message.
@@ -38,6 +39,8 @@ const START_ATTEMPTS: usize = 3;
 /// One etcd member on loopback.
 pub struct EtcdServer {
     member: Member,
+    /// With TLS: its certificates (clients must present one, `--client-cert-auth`).
+    pki: Option<TestPki>,
     /// How it was started: a restore starts it again the same way.
     spec: MemberSpec,
     // Declared after `member` so the process is killed before its data dir is removed.
@@ -48,11 +51,23 @@ impl EtcdServer {
     /// Start a single-member etcd and wait until it is healthy. Panics (with etcd's log) if it
     /// cannot start, and with install instructions if the binary is missing.
     pub fn start() -> EtcdServer {
+        Self::start_with(false)
+    }
+
+    /// [`EtcdServer::start`] serving clients over TLS only, with `--client-cert-auth`: a CA
+    /// and certificates made by `omtd pki` ([`EtcdServer::pki`]). Auth is off until
+    /// `omtd store secure` turns it on.
+    pub fn start_tls() -> EtcdServer {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> EtcdServer {
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
             let dir = temp_dir();
-            let ports = free_ports(2);
+            let ports = free_ports(3);
             let (client_port, peer_port) = (ports[0], ports[1]);
+            let pki = tls.then(|| TestPki::new(&dir.path().join("pki")));
             let name = "default".to_owned();
             let spec = MemberSpec {
                 name: name.clone(),
@@ -65,12 +80,15 @@ impl EtcdServer {
                 // and they let etcd honour a 1 s lease TTL: its minimum TTL is
                 // 1.5 × election timeout, which is 2 s with the defaults (100 ms / 1 s).
                 fast_raft: true,
+                tls: pki.as_ref().map(|p| p.dir().to_owned()),
+                metrics_port: ports[2],
             };
             let mut member = spawn_member(dir.path(), spec.clone());
             match wait_healthy(std::slice::from_mut(&mut member)) {
                 Ok(()) => {
                     return EtcdServer {
                         member,
+                        pki,
                         spec,
                         _dir: dir,
                     }
@@ -84,9 +102,28 @@ impl EtcdServer {
         panic!("etcd could not bind free loopback ports after {START_ATTEMPTS} attempts; last log:\n{last_log}");
     }
 
-    /// `etcd://127.0.0.1:PORT`, the form `--store` and `OMTD_STORE` take.
+    /// `etcd://127.0.0.1:PORT` (`etcd+tls://` with TLS), the form `--store` and
+    /// `OMTD_STORE` take.
     pub fn url(&self) -> String {
-        format!("etcd://{}", self.endpoint())
+        match self.pki {
+            Some(_) => format!("etcd+tls://{}", self.endpoint()),
+            None => format!("etcd://{}", self.endpoint()),
+        }
+    }
+
+    /// The certificates of a TLS server.
+    pub fn pki(&self) -> Option<&TestPki> {
+        self.pki.as_ref()
+    }
+
+    /// The environment of an `omtd` process of identity `stem` (a file stem of the PKI:
+    /// "admin", "operator", "agent-NODE"; ignored without TLS).
+    pub fn client_env(&self, stem: &str) -> Vec<(String, String)> {
+        let mut env = vec![("OMTD_STORE".to_owned(), self.url())];
+        if let Some(pki) = &self.pki {
+            env.extend(pki.env(Some(stem)));
+        }
+        env
     }
 
     /// `127.0.0.1:PORT`, the form `EtcdStore::connect` takes.
@@ -98,10 +135,11 @@ impl EtcdServer {
         vec![self.endpoint()]
     }
 
-    /// A client of this server, as the tests' harnesses use it.
+    /// A client of this server, as the tests' harnesses use it (with TLS: the admin).
     pub async fn store(&self) -> std::sync::Arc<dyn omtd::store::Store> {
+        let tls = self.pki.as_ref().map(|p| p.tls(Some("admin")));
         std::sync::Arc::new(
-            omtd::store::etcd::EtcdStore::connect(&self.endpoints())
+            omtd::store::etcd::EtcdStore::connect_with(&self.endpoints(), tls.as_ref())
                 .await
                 .expect("connect to etcd"),
         )
@@ -130,9 +168,22 @@ impl EtcdServer {
     /// `etcdctl snapshot save`: the whole keyspace at this moment, as an operator backs it
     /// up (docs/operations.md).
     pub fn save_snapshot(&self, to: &Path) {
-        let out = etcdctl()
-            .arg("--endpoints")
-            .arg(format!("http://{}", self.endpoint()))
+        let mut cmd = etcdctl();
+        match &self.pki {
+            None => cmd
+                .arg("--endpoints")
+                .arg(format!("http://{}", self.endpoint())),
+            Some(pki) => cmd
+                .arg("--endpoints")
+                .arg(format!("https://{}", self.endpoint()))
+                .arg("--cacert")
+                .arg(pki.ca())
+                .arg("--cert")
+                .arg(pki.file("admin", "crt"))
+                .arg("--key")
+                .arg(pki.file("admin", "key")),
+        };
+        let out = cmd
             .args(["snapshot", "save"])
             .arg(to)
             .output()
@@ -217,6 +268,8 @@ impl EtcdCluster {
                     // Real elections happen here: keep etcd's default timings so a
                     // busy machine does not make members depose each other.
                     fast_raft: false,
+                    tls: None,
+                    metrics_port: 0,
                 })
                 .collect();
             for (i, spec) in specs.iter().enumerate() {
@@ -313,11 +366,17 @@ struct MemberSpec {
     initial_cluster: String,
     token: String,
     fast_raft: bool,
+    /// The PKI directory of a TLS member (clients over TLS with certificates only).
+    tls: Option<PathBuf>,
+    /// Where a TLS member serves `/health` in plain HTTP (its client port speaks TLS only).
+    metrics_port: u16,
 }
 
 struct Member {
     name: String,
     client_port: u16,
+    /// Where `/health` answers in plain HTTP.
+    health_port: u16,
     child: Option<Child>,
     log_path: PathBuf,
 }
@@ -371,7 +430,8 @@ fn spawn_member(dir: &Path, spec: MemberSpec) -> Member {
     let log_err = log
         .try_clone()
         .unwrap_or_else(|e| panic!("dup log file handle: {e}"));
-    let client_url = format!("http://127.0.0.1:{}", spec.client_port);
+    let scheme = if spec.tls.is_some() { "https" } else { "http" };
+    let client_url = format!("{scheme}://127.0.0.1:{}", spec.client_port);
     let peer_url = format!("http://127.0.0.1:{}", spec.peer_port);
     let advertise_peer_url = format!("http://127.0.0.1:{}", spec.advertise_peer_port);
     let mut cmd = Command::new(&bin);
@@ -398,6 +458,17 @@ fn spawn_member(dir: &Path, spec: MemberSpec) -> Member {
         .arg("10000")
         .arg("--logger")
         .arg("zap");
+    if let Some(pki) = &spec.tls {
+        cmd.arg("--cert-file")
+            .arg(pki.join("etcd-server.crt"))
+            .arg("--key-file")
+            .arg(pki.join("etcd-server.key"))
+            .arg("--trusted-ca-file")
+            .arg(pki.join("ca.crt"))
+            .arg("--client-cert-auth")
+            .arg("--listen-metrics-urls")
+            .arg(format!("http://127.0.0.1:{}", spec.metrics_port));
+    }
     if spec.fast_raft {
         cmd.arg("--heartbeat-interval")
             .arg("50")
@@ -417,9 +488,14 @@ fn spawn_member(dir: &Path, spec: MemberSpec) -> Member {
         ),
         Err(e) => panic!("cannot start `{bin}`: {e}. Install etcd with `{INSTALL_HINT}`."),
     };
+    let health_port = match spec.tls {
+        Some(_) => spec.metrics_port,
+        None => spec.client_port,
+    };
     Member {
         name: spec.name,
         client_port: spec.client_port,
+        health_port,
         child: Some(child),
         log_path,
     }
@@ -446,7 +522,7 @@ fn wait_healthy_within(members: &mut [Member], within: Duration) -> Result<(), S
                     all_logs(members)
                 ));
             }
-            if !is_healthy(members[i].client_port) {
+            if !is_healthy(members[i].health_port) {
                 all_healthy = false;
             }
         }

@@ -14,6 +14,7 @@ pub mod chaos;
 pub mod e2e;
 pub mod etcd;
 pub mod etcd_partition;
+pub mod etcd_tls;
 pub mod fakes;
 pub mod mesos;
 pub mod never_panic;

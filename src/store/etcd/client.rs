@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use etcd_client as ec;
 
-use super::grpc::{describe, is_connect_failure, is_no_leader, is_transport};
+use super::grpc::{describe, is_connect_failure, is_no_leader, is_permission_denied, is_transport};
+use super::tls::EtcdTls;
 use crate::store::{Result, StoreError};
 
 /// TCP connect timeout per endpoint.
@@ -34,6 +35,8 @@ pub struct EtcdStore {
     pub(super) kv: ec::KvClient,
     pub(super) watch: ec::WatchClient,
     pub(super) lease: ec::LeaseClient,
+    /// Users and roles (`omtd store secure`).
+    pub(super) auth: ec::AuthClient,
     /// `h1:p1,h2:p2`, for error messages.
     pub(super) endpoints: String,
     /// How many endpoints the channel balances over (bounds the retries in `send`).
@@ -52,6 +55,12 @@ impl EtcdStore {
     /// Connect to an etcd cluster given `host:port` endpoints, and check that it answers:
     /// a dead or wrong address fails here (within a few seconds) rather than at first use.
     pub async fn connect(endpoints: &[String]) -> Result<Self> {
+        Self::connect_with(endpoints, None).await
+    }
+
+    /// [`EtcdStore::connect`], over TLS when `tls` is given (a TLS failure, such as a server
+    /// certificate the CA did not sign, fails here too).
+    pub async fn connect_with(endpoints: &[String], tls: Option<&EtcdTls>) -> Result<Self> {
         if endpoints.is_empty() {
             return Err(StoreError::Config(
                 "no etcd endpoint given: use etcd://host:port[,host:port]".into(),
@@ -67,6 +76,11 @@ impl EtcdStore {
             // refuses our requests while it has no leader and cancels our watches within a
             // few election timeouts, so we notice and go to a member that has one.
             .with_require_leader(true);
+        let options = match tls {
+            Some(tls) => options.with_tls(tls.options()?),
+            None => options,
+        };
+        let scheme = if tls.is_some() { "etcd+tls" } else { "etcd" };
         let client = match tokio::time::timeout(
             PROBE_TIMEOUT,
             ec::Client::connect(endpoints, Some(options)),
@@ -75,11 +89,13 @@ impl EtcdStore {
         {
             Ok(Ok(client)) => client,
             Ok(Err(e @ (ec::Error::InvalidUri(_) | ec::Error::InvalidArgs(_)))) => {
-                return Err(StoreError::Config(format!("etcd endpoints {joined}: {e}")));
+                return Err(StoreError::Config(format!(
+                    "etcd endpoints {scheme}://{joined}: {e}"
+                )));
             }
             Ok(Err(e)) => {
                 return Err(StoreError::Unavailable(format!(
-                    "etcd at {joined}: connect: {e}"
+                    "etcd at {scheme}://{joined}: connect: {e}"
                 )))
             }
             Err(_) => {
@@ -96,12 +112,28 @@ impl EtcdStore {
                 .watch_client()
                 .max_decoding_message_size(MAX_RESPONSE_BYTES),
             lease: client.lease_client(),
+            auth: client.auth_client(),
             endpoints: joined,
             endpoint_count: u32::try_from(endpoints.len()).unwrap_or(u32::MAX / 4),
         };
         // The channel connects lazily, so only a request tells whether anyone is there.
         match tokio::time::timeout(PROBE_TIMEOUT, store.read_revision()).await {
             Ok(Ok(_)) => Ok(store),
+            // A TLS mismatch shows only as a connection torn down ("operation was
+            // canceled"), so name the likely fixes.
+            Ok(Err(StoreError::Unavailable(m))) => Err(StoreError::Unavailable(format!(
+                "{m} ({})",
+                match tls {
+                    None => "if etcd serves TLS, use etcd+tls:// with --store-ca",
+                    Some(t) if t.identity.is_none() => {
+                        "if etcd requires client certificates, pass --store-cert and --store-key"
+                    }
+                    Some(_) => {
+                        "if the TLS handshake failed: is the server's certificate signed by \
+                         --store-ca and named for this host, and --store-cert by etcd's CA?"
+                    }
+                }
+            ))),
             Ok(Err(e)) => Err(e),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "etcd at {}: no endpoint answered within {PROBE_TIMEOUT:?}",
@@ -155,7 +187,12 @@ impl EtcdStore {
                 "etcd at {eps}: {what}: no answer within {REQUEST_TIMEOUT:?}"
             )),
             CallError::Etcd(e) => {
-                if is_transport(&e) {
+                if is_permission_denied(&e) {
+                    StoreError::Denied(format!(
+                        "etcd at {eps}: {what}: this identity (the common name of \
+                         --store-cert) has no role that allows it; see docs/security.md"
+                    ))
+                } else if is_transport(&e) {
                     StoreError::Unavailable(format!("etcd at {eps}: {what}: {}", describe(&e)))
                 } else {
                     StoreError::Backend(format!("etcd at {eps}: {what}: {}", describe(&e)))

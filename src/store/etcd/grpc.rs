@@ -10,6 +10,7 @@ mod code {
     pub const UNKNOWN: i32 = 2;
     pub const DEADLINE_EXCEEDED: i32 = 4;
     pub const NOT_FOUND: i32 = 5;
+    pub const PERMISSION_DENIED: i32 = 7;
     pub const ABORTED: i32 = 10;
     pub const OUT_OF_RANGE: i32 = 11;
     pub const UNAVAILABLE: i32 = 14;
@@ -55,6 +56,13 @@ pub(super) fn is_connect_failure(e: &ec::Error) -> bool {
 /// the require-leader check answers before the request is handled).
 pub(super) fn is_no_leader(e: &ec::Error) -> bool {
     matches!(status(e), Some((code::UNAVAILABLE, m)) if m.contains("no leader"))
+}
+
+/// Whether etcd's auth refused the request (`etcdserver: permission denied`, or a user
+/// that does not exist for a certificate's common name).
+pub(super) fn is_permission_denied(e: &ec::Error) -> bool {
+    matches!(status(e), Some((code::PERMISSION_DENIED, _)))
+        || matches!(status(e), Some((_, m)) if m.contains("permission denied") || m.contains("user name not found"))
 }
 
 /// Whether the failure is about reaching etcd (retry later) rather than the request itself.

@@ -14,12 +14,15 @@
 //!
 //! Files by concern: `client` (connecting, one request under a deadline, failures as
 //! [`StoreError`]), `grpc` (reading etcd's error codes), `kv` (reads, compaction),
-//! `txn` (the fenced writes), `watch`, `lease`.
+//! `txn` (the fenced writes), `watch`, `lease`, `tls` (the files for `etcd+tls://`),
+//! `auth` (users and roles: `omtd store secure`).
 
+mod auth;
 mod client;
 mod grpc;
 mod kv;
 mod lease;
+mod tls;
 mod txn;
 mod watch;
 
@@ -27,7 +30,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+pub use auth::{Grant, Identity, Secured, ROOT_USER};
 pub use client::EtcdStore;
+pub use tls::EtcdTls;
 
 use super::{Lease, LeaseId, ListResult, Result, Revision, Store, Txn, TxnResult, WatchStream};
 use crate::store::KeyValue;

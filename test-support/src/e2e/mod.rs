@@ -129,6 +129,9 @@ impl Drop for Process {
 pub struct Setup {
     /// More `omtd operator` flags (e.g. a shorter `--recovery-grace`).
     pub operator_args: Vec<&'static str>,
+    /// etcd over TLS with auth on (`omtd store secure`): the operator, each agent and the
+    /// CLI with their own certificates (docs/security.md).
+    pub secure: bool,
 }
 
 impl World {
@@ -139,7 +142,11 @@ impl World {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let etcd = EtcdServer::start();
+        let etcd = if setup.secure {
+            EtcdServer::start_tls()
+        } else {
+            EtcdServer::start()
+        };
         let store = etcd.store().await;
         let keys = Keys::for_cluster(CLUSTER);
         let mut world = World {
@@ -153,6 +160,14 @@ impl World {
             dir: tempfile::tempdir().expect("temp dir"),
             sim: SimWorld::new(),
         };
+        if setup.secure {
+            // Every identity before its process: once auth is on, etcd knows only them.
+            let mut args = vec!["store", "secure"];
+            for n in nodes {
+                args.extend(["--node", n]);
+            }
+            world.omtd(&args).await;
+        }
         // Hosts first: the operator's probes need the manager's sim endpoints.
         for n in nodes {
             world.start_agent(n).await;
@@ -201,8 +216,9 @@ impl World {
             .expect("the monitor's sim endpoint");
         let log =
             std::fs::File::create(self.dir.path().join("operator.log")).expect("operator log file");
+        let operator = self.etcd.pki().map(|p| p.operator()).unwrap_or_default();
         let child = std::process::Command::new(crate::omtd_bin())
-            .env("OMTD_STORE", self.etcd.url())
+            .envs(self.etcd.client_env(&operator))
             .env("OMTD_CLUSTER", CLUSTER)
             .env("OMTD_MESOS_URL", mesos_url)
             .env(
@@ -231,9 +247,10 @@ impl World {
         let api_file = self.dir.path().join(format!("{node}.api"));
         let log = std::fs::File::create(self.dir.path().join(format!("{node}.log")))
             .expect("agent log file");
+        let identity = self.etcd.pki().map(|p| p.agent(node)).unwrap_or_default();
         let mut command = std::process::Command::new(crate::omtd_bin());
         command
-            .env("OMTD_STORE", self.etcd.url())
+            .envs(self.etcd.client_env(&identity))
             .env("OMTD_CLUSTER", CLUSTER)
             .args(["agent", "--node", node, "--driver", "sim"])
             .args(["--service-check", "1s", "--sim-api", "127.0.0.1:0"])
@@ -379,12 +396,12 @@ impl World {
     /// Runs the `omtd` binary: (exit code, stdout, stderr).
     pub async fn omtd_status(&self, args: &[&str]) -> (i32, String, String) {
         let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-        let url = self.etcd.url();
+        let env = self.etcd.client_env("admin");
         let dir = self.dir.path().to_owned();
         tokio::task::spawn_blocking(move || {
             let out = assert_cmd::Command::cargo_bin("omtd")
                 .expect("the omtd binary")
-                .env("OMTD_STORE", url)
+                .envs(env)
                 .env("OMTD_CLUSTER", CLUSTER)
                 .current_dir(dir)
                 .args(&args)
@@ -463,8 +480,10 @@ impl World {
         }
         // A report of the slices before (a new leader rewrites every slice with its token)
         // says nothing about the ones now in the store.
-        let stored: BTreeMap<String, String> =
-            slices.iter().map(|(c, s)| (c.clone(), s.digest())).collect();
+        let stored: BTreeMap<String, String> = slices
+            .iter()
+            .map(|(c, s)| (c.clone(), s.digest()))
+            .collect();
         if report.slices != stored {
             return Some(format!(
                 "report is about slices {:?}, the store holds {stored:?}",

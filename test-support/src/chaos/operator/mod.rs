@@ -108,6 +108,7 @@ pub async fn run(cfg: &Config) -> Figures {
         &NODES,
         Setup {
             operator_args: operator_args(),
+            ..Default::default()
         },
     )
     .await;

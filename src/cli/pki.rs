@@ -1,0 +1,95 @@
+//! `omtd pki init|issue`: the cluster CA and one certificate per identity
+//! (docs/security.md, "Bootstrap"). Needs no store.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+
+use crate::pki::{Pki, Subject};
+
+#[derive(Debug, Args)]
+pub struct PkiArgs {
+    /// The PKI directory (CA and certificates; created 0700).
+    #[arg(
+        long,
+        env = "OMTD_PKI_DIR",
+        default_value = "/etc/omtd/pki",
+        global = true
+    )]
+    pub dir: PathBuf,
+    #[command(subcommand)]
+    pub action: PkiAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PkiAction {
+    /// Make the cluster CA (ca.crt, ca.key 0600); keeps an existing one.
+    Init,
+    /// Issue a certificate signed by the CA: NAME.crt and NAME.key (0600).
+    Issue(IssueArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    #[command(subcommand)]
+    pub who: Who,
+    /// How long the certificate is valid, in days.
+    #[arg(long, default_value_t = 365, global = true)]
+    pub days: u32,
+    /// Replace an existing certificate and key of that name.
+    #[arg(long, global = true)]
+    pub renew: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Who {
+    /// A node's agent (common name agent-NODE): reads only that node's plan.
+    Agent { node: String },
+    /// The operator (common name omtd-operator): reads and writes its cluster's keys.
+    Operator,
+    /// The administrator's CLI (common name root): everything, including `store secure`.
+    Admin,
+    /// etcd's server certificate; --san for every name or IP clients dial.
+    EtcdServer {
+        #[arg(long = "san", required = true)]
+        sans: Vec<String>,
+    },
+}
+
+pub fn run(args: PkiArgs) -> anyhow::Result<ExitCode> {
+    let pki = Pki::at(&args.dir);
+    match args.action {
+        PkiAction::Init => {
+            if pki.init()? {
+                println!("made the cluster CA: {}", pki.ca_cert().display());
+            } else {
+                println!(
+                    "the cluster CA exists already: {} (kept)",
+                    pki.ca_cert().display()
+                );
+            }
+        }
+        PkiAction::Issue(issue) => {
+            let subject = match issue.who {
+                Who::Agent { node } => {
+                    if !omtd_crds::validate::is_dns_name(&node) {
+                        anyhow::bail!("{node:?} is not a valid node name");
+                    }
+                    Subject::Agent(node)
+                }
+                Who::Operator => Subject::Operator,
+                Who::Admin => Subject::Admin,
+                Who::EtcdServer { sans } => Subject::EtcdServer { sans },
+            };
+            let issued = pki.issue(&subject, issue.days, issue.renew)?;
+            println!(
+                "issued {} (CN {}), key {}",
+                issued.cert.display(),
+                issued.common_name,
+                issued.key.display()
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
