@@ -260,7 +260,10 @@ fn systemd_units_restart_and_read_the_store_from_the_env_file() {
     }
     let env = settings(&read("systemd/omtd.env.example"));
     assert_eq!(setting(&env, "OMTD_STORE").len(), 1);
-    assert!(setting(&env, "OMTD_STORE")[0].starts_with("etcd://"));
+    assert!(setting(&env, "OMTD_STORE")[0].starts_with("etcd+tls://"));
+    for tls in ["OMTD_STORE_CA", "OMTD_STORE_CERT", "OMTD_STORE_KEY"] {
+        assert_eq!(setting(&env, tls).len(), 1, "{tls}");
+    }
 }
 
 #[test]
@@ -281,6 +284,26 @@ fn etcd_members_agree_and_raise_max_txn_ops() {
             "{name} is not in the initial cluster as {peer}"
         );
         names.insert(name.to_owned());
+        // Clients and peers over TLS with certificates, the member's own.
+        for url in [
+            "ETCD_LISTEN_CLIENT_URLS",
+            "ETCD_LISTEN_PEER_URLS",
+            "ETCD_INITIAL_CLUSTER",
+        ] {
+            assert!(
+                setting(m, url)[0]
+                    .split(',')
+                    .all(|u| u.contains("https://")),
+                "{name}: {url} is not all https"
+            );
+        }
+        for on in ["ETCD_CLIENT_CERT_AUTH", "ETCD_PEER_CLIENT_CERT_AUTH"] {
+            assert_eq!(setting(m, on), ["true"], "{name}: {on}");
+        }
+        assert_eq!(
+            setting(m, "ETCD_CERT_FILE"),
+            [format!("/etc/etcd/pki/{name}.crt").as_str()]
+        );
     }
     assert_eq!(names.len(), 3);
 }

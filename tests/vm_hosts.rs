@@ -227,7 +227,7 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
     );
 
     // ---- Apply the cluster; the agents come up as systemd units. ----
-    rig.start_operator();
+    rig.start_operator().await;
     let start = Instant::now();
     let mut cluster = CLUSTER_YAML.to_owned();
     for (name, dev) in [("nfsstore-vdb", "/dev/vdb"), ("nfsstore-vdc", "/dev/vdc")] {
@@ -251,10 +251,10 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
             ))
             .await;
         let imported = start.elapsed();
-        install_agent(&worker).await;
+        install_agent(&rig, &worker).await;
         imported
     };
-    let (_, imported) = tokio::join!(install_agent(&executor), worker_up);
+    let (_, imported) = tokio::join!(install_agent(&rig, &executor), worker_up);
     steps.record(
         "worker: stand-in cAdvisor image imported (beside the executor's start)",
         imported,

@@ -50,10 +50,14 @@ pub enum Who {
     Operator,
     /// The administrator's CLI (common name root): everything, including `store secure`.
     Admin,
-    /// etcd's server certificate; --san for every name or IP clients dial.
+    /// etcd's server certificate (also its peer certificate); --san for every name or IP
+    /// clients and peers dial.
     EtcdServer {
         #[arg(long = "san", required = true)]
         sans: Vec<String>,
+        /// File stem and common name, one per member (e.g. etcd-1); default etcd-server.
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -80,7 +84,14 @@ pub fn run(args: PkiArgs) -> anyhow::Result<ExitCode> {
                 }
                 Who::Operator => Subject::Operator,
                 Who::Admin => Subject::Admin,
-                Who::EtcdServer { sans } => Subject::EtcdServer { sans },
+                Who::EtcdServer { sans, name } => {
+                    if let Some(n) = &name {
+                        if !omtd_crds::validate::is_dns_name(n) {
+                            anyhow::bail!("--name {n:?}: use lower-case letters, digits and '-'");
+                        }
+                    }
+                    Subject::EtcdServer { sans, name }
+                }
             };
             let issued = pki.issue(&subject, issue.days, issue.renew)?;
             println!(

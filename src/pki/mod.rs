@@ -38,8 +38,12 @@ pub enum Subject {
     Operator,
     /// The CLI of whoever administers the cluster: etcd's `root` user.
     Admin,
-    /// etcd's own server certificate, for the names clients dial.
-    EtcdServer { sans: Vec<String> },
+    /// etcd's own server certificate, for the names clients dial; `name` tells the members
+    /// of a cluster apart (default `etcd-server`).
+    EtcdServer {
+        sans: Vec<String>,
+        name: Option<String>,
+    },
 }
 
 impl Subject {
@@ -49,7 +53,9 @@ impl Subject {
             Subject::Agent(node) => roles::agent_user(node),
             Subject::Operator => "operator".into(),
             Subject::Admin => "admin".into(),
-            Subject::EtcdServer { .. } => "etcd-server".into(),
+            Subject::EtcdServer { name, .. } => {
+                name.clone().unwrap_or_else(|| "etcd-server".into())
+            }
         }
     }
 
@@ -59,7 +65,7 @@ impl Subject {
             Subject::Agent(node) => roles::agent_user(node),
             Subject::Operator => roles::OPERATOR_USER.into(),
             Subject::Admin => ROOT_USER.into(),
-            Subject::EtcdServer { .. } => "etcd-server".into(),
+            Subject::EtcdServer { .. } => self.file_stem(),
         }
     }
 }
@@ -139,8 +145,8 @@ impl Pki {
         })?;
 
         let sans = match subject {
-            Subject::EtcdServer { sans } if sans.is_empty() => return Err(PkiError::NoSan),
-            Subject::EtcdServer { sans } => sans.clone(),
+            Subject::EtcdServer { sans, .. } if sans.is_empty() => return Err(PkiError::NoSan),
+            Subject::EtcdServer { sans, .. } => sans.clone(),
             _ => Vec::new(),
         };
         let mut params = CertificateParams::new(sans).map_err(PkiError::Generate)?;
@@ -222,7 +228,14 @@ mod tests {
             "root"
         );
         let err = pki
-            .issue(&Subject::EtcdServer { sans: vec![] }, 30, false)
+            .issue(
+                &Subject::EtcdServer {
+                    sans: vec![],
+                    name: None,
+                },
+                30,
+                false,
+            )
             .unwrap_err();
         assert!(err.to_string().contains("--san"), "{err}");
     }

@@ -16,7 +16,15 @@ impl TestPki {
             dir: dir.to_owned(),
         };
         pki.pki(&["init"]);
-        pki.pki(&["issue", "etcd-server", "--san", "127.0.0.1"]);
+        // 10.0.2.2: the host as the VM rig's guests dial it (QEMU user networking).
+        pki.pki(&[
+            "issue",
+            "etcd-server",
+            "--san",
+            "127.0.0.1",
+            "--san",
+            "10.0.2.2",
+        ]);
         pki.pki(&["issue", "admin"]);
         pki
     }

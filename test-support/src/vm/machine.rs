@@ -242,6 +242,31 @@ impl Vm {
         }
     }
 
+    /// Copies a local file into the VM at `to` with `mode`, through ssh's stdin: a key
+    /// never appears in a command line, nor in the share every VM can read.
+    pub async fn copy_in(&self, from: &Path, to: &str, mode: &str) {
+        use tokio::io::AsyncWriteExt;
+        let bytes = std::fs::read(from).unwrap_or_else(|e| panic!("read {}: {e}", from.display()));
+        let mut child = self
+            .ssh_command(&format!("install -D -m {mode} /dev/stdin {to}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run ssh (apt-get install openssh-client)");
+        let mut stdin = child.stdin.take().expect("ssh stdin");
+        stdin.write_all(&bytes).await.expect("write to ssh");
+        drop(stdin);
+        let out = child.wait_with_output().await.expect("ssh");
+        assert!(
+            out.status.success(),
+            "{}: copy {} to {to}: {}",
+            self.node,
+            from.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Runs a shell command in the VM; panics unless it exits 0. Returns its stdout.
     pub async fn run(&self, script: &str) -> String {
         let out = self.ssh(script).await;

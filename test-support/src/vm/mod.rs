@@ -41,7 +41,9 @@ impl Rig {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let etcd = EtcdServer::start();
+        // TLS with client certificates, as in production (docs/security.md): each VM's
+        // agent gets its own certificate, and `omtd store secure` its role.
+        let etcd = EtcdServer::start_tls();
         let store = etcd.store().await;
         Rig {
             etcd,
@@ -63,9 +65,17 @@ impl Rig {
             .expect("etcd endpoint port")
     }
 
-    /// `omtd operator` in this process, without probes (no Mesos runs in the rig).
-    pub fn start_operator(&mut self) {
-        let repo = Repo::new(Arc::clone(&self.store), self.keys.clone());
+    /// `omtd operator` in this process, without probes (no Mesos runs in the rig), with
+    /// the operator's own certificate.
+    pub async fn start_operator(&mut self) {
+        let pki = self.etcd.pki().expect("the rig's etcd speaks TLS");
+        let tls = pki.tls(Some(&pki.operator()));
+        let store: Arc<dyn Store> = Arc::new(
+            omtd::store::etcd::EtcdStore::connect_with(&self.etcd.endpoints(), Some(&tls))
+                .await
+                .expect("the operator connects with its certificate"),
+        );
+        let repo = Repo::new(store, self.keys.clone());
         let addr: SocketAddr = "127.0.0.1:0".parse().expect("loopback address");
         let mut options = Options::new(
             addr,
@@ -94,7 +104,7 @@ impl Rig {
     /// Runs the `omtd` binary against the rig's store; panics unless it exits 0.
     pub async fn omtd(&self, args: &[&str]) -> String {
         let out = tokio::process::Command::new(crate::omtd_bin())
-            .env("OMTD_STORE", self.etcd.url())
+            .envs(self.etcd.client_env("admin"))
             .env("OMTD_CLUSTER", CLUSTER)
             .current_dir(&self.dir)
             .args(args)
@@ -206,9 +216,30 @@ impl Rig {
     }
 }
 
+/// Where a VM keeps its store certificates (the share's `omtd.env` names them).
+const VM_PKI: &str = "/etc/omtd/pki";
+
 /// Installs the run's omtd binary, its environment file and the agent unit from `deploy/`
-/// on a VM, and starts `omtd-agent@NODE`.
-pub async fn install_agent(vm: &Vm) {
+/// on a VM, with the node's own certificate (issued here, its role made by `omtd store
+/// secure`), and starts `omtd-agent@NODE`.
+pub async fn install_agent(rig: &Rig, vm: &Vm) {
+    let pki = rig.etcd.pki().expect("the rig's etcd speaks TLS");
+    let agent = pki.agent(&vm.node);
+    rig.omtd(&["store", "secure", "--node", &vm.node]).await;
+    vm.copy_in(&pki.ca(), &format!("{VM_PKI}/ca.crt"), "0644")
+        .await;
+    vm.copy_in(
+        &pki.file(&agent, "crt"),
+        &format!("{VM_PKI}/agent.crt"),
+        "0644",
+    )
+    .await;
+    vm.copy_in(
+        &pki.file(&agent, "key"),
+        &format!("{VM_PKI}/agent.key"),
+        "0600",
+    )
+    .await;
     vm.run(&format!(
         "set -e
          install -m 0755 /mnt/omtd/omtd /usr/local/bin/omtd
@@ -223,7 +254,8 @@ pub async fn install_agent(vm: &Vm) {
 
 /// The run's share folder (read-only in every VM at /mnt/omtd): the omtd binary this test
 /// was built with (debug symbols stripped: 250 MB over virtfs would cost the boot), the
-/// agent's environment file, and the agent's systemd unit as shipped in `deploy/`.
+/// agent's environment file, and the agent's systemd unit as shipped in `deploy/`. No key:
+/// every VM reads the share; each gets its own key from [`install_agent`].
 pub fn prepare_share(dir: &Path, etcd_port: u16) -> PathBuf {
     let share = dir.join("share");
     std::fs::create_dir_all(&share).expect("share dir");
@@ -241,7 +273,14 @@ pub fn prepare_share(dir: &Path, etcd_port: u16) -> PathBuf {
     );
     std::fs::write(
         share.join("omtd.env"),
-        format!("OMTD_STORE=etcd://10.0.2.2:{etcd_port}\nOMTD_CLUSTER={CLUSTER}\nOMTD_AGENT_ARGS=--driver linux\n"),
+        format!(
+            "OMTD_STORE=etcd+tls://10.0.2.2:{etcd_port}\n\
+             OMTD_STORE_CA={VM_PKI}/ca.crt\n\
+             OMTD_STORE_CERT={VM_PKI}/agent.crt\n\
+             OMTD_STORE_KEY={VM_PKI}/agent.key\n\
+             OMTD_CLUSTER={CLUSTER}\n\
+             OMTD_AGENT_ARGS=--driver linux\n"
+        ),
     )
     .expect("env file");
     std::fs::copy(
