@@ -6,4 +6,4 @@ pub mod keys;
 pub mod repo;
 
 pub use keys::Keys;
-pub use repo::{ObjectsAt, Repo, RepoError, Stored};
+pub use repo::{ObjectsAt, Repo, RepoError, SealedSpec, Stored};

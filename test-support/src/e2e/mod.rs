@@ -463,8 +463,10 @@ impl World {
         }
         // A report of the slices before (a new leader rewrites every slice with its token)
         // says nothing about the ones now in the store.
-        let stored: BTreeMap<String, String> =
-            slices.iter().map(|(c, s)| (c.clone(), s.digest())).collect();
+        let stored: BTreeMap<String, String> = slices
+            .iter()
+            .map(|(c, s)| (c.clone(), s.digest()))
+            .collect();
         if report.slices != stored {
             return Some(format!(
                 "report is about slices {:?}, the store holds {stored:?}",
