@@ -366,34 +366,31 @@ async fn an_etcd_snapshot_holds_no_secret() {
     let _op = operator(&etcd.url(), &key, dir.path());
     let raw = etcd.store().await;
     let keys = Keys::for_cluster("sealed");
-    let manifest = keys.plan("node1.omtd", MANIFEST_KEY);
+    // Through the key, node1's plan comes to hold its credential (the node and credentials
+    // controllers write their slices after the others).
+    let sealed = SealedStore::new(Arc::clone(&raw), keyfile::load(&key).unwrap());
+    let node1 = keys.plans_of("node1.omtd");
     poll::within(Duration::from_secs(30))
         .every(Duration::from_millis(100))
         .until_async(|| {
-            let raw = Arc::clone(&raw);
-            let manifest = manifest.clone();
-            async move { raw.get(&manifest).await.ok().flatten().is_some() }
+            let (sealed, node1, secrets) = (&sealed, &node1, &secrets);
+            async move {
+                let Ok(opened) = sealed.list(node1, None).await else {
+                    return false;
+                };
+                opened
+                    .kvs
+                    .iter()
+                    .any(|kv| leaked(&kv.value, secrets) == ["n1-Xq7vL2pR9s"])
+            }
         })
         .await
-        .expect("the operator writes node1.omtd's plan");
+        .expect("the operator renders node1.omtd's credential into its plan");
     let plans = raw.list(&keys.plans(), None).await.unwrap();
-    assert!(!plans.kvs.is_empty());
+    assert!(plans.kvs.iter().any(|kv| kv.key.ends_with(MANIFEST_KEY)));
     assert!(
         plans.kvs.iter().all(|kv| is_envelope(&kv.value)),
         "every plan value is sealed"
-    );
-    // Through the key, node1's plan holds its credential: the secret is there, only sealed.
-    let sealed = SealedStore::new(Arc::clone(&raw), keyfile::load(&key).unwrap());
-    let opened = sealed
-        .list(&keys.plans_of("node1.omtd"), None)
-        .await
-        .unwrap();
-    assert!(
-        opened
-            .kvs
-            .iter()
-            .any(|kv| !leaked(&kv.value, &secrets).is_empty()),
-        "node1's plan names its secret"
     );
 
     let snapshot = dir.path().join("snap.db");
@@ -450,6 +447,10 @@ fn agent(
             "1s",
             "--lease-ttl",
             "3s",
+            "--sim-api",
+            "127.0.0.1:0",
+            "--sim-api-file",
+            &dir.join(format!("{log}.api")).to_string_lossy(),
         ],
         dir.join(log),
     )
@@ -583,6 +584,19 @@ async fn an_agent_with_only_its_node_key_converges_and_one_without_it_holds_nami
         converged.is_some(),
         "worker1 did not converge: {why}\n{}",
         worker.log()
+    );
+    // The host holds the credential it was sealed for, rendered from the opened plan.
+    let api = std::fs::read_to_string(dir.path().join("worker1.log.api")).unwrap();
+    let remote = omtd::sim::remote::RemoteHost::new(&api);
+    remote.refresh().await.expect("the sim machine's state");
+    let creds = remote
+        .mirror()
+        .file("/etc/mesos-slave/store/credentials.json")
+        .expect("the agent wrote the credentials file");
+    assert!(
+        leaked(&creds.content, &["w1-sealed-S3cr3t".to_owned()]).len() == 1,
+        "{}",
+        String::from_utf8_lossy(&creds.content)
     );
     // Its plan, the secret included, is sealed in the store.
     let plans = raw.list(&keys.plans_of("worker1"), None).await.unwrap();
