@@ -456,6 +456,16 @@ fn agent(
     )
 }
 
+/// The sim host's mesos-slave credentials file, as it is now.
+async fn creds_now(remote: &omtd::sim::remote::RemoteHost) -> Vec<u8> {
+    remote.refresh().await.expect("the sim machine's state");
+    remote
+        .mirror()
+        .file("/etc/mesos-slave/store/credentials.json")
+        .map(|f| f.content)
+        .unwrap_or_default()
+}
+
 async fn report(store: &dyn Store, keys: &Keys, node: &str) -> Option<Report> {
     let kv = store.get(&keys.report(node)).await.ok()??;
     serde_json::from_slice(&kv.value).ok()
@@ -464,26 +474,30 @@ async fn report(store: &dyn Store, keys: &Keys, node: &str) -> Option<Report> {
 /// Waits until `node`'s agent holds with a message that names `key_id`; returns it.
 async fn hold_naming(store: &dyn Store, keys: &Keys, node: &str, key_id: &str) -> String {
     let want = format!("sealed with key {key_id}, which this process was not given");
+    hold_saying(store, keys, node, &want).await
+}
+
+/// Waits until `node`'s agent holds with a message that contains `want`; returns it.
+async fn hold_saying(store: &dyn Store, keys: &Keys, node: &str, want: &str) -> String {
     let last = std::cell::RefCell::new(String::new());
     let found = poll::within(Duration::from_secs(20))
         .every(Duration::from_millis(100))
         .until_async(|| {
             let last = &last;
-            let want = &want;
             async move {
                 let Some(r) = report(store, keys, node).await else {
                     return false;
                 };
                 let hold = r.resources.iter().find(|x| x.id == HOLD_ID);
                 *last.borrow_mut() = format!("{:?}", hold.map(|h| &h.message));
-                !r.converged && hold.is_some_and(|h| h.message.contains(want.as_str()))
+                !r.converged && hold.is_some_and(|h| h.message.contains(want))
             }
         })
         .await;
     let last = last.into_inner();
     assert!(
         found.is_some(),
-        "{node} did not hold naming key {key_id}; last hold: {last}"
+        "{node} did not hold saying {want:?}; last hold: {last}"
     );
     last
 }
@@ -528,7 +542,7 @@ async fn an_agent_with_only_its_node_key_converges_and_one_without_it_holds_nami
         "{}",
         made.stdout
     );
-    let _op = operator(&store, &master, dir.path());
+    let op = operator(&store, &master, dir.path());
     let keys = Keys::for_cluster("sealed");
     let raw: Arc<dyn Store> = Arc::new(SqliteStore::open(&db).unwrap());
     let opened = SealedStore::new(Arc::clone(&raw), keyfile::load(&master).unwrap());
@@ -588,20 +602,41 @@ async fn an_agent_with_only_its_node_key_converges_and_one_without_it_holds_nami
     // The host holds the credential it was sealed for, rendered from the opened plan.
     let api = std::fs::read_to_string(dir.path().join("worker1.log.api")).unwrap();
     let remote = omtd::sim::remote::RemoteHost::new(&api);
-    remote.refresh().await.expect("the sim machine's state");
-    let creds = remote
-        .mirror()
-        .file("/etc/mesos-slave/store/credentials.json")
-        .expect("the agent wrote the credentials file");
+    let creds = creds_now(&remote).await;
     assert!(
-        leaked(&creds.content, &["w1-sealed-S3cr3t".to_owned()]).len() == 1,
+        leaked(&creds, &["w1-sealed-S3cr3t".to_owned()]).len() == 1,
         "{}",
-        String::from_utf8_lossy(&creds.content)
+        String::from_utf8_lossy(&creds)
     );
     // Its plan, the secret included, is sealed in the store.
     let plans = raw.list(&keys.plans_of("worker1"), None).await.unwrap();
     assert!(plans.kvs.iter().all(|kv| is_envelope(&kv.value)));
     assert!(leaked(&sqlite_bytes(&db), &["w1-sealed-S3cr3t".to_owned()]).is_empty());
+
+    // A slice sealed for another node, copied into worker1's plan while no operator runs to
+    // write it again: worker1 holds (its host as it is) and says the value does not open.
+    drop(op);
+    let manager_plan = raw.list(&keys.plans_of("manager"), None).await.unwrap();
+    let foreign = manager_plan
+        .kvs
+        .iter()
+        .find(|kv| !kv.key.ends_with(MANIFEST_KEY))
+        .expect("a slice of the manager's plan");
+    raw.put(&keys.plan("worker1", "node"), foreign.value.clone())
+        .await
+        .unwrap();
+    let msg = hold_saying(
+        raw.as_ref(),
+        &keys,
+        "worker1",
+        &format!("sealed with key {id}, which this process holds but which does not open it"),
+    )
+    .await;
+    assert!(msg.contains("slice of node"), "{msg}");
+    assert!(
+        leaked(&creds_now(&remote).await, &["w1-sealed-S3cr3t".to_owned()]).len() == 1,
+        "the host keeps its credential while holding"
+    );
 
     // The manager's agent given worker1's key: not its plan, so it holds and names the key.
     let wrong = agent(

@@ -16,6 +16,11 @@ use super::keyring::SecretKey;
 /// What every envelope starts with. A plaintext record (JSON) never does.
 pub const PREFIX: &[u8] = b"omtd:enc:v1:";
 
+/// Put before the body of an envelope whose key this process holds but which does not
+/// authenticate (see `SealedStore`): not base64, so it never opens, and its reader can tell
+/// "altered or copied" from "key not given".
+pub const REFUSED_MARK: u8 = b'!';
+
 const NONCE_LEN: usize = 24;
 /// Poly1305's tag, appended to the ciphertext.
 const TAG_LEN: usize = 16;
@@ -39,6 +44,8 @@ pub enum EnvelopeError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope<'a> {
     pub key_id: &'a str,
+    /// Marked as not opening with the key this process holds for it ([`REFUSED_MARK`]).
+    pub refused: bool,
     /// The base64 text of nonce || ciphertext.
     body: &'a [u8],
 }
@@ -73,14 +80,33 @@ impl<'a> Envelope<'a> {
             .ok()
             .filter(|id| valid_key_id(id))
             .ok_or(EnvelopeError::Malformed("the key id is not a valid one"))?;
+        let body = &rest[colon + 1..];
+        let refused = body.first() == Some(&REFUSED_MARK);
         Ok(Envelope {
             key_id,
-            body: &rest[colon + 1..],
+            refused,
+            body: if refused { &body[1..] } else { body },
         })
+    }
+
+    /// The envelope with [`REFUSED_MARK`] before its body.
+    pub fn refused_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(PREFIX.len() + self.key_id.len() + 2 + self.body.len());
+        out.extend_from_slice(PREFIX);
+        out.extend_from_slice(self.key_id.as_bytes());
+        out.push(b':');
+        out.push(REFUSED_MARK);
+        out.extend_from_slice(self.body);
+        out
     }
 
     /// The plaintext, if `key` opens it for `store_key`.
     pub fn open(&self, key: &SecretKey, store_key: &str) -> Result<Vec<u8>, EnvelopeError> {
+        if self.refused {
+            return Err(EnvelopeError::Authentication {
+                key_id: self.key_id.to_owned(),
+            });
+        }
         let raw = base64::engine::general_purpose::STANDARD
             .decode(self.body)
             .map_err(|_| EnvelopeError::Malformed("the body is not base64"))?;
@@ -199,6 +225,13 @@ mod tests {
             let got = Envelope::parse(bytes).and_then(|e| e.open(&key(1), K));
             assert_eq!(got, Err(want), "{}", String::from_utf8_lossy(bytes));
         }
+        // Marked as refused: never opens, even with the right key; the mark comes off.
+        let env = Envelope::parse(&sealed).unwrap();
+        let marked = env.refused_bytes();
+        let back = Envelope::parse(&marked).unwrap();
+        assert!(back.refused && back.key_id == "k1");
+        assert!(auth(back.open(&key(1), K)));
+        assert_eq!(back.body, env.body);
         let short = Envelope::parse(b"omtd:enc:v1:k1:AAAA")
             .unwrap()
             .open(&key(1), K);

@@ -12,6 +12,8 @@
 //!   turned on, or an envelope this process has no key for. Such an envelope then reaches a
 //!   parser, which asks [`sealed_value_problem`] for a message naming the key instead of
 //!   failing on JSON.
+//!   An envelope whose key this process holds but which does not authenticate (altered,
+//!   or copied from another key) is passed up still sealed, marked so the message says so.
 //! - **No key given**: the store is wrapped all the same (an envelope is recognised
 //!   everywhere) but values are written as they are, as Kubernetes stores Secrets until an
 //!   EncryptionConfiguration is given; a warning says so once per process.
@@ -50,6 +52,12 @@ pub fn sealed_value_problem(bytes: &[u8]) -> Option<String> {
         return None;
     }
     Some(match Envelope::parse(bytes) {
+        Ok(env) if env.refused => format!(
+            "sealed with key {}, which this process holds but which does not open it: the \
+             value was altered, or copied from another record or node; its writer must \
+             write it again (the operator rewrites plans; omtd apply rewrites a credential)",
+            env.key_id
+        ),
         Ok(env) => format!(
             "sealed with key {}, which this process was not given: pass --secrets-key FILE \
              or OMTD_SECRETS_KEY (a node key opens only its own node's plans)",
@@ -143,11 +151,12 @@ fn open_value(keyring: &Keyring, key: &str, value: Vec<u8>) -> Vec<u8> {
     match env.open(&k, key) {
         Ok(plain) => plain,
         Err(e) => {
-            // The right key id but it does not authenticate: altered bytes or a value
-            // copied from another key. Passed through, so its reader holds it as
-            // unreadable; said here, since that reader only sees "sealed".
+            // The key is held but does not authenticate the value: altered bytes, or a
+            // value copied from another record or node. Passed up still sealed (its reader
+            // holds it as unreadable) and marked, so the reader says that rather than
+            // "key not given".
             tracing::warn!(key, error = %e, "a sealed value does not open");
-            value
+            env.refused_bytes()
         }
     }
 }
@@ -358,5 +367,15 @@ mod tests {
         fx.raw.put(other, sealed).await.unwrap();
         let v = s.get(other).await.unwrap().unwrap().value;
         assert!(is_envelope(&v), "moved value must not open");
+        let problem = sealed_value_problem(&v).unwrap();
+        assert!(
+            problem.contains("holds but which does not open it"),
+            "{problem}"
+        );
+        // Still as stored underneath.
+        assert_eq!(
+            fx.raw.get(other).await.unwrap().unwrap().value,
+            fx.raw.get(CRED).await.unwrap().unwrap().value
+        );
     }
 }
