@@ -62,8 +62,9 @@ fn ok(r: Run) -> Run {
 
 fn new_key(dir: &Path, name: &str) -> PathBuf {
     let path = dir.join(name);
+    // new-key opens no store: the URL only shows that none is needed.
     let r = ok(omtd(
-        "sqlite:///nonexistent",
+        "sqlite:///nonexistent/omtd.db",
         None,
         &["secrets", "new-key", "--out", path.to_str().unwrap()],
     ));
@@ -218,10 +219,13 @@ fn sqlite_holds_no_secret_get_shows_them_with_the_key_and_rotation_keeps_them_re
         "{}",
         idle.stdout
     );
-    let ring = keyfile::load(&key).unwrap();
-    let only_new = omtd_keyring_with_first_only(&ring);
-    std::fs::remove_file(&key).unwrap();
-    keyfile::write(&key, &only_new, keyfile::Write::New).unwrap();
+    // Dropping the old key as an admin would: edit the file, keep the first entry.
+    let mut file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&key).unwrap()).unwrap();
+    let entries = file["keys"].as_array_mut().unwrap();
+    assert_eq!(entries[1]["id"], first.as_str());
+    entries.truncate(1);
+    std::fs::write(&key, serde_json::to_vec(&file).unwrap()).unwrap();
     let after = ok(omtd(
         &store,
         Some(&key),
@@ -237,12 +241,6 @@ fn sqlite_holds_no_secret_get_shows_them_with_the_key_and_rotation_keeps_them_re
     let status = ok(omtd(&store, Some(&key), &["secrets", "status"]));
     assert!(!status.stdout.contains(&first), "{}", status.stdout);
     assert_eq!(leaked(&sqlite_bytes(&db), &secrets), Vec::<&str>::new());
-}
-
-fn omtd_keyring_with_first_only(
-    ring: &omtd::store::sealed::Keyring,
-) -> omtd::store::sealed::Keyring {
-    omtd::store::sealed::Keyring::new(vec![ring.masters()[0].clone()], vec![]).unwrap()
 }
 
 #[tokio::test]
