@@ -22,6 +22,8 @@ use omtd::store::{
     Store, StoreError, Txn, WatchEvent, WatchStream,
 };
 
+use omtd::store::sealed::keyring::{MasterKey, SecretKey};
+use omtd::store::sealed::{Keyring, SealedStore};
 use omtd_test_support::etcd::EtcdServer;
 
 /// Longest any single test may run: a hung backend fails the test instead of the whole run.
@@ -44,6 +46,13 @@ enum Backend {
         path: PathBuf,
         _dir: tempfile::TempDir,
     },
+    /// SQLite behind the secrets-at-rest decorator, with a key: what every omtd command
+    /// opens. The suite's keys hold no secrets, so this checks that the decorator passes
+    /// the backend's semantics through untouched (`tests/secrets_at_rest.rs` the sealing).
+    SealedSqlite {
+        path: PathBuf,
+        _dir: tempfile::TempDir,
+    },
     Etcd(EtcdServer),
 }
 
@@ -54,6 +63,7 @@ impl Fixture {
             Backend::Sqlite { path, .. } => {
                 Arc::new(SqliteStore::open(path).expect("open a second SQLite handle"))
             }
+            Backend::SealedSqlite { path, .. } => sealed(path),
             Backend::Etcd(server) => Arc::new(
                 EtcdStore::connect(&server.endpoints())
                     .await
@@ -70,6 +80,25 @@ async fn sqlite_fixture() -> Fixture {
     Fixture {
         store,
         backend: Backend::Sqlite { path, _dir: dir },
+    }
+}
+
+fn sealed(path: &std::path::Path) -> Arc<dyn Store> {
+    let raw = Arc::new(SqliteStore::open(path).expect("open SQLite store"));
+    let key = MasterKey {
+        id: "conformance".into(),
+        key: SecretKey::from_bytes([7; 32]),
+    };
+    let keyring = Keyring::new(vec![key], vec![]).expect("a keyring");
+    Arc::new(SealedStore::new(raw, keyring))
+}
+
+async fn sealed_sqlite_fixture() -> Fixture {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("store.db");
+    Fixture {
+        store: sealed(&path),
+        backend: Backend::SealedSqlite { path, _dir: dir },
     }
 }
 
@@ -143,6 +172,7 @@ macro_rules! conformance {
 }
 
 conformance!(sqlite, super::sqlite_fixture);
+conformance!(sealed_sqlite, super::sealed_sqlite_fixture);
 conformance!(etcd, super::etcd_fixture);
 
 // ---------------------------------------------------------------------------------------

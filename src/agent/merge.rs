@@ -27,6 +27,8 @@ use omtd_crds::plan::{
 };
 use omtd_crds::plan_manifest::{newer_epoch, PlanManifest, MANIFEST_KEY};
 
+use crate::store::sealed::sealed_value_problem;
+
 /// The node's plan after merging.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MergedPlan {
@@ -167,6 +169,12 @@ impl Merger {
                 )
             });
         };
+        if let Some(problem) = sealed_value_problem(bytes) {
+            return Err((
+                ResourceState::Failed,
+                format!("the plan manifest for {node} is {problem}: holding the host as it is"),
+            ));
+        }
         let manifest: PlanManifest = serde_json::from_slice(bytes).map_err(|e| {
             (
                 ResourceState::Failed,
@@ -199,6 +207,14 @@ impl Merger {
         self.highest = manifest.fencing_token;
         let mut slices = BTreeMap::new();
         for (controller, bytes) in raw.iter().filter(|(k, _)| *k != MANIFEST_KEY) {
+            if let Some(problem) = sealed_value_problem(bytes) {
+                return Err((
+                    ResourceState::Failed,
+                    format!(
+                        "the plan slice of {controller} is {problem}: holding the host as it is"
+                    ),
+                ));
+            }
             let slice: PlanSlice = serde_json::from_slice(bytes).map_err(|e| {
                 (
                     ResourceState::Failed,
@@ -536,6 +552,32 @@ mod tests {
         let mut again = Merger::new(3).in_epoch(b);
         let p = again.merge(&in_epoch(plan(20, &[slice("node", 20, vec![])]), a));
         hold(&p);
+    }
+
+    #[test]
+    fn a_plan_sealed_with_a_key_this_agent_lacks_holds_and_names_the_key() {
+        let mut m = Merger::new(0).for_node("n1", "c");
+        m.merge(&plan(1, &[slice("node", 1, vec![file("/a", "1")])]));
+        let sealed = b"omtd:enc:v1:k-2025:AAAA".to_vec();
+        // A slice, then the manifest, sealed: the last good plan stays, the hold names it.
+        let mut raw = plan(1, &[slice("node", 1, vec![file("/a", "1")])]);
+        raw.insert("node".into(), sealed.clone());
+        let p = m.merge(&raw);
+        assert_eq!(p.files.len(), 1, "last good plan kept");
+        let h = hold(&p);
+        assert_eq!(h.state, ResourceState::Failed);
+        assert!(
+            h.message
+                .contains("slice of node is sealed with key k-2025"),
+            "{}",
+            h.message
+        );
+        assert!(h.message.contains("--secrets-key"), "{}", h.message);
+        raw.insert(MANIFEST_KEY.into(), sealed);
+        let p = m.merge(&raw);
+        assert!(hold(&p)
+            .message
+            .contains("manifest for n1 is sealed with key k-2025"));
     }
 
     #[test]

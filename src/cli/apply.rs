@@ -71,6 +71,8 @@ pub async fn plan_from_files(
         }
     };
     let snapshot = repo.snapshot().await?;
+    // Planning against a state with records it cannot read would take them for absent.
+    snapshot.unsealed(|_| true)?;
     let mut plan = plan_apply(&snapshot, objects, opts);
     sort_changes(&mut plan.changes);
     Ok(plan)

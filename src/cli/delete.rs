@@ -54,6 +54,8 @@ pub async fn run(repo: &Repo, args: DeleteArgs) -> anyhow::Result<ExitCode> {
     let kill_now = retire && args.now;
     for _ in 0..ATTEMPTS {
         let snapshot = repo.snapshot().await?;
+        // The state left behind is validated whole: every record must be readable.
+        snapshot.unsealed(|_| true)?;
         let plan = if retire {
             plan_mark(&snapshot, &key, kill_now)
         } else {

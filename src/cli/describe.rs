@@ -41,6 +41,7 @@ struct Described<'a> {
 pub async fn run(repo: &Repo, args: DescribeArgs) -> anyhow::Result<ExitCode> {
     let kind: Kind = args.kind.parse()?;
     let snapshot = repo.snapshot().await?;
+    snapshot.unsealed(|k| k.kind == kind && k.name == args.name)?;
     let Some(stored) = snapshot.get(kind, &args.name) else {
         bail!(
             "{} {:?} not found (omtd get {} lists them)",

@@ -38,6 +38,9 @@ pub async fn run(repo: &Repo, args: GetArgs) -> anyhow::Result<ExitCode> {
         bail!("a name goes with one kind, not with 'all': omtd get node NAME");
     }
     let snapshot = repo.snapshot().await?;
+    // A sealed record this process has no key for: say which key, rather than leave it out.
+    snapshot
+        .unsealed(|k| kinds.contains(&k.kind) && args.name.as_ref().is_none_or(|n| *n == k.name))?;
     let mut objects: Vec<Object> = Vec::new();
     for kind in &kinds {
         match &args.name {

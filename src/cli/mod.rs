@@ -17,6 +17,7 @@ mod operator;
 mod pki;
 mod plan;
 pub mod render;
+mod secrets;
 mod status;
 mod store_secure;
 
@@ -58,6 +59,10 @@ pub struct GlobalArgs {
     /// Which cluster's records to use (keys live under /omtd/<cluster>/).
     #[arg(long, global = true, env = "OMTD_CLUSTER", default_value = "default")]
     pub cluster: String,
+    /// Key file that seals and opens secrets at rest (credentials, plans); a node's agent
+    /// gets its node key. Without one they are stored in the clear (docs/security.md).
+    #[arg(long, global = true, env = "OMTD_SECRETS_KEY")]
+    pub secrets_key: Option<PathBuf>,
     /// More log output on stderr (-v info, -vv debug); RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -97,6 +102,8 @@ pub enum Command {
     Store(store_secure::StoreArgs),
     /// Print a shell completion script (bash, zsh, fish).
     Completions(completions::CompletionsArgs),
+    /// Keys for secrets at rest: new-key, node-key, rotate-key, status.
+    Secrets(secrets::SecretsArgs),
 }
 
 /// `-f FILE|DIR|-`, shared by apply and diff.
@@ -161,6 +168,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Store(args) => return store_secure::run(&cli.global, args).await,
         Command::Demo(args) => return demo::run(&cli.global, args).await,
         Command::Bench(args) => return bench::run(&cli.global, args).await,
+        // Opens the store itself, if at all (new-key and node-key need none).
+        Command::Secrets(args) => return secrets::run(&cli.global, args).await,
         _ => {}
     }
     let access = match cli.command {
@@ -185,6 +194,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Completions(args) => completions::run(&args),
         Command::Demo(args) => demo::run(&cli.global, args).await,
         Command::Bench(args) => bench::run(&cli.global, args).await,
+        Command::Secrets(args) => secrets::run(&cli.global, args).await,
     }
 }
 
@@ -211,8 +221,18 @@ impl GlobalArgs {
     }
 }
 
-/// Opens the store named by `--store` / `OMTD_STORE` (or the default) for the cluster's keys.
+/// Opens the store named by `--store` / `OMTD_STORE` (or the default) for the cluster's keys,
+/// sealing secrets with `--secrets-key`.
 pub async fn open_repo(global: &GlobalArgs, access: Access) -> anyhow::Result<Repo> {
+    let store = secrets::seal(global, open_store(global, access).await?)?;
+    Ok(Repo::new(store, Keys::for_cluster(&global.cluster)))
+}
+
+/// The store as the backend holds it (values as stored).
+pub async fn open_store(
+    global: &GlobalArgs,
+    access: Access,
+) -> anyhow::Result<Arc<dyn store::Store>> {
     let url = global.store_url()?;
     if !omtd_crds::validate::is_dns_name(&global.cluster) {
         anyhow::bail!(
@@ -231,11 +251,7 @@ pub async fn open_repo(global: &GlobalArgs, access: Access) -> anyhow::Result<Re
         Access::Read => store::open_existing(&url).await,
         Access::Write => store::open(&url).await,
     };
-    let store = opened.map_err(|e| anyhow::anyhow!("cannot open store {url}: {e}"))?;
-    Ok(Repo::new(
-        Arc::clone(&store),
-        Keys::for_cluster(&global.cluster),
-    ))
+    opened.map_err(|e| anyhow::anyhow!("cannot open store {url}: {e}"))
 }
 
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {

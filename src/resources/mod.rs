@@ -7,4 +7,4 @@ pub mod repo;
 pub mod roles;
 
 pub use keys::Keys;
-pub use repo::{ObjectsAt, Repo, RepoError, Stored};
+pub use repo::{ObjectsAt, Repo, RepoError, SealedSpec, Stored};

@@ -16,6 +16,9 @@ pub enum RepoError {
     /// A stored value that does not parse: written by a newer omtd, or corrupted.
     #[error("stored object at {key} is unreadable: {message}")]
     Corrupt { key: String, message: String },
+    /// A sealed value this process has no key for (`store::sealed::sealed_value_problem`).
+    #[error("stored object at {key} is {message}")]
+    Sealed { key: String, message: String },
 }
 
 /// An object as stored, with the store revision of its spec key.
@@ -32,6 +35,16 @@ pub struct ObjectsAt {
     pub objects: BTreeMap<ObjectKey, Stored>,
     /// The revision the snapshot was read at.
     pub revision: Revision,
+    /// Specs sealed with a key this process was not given, with the message naming it.
+    /// Kept apart rather than failing the read: `omtd get nodes` needs no credential key.
+    pub sealed: BTreeMap<ObjectKey, SealedSpec>,
+}
+
+/// A spec this process cannot open: its store key and what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedSpec {
+    pub key: String,
+    pub message: String,
 }
 
 impl ObjectsAt {
@@ -46,6 +59,18 @@ impl ObjectsAt {
         self.objects
             .values()
             .filter(move |s| s.object.kind() == kind)
+    }
+
+    /// The first sealed spec among those `wanted` picks (by kind and name), as an error:
+    /// a command that shows or changes them cannot go on without its key.
+    pub fn unsealed(&self, wanted: impl Fn(&ObjectKey) -> bool) -> Result<(), RepoError> {
+        match self.sealed.iter().find(|(k, _)| wanted(k)) {
+            Some((_, s)) => Err(RepoError::Sealed {
+                key: s.key.clone(),
+                message: s.message.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -80,8 +105,19 @@ impl Repo {
             status_by_key.insert(id, status);
         }
         let mut objects = BTreeMap::new();
+        let mut sealed = BTreeMap::new();
         for kv in specs.kvs {
-            let mut object = decode(&kv.key, &kv.value)?;
+            let mut object = match decode(&kv.key, &kv.value) {
+                Ok(o) => o,
+                Err(RepoError::Sealed { key, message }) => {
+                    if let Some((kind, name)) = self.keys.parse_object_key(&key) {
+                        sealed.insert(ObjectKey { kind, name }, SealedSpec { key, message });
+                        continue;
+                    }
+                    return Err(RepoError::Sealed { key, message });
+                }
+                Err(e) => return Err(e),
+            };
             object.meta_mut().resource_version = Some(kv.mod_revision.to_string());
             object.set_status(status_by_key.remove(&(object.kind(), object.name().to_owned())));
             objects.insert(
@@ -95,12 +131,20 @@ impl Repo {
         Ok(ObjectsAt {
             objects,
             revision: specs.revision,
+            sealed,
         })
     }
 }
 
-/// Parses a stored spec value.
+/// Parses a stored spec value. One still sealed (no key for it) says which key it needs
+/// rather than what JSON makes of an envelope.
 pub fn decode(key: &str, value: &[u8]) -> Result<Object, RepoError> {
+    if let Some(message) = crate::store::sealed::sealed_value_problem(value) {
+        return Err(RepoError::Sealed {
+            key: key.to_owned(),
+            message,
+        });
+    }
     let json: serde_json::Value =
         serde_json::from_slice(value).map_err(|e| RepoError::Corrupt {
             key: key.to_owned(),

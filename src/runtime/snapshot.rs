@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use super::event_record::Event;
 use crate::resources::repo::decode;
 use crate::resources::{Keys, Stored};
+use crate::store::sealed::sealed_value_problem;
 use crate::store::{KeyValue, Revision};
 
 /// A key of the cluster, parsed by what it holds.
@@ -307,15 +308,20 @@ impl Snapshot {
 
     /// A plan slice put or delete, and the node's slice digests after it.
     fn apply_plan(&mut self, key: &str, node: String, controller: String, value: Option<&[u8]>) {
-        let parsed = value.map(serde_json::from_slice::<PlanSlice>);
+        // A slice still sealed (this process lacks its key) says which key, not what JSON
+        // makes of an envelope; a slice holds secrets, so a parse error is redacted.
+        let parsed = value.map(|v| match sealed_value_problem(v) {
+            Some(problem) => Err(problem),
+            None => serde_json::from_slice::<PlanSlice>(v).map_err(|e| redact(&e.to_string())),
+        });
         let slices = self.plans.entry(node.clone()).or_default();
         match parsed {
             Some(Ok(slice)) => {
                 slices.insert(controller, Arc::new(slice));
             }
-            Some(Err(e)) => {
+            Some(Err(why)) => {
                 slices.remove(&controller);
-                self.unreadable.insert(key.to_owned(), e.to_string());
+                self.unreadable.insert(key.to_owned(), why);
             }
             None => {
                 slices.remove(&controller);

@@ -127,5 +127,12 @@ async fn read_objects(repo: &Repo) -> Result<(ObjectsAt, BTreeMap<String, String
         .iter()
         .map(|(id, stored)| (id.clone(), Stored::clone(stored)))
         .collect();
-    Ok((ObjectsAt { objects, revision }, unreadable))
+    Ok((
+        ObjectsAt {
+            objects,
+            revision,
+            ..Default::default()
+        },
+        unreadable,
+    ))
 }

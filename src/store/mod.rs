@@ -15,6 +15,7 @@
 //!   compacted revision fails with [`StoreError::Compacted`], the caller relists.
 
 pub mod etcd;
+pub mod sealed;
 pub mod sqlite;
 mod url;
 
