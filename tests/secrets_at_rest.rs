@@ -15,22 +15,9 @@ use omtd::store::sqlite::SqliteStore;
 use omtd::store::Store;
 use omtd_crds::plan::{PlanSlice, Report};
 use omtd_crds::plan_manifest::{HOLD_ID, MANIFEST_KEY};
+use omtd_test_support::e2e::{example_secrets, EXAMPLE};
 use omtd_test_support::etcd::EtcdServer;
 use omtd_test_support::poll;
-
-const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples/cluster.yaml");
-
-/// Every `secret: {value: "..."}` of the example cluster.
-fn example_secrets() -> Vec<String> {
-    let text = std::fs::read_to_string(EXAMPLE).unwrap();
-    let secrets: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.split_once("secret: {value: \"")?.1.split_once('"'))
-        .map(|(v, _)| v.to_owned())
-        .collect();
-    assert_eq!(secrets.len(), 6, "the example's credentials: {secrets:?}");
-    secrets
-}
 
 struct Run {
     code: i32,

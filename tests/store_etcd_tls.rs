@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use omtd::store::etcd::{EtcdStore, EtcdTls};
 use omtd::store::{Store, StoreError};
-use omtd_test_support::e2e::{Setup, World, EXAMPLE, NODES};
+use omtd_test_support::e2e::{example_secrets, Setup, World, EXAMPLE, NODES};
 use omtd_test_support::etcd::EtcdServer;
 
 const CONVERGE: Duration = Duration::from_secs(90);
@@ -31,6 +31,8 @@ async fn a_secured_cluster_converges_and_each_agent_reaches_only_its_own_keys() 
         &NODES,
         Setup {
             secure: true,
+            // Also the "no secret in any log line at -vv" check, at the end.
+            verbose: true,
             ..Default::default()
         },
     )
@@ -108,7 +110,23 @@ async fn a_secured_cluster_converges_and_each_agent_reaches_only_its_own_keys() 
     let again = w.omtd(&["store", "secure"]).await;
     assert!(again.contains("auth is on"), "{again}");
     w.wait_converged(CONVERGE).await;
+    // Converging the whole example at debug level wrote every credential file, yet no log
+    // line of the operator or of any agent holds a secret.
+    let logs = w.logs();
     w.stop().await;
+    assert!(
+        logs.len() > NODES.len(),
+        "operator and agent logs: {logs:?}"
+    );
+    assert!(
+        logs.iter().any(|(_, t)| t.contains("DEBUG")),
+        "the processes did not log at debug"
+    );
+    for secret in example_secrets() {
+        for (file, text) in &logs {
+            assert!(!text.contains(&secret), "{file} holds a secret");
+        }
+    }
 }
 
 #[tokio::test]

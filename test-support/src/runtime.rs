@@ -13,7 +13,7 @@ use tokio::time::Instant;
 
 /// A store of the named backend; the guard keeps its server or file alive.
 pub enum Guard {
-    Etcd(crate::etcd::EtcdServer),
+    Etcd(Box<crate::etcd::EtcdServer>),
     Sqlite(tempfile::TempDir),
 }
 
@@ -24,7 +24,7 @@ pub async fn store(backend: &str) -> (Arc<dyn Store>, Guard) {
             let store = EtcdStore::connect(&server.endpoints())
                 .await
                 .expect("connect to the test etcd");
-            (Arc::new(store), Guard::Etcd(server))
+            (Arc::new(store), Guard::Etcd(Box::new(server)))
         }
         _ => {
             let dir = tempfile::tempdir().expect("temp dir");

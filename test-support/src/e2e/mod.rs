@@ -33,6 +33,19 @@ pub const EXAMPLE: &str = concat!(
 pub const CLUSTER: &str = "e2e";
 
 /// The nodes of `deploy/examples/cluster.yaml`.
+/// The secret values of the example cluster's credentials (`secret: {value: "..."}`),
+/// for tests that look for them where they must not be.
+pub fn example_secrets() -> Vec<String> {
+    let text = std::fs::read_to_string(EXAMPLE).expect("read the example cluster");
+    let secrets: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.split_once("secret: {value: \"")?.1.split_once('"'))
+        .map(|(v, _)| v.to_owned())
+        .collect();
+    assert_eq!(secrets.len(), 6, "the example's credentials: {secrets:?}");
+    secrets
+}
+
 pub const NODES: [&str; 8] = [
     "executor.omtd",
     "editor.omtd",
@@ -90,6 +103,8 @@ pub struct World {
     operator: Option<Process>,
     mirror_stop: CancellationToken,
     pub dir: tempfile::TempDir,
+    /// Processes log at `-vv` ([`Setup::verbose`]).
+    verbose: bool,
     /// What Mesos, ZooKeeper and Prometheus make of the hosts, served over HTTP to the
     /// operator's probes.
     pub sim: SimWorld,
@@ -132,6 +147,8 @@ pub struct Setup {
     /// etcd over TLS with auth on (`omtd store secure`): the operator, each agent and the
     /// CLI with their own certificates (docs/security.md).
     pub secure: bool,
+    /// The operator and the agents log at `-vv` (debug), into the world's folder.
+    pub verbose: bool,
 }
 
 impl World {
@@ -158,6 +175,7 @@ impl World {
             operator: None,
             mirror_stop: CancellationToken::new(),
             dir: tempfile::tempdir().expect("temp dir"),
+            verbose: false,
             sim: SimWorld::new(),
         };
         if setup.secure {
@@ -182,8 +200,24 @@ impl World {
         )
         .await
         .expect("copy the sim's election into ZooKeeper");
+        world.verbose = setup.verbose;
         world.start_operator(&setup.operator_args);
         world
+    }
+
+    /// Every log line the operator and the agents wrote so far, by file.
+    pub fn logs(&self) -> Vec<(String, String)> {
+        let mut logs = Vec::new();
+        if let Ok(dir) = std::fs::read_dir(self.dir.path()) {
+            for e in dir.flatten() {
+                let path = e.path();
+                if path.extension().is_some_and(|x| x == "log") {
+                    let text = std::fs::read_to_string(&path).unwrap_or_default();
+                    logs.push((path.display().to_string(), text));
+                }
+            }
+        }
+        logs
     }
 
     /// Stops the operator (SIGTERM: it resigns at once).
@@ -228,6 +262,7 @@ impl World {
             .env("OMTD_PROMETHEUS_URL", prometheus)
             .args(["operator", "--metrics-addr", "127.0.0.1:0"])
             .args(["--identity", "e2e-operator", "--probe-interval", "100ms"])
+            .args(self.verbose.then_some("-vv"))
             .args(extra)
             .stdout(std::process::Stdio::null())
             .stderr(log)
@@ -254,6 +289,7 @@ impl World {
             .env("OMTD_CLUSTER", CLUSTER)
             .args(["agent", "--node", node, "--driver", "sim"])
             .args(["--service-check", "1s", "--sim-api", "127.0.0.1:0"])
+            .args(self.verbose.then_some("-vv"))
             .arg("--sim-api-file")
             .arg(&api_file)
             .stdout(std::process::Stdio::null())
