@@ -181,6 +181,28 @@ fn sealed_with(value: &[u8]) -> Option<String> {
     })
 }
 
+/// Every value of the cluster that belongs sealed, as stored (not opened).
+async fn stored_secrets(
+    store: &SealedStore,
+    keys: &Keys,
+) -> anyhow::Result<Vec<crate::store::KeyValue>> {
+    let mut found = Vec::new();
+    for prefix in sealed_prefixes(keys.prefix()) {
+        let listed = store
+            .inner()
+            .list(&prefix, None)
+            .await
+            .with_context(|| format!("cannot list {prefix}"))?;
+        found.extend(
+            listed
+                .kvs
+                .into_iter()
+                .filter(|kv| scope_of(&kv.key).is_some()),
+        );
+    }
+    Ok(found)
+}
+
 async fn rotate_key(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let (store, keys) = open(global).await?;
     let Some(active) = store.keyring().active().map(|k| k.id.clone()) else {
@@ -191,47 +213,37 @@ async fn rotate_key(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     };
     let (mut resealed, mut already, mut raced) = (0usize, 0usize, 0usize);
     let mut unopened: BTreeMap<String, usize> = BTreeMap::new();
-    for prefix in sealed_prefixes(keys.prefix()) {
-        let listed = store
-            .inner()
-            .list(&prefix, None)
+    for kv in stored_secrets(&store, &keys).await? {
+        let was = sealed_with(&kv.value);
+        if was.as_deref() == Some(active.as_str()) {
+            already += 1;
+            continue;
+        }
+        let opened = store.open_stored(kv.clone());
+        if is_envelope(&opened.value) {
+            *unopened.entry(was.unwrap_or_default()).or_default() += 1;
+            continue;
+        }
+        // Only if nobody wrote it since the read: a concurrent write is newer and wins.
+        let txn = Txn::new()
+            .when(Compare::mod_revision(
+                kv.key.clone(),
+                CompareOp::Equal,
+                kv.mod_revision,
+            ))
+            .then(Op::Put {
+                key: kv.key.clone(),
+                value: opened.value,
+                lease: kv.lease,
+            });
+        let done = store
+            .txn(txn)
             .await
-            .with_context(|| format!("cannot list {prefix}"))?;
-        for kv in listed.kvs {
-            if scope_of(&kv.key).is_none() {
-                continue;
-            }
-            let was = sealed_with(&kv.value);
-            if was.as_deref() == Some(active.as_str()) {
-                already += 1;
-                continue;
-            }
-            let opened = store.open_stored(kv.clone());
-            if is_envelope(&opened.value) {
-                *unopened.entry(was.unwrap_or_default()).or_default() += 1;
-                continue;
-            }
-            // Only if nobody wrote it since the read: a concurrent write is newer and wins.
-            let txn = Txn::new()
-                .when(Compare::mod_revision(
-                    kv.key.clone(),
-                    CompareOp::Equal,
-                    kv.mod_revision,
-                ))
-                .then(Op::Put {
-                    key: kv.key.clone(),
-                    value: opened.value,
-                    lease: kv.lease,
-                });
-            let done = store
-                .txn(txn)
-                .await
-                .with_context(|| format!("cannot re-seal {}", kv.key))?;
-            if done.succeeded {
-                resealed += 1;
-            } else {
-                raced += 1;
-            }
+            .with_context(|| format!("cannot re-seal {}", kv.key))?;
+        if done.succeeded {
+            resealed += 1;
+        } else {
+            raced += 1;
         }
     }
     println!(
@@ -263,21 +275,12 @@ struct Count {
 async fn status(global: &GlobalArgs) -> anyhow::Result<ExitCode> {
     let (store, keys) = open(global).await?;
     let mut by_key: BTreeMap<Option<String>, Count> = BTreeMap::new();
-    for prefix in sealed_prefixes(keys.prefix()) {
-        let listed = store
-            .inner()
-            .list(&prefix, None)
-            .await
-            .with_context(|| format!("cannot list {prefix}"))?;
-        for kv in listed.kvs {
-            let Some(scope) = scope_of(&kv.key) else {
-                continue;
-            };
-            let count = by_key.entry(sealed_with(&kv.value)).or_default();
-            match scope {
-                Scope::Credential => count.credentials += 1,
-                Scope::Plan { .. } => count.plans += 1,
-            }
+    for kv in stored_secrets(&store, &keys).await? {
+        let count = by_key.entry(sealed_with(&kv.value)).or_default();
+        match scope_of(&kv.key) {
+            Some(Scope::Credential) => count.credentials += 1,
+            Some(Scope::Plan { .. }) => count.plans += 1,
+            None => {}
         }
     }
     let ring = store.keyring();
