@@ -396,8 +396,14 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
     wait_repairs(&rig, EXECUTOR, corrective_before + 2).await;
 
     let worker_repairs = rig.report(WORKER).await.map_or(0, |r| r.corrective_changes);
+    // The agent sees the unmask (a unit change) and may mask the unit again before the
+    // start: that is the repair racing the fault, so the fault is retried until it lands.
     worker
-        .run("systemctl unmask -q mesos-master && systemctl start mesos-master")
+        .run(
+            "for i in $(seq 30); do \
+               systemctl unmask -q mesos-master && systemctl start mesos-master 2>/dev/null \
+                 && exit 0; sleep 0.2; done; exit 1",
+        )
         .await;
     let took = repaired(
         &worker,
