@@ -10,6 +10,7 @@ pub mod demo;
 pub mod host;
 pub mod operator;
 pub mod pki;
+pub mod private_file;
 pub mod probes;
 pub mod resources;
 pub mod runtime;

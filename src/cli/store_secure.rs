@@ -3,12 +3,13 @@
 //! after adding a node, once its agent's certificate is issued.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use omtd_crds::Kind;
 
-use super::{open_repo, Access, GlobalArgs};
-use crate::resources::roles;
+use super::GlobalArgs;
+use crate::resources::{roles, Keys, Repo};
 use crate::store::etcd::EtcdStore;
 use crate::store::StoreUrl;
 
@@ -47,22 +48,28 @@ pub async fn run(global: &GlobalArgs, args: StoreArgs) -> anyhow::Result<ExitCod
              knows clients only by their certificates"
         );
     }
-    let repo = open_repo(global, Access::Read).await?;
+    if !omtd_crds::validate::is_dns_name(&global.cluster) {
+        anyhow::bail!("--cluster {:?} is not a valid name", global.cluster);
+    }
+    if let Some(n) = args
+        .nodes
+        .iter()
+        .find(|n| !omtd_crds::validate::is_dns_name(n))
+    {
+        anyhow::bail!("--node {n:?} is not a valid node name");
+    }
+    // One connection, as the admin, for reading the Node records and for the auth calls.
+    let etcd = EtcdStore::connect_with(endpoints, tls.as_ref()).await?;
+    let repo = Repo::new(Arc::new(etcd.clone()), Keys::for_cluster(&global.cluster));
     let mut nodes: Vec<String> = repo
         .snapshot()
         .await?
         .of_kind(Kind::Node)
         .map(|s| s.object.meta().name.clone())
+        .chain(args.nodes)
         .collect();
-    for n in args.nodes {
-        if !omtd_crds::validate::is_dns_name(&n) {
-            anyhow::bail!("--node {n:?} is not a valid node name");
-        }
-        nodes.push(n);
-    }
     nodes.sort();
     nodes.dedup();
-    let etcd = EtcdStore::connect_with(endpoints, tls.as_ref()).await?;
     let done = etcd
         .secure(&roles::cluster(&global.cluster, &nodes))
         .await?;

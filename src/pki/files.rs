@@ -1,8 +1,7 @@
-//! Writing the PKI's files: atomically (a crash never leaves half a key), with their mode
-//! set before the first byte is written (a key is never readable by others, even briefly).
+//! The PKI's files: its private directory, reading, and writing through
+//! [`crate::private_file`] (atomic, mode set before the first byte).
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -53,31 +52,17 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), PkiError> {
     write(path, bytes, mode, false)
 }
 
-/// Writes `path` through a temporary file in the same directory, renamed into place
-/// (replacing an existing file only when `replace`).
+/// Writes `path` atomically ([`crate::private_file`]), replacing an existing file only when
+/// `replace`.
 pub fn write(path: &Path, bytes: &[u8], mode: u32, replace: bool) -> Result<(), PkiError> {
-    let fail = |error: std::io::Error| PkiError::Write {
-        path: path.to_owned(),
-        error,
-    };
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".omtd-pki-")
-        .permissions(std::fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)
-        .map_err(fail)?;
-    tmp.write_all(bytes).map_err(fail)?;
-    tmp.as_file().sync_all().map_err(fail)?;
-    if replace {
-        tmp.persist(path).map_err(|e| fail(e.error))?;
-    } else {
-        tmp.persist_noclobber(path).map_err(|e| {
-            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                PkiError::Exists(path.to_owned())
-            } else {
-                fail(e.error)
+    crate::private_file::write(path, bytes, mode, replace).map_err(|error| {
+        if error.kind() == std::io::ErrorKind::AlreadyExists {
+            PkiError::Exists(path.to_owned())
+        } else {
+            PkiError::Write {
+                path: path.to_owned(),
+                error,
             }
-        })?;
-    }
-    Ok(())
+        }
+    })
 }

@@ -14,8 +14,8 @@
 //! that node's plans.
 
 use std::fs::File;
-use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::io::Read as _;
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -237,9 +237,8 @@ pub enum Write {
     Replace,
 }
 
-/// Writes a keyring as a key file: a temporary file of mode 0600 beside it, synced, then
-/// renamed over (or linked into place for a new one, so an existing file is never
-/// clobbered), then the directory synced. A crash leaves the old file or the new one.
+/// Writes a keyring as a key file, mode 0600, atomically ([`crate::private_file`]); a new
+/// one never clobbers an existing file.
 pub fn write(path: &Path, ring: &Keyring, how: Write) -> Result<(), KeyFileError> {
     let write_err = |source| KeyFileError::Write {
         path: path.to_owned(),
@@ -250,38 +249,22 @@ pub fn write(path: &Path, ring: &Keyring, how: Write) -> Result<(), KeyFileError
             path: path.to_owned(),
         });
     }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".omtd-key-")
-        .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(write_err)?;
-    tmp.write_all(render(ring).as_bytes()).map_err(write_err)?;
-    tmp.as_file().sync_all().map_err(write_err)?;
-    match how {
-        Write::New => tmp.persist_noclobber(path).map_err(|e| {
-            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-                KeyFileError::Exists {
-                    path: path.to_owned(),
-                }
-            } else {
-                write_err(e.error)
+    let replace = how == Write::Replace;
+    crate::private_file::write(path, render(ring).as_bytes(), 0o600, replace).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            KeyFileError::Exists {
+                path: path.to_owned(),
             }
-        })?,
-        Write::Replace => tmp.persist(path).map_err(|e| write_err(e.error))?,
-    };
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(write_err)?;
-    Ok(())
+        } else {
+            write_err(e)
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
 
     fn b64(b: u8) -> String {
         base64::engine::general_purpose::STANDARD.encode([b; 32])
