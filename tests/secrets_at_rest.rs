@@ -65,6 +65,22 @@ fn active_id(path: &Path) -> String {
 }
 
 /// Which of `secrets` occur in `bytes`.
+/// `get cred --show-secrets` with `key` shows each of `secrets` (else panics with `why`).
+fn shows_every_secret(store: &str, key: &Path, secrets: &[String], why: &str) {
+    let shown = ok(omtd(
+        store,
+        Some(key),
+        &["get", "cred", "-o", "json", "--show-secrets"],
+    ));
+    for s in secrets {
+        assert!(
+            shown.stdout.contains(s.as_str()),
+            "{s} {why}:\n{}",
+            shown.stdout
+        );
+    }
+}
+
 fn leaked<'a>(bytes: &[u8], secrets: &'a [String]) -> Vec<&'a str> {
     secrets
         .iter()
@@ -114,18 +130,7 @@ fn sqlite_holds_no_secret_get_shows_them_with_the_key_and_rotation_keeps_them_re
     );
 
     // With the key, every secret shows when asked; without, the error names the key.
-    let shown = ok(omtd(
-        &store,
-        Some(&key),
-        &["get", "cred", "-o", "json", "--show-secrets"],
-    ));
-    for s in &secrets {
-        assert!(
-            shown.stdout.contains(s.as_str()),
-            "{s} not shown:\n{}",
-            shown.stdout
-        );
-    }
+    shows_every_secret(&store, &key, &secrets, "not shown");
     let one = ok(omtd(
         &store,
         Some(&key),
@@ -213,18 +218,7 @@ fn sqlite_holds_no_secret_get_shows_them_with_the_key_and_rotation_keeps_them_re
     assert_eq!(entries[1]["id"], first.as_str());
     entries.truncate(1);
     std::fs::write(&key, serde_json::to_vec(&file).unwrap()).unwrap();
-    let after = ok(omtd(
-        &store,
-        Some(&key),
-        &["get", "cred", "-o", "json", "--show-secrets"],
-    ));
-    for s in &secrets {
-        assert!(
-            after.stdout.contains(s.as_str()),
-            "{s} lost with the old key:\n{}",
-            after.stdout
-        );
-    }
+    shows_every_secret(&store, &key, &secrets, "lost with the old key");
     let status = ok(omtd(&store, Some(&key), &["secrets", "status"]));
     assert!(!status.stdout.contains(&first), "{}", status.stdout);
     assert_eq!(leaked(&sqlite_bytes(&db), &secrets), Vec::<&str>::new());
