@@ -28,6 +28,10 @@ impl Store for HeldWatch {
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }
+
+    fn max_txn_ops(&self) -> usize {
+        self.inner.max_txn_ops()
+    }
     async fn current_revision(&self) -> Result<Revision> {
         self.inner.current_revision().await
     }

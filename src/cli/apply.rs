@@ -1,6 +1,7 @@
 //! `omtd apply -f FILE|DIR [--dry-run] [--prune]`.
 
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use clap::Args;
@@ -10,6 +11,7 @@ use super::FileArgs;
 use crate::resources::apply::{
     execute, plan_apply, sort_changes, Action, ApplyOptions, ExecuteError, Plan,
 };
+use crate::resources::staged::{self, StagedError};
 use crate::resources::Repo;
 
 #[derive(Debug, Args)]
@@ -100,6 +102,9 @@ pub async fn run(repo: &Repo, args: ApplyArgs) -> anyhow::Result<ExitCode> {
     // and our write, the transaction fails as a whole and we plan again from a fresh read.
     const ATTEMPTS: usize = 5;
     for attempt in 1..=ATTEMPTS {
+        if !args.dry_run {
+            settle_staged(repo).await?;
+        }
         let plan = plan_from_files(repo, &args.files, &opts).await?;
         if report_diagnostics(&plan) {
             bail!("the desired state is invalid; nothing was changed");
@@ -124,6 +129,39 @@ pub async fn run(repo: &Repo, args: ApplyArgs) -> anyhow::Result<ExitCode> {
         }
     }
     bail!("the objects kept changing under this apply ({ATTEMPTS} attempts); nothing was changed, try again")
+}
+
+/// How long an apply waits for another one that holds the store's apply lock.
+const WAIT_FOR_OTHER_APPLY: Duration = Duration::from_secs(120);
+
+/// Before planning: waits while another apply is being written, and rolls back one that
+/// was interrupted (saying so), so this one plans on a whole state.
+pub async fn settle_staged(repo: &Repo) -> anyhow::Result<()> {
+    let deadline = Instant::now() + WAIT_FOR_OTHER_APPLY;
+    let mut said = false;
+    loop {
+        match staged::recover(repo.store.as_ref(), &repo.keys).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(r)) => {
+                eprintln!(
+                    "warning: rolled back an interrupted apply ({}, started {}): {} keys put \
+                     back as they were before it",
+                    r.by, r.started, r.restored
+                );
+                return Ok(());
+            }
+            Err(StagedError::Busy { by, started, .. }) if Instant::now() < deadline => {
+                if !said {
+                    eprintln!("waiting for another apply ({by}, started {started}) to finish");
+                    said = true;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            // A rollback that raced another writer: look again.
+            Err(StagedError::Conflict) if Instant::now() < deadline => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 fn print_changes(plan: &Plan, suffix: &str) {

@@ -16,7 +16,7 @@ use clap::Args;
 use omtd_controllers::removal::{DELETING_ANNOTATION, DRAIN_TIMEOUT_ANNOTATION};
 use omtd_crds::{Kind, ObjectKey};
 
-use super::apply::report_diagnostics;
+use super::apply::{report_diagnostics, settle_staged};
 use crate::resources::apply::{execute, plan_delete, Action, Change, ExecuteError, Plan};
 use crate::resources::{ObjectsAt, Repo};
 
@@ -53,6 +53,9 @@ pub async fn run(repo: &Repo, args: DeleteArgs) -> anyhow::Result<ExitCode> {
     let retire = kind == Kind::Node && !args.force;
     let kill_now = retire && args.now;
     for _ in 0..ATTEMPTS {
+        if !args.dry_run {
+            settle_staged(repo).await?;
+        }
         let snapshot = repo.snapshot().await?;
         // The state left behind is validated whole: every record must be readable.
         snapshot.unsealed(|_| true)?;

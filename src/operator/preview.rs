@@ -10,6 +10,7 @@ use omtd_crds::Kind;
 use tokio::time::Instant;
 
 use super::adapter::Wiring;
+use crate::resources::staged::View;
 use crate::resources::Keys;
 use crate::runtime::Snapshot;
 use crate::store::{Store, StoreError};
@@ -39,7 +40,8 @@ pub struct NodePlan {
 
 /// Reads the whole cluster at one revision, as the operator's reflector would.
 pub async fn read_snapshot(store: &dyn Store, keys: &Keys) -> Result<Snapshot, StoreError> {
-    let list = store.list(keys.prefix(), None).await?;
+    let view = View::read(store, keys).await?;
+    let list = view.list(store, keys, keys.prefix()).await?;
     Ok(Snapshot::from_list(
         keys,
         list.kvs,

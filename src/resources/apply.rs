@@ -10,6 +10,7 @@ use omtd_crds::validate::{has_errors, validate_set};
 use omtd_crds::{Diagnostic, Kind, Object, ObjectKey, Severity};
 
 use super::repo::{encode, ObjectsAt, Repo, RepoError};
+use super::staged::{self, StagedError, StagedWrite};
 use crate::store::{Compare, CompareOp, Op, Revision, StoreError, Txn};
 
 /// The annotation naming the source (file, directory or `--source`) that last applied an
@@ -210,6 +211,10 @@ pub enum ExecuteError {
     /// Another writer changed one of the objects after it was read: read again and replan.
     #[error("another writer changed these objects while this one was being applied")]
     Conflict,
+    /// An apply too big for one transaction could not be staged (another holds the lock,
+    /// or an interrupted one cannot be rolled back).
+    #[error(transparent)]
+    Staged(StagedError),
     #[error(transparent)]
     Repo(#[from] RepoError),
 }
@@ -220,41 +225,91 @@ impl From<StoreError> for ExecuteError {
     }
 }
 
-/// Writes a plan in one transaction, conditioned on every touched object being as it was
-/// read. Returns the new store revision (or the old one when there was nothing to write).
+impl From<StagedError> for ExecuteError {
+    fn from(e: StagedError) -> Self {
+        match e {
+            StagedError::Conflict => ExecuteError::Conflict,
+            StagedError::Store(e) => e.into(),
+            e => ExecuteError::Staged(e),
+        }
+    }
+}
+
+/// Writes a plan all or nothing, conditioned on every touched object being as it was read:
+/// in one transaction when it fits the store's limit, otherwise staged (`staged`: readers
+/// see none of it until all of it is written). Returns the new store revision (None when
+/// there was nothing to write).
 pub async fn execute(repo: &Repo, plan: &Plan) -> Result<Option<Revision>, ExecuteError> {
+    execute_within(repo, plan, repo.store.max_txn_ops()).await
+}
+
+/// [`execute`] with transactions of at most `limit` compares and operations.
+pub async fn execute_within(
+    repo: &Repo,
+    plan: &Plan,
+    limit: usize,
+) -> Result<Option<Revision>, ExecuteError> {
     if plan.has_errors() {
         return Err(ExecuteError::Invalid);
     }
-    let mut txn = Txn::new();
-    for c in plan
-        .changes
-        .iter()
-        .filter(|c| c.action != Action::Unchanged)
-    {
-        let spec_key = repo.keys.spec(c.key.kind, &c.key.name);
-        txn = txn.when(Compare::mod_revision(
-            spec_key.clone(),
-            CompareOp::Equal,
-            c.read_revision,
-        ));
-        match &c.after {
-            Some(obj) => txn = txn.then(Op::put(spec_key, encode(obj))),
-            None => {
-                txn = txn
-                    .then(Op::delete(spec_key))
-                    .then(Op::delete(repo.keys.status(c.key.kind, &c.key.name)));
-            }
-        }
-    }
-    if txn.success.is_empty() {
+    let writes = writes_of(repo, plan);
+    if writes.is_empty() {
         return Ok(None);
     }
-    let res = repo.store.txn(txn).await?;
-    if !res.succeeded {
+    let compares: usize = writes.iter().map(|w| w.compares.len()).sum();
+    let ops: usize = writes.iter().map(|w| w.ops.len()).sum();
+    // One more compare: no staged apply may be under way (its keys read as before it).
+    if compares < limit && ops <= limit {
+        let mut txn = Txn::new().when(Compare::absent(repo.keys.apply_lock()));
+        for w in writes {
+            txn.compares.extend(w.compares);
+            txn.success.extend(w.ops);
+        }
+        let res = repo.store.txn(txn).await?;
+        if !res.succeeded {
+            return Err(
+                match staged::recover(repo.store.as_ref(), &repo.keys).await {
+                    // An interrupted apply rolled back now: what was read is stale, replan.
+                    Ok(_) => ExecuteError::Conflict,
+                    Err(e) => e.into(),
+                },
+            );
+        }
+        return Ok(Some(res.revision));
+    }
+    if staged::recover(repo.store.as_ref(), &repo.keys)
+        .await?
+        .is_some()
+    {
         return Err(ExecuteError::Conflict);
     }
-    Ok(Some(res.revision))
+    Ok(Some(
+        staged::commit(&repo.store, &repo.keys, writes, limit).await?,
+    ))
+}
+
+/// Each changed object's write: its spec put (or its spec and status deletes), guarded by
+/// the spec's revision as read.
+fn writes_of(repo: &Repo, plan: &Plan) -> Vec<StagedWrite> {
+    plan.changes
+        .iter()
+        .filter(|c| c.action != Action::Unchanged)
+        .map(|c| {
+            let spec_key = repo.keys.spec(c.key.kind, &c.key.name);
+            let guard = Compare::mod_revision(spec_key.clone(), CompareOp::Equal, c.read_revision);
+            let ops = match &c.after {
+                Some(obj) => vec![Op::put(spec_key, encode(obj))],
+                None => vec![
+                    Op::delete(spec_key),
+                    Op::delete(repo.keys.status(c.key.kind, &c.key.name)),
+                ],
+            };
+            StagedWrite {
+                compares: vec![guard],
+                ops,
+            }
+        })
+        .collect()
 }
 
 /// Clears what the user may not set (status, generation, resourceVersion) and records the

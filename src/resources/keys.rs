@@ -1,6 +1,7 @@
 //! The key layout under the cluster prefix (DESIGN.md §4):
 //! `spec/<kind>/<name>`, `status/<kind>/<name>`, `plans/<node>/<controller>`,
-//! `reports/<node>`, `leases/agents/<node>`, `leader`, `events/<time>-<seq>`.
+//! `reports/<node>`, `leases/agents/<node>`, `leader`, `events/<time>-<seq>`,
+//! `apply/{lock,holder,progress/<n>}` (a staged apply in progress).
 
 use omtd_crds::Kind;
 
@@ -86,6 +87,26 @@ impl Keys {
     }
 
     /// The kind and name of a `spec/` or `status/` key, if it is one.
+    /// Where a staged apply keeps its lock, holder and progress (`resources::staged`).
+    pub fn applies(&self) -> String {
+        format!("{}apply/", self.prefix)
+    }
+
+    /// An apply too big for one transaction holds this while it writes.
+    pub fn apply_lock(&self) -> String {
+        format!("{}apply/lock", self.prefix)
+    }
+
+    /// On the applier's lease: gone while the lock stays means the apply was interrupted.
+    pub fn apply_holder(&self) -> String {
+        format!("{}apply/holder", self.prefix)
+    }
+
+    /// One key per written chunk of a staged apply, naming the keys that chunk wrote.
+    pub fn apply_progress(&self) -> String {
+        format!("{}apply/progress/", self.prefix)
+    }
+
     pub fn parse_object_key(&self, key: &str) -> Option<(Kind, String)> {
         let rest = key.strip_prefix(&self.prefix)?;
         let rest = rest

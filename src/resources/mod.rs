@@ -5,6 +5,7 @@ pub mod epoch;
 pub mod keys;
 pub mod repo;
 pub mod roles;
+pub mod staged;
 
 pub use keys::Keys;
 pub use repo::{ObjectsAt, Repo, RepoError, SealedSpec, Stored};

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use omtd_crds::{Kind, Object, ObjectKey, Status};
 
 use super::keys::Keys;
+use super::staged::View;
 use crate::store::{Revision, Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -86,12 +87,15 @@ impl Repo {
         Repo { store, keys }
     }
 
-    /// Every object with its status, read at one revision so specs and statuses agree.
+    /// Every object with its status, read at one revision so specs and statuses agree, and
+    /// with a staged apply's writes hidden until it is released (as the operator sees it).
     pub async fn snapshot(&self) -> Result<ObjectsAt, RepoError> {
-        let specs = self.store.list(&self.keys.specs(), None).await?;
-        let statuses = self
-            .store
-            .list(&self.keys.statuses(), Some(specs.revision))
+        let view = View::read(self.store.as_ref(), &self.keys).await?;
+        let specs = view
+            .list(self.store.as_ref(), &self.keys, &self.keys.specs())
+            .await?;
+        let statuses = view
+            .list(self.store.as_ref(), &self.keys, &self.keys.statuses())
             .await?;
         let mut status_by_key: BTreeMap<(Kind, String), Status> = BTreeMap::new();
         for kv in statuses.kvs {

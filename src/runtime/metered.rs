@@ -36,6 +36,10 @@ impl Store for MeteredStore {
         self.inner.backend()
     }
 
+    fn max_txn_ops(&self) -> usize {
+        self.inner.max_txn_ops()
+    }
+
     async fn current_revision(&self) -> Result<Revision> {
         self.timed(StoreOp::CurrentRevision, self.inner.current_revision())
             .await

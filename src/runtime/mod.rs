@@ -11,6 +11,7 @@
 
 pub mod accepted;
 pub mod admin;
+mod apply_hold;
 pub mod backoff;
 pub mod config;
 pub mod controller;

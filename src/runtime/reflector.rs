@@ -14,9 +14,11 @@ use omtd_crds::Kind;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 
+use super::apply_hold::ApplyHold;
 use super::backoff::BackoffConfig;
 use super::metrics::{Metrics, WatchRestartReason};
 use super::snapshot::Snapshot;
+use crate::resources::staged::{overlay, Held};
 use crate::resources::Keys;
 use crate::store::{EventKind, Revision, Store, StoreError, WatchEvent, WatchStream};
 
@@ -113,11 +115,13 @@ impl Cache {
         self.announce(changed);
     }
 
-    /// Applies watched changes in order and announces their keys.
-    fn apply(&self, events: Vec<WatchEvent>) {
-        let Some(last) = events.last().map(WatchEvent::revision) else {
+    /// Applies watched changes in order and announces their keys; the cache then follows
+    /// the store up to `last` (changes held back for a staged apply come later).
+    fn apply(&self, events: Vec<WatchEvent>, last: Revision) {
+        if events.is_empty() {
+            self.revision.send_replace(last);
             return;
-        };
+        }
         let mut changed = BTreeSet::new();
         {
             let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
@@ -205,14 +209,16 @@ impl Reflector {
         let mut synced = false;
         let mut need_list = true;
         let mut revision: Revision = 0;
+        let mut hold = ApplyHold::default();
         loop {
             if shutdown.is_cancelled() {
                 return;
             }
             if need_list {
-                match self.store.list(&prefix, None).await {
-                    Ok(list) => {
+                match self.list(&prefix).await {
+                    Ok((list, held)) => {
                         revision = list.revision;
+                        hold = ApplyHold::listed(held);
                         self.cache.replace(list.kvs, list.revision);
                         self.count_nodes();
                         need_list = false;
@@ -251,7 +257,10 @@ impl Reflector {
             };
             self.cache.set_health(synced, true);
             retry = RETRY.sequence();
-            match self.follow(stream, &mut revision, &shutdown).await {
+            match self
+                .follow(stream, &mut revision, &mut hold, &shutdown)
+                .await
+            {
                 Ended::Shutdown => return,
                 Ended::Relist => {
                     self.metrics.watch_restarted(WatchRestartReason::Compacted);
@@ -271,11 +280,31 @@ impl Reflector {
         }
     }
 
+    /// The cluster as the controllers must see it: with a staged apply under way, the keys
+    /// it has written so far as they were before it (and the hold to keep them so).
+    async fn list(
+        &self,
+        prefix: &str,
+    ) -> Result<(crate::store::ListResult, Option<Held>), StoreError> {
+        let mut list = self.store.list(prefix, None).await?;
+        let keys = &self.cache.keys;
+        let held = Held::from_kvs(keys, &list.kvs);
+        if let Some(held) = &held {
+            // Compacted history fails the list: retried like any failed list, holding the
+            // cache as it was meanwhile (an interrupted apply waits for its rollback).
+            let base = self.store.list(prefix, Some(held.lock.base)).await?;
+            list.kvs = overlay(keys, list.kvs, base.kvs, held);
+            tracing::info!(by = %held.lock.lock.by, keys = held.keys.len(), "a staged apply holds the lock: its writes are held until it is released");
+        }
+        Ok((list, held))
+    }
+
     /// Applies a watch's events until it ends; `revision` follows the last applied one.
     async fn follow(
         &self,
         mut stream: WatchStream,
         revision: &mut Revision,
+        hold: &mut ApplyHold,
         shutdown: &CancellationToken,
     ) -> Ended {
         loop {
@@ -308,7 +337,21 @@ impl Reflector {
             if let Some(last) = batch.last() {
                 *revision = last.revision();
             }
-            self.cache.apply(batch);
+            let was_held = hold.active();
+            let batch = hold.pass(&self.cache.keys, batch);
+            if was_held != hold.active() {
+                tracing::info!(
+                    held = hold.active(),
+                    revision = *revision,
+                    "staged apply: changes {}",
+                    if hold.active() {
+                        "held until its release"
+                    } else {
+                        "released"
+                    }
+                );
+            }
+            self.cache.apply(batch, *revision);
             self.count_nodes();
             if let Some(end) = end {
                 return end;

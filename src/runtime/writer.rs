@@ -28,7 +28,7 @@ use omtd_crds::plan_manifest::{PlanManifest, MANIFEST_KEY};
 use omtd_crds::{Kind, Status};
 
 /// The most compares, and the most operations, one write transaction carries: under
-/// etcd's default `--max-txn-ops` (128).
+/// etcd's default `--max-txn-ops` ([`crate::store::etcd::DEFAULT_MAX_TXN_OPS`]).
 pub const MAX_TXN_OPS: usize = 100;
 
 /// One key's write (or a released object's two deletes) and the compares guarding it.

@@ -8,6 +8,7 @@ use omtd_crds::plan_manifest::MANIFEST_KEY;
 
 use omtd_crds::ObjectKey;
 
+use crate::resources::staged::View;
 use crate::resources::{ObjectsAt, Repo, RepoError, Stored};
 use crate::runtime::Snapshot;
 use crate::store::StoreError;
@@ -105,11 +106,13 @@ pub async fn read(repo: &Repo) -> Result<Inputs, StatusError> {
 /// why, the value never shown). Parsed as the operator's runtime parses them, so a record
 /// it holds as unreadable shows here as such instead of failing the whole status.
 async fn read_objects(repo: &Repo) -> Result<(ObjectsAt, BTreeMap<String, String>), StatusError> {
-    let specs = repo.store.list(&repo.keys.specs(), None).await?;
+    let view = View::read(repo.store.as_ref(), &repo.keys).await?;
+    let specs = view
+        .list(repo.store.as_ref(), &repo.keys, &repo.keys.specs())
+        .await?;
     let revision = specs.revision;
-    let statuses = repo
-        .store
-        .list(&repo.keys.statuses(), Some(revision))
+    let statuses = view
+        .list(repo.store.as_ref(), &repo.keys, &repo.keys.statuses())
         .await?;
     let kvs = statuses.kvs.into_iter().chain(specs.kvs).collect();
     let parsed = Snapshot::from_list(&repo.keys, kvs, revision, &Snapshot::default());

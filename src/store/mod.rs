@@ -310,6 +310,11 @@ pub trait Store: Send + Sync + 'static {
     /// A short name of the backend for logs and metrics ("etcd", "sqlite").
     fn backend(&self) -> &'static str;
 
+    /// The most compares, and the most operations, one transaction may carry (etcd refuses
+    /// more than its `--max-txn-ops`). Writers that need more split their work (an apply
+    /// stages it: `resources::staged`).
+    fn max_txn_ops(&self) -> usize;
+
     /// The store's current revision.
     async fn current_revision(&self) -> Result<Revision>;
 

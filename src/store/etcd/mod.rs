@@ -37,10 +37,20 @@ pub use tls::EtcdTls;
 use super::{Lease, LeaseId, ListResult, Result, Revision, Store, Txn, TxnResult, WatchStream};
 use crate::store::KeyValue;
 
+/// etcd's default `--max-txn-ops`: the most compares, and the most operations of each
+/// branch, one transaction may carry.
+pub const DEFAULT_MAX_TXN_OPS: usize = 128;
+
 #[async_trait]
 impl Store for EtcdStore {
     fn backend(&self) -> &'static str {
         "etcd"
+    }
+
+    fn max_txn_ops(&self) -> usize {
+        // The server's limit is not readable by a client: assume the stock one, which every
+        // etcd honours at least (a raised limit only makes staged applies rarer).
+        DEFAULT_MAX_TXN_OPS
     }
 
     async fn current_revision(&self) -> Result<Revision> {

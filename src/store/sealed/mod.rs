@@ -172,6 +172,10 @@ impl Store for SealedStore {
         self.inner.backend()
     }
 
+    fn max_txn_ops(&self) -> usize {
+        self.inner.max_txn_ops()
+    }
+
     async fn current_revision(&self) -> Result<Revision> {
         self.inner.current_revision().await
     }

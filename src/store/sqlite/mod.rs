@@ -141,6 +141,11 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn max_txn_ops(&self) -> usize {
+        // One SQLite transaction takes any number of statements.
+        usize::MAX
+    }
+
     async fn current_revision(&self) -> Result<Revision> {
         self.read(|conn| Ok(db::revisions(conn)?.0)).await
     }
