@@ -282,6 +282,14 @@ async fn an_apply_cut_off_part_way_stays_hidden_and_the_next_apply_rolls_it_back
         "the operator's cache shows part of a cut-off apply"
     );
 
+    // `omtd status` says why the cluster waits, and what to do.
+    let status = omtd(&etcd, "cut").arg("status").output().unwrap();
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        said.contains("apply: interrupted") && said.contains("rolls it back"),
+        "{said}"
+    );
+
     // The next apply, through the CLI, rolls it back first and says so; then applies.
     let next = dir.path().join("next.yaml");
     std::fs::write(&next, omtd::bench::cluster::manifests(12)).unwrap();

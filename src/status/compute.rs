@@ -9,6 +9,7 @@ use super::{
     ClusterStatus, ConditionRow, ConditionView, NodeStatus, Operation, Pending, ReportSummary,
     ResourceProblem,
 };
+use crate::resources::staged::Held;
 
 /// The Cluster conditions shown even before anything set them, with their owners. Any other
 /// condition on the Cluster is shown too, under `cluster`.
@@ -96,6 +97,9 @@ pub fn compute(inputs: &Inputs) -> ClusterStatus {
         object: object.clone(),
         reason: format!("Unreadable: {why}"),
     }));
+    if let Some(held) = &inputs.staged {
+        pending.insert(0, staged_pending(held));
+    }
     ClusterStatus {
         revision: inputs.objects.revision,
         converged: pending.is_empty(),
@@ -103,6 +107,34 @@ pub fn compute(inputs: &Inputs) -> ClusterStatus {
         conditions: conditions(inputs),
         operations,
         pending,
+    }
+}
+
+/// A staged apply holding the lock: the operator does not see its writes until it ends.
+fn staged_pending(held: &Held) -> Pending {
+    let lock = &held.lock.lock;
+    let reason = if held.holder_alive {
+        format!(
+            "being written by {} since {}: {} of {} changes so far, hidden from the operator \
+             until all are written",
+            lock.by,
+            lock.started,
+            held.keys.len(),
+            lock.changes
+        )
+    } else {
+        format!(
+            "interrupted ({}, started {}) after writing {} keys: they are hidden from the \
+             operator, which holds those objects as they were; the next `omtd apply` or \
+             `omtd delete` rolls it back",
+            lock.by,
+            lock.started,
+            held.keys.len()
+        )
+    };
+    Pending {
+        object: "apply".to_owned(),
+        reason,
     }
 }
 

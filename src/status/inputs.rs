@@ -8,7 +8,7 @@ use omtd_crds::plan_manifest::MANIFEST_KEY;
 
 use omtd_crds::ObjectKey;
 
-use crate::resources::staged::View;
+use crate::resources::staged::{Held, View};
 use crate::resources::{ObjectsAt, Repo, RepoError, Stored};
 use crate::runtime::Snapshot;
 use crate::store::StoreError;
@@ -39,11 +39,13 @@ pub struct Inputs {
     /// Objects whose spec or status record does not parse (`node/x` → why): pending as
     /// Unreadable, whatever the operator keeps in force for them.
     pub unreadable: BTreeMap<String, String>,
+    /// A staged apply holding the store's apply lock (its writes hidden from the operator).
+    pub staged: Option<Held>,
 }
 
 /// Reads objects, reports and heartbeats at one revision, so they agree with each other.
 pub async fn read(repo: &Repo) -> Result<Inputs, StatusError> {
-    let (objects, unreadable) = read_objects(repo).await?;
+    let (objects, unreadable, staged) = read_objects(repo).await?;
     let at = Some(objects.revision);
     let report_prefix = repo.keys.reports();
     let reports = repo
@@ -99,13 +101,16 @@ pub async fn read(repo: &Repo) -> Result<Inputs, StatusError> {
         agents,
         operator,
         unreadable,
+        staged,
     })
 }
 
 /// Specs joined with statuses at one revision, and the specs that do not parse (object →
 /// why, the value never shown). Parsed as the operator's runtime parses them, so a record
 /// it holds as unreadable shows here as such instead of failing the whole status.
-async fn read_objects(repo: &Repo) -> Result<(ObjectsAt, BTreeMap<String, String>), StatusError> {
+async fn read_objects(
+    repo: &Repo,
+) -> Result<(ObjectsAt, BTreeMap<String, String>, Option<Held>), StatusError> {
     let view = View::read(repo.store.as_ref(), &repo.keys).await?;
     let specs = view
         .list(repo.store.as_ref(), &repo.keys, &repo.keys.specs())
@@ -137,5 +142,6 @@ async fn read_objects(repo: &Repo) -> Result<(ObjectsAt, BTreeMap<String, String
             ..Default::default()
         },
         unreadable,
+        view.held,
     ))
 }
