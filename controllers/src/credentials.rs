@@ -67,6 +67,7 @@ pub const DECLARATION: Declaration = Declaration {
         heartbeats: false,
         probes: false,
         plans: Plans::Own,
+        labels: false,
     },
 };
 

@@ -63,6 +63,10 @@ pub struct Wakes {
     /// Probe answers (Mesos master, ZooKeeper, Prometheus).
     pub probes: bool,
     pub plans: Plans,
+    /// Whether a change of a record's labels alone can change what it plans. Only the node
+    /// controller reads labels (they become the workers' scrape-target labels); a relabel
+    /// wakes no other (`tests/labels.rs` checks their outputs ignore labels).
+    pub labels: bool,
 }
 
 /// One controller's ownership and triggers.

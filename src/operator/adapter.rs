@@ -14,12 +14,14 @@
 //! Mesos maintenance it wants, handed to the maintenance loop. The writer skips every
 //! slice and status equal to the stored one without serializing it.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
 use omtd_controllers::{self as pure, Desired, Intent, Observed, Settings};
 use omtd_crds::plan::PlanSlice;
-use omtd_crds::Kind;
+use omtd_crds::{Kind, ObjectKey};
 use tokio::time::Instant;
 
 use super::maintenance::MaintenanceWanted;
@@ -47,6 +49,9 @@ pub struct PureController {
     desired: Arc<DesiredCache>,
     /// This controller's `Observed` maps between passes.
     observed: Pool<ObservedMaps>,
+    /// For a controller that does not read labels: each record as it last read it, labels
+    /// left out, so a relabel alone does not wake it.
+    seen: Mutex<HashMap<ObjectKey, u64>>,
 }
 
 /// What the four controllers share: their settings and where probe answers and wanted
@@ -80,6 +85,7 @@ impl Wiring {
             maintenance,
             desired: Arc::clone(&self.desired),
             observed: Pool::default(),
+            seen: Mutex::default(),
         };
         vec![
             make(
@@ -203,6 +209,36 @@ fn has_volume(snapshot: &Snapshot, node: &str) -> bool {
     })
 }
 
+impl PureController {
+    /// Whether the record `id` differs, labels aside, from when this controller last saw it
+    /// (always true the first time, and for a record that is gone).
+    fn read_differently(&self, id: &ObjectKey, snapshot: &Snapshot) -> bool {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(stored) = snapshot.objects.get(id) else {
+            seen.remove(id);
+            return true;
+        };
+        let print = unlabelled_print(&stored.object);
+        seen.insert(id.clone(), print) != Some(print)
+    }
+}
+
+/// A digest of a record as a controller that ignores labels reads it: without its labels,
+/// its status and its resource version (which every write moves).
+fn unlabelled_print(object: &omtd_crds::Object) -> u64 {
+    let mut bare = object.clone();
+    bare.set_status(None);
+    let meta = bare.meta_mut();
+    meta.labels.clear();
+    meta.resource_version = None;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    // Serialising a record cannot fail; an empty print only costs a wake.
+    serde_json::to_vec(&bare)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    hasher.finish()
+}
+
 impl Controller for PureController {
     fn name(&self) -> &'static str {
         self.name
@@ -226,7 +262,8 @@ impl Controller for PureController {
         let wake = match changed {
             // Cluster-wide controllers: any record or status (they read each other's
             // recorded progress) can change what they plan.
-            Changed::Spec(_) | Changed::Status(_) => true,
+            Changed::Spec(id) => wakes.labels || self.read_differently(id, snapshot),
+            Changed::Status(_) => true,
             Changed::Report(node) => match wakes.reports {
                 Reports::All => true,
                 Reports::Manager => is_manager(snapshot, node),
@@ -300,6 +337,62 @@ mod tests {
             snapshot.apply(&keys, &key, Some(kv), i as i64 + 1);
         }
         (keys, snapshot)
+    }
+
+    /// A relabel wakes only the node controller (the one that reads labels); a change of
+    /// anything else in the record wakes every controller.
+    #[test]
+    fn a_relabel_wakes_only_what_reads_labels() {
+        let node = |labels: &str, address: &str| {
+            format!("apiVersion: omtd/v1\nkind: Node\nmetadata: {{name: w{labels}}}\nspec: {{address: {address}, roles: [worker]}}\n")
+        };
+        let wiring = Wiring::new(Settings::default());
+        let id = ObjectKey {
+            kind: Kind::Node,
+            name: "w".into(),
+        };
+        let changed = Changed::Spec(id);
+        let woken = |yaml: String| -> Vec<&'static str> {
+            let (_, snapshot) = snapshot_of(&yaml);
+            wiring
+                .controllers()
+                .iter()
+                .filter(|c| !c.keys_for(&changed, &snapshot).is_empty())
+                .map(|c| c.name())
+                .collect()
+        };
+        // Each `controllers()` is a fresh set: keep one set across the changes instead.
+        let controllers = wiring.controllers();
+        let step = |yaml: String| -> Vec<&'static str> {
+            let (_, snapshot) = snapshot_of(&yaml);
+            controllers
+                .iter()
+                .filter(|c| !c.keys_for(&changed, &snapshot).is_empty())
+                .map(|c| c.name())
+                .collect()
+        };
+        let all = vec![
+            pure::node::NAME,
+            pure::storage::NAME,
+            pure::credentials::NAME,
+            pure::leader_guard::NAME,
+        ];
+        assert_eq!(step(node("", "10.0.0.5")), all, "first sight wakes all");
+        assert_eq!(
+            step(node(", labels: {rack: a}", "10.0.0.5")),
+            [pure::node::NAME],
+            "a relabel"
+        );
+        assert_eq!(
+            step(node(", labels: {rack: a}", "10.0.0.6")),
+            all,
+            "a new address"
+        );
+        assert_eq!(
+            woken(node("", "10.0.0.6")),
+            all,
+            "a fresh set knows nothing yet"
+        );
     }
 
     /// What wakes each controller: a change it cannot read costs no reconcile.

@@ -99,6 +99,7 @@ pub const DECLARATION: Declaration = Declaration {
         heartbeats: true,
         probes: true,
         plans: Plans::Own,
+        labels: false,
     },
 };
 

@@ -94,6 +94,7 @@ pub const DECLARATION: Declaration = Declaration {
         heartbeats: true,
         probes: true,
         plans: Plans::All,
+        labels: true,
     },
 };
 

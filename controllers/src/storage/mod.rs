@@ -79,6 +79,7 @@ pub const DECLARATION: Declaration = Declaration {
         heartbeats: true,
         probes: false,
         plans: Plans::Own,
+        labels: false,
     },
 };
 
