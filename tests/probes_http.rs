@@ -95,6 +95,7 @@ async fn mesos_state_reads_leader_agents_frameworks_and_maintenance() {
             draining_machines: vec!["node3.omtd".into()],
             version: Some("1.4.1".into()),
             tasks: vec![],
+            agent_index: Default::default(),
         }
     );
     assert!(state.agent_active(&["node1.omtd", "10.0.0.11"]));

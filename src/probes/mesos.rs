@@ -276,6 +276,7 @@ fn to_state(state: StateJson, status: StatusJson) -> MesosState {
         leader,
         version: state.version,
         tasks,
+        agent_index: Default::default(),
         agents: state
             .slaves
             .into_iter()
