@@ -17,11 +17,9 @@ pub struct RuntimeConfig {
     pub shutdown_timeout: Duration,
     pub backoff: BackoffConfig,
     pub event_ttl: Duration,
-    /// The debounce window of a changed key: a key that has not started for this long runs
-    /// at once (a lone change waits for nothing); changes within the window after a start
-    /// fold into one more run at its end, so a burst (a cold start's reports) costs one run
-    /// per window. The window does not restart with each change, so a steady stream still
-    /// gets reconciled.
+    /// How long a changed key waits before it is handed out, so that a burst of changes
+    /// to one object costs one reconcile. Changes within the window fold into one run; the
+    /// window does not restart with each change, so a steady stream still gets reconciled.
     pub debounce: Duration,
 }
 

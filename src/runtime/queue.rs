@@ -6,9 +6,6 @@
 //!   Adding it while it runs marks it dirty; it is queued again when the worker is done, so a
 //!   change made during a reconcile is never lost and costs exactly one more run.
 //! - Delayed adds (requeue-after, backoff) keep only the earliest pending deadline per key.
-//! - Debounced adds (changes seen on the watch) run a key at once when it has not run for
-//!   the debounce window, and otherwise once at the window's end: a lone change costs no
-//!   wait, a burst costs one run per window.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -26,8 +23,6 @@ struct Inner {
     dirty: HashSet<String>,
     /// The earliest pending delayed add of each key.
     delayed: HashMap<String, Instant>,
-    /// When each key was last handed to a worker (for debounced adds).
-    started: HashMap<String, Instant>,
     closed: bool,
 }
 
@@ -122,21 +117,6 @@ impl WorkQueue {
         });
     }
 
-    /// Queue `key` for a change: at once when it last started `window` ago or more (or never),
-    /// otherwise when that window ends, so the changes of a burst fold into one run.
-    pub fn add_debounced(self: &Arc<Self>, key: &str, window: Duration) {
-        let since = self
-            .lock()
-            .started
-            .get(key)
-            .map(|t| t.elapsed())
-            .unwrap_or(Duration::MAX);
-        match window.checked_sub(since) {
-            Some(left) if !left.is_zero() => self.add_after(key, left),
-            _ => self.add(key),
-        }
-    }
-
     /// The next key to work on, marked running; `None` once the queue is closed.
     pub async fn next(&self) -> Option<String> {
         loop {
@@ -152,7 +132,6 @@ impl WorkQueue {
                 if let Some(key) = inner.order.pop_front() {
                     inner.queued.remove(&key);
                     inner.running.insert(key.clone());
-                    inner.started.insert(key.clone(), Instant::now());
                     let more = !inner.order.is_empty();
                     drop(inner);
                     if more {
@@ -211,32 +190,6 @@ mod tests {
         assert_eq!(q.next().await.as_deref(), Some("a"), "runs once more");
         q.done("a");
         assert_eq!(q.depth(), 0);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_lone_change_runs_at_once_and_a_burst_folds_into_one_more_run() {
-        let q = WorkQueue::new();
-        let window = Duration::from_millis(15);
-        q.add_debounced("k", window);
-        assert_eq!(q.depth(), 1, "a key that never ran is queued at once");
-        assert_eq!(q.next().await.as_deref(), Some("k"));
-        q.done("k");
-        // A burst right after: nothing runs before the window ends, then once.
-        for _ in 0..10 {
-            q.add_debounced("k", window);
-            tokio::time::advance(Duration::from_millis(1)).await;
-        }
-        assert_eq!(q.depth(), 0, "the burst waits for the window");
-        tokio::time::advance(Duration::from_millis(5)).await;
-        tokio::task::yield_now().await;
-        assert_eq!(q.depth(), 1);
-        assert_eq!(q.next().await.as_deref(), Some("k"));
-        q.done("k");
-        assert_eq!(q.depth(), 0, "one run for the burst");
-        // Quiet for longer than the window: the next change runs at once again.
-        tokio::time::advance(Duration::from_millis(50)).await;
-        q.add_debounced("k", window);
-        assert_eq!(q.depth(), 1);
     }
 
     #[tokio::test]
