@@ -195,7 +195,10 @@ impl Hub {
 
 fn file_id(path: &Path) -> Result<FileId> {
     let failed = |e: std::io::Error| {
-        StoreError::Config(format!("cannot resolve SQLite store {}: {e}", path.display()))
+        StoreError::Config(format!(
+            "cannot resolve SQLite store {}: {e}",
+            path.display()
+        ))
     };
     let canonical = std::fs::canonicalize(path).map_err(failed)?;
     let meta = std::fs::metadata(&canonical).map_err(failed)?;

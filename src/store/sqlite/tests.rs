@@ -633,7 +633,10 @@ async fn a_thousand_watches_cost_one_poller_and_each_sees_only_its_own_events() 
         .revision;
     let mut some = std::collections::BTreeMap::new();
     for i in (0..WATCHES).step_by(97) {
-        let rev = store.put(&format!("/n/{i}/b"), b"b".to_vec()).await.unwrap();
+        let rev = store
+            .put(&format!("/n/{i}/b"), b"b".to_vec())
+            .await
+            .unwrap();
         some.insert(i, rev);
     }
     store.put("/n/elsewhere", b"x".to_vec()).await.unwrap();
@@ -725,7 +728,10 @@ async fn another_stores_commit_reaches_a_watch_through_the_file_at_once() {
         tokio::time::sleep(Duration::from_millis(i % 7)).await;
     }
     latencies.sort();
-    let (p50, max) = (latencies[latencies.len() / 2], latencies[latencies.len() - 1]);
+    let (p50, max) = (
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+    );
     eprintln!("another store's commit to the watch, through inotify: p50 {p50:?}, max {max:?}");
     assert!(
         max < Duration::from_millis(200),
@@ -744,10 +750,7 @@ async fn a_slow_watcher_does_not_hold_up_a_fast_one_and_later_gets_everything() 
     let total = 2 * CHANNEL_CAPACITY + 10;
     let mut worst = Duration::ZERO;
     for i in 0..total {
-        let rev = store
-            .put("/s/k", i.to_string().into_bytes())
-            .await
-            .unwrap();
+        let rev = store.put("/s/k", i.to_string().into_bytes()).await.unwrap();
         let started = Instant::now();
         let event = next_event(&mut fast, Duration::from_secs(2)).await;
         worst = worst.max(started.elapsed());

@@ -65,8 +65,7 @@ impl Signal {
 
     /// [`Self::wait`] without the sleep.
     pub(super) fn take(&self) -> bool {
-        std::mem::take(&mut *self.flags.lock().unwrap_or_else(PoisonError::into_inner))
-            .file_changed
+        std::mem::take(&mut *self.flags.lock().unwrap_or_else(PoisonError::into_inner)).file_changed
     }
 }
 
@@ -77,7 +76,11 @@ impl Signal {
 /// The watch is on the directory, not the files: SQLite deletes the WAL when the last
 /// connection closes and creates it again on the next open, and a watch on the file would
 /// die with the old inode.
-pub(super) fn watch_files(db: &Path, signal: Arc<Signal>, tick: Duration) -> Option<RecommendedWatcher> {
+pub(super) fn watch_files(
+    db: &Path,
+    signal: Arc<Signal>,
+    tick: Duration,
+) -> Option<RecommendedWatcher> {
     let (Some(dir), Some(name)) = (db.parent(), db.file_name()) else {
         return None;
     };
