@@ -45,7 +45,7 @@ impl KeyRange {
         }
     }
 
-    fn contains(&self, key: &[u8]) -> bool {
+    pub(super) fn contains(&self, key: &[u8]) -> bool {
         key >= self.start.as_slice() && key < self.end.as_slice()
     }
 }

@@ -5,10 +5,12 @@
 //!   version, `leases` the leases with their wall-clock expiry.
 //! - Writes run in `BEGIN IMMEDIATE` transactions, so writers in different processes
 //!   serialize and a CAS sees every write committed before it.
-//! - Watches poll the log from a thread of their own (see `watch.rs`): another process's
-//!   write is seen within about 10 ms.
+//! - Watches are served by one poller thread per file per process (`hub.rs`), which reads
+//!   each new revision of the log once and fans it out to every watch. This process's
+//!   commits wake it directly, other processes' through inotify on the file's directory,
+//!   and it looks every 100 ms in case neither did.
 //! - Leases expire by wall-clock time stored in the file; whoever touches the store next
-//!   (any call, or any watch poller within 100 ms) deletes the expired lease's keys, as
+//!   (any call, or the watch poller within 100 ms) deletes the expired lease's keys, as
 //!   logged deletes that watchers see.
 //! - The file and its `-wal`/`-shm` are private to their owner (mode 0600, `perms.rs`).
 //! - The log is compacted automatically, keeping a window of history (`compactor.rs`);
@@ -20,26 +22,29 @@ mod at_rest_tests;
 mod compactor;
 mod context;
 mod db;
+mod hub;
 mod lease;
 mod perms;
+mod poller;
 mod schema;
+mod slot;
+mod stream;
 #[cfg(test)]
 mod tests;
 mod txn;
+mod wake;
 mod watch;
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicUsize;
+use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::Connection;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 
 use self::compactor::AutoCompactor;
 pub use self::compactor::Retention;
+use self::hub::Hub;
 use super::{
     Compare, CompareOp, CompareTarget, EventKind, KeyValue, Lease, LeaseId, ListResult, Op, Result,
     Revision, Store, StoreError, Txn, TxnResult, WatchEvent, WatchStream,
@@ -49,12 +54,11 @@ use super::{
 const MAX_LEASE_TTL_SECS: u64 = 9_000_000_000;
 
 pub struct SqliteStore {
-    path: PathBuf,
     /// rusqlite is synchronous and a connection is not shareable: calls take turns on it
-    /// from blocking threads. Watches use connections of their own.
+    /// from blocking threads. The watch poller has a connection of its own.
     conn: Arc<Mutex<Connection>>,
-    /// Live watch pollers, so tests can check that dropping a stream ends its poller.
-    live_watches: Arc<AtomicUsize>,
+    /// Serves this process's watches of the file; woken by this store's commits.
+    hub: Arc<Hub>,
     /// Taken only while holding `conn`, after a write.
     compactor: Arc<Mutex<AutoCompactor>>,
 }
@@ -91,10 +95,21 @@ impl SqliteStore {
         schema::init(&mut conn, path)?;
         tracing::debug!(path = %path.display(), "opened SQLite store");
         Ok(Self {
-            path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),
-            live_watches: Arc::new(AtomicUsize::new(0)),
+            hub: Hub::for_file(path)?,
             compactor: Arc::new(Mutex::new(AutoCompactor::new(retention))),
+        })
+    }
+
+    /// A store with a watch hub of its own, looking every `tick`: in tests, a second store
+    /// on the file that behaves as another process's would (its commits reach the first
+    /// store's watches only through the file).
+    #[cfg(test)]
+    fn open_unshared(path: &Path, tick: Duration) -> Result<Self> {
+        let store = Self::open(path)?;
+        Ok(Self {
+            hub: Hub::unshared(path, tick)?,
+            ..store
         })
     }
 
@@ -115,6 +130,23 @@ impl SqliteStore {
         .map_err(|e| StoreError::Backend(format!("SQLite worker thread failed: {e}")))?
     }
 
+    /// [`Self::call`] for a call that may commit: the watch poller is woken as soon as it
+    /// has, rather than by the file event or its tick. Woken whatever the result: a call
+    /// that fails may still have expired leases first (`revoke_lease` of an unknown one).
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let hub = Arc::clone(&self.hub);
+        self.call(move |conn| {
+            let result = f(conn);
+            hub.wake();
+            result
+        })
+        .await
+    }
+
     /// Like [`Self::call`], expiring due leases first so that reads never see keys of an
     /// expired lease, even when nobody has written since it expired.
     async fn read<T, F>(&self, f: F) -> Result<T>
@@ -122,16 +154,20 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
+        let hub = Arc::clone(&self.hub);
         self.call(move |conn| {
-            lease::sweep_if_due(conn, db::now_ms()?)?;
+            if lease::sweep_if_due(conn, db::now_ms()?)? {
+                hub.wake();
+            }
             f(conn)
         })
         .await
     }
 
+    /// Watches of this store's file not yet ended, from every store of the process.
     #[cfg(test)]
     fn live_watches(&self) -> usize {
-        self.live_watches.load(std::sync::atomic::Ordering::SeqCst)
+        self.hub.watch_count()
     }
 }
 
@@ -164,7 +200,7 @@ impl Store for SqliteStore {
     async fn txn(&self, txn: Txn) -> Result<TxnResult> {
         // The write transaction expires due leases itself, under the same lock.
         let compactor = Arc::clone(&self.compactor);
-        self.call(move |conn| {
+        self.write(move |conn| {
             let result = txn::txn(conn, &txn, db::now_ms()?)?;
             let mut compactor = compactor.lock().unwrap_or_else(PoisonError::into_inner);
             compactor::maybe_compact(conn, &mut compactor, Some(result.revision));
@@ -174,41 +210,30 @@ impl Store for SqliteStore {
     }
 
     async fn watch(&self, prefix: &str, from_revision: Revision) -> Result<WatchStream> {
-        let path = self.path.clone();
-        let (conn, next) = tokio::task::spawn_blocking(move || -> Result<_> {
-            let mut conn = schema::connect(&path)?;
-            let (current, compacted) = db::revisions(&mut conn)?;
-            let next = if from_revision <= 0 {
-                current + 1
-            } else {
-                from_revision
-            };
-            // etcd accepts a watch from the compaction revision itself, only older fails.
-            if next < compacted {
-                return Err(StoreError::Compacted {
-                    requested: next,
-                    compacted,
-                });
-            }
-            Ok((conn, next))
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("SQLite worker thread failed: {e}")))??;
-
-        let (tx, rx) = mpsc::channel(watch::CHANNEL_CAPACITY);
-        let poller = watch::Poller {
-            conn,
-            range: db::KeyRange::prefix(prefix),
-            prefix: prefix.to_owned(),
-            next,
-            tx,
-            _live: watch::LiveGuard::new(&self.live_watches),
-        };
-        std::thread::Builder::new()
-            .name("omtd-sqlite-watch".into())
-            .spawn(move || poller.run())
-            .map_err(|e| StoreError::Backend(format!("cannot start a watch thread: {e}")))?;
-        Ok(Box::pin(ReceiverStream::new(rx)))
+        let next = self
+            .call(move |conn| {
+                let (current, compacted) = db::revisions(conn)?;
+                let next = if from_revision <= 0 {
+                    current + 1
+                } else {
+                    from_revision
+                };
+                // etcd accepts a watch from the compaction revision itself, only older fails.
+                if next < compacted {
+                    return Err(StoreError::Compacted {
+                        requested: next,
+                        compacted,
+                    });
+                }
+                Ok(next)
+            })
+            .await?;
+        let hub = Arc::clone(&self.hub);
+        let prefix = prefix.to_owned();
+        let stream = tokio::task::spawn_blocking(move || hub.register(&prefix, next))
+            .await
+            .map_err(|e| StoreError::Backend(format!("SQLite worker thread failed: {e}")))??;
+        Ok(Box::pin(stream))
     }
 
     async fn grant_lease(&self, ttl: Duration) -> Result<Lease> {
@@ -223,7 +248,7 @@ impl Store for SqliteStore {
         let ttl_secs = i64::try_from(secs)
             .map_err(|_| StoreError::Backend("lease TTL out of range".into()))?;
         let id = self
-            .call(move |conn| lease::grant_lease(conn, ttl_secs, db::now_ms()?))
+            .write(move |conn| lease::grant_lease(conn, ttl_secs, db::now_ms()?))
             .await?;
         Ok(Lease {
             id,
@@ -236,7 +261,7 @@ impl Store for SqliteStore {
         // the occasion to compact a quiet store by age.
         let compactor = Arc::clone(&self.compactor);
         let secs = self
-            .call(move |conn| {
+            .write(move |conn| {
                 let secs = lease::keep_alive(conn, id, db::now_ms()?)?;
                 let mut compactor = compactor.lock().unwrap_or_else(PoisonError::into_inner);
                 compactor::maybe_compact(conn, &mut compactor, None);
@@ -247,7 +272,7 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_lease(&self, id: LeaseId) -> Result<()> {
-        self.call(move |conn| lease::revoke_lease(conn, id, db::now_ms()?))
+        self.write(move |conn| lease::revoke_lease(conn, id, db::now_ms()?))
             .await
     }
 

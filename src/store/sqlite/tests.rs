@@ -362,13 +362,23 @@ async fn dropping_a_watch_stream_stops_its_poller() {
     let a = store.watch("/a/", 0).await.unwrap();
     let b = store.watch("/b/", 0).await.unwrap();
     assert_eq!(store.live_watches(), 2);
+    assert_eq!(store.hub.poller_count(), 1);
     drop(a);
-    drop(b);
     let deadline = Instant::now() + Duration::from_secs(1);
-    while store.live_watches() > 0 {
+    while store.live_watches() > 1 {
         assert!(
             Instant::now() < deadline,
-            "pollers still running after their streams were dropped"
+            "a dropped stream still holds its slot"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    drop(b);
+    // The poller lingers one tick for a watcher that comes back at once, then stops.
+    let deadline = Instant::now() + Duration::from_secs(1) + 2 * hub::TICK;
+    while store.live_watches() > 0 || store.hub.poller_count() > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the poller still runs after every stream was dropped"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -572,5 +582,228 @@ async fn racing_cas_and_watch_across_processes() {
             "{} created twice",
             event.kv.key
         );
+    }
+}
+
+/// The threads of this process now.
+fn thread_count() -> usize {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A transaction putting `key_suffix` under each of `watches` prefixes `/n/{i}/`.
+fn put_under_every_prefix(watches: usize, key_suffix: &str) -> Txn {
+    (0..watches).fold(Txn::new(), |txn, i| {
+        txn.then(Op::put(format!("/n/{i}/{key_suffix}"), i.to_string()))
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_watches_cost_one_poller_and_each_sees_only_its_own_events() {
+    const WATCHES: usize = 1000;
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).unwrap();
+    let threads_before = thread_count();
+    let mut streams = Vec::with_capacity(WATCHES);
+    for i in 0..WATCHES {
+        streams.push(store.watch(&format!("/n/{i}/"), 0).await.unwrap());
+    }
+    assert_eq!(store.live_watches(), WATCHES);
+    assert_eq!(store.hub.poller_count(), 1, "one poller serves every watch");
+    // A thread per watch, as before, would be a thousand more. (Other tests run alongside:
+    // leave them room.)
+    let threads = thread_count();
+    assert!(
+        threads < threads_before + 100,
+        "{threads} threads with {WATCHES} watches, {threads_before} before"
+    );
+
+    // One revision for every prefix, a few for some, one outside them all, and a last one
+    // for every prefix: each watch must see exactly its own, in order.
+    let first = store
+        .txn(put_under_every_prefix(WATCHES, "a"))
+        .await
+        .unwrap()
+        .revision;
+    let mut some = std::collections::BTreeMap::new();
+    for i in (0..WATCHES).step_by(97) {
+        let rev = store
+            .put(&format!("/n/{i}/b"), b"b".to_vec())
+            .await
+            .unwrap();
+        some.insert(i, rev);
+    }
+    store.put("/n/elsewhere", b"x".to_vec()).await.unwrap();
+    store.put("/n/1000/a", b"x".to_vec()).await.unwrap();
+    let last = store
+        .txn(put_under_every_prefix(WATCHES, "z"))
+        .await
+        .unwrap()
+        .revision;
+    let started = Instant::now();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        let mut seen = Vec::new();
+        loop {
+            let event = next_event(stream, Duration::from_secs(5)).await;
+            seen.push((event.kv.key.clone(), event.revision()));
+            if event.revision() >= last {
+                break;
+            }
+        }
+        let mut expected = vec![(format!("/n/{i}/a"), first)];
+        if let Some(rev) = some.get(&i) {
+            expected.push((format!("/n/{i}/b"), *rev));
+        }
+        expected.push((format!("/n/{i}/z"), last));
+        assert_eq!(seen, expected, "watch {i}");
+    }
+    eprintln!(
+        "{WATCHES} watches on one poller: read every watch's events in {:?}",
+        started.elapsed()
+    );
+
+    drop(streams);
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while store.live_watches() > 0 || store.hub.poller_count() > 0 {
+        assert!(Instant::now() < deadline, "the poller outlived its watches");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_on_one_file_share_one_poller_and_wake_it_directly() {
+    let (dir, path) = temp_db();
+    let a = SqliteStore::open(&path).unwrap();
+    // Another spelling of the same path.
+    let b = SqliteStore::open(&dir.path().join(".").join("omtd.db")).unwrap();
+    assert!(Arc::ptr_eq(&a.hub, &b.hub), "one hub per file");
+    let mut wa = a.watch("/x/", 0).await.unwrap();
+    let mut wb = b.watch("/x/", 0).await.unwrap();
+    assert_eq!(a.hub.poller_count(), 1);
+    let rev = b.put("/x/k", b"v".to_vec()).await.unwrap();
+    for stream in [&mut wa, &mut wb] {
+        assert_eq!(
+            next_event(stream, Duration::from_secs(2)).await.revision(),
+            rev
+        );
+    }
+    // A different file, a different hub.
+    let (_other_dir, other) = temp_db();
+    let c = SqliteStore::open(&other).unwrap();
+    assert!(!Arc::ptr_eq(&a.hub, &c.hub));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_stores_commit_reaches_a_watch_through_the_file_at_once() {
+    let (_dir, path) = temp_db();
+    // The watcher's poller looks only when woken (its tick is an hour) and the writer's
+    // commits do not wake it directly, as with another process: only the file event can
+    // bring them in time.
+    let watcher = SqliteStore::open_unshared(&path, Duration::from_secs(3600)).unwrap();
+    let writer = SqliteStore::open(&path).unwrap();
+    assert!(!Arc::ptr_eq(&watcher.hub, &writer.hub));
+    let mut stream = watcher.watch("/p/", 0).await.unwrap();
+    // Let the poller start watching the directory.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let mut latencies = Vec::new();
+    for i in 0..20 {
+        let rev = writer
+            .put("/p/k", format!("v{i}").into_bytes())
+            .await
+            .unwrap();
+        // From the commit: the write's own fsync is not the watch's latency.
+        let started = Instant::now();
+        let event = next_event(&mut stream, Duration::from_secs(5)).await;
+        latencies.push(started.elapsed());
+        assert_eq!(event.revision(), rev);
+        assert_eq!(event.kv.value, format!("v{i}").into_bytes());
+        // Commits at varied moments of the poller's settling (see `poller.rs`).
+        tokio::time::sleep(Duration::from_millis(i % 7)).await;
+    }
+    latencies.sort();
+    let (p50, max) = (
+        latencies[latencies.len() / 2],
+        latencies[latencies.len() - 1],
+    );
+    eprintln!("another store's commit to the watch, through inotify: p50 {p50:?}, max {max:?}");
+    assert!(
+        max < Duration::from_millis(200),
+        "slowest delivery took {max:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_watcher_does_not_hold_up_a_fast_one_and_later_gets_everything() {
+    let (_dir, path) = temp_db();
+    let store = SqliteStore::open(&path).unwrap();
+    let start = store.current_revision().await.unwrap() + 1;
+    let mut slow = store.watch("/s/", 0).await.unwrap();
+    let mut fast = store.watch("/s/", 0).await.unwrap();
+    // Enough to fill the slow watcher's buffer twice over.
+    let total = 2 * CHANNEL_CAPACITY + 10;
+    let mut worst = Duration::ZERO;
+    for i in 0..total {
+        let rev = store.put("/s/k", i.to_string().into_bytes()).await.unwrap();
+        let started = Instant::now();
+        let event = next_event(&mut fast, Duration::from_secs(2)).await;
+        worst = worst.max(started.elapsed());
+        assert_eq!(event.revision(), rev);
+    }
+    eprintln!("fast watcher beside a stalled one: slowest event {worst:?}");
+    assert!(
+        worst < Duration::from_millis(200),
+        "the fast watcher waited {worst:?} for an event"
+    );
+
+    // The slow one, read at last, has missed nothing and repeats nothing.
+    for (i, expected) in (start..).take(total).enumerate() {
+        let event = next_event(&mut slow, Duration::from_secs(2)).await;
+        assert_eq!(event.revision(), expected);
+        assert_eq!(event.kv.value, i.to_string().into_bytes());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_from_the_past_join_the_live_fan_out_without_gap_or_repeat() {
+    let (_dir, path) = temp_db();
+    let store = Arc::new(SqliteStore::open(&path).unwrap());
+    for i in 0..50 {
+        store.put("/j/k", vec![i]).await.unwrap();
+    }
+    let writer = tokio::spawn({
+        let store = Arc::clone(&store);
+        async move {
+            let mut last = 0;
+            for i in 0..150 {
+                last = store.put("/j/k", vec![i]).await.unwrap();
+            }
+            last
+        }
+    });
+    // Each joins while the writes go on, some far behind the fan-out, some at its edge.
+    let mut watches = Vec::new();
+    for from in [1, 20, 45, 0, 60, 0] {
+        watches.push((from, store.watch("/j/", from).await.unwrap()));
+        tokio::time::sleep(Duration::from_millis(3)).await;
+    }
+    let last = writer.await.unwrap();
+    for (from, mut stream) in watches {
+        let first = next_event(&mut stream, Duration::from_secs(2)).await;
+        if from > 0 {
+            assert_eq!(first.revision(), from, "a watch from {from} starts there");
+        }
+        let mut expected = first.revision();
+        while expected < last {
+            expected += 1;
+            let event = next_event(&mut stream, Duration::from_secs(2)).await;
+            assert_eq!(event.revision(), expected, "watch from {from}");
+        }
     }
 }
