@@ -10,6 +10,7 @@
 
 use std::process::ExitCode;
 
+use omtd::bench::targets::{self, judge, Metric, Value};
 use omtd_test_support::agent::idle::{self, Driver, Idle};
 
 /// The limit on the agent's RSS.
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
     };
     println!("agent_idle: {bin}, {seconds} s per host, resync 30s, service check 5s");
     let mut ok = true;
+    let mut summary = Vec::new();
     for driver in [Driver::Sim, Driver::Linux] {
         let m = runtime.block_on(idle::run(bin, driver, seconds, "30s", "5s"));
         let mb = |kib: u64| kib as f64 * 1024.0 / 1e6;
@@ -52,6 +54,23 @@ fn main() -> ExitCode {
             mb(m.max_rss),
             mb(m.hwm),
         );
+        let mut rss = judge(
+            Metric::AgentRssIdle,
+            None,
+            None,
+            Value::Bytes(m.max_rss * 1024),
+        );
+        rss.label = format!("{} ({driver:?} driver, largest sample)", rss.label);
+        summary.push(rss);
+        let mut writes = judge(
+            Metric::IdleStoreWrites,
+            None,
+            None,
+            Value::Count((m.rev1 - m.rev0).max(0) as u64),
+        )
+        .with_note(format!("in {} s", m.seconds));
+        writes.label = format!("{} ({driver:?} agent)", writes.label);
+        summary.push(writes);
         if m.writes != 0 || m.rev0 != m.rev1 {
             eprintln!("agent_idle/{driver:?}: an idle agent wrote to the store");
             ok = false;
@@ -61,6 +80,7 @@ fn main() -> ExitCode {
             ok = false;
         }
     }
+    print!("{}", targets::render(&summary));
     if ok {
         ExitCode::SUCCESS
     } else {

@@ -1,8 +1,19 @@
 //! The bench's cluster: the runbook's five service nodes and as many workers as asked,
 //! each with its credential, as records.
 
+/// At most this many nodes (with their credentials) go in one apply: one apply is one
+/// etcd transaction, and 1,000 nodes' records (about 2,000 puts, 0.7 MB) stay under the
+/// limits the bench's etcd runs with (`--max-txn-ops 10000`, the default 1.5 MiB request).
+pub const BATCH_NODES: usize = 1000;
+
 /// Manifests for `nodes` nodes in all (at least the five service nodes and one worker).
 pub fn manifests(nodes: usize) -> String {
+    batches(nodes).concat()
+}
+
+/// [`manifests`] in applies of at most [`BATCH_NODES`] nodes, the cluster and the service
+/// nodes in the first (each worker with its credential, so every apply is valid alone).
+pub fn batches(nodes: usize) -> Vec<String> {
     let mut s =
         String::from("apiVersion: omtd/v1\nkind: Cluster\nmetadata: {name: bench}\nspec: {}\n");
     for (name, addr, role) in [
@@ -24,10 +35,18 @@ pub fn manifests(nodes: usize) -> String {
          ---\napiVersion: omtd/v1\nkind: Credential\nmetadata: {name: registry-user}\n\
          spec: {principal: omtd, secret: {value: bench-registry-secret}, use: registry}\n",
     );
+    let mut batches = Vec::new();
+    let mut in_batch = 5;
     for i in 1..=nodes.saturating_sub(5).max(1) {
+        if in_batch == BATCH_NODES {
+            batches.push(std::mem::take(&mut s));
+            in_batch = 0;
+        }
         s.push_str(&worker(i, None));
+        in_batch += 1;
     }
-    s
+    batches.push(s);
+    batches
 }
 
 /// Worker `i` (`node<i>.omtd`, address in 10.1.0.0/16) and its credential, with a `bench`
@@ -45,3 +64,28 @@ pub fn worker(i: usize, label: Option<&str>) -> String {
 
 // Manifests are read as the demo reads its records.
 pub use crate::demo::records::parse;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn large_clusters_are_applied_in_batches_of_whole_nodes() {
+        assert_eq!(batches(1000).len(), 1);
+        let b = batches(10_000);
+        assert_eq!(b.len(), 10);
+        let nodes = |m: &str| m.matches("kind: Node").count();
+        assert!(
+            b.iter().all(|m| nodes(m) == BATCH_NODES),
+            "{:?}",
+            b.iter().map(|m| nodes(m)).collect::<Vec<_>>()
+        );
+        assert_eq!(
+            b.iter()
+                .map(|m| m.matches("kind: Credential").count())
+                .sum::<usize>(),
+            9_995 + 3
+        );
+        assert_eq!(b.concat(), manifests(10_000));
+    }
+}

@@ -1,5 +1,7 @@
-//! `omtd bench [--nodes 1000] [--changes 50] [--record docs/performance.md]`: converge N
-//! sim nodes on the chosen store and print what a change costs (see `crate::bench`).
+//! `omtd bench [--nodes 1000] [--changes 50] [--scenario relabel|add-node] [--record
+//! docs/performance.md]`: converge N sim nodes on the chosen store with the operator in its
+//! own process, and print what the cold start and a change cost, and the figures against
+//! issue #11's targets (see `crate::bench`).
 
 use std::io::Write as _;
 use std::process::ExitCode;
@@ -8,7 +10,9 @@ use std::time::Duration;
 use clap::Args;
 
 use super::GlobalArgs;
-use crate::bench::{self, BenchOptions, Figures};
+use crate::bench::latency::ms;
+use crate::bench::targets::{self, judge, Metric, Store, Value};
+use crate::bench::{self, BenchOptions, Figures, OperatorCommand, Scenario};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
@@ -24,6 +28,9 @@ pub struct BenchArgs {
     /// Give up on convergence (or on one change) after this long.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// What the timed changes are.
+    #[arg(long, value_enum, default_value = "relabel")]
+    pub scenario: Scenario,
     /// Append the figures, with the machine and the date, to this Markdown file.
     #[arg(long)]
     pub record: Option<std::path::PathBuf>,
@@ -80,26 +87,81 @@ fn render_controllers(f: &Figures) -> String {
 }
 
 fn render(f: &Figures, store: &str) -> String {
-    let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+    let mib = |b: u64| format!("{} MiB", b / (1024 * 1024));
+    let c = &f.cpu_per_change;
+    let l = &f.latencies;
     format!(
-        "| nodes | store | initial convergence | change p50 | change p99 | reconciles/change | CPU/change | operator writes/change | store revisions/change | idle operator writes | idle store revisions | RSS (operator + agents + sim) |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|\n\
-         | {} | {} | {:.1} s | {} | {} | {:.1} | {} | {:.1} | {:.1} | {} in {:?} | {} in {:?} | {} MiB |\n",
+        "| nodes | store | scenario | cold start | operator peak RSS (cold start) | change p50 | change p99 | change max | reconciles/change | operator CPU/change (net of idle) | operator CPU/change | CPU/change, all processes | operator writes/change | store revisions/change | idle operator writes | idle store revisions | operator idle CPU | operator RSS | RSS, all processes |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n\
+         | {} | {} | {} | {:.1} s | {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.1} | {:.1} | {} in {:?} | {} in {:?} | {:.1} ms/s | {} | {} |\n",
         f.nodes,
         store.split("://").next().unwrap_or(store),
-        f.initial_convergence.as_secs_f64(),
-        ms(f.quantile(0.5)),
-        ms(f.quantile(0.99)),
+        scenario_name(f.scenario),
+        f.cold_start.as_secs_f64(),
+        mib(f.operator_peak_cold),
+        ms(l.p50()),
+        ms(l.p99()),
+        ms(l.max()),
         f.reconciles_per_change,
-        ms(f.cpu_per_change),
+        ms(c.operator_net),
+        ms(c.operator),
+        ms(c.all),
         f.operator_writes_per_change,
         f.store_revisions_per_change,
         f.idle_operator_writes,
         f.idle,
         f.idle_store_revisions,
         f.idle,
-        f.rss_bytes / (1024 * 1024),
+        f.operator_idle_cpu_per_sec.as_secs_f64() * 1000.0,
+        mib(f.operator_memory.rss),
+        mib(f.operator_memory.rss + f.bench_memory.rss),
     )
+}
+
+fn scenario_name(s: Scenario) -> &'static str {
+    match s {
+        Scenario::Relabel => "relabel",
+        Scenario::AddNode => "add-node",
+    }
+}
+
+/// The figures against issue #11's targets.
+fn summary(f: &Figures, store: &str) -> String {
+    let nodes = Some(f.nodes);
+    let store = Store::of_url(store);
+    let mut lines = vec![
+        judge(Metric::ColdStart, nodes, store, Value::Time(f.cold_start)),
+        judge(
+            Metric::ColdStartOperatorRss,
+            nodes,
+            store,
+            Value::Bytes(f.operator_peak_cold),
+        ),
+    ];
+    let p99 = Value::Time(f.latencies.p99());
+    match f.scenario {
+        Scenario::Relabel => {
+            lines.push(judge(Metric::RelabelP99, nodes, store, p99));
+            // The table's "CPU per change" is a relabel's.
+            lines.push(judge(
+                Metric::OperatorCpuPerChange,
+                nodes,
+                store,
+                Value::Time(f.cpu_per_change.operator_net),
+            ));
+        }
+        Scenario::AddNode => lines.push(judge(Metric::AddNodeP99, nodes, store, p99)),
+    }
+    lines.push(
+        judge(
+            Metric::IdleStoreWrites,
+            nodes,
+            store,
+            Value::Count(f.idle_store_revisions.max(0) as u64),
+        )
+        .with_note(format!("in {:?}", f.idle)),
+    );
+    targets::render(&lines)
 }
 
 pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -117,6 +179,10 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCod
     }
     let store_url = global.store_url()?.to_string();
     let repo = super::open_repo(&global, super::Access::Write).await?;
+    let operator = OperatorCommand {
+        bin: std::env::current_exe()?,
+        env: operator_env(&global),
+    };
     let figures = bench::run(
         repo,
         BenchOptions {
@@ -124,21 +190,23 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCod
             changes: args.changes,
             idle: args.idle,
             timeout: args.timeout,
+            scenario: args.scenario,
         },
+        operator,
     )
     .await?;
-    if figures.timed_out {
+    if let Some(what) = &figures.timed_out {
         eprintln!(
-            "error: {} nodes did not converge within {:?} (process RSS {} MiB)",
-            figures.nodes,
+            "error: {what} did not finish within {:?} (operator RSS {} MiB, bench process {} MiB)",
             args.timeout,
-            figures.rss_bytes / (1024 * 1024)
+            figures.operator_memory.rss / (1024 * 1024),
+            figures.bench_memory.rss / (1024 * 1024)
         );
         return Ok(ExitCode::from(1));
     }
     let table = render(&figures, &store_url);
     let controllers = render_controllers(&figures);
-    print!("{table}\n{controllers}");
+    print!("{table}\n{controllers}\n{}", summary(&figures, &store_url));
     if let Some(path) = &args.record {
         let date = std::process::Command::new("date")
             .arg("-u")
@@ -153,11 +221,33 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCod
             .open(path)?;
         writeln!(
             file,
-            "\n### `omtd bench --nodes {} --changes {}` — {date}\n\nMachine: {}.\n\n{table}\n{controllers}",
+            "\n### `omtd bench --nodes {} --changes {} --scenario {}` — {date}\n\nMachine: {}.\n\n{table}\n{controllers}",
             args.nodes,
             args.changes,
+            scenario_name(args.scenario),
             machine()
         )?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The store the bench uses, for its operator process: the same URL, cluster, client
+/// certificate and secrets key (their paths; the operator reads the files itself).
+fn operator_env(global: &GlobalArgs) -> Vec<(String, String)> {
+    let mut env = vec![("OMTD_CLUSTER".to_owned(), global.cluster.clone())];
+    if let Some(store) = &global.store {
+        env.push(("OMTD_STORE".to_owned(), store.clone()));
+    }
+    let files = [
+        ("OMTD_STORE_CA", &global.store_ca),
+        ("OMTD_STORE_CERT", &global.store_cert),
+        ("OMTD_STORE_KEY", &global.store_key),
+        ("OMTD_SECRETS_KEY", &global.secrets_key),
+    ];
+    for (name, path) in files {
+        if let Some(p) = path {
+            env.push((name.to_owned(), p.display().to_string()));
+        }
+    }
+    env
 }

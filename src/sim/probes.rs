@@ -77,7 +77,7 @@ impl SimProbes {
 }
 
 /// Percent-encodes what user-info cannot carry as is (the probe decodes it back).
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

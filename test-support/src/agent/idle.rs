@@ -48,7 +48,8 @@ impl Idle {
     }
 }
 
-struct AgentProcess(Child);
+/// An agent process, killed when dropped.
+pub(crate) struct AgentProcess(pub(crate) Child);
 impl Drop for AgentProcess {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -18,6 +18,8 @@ use tokio::task::JoinHandle;
 use crate::etcd::EtcdServer;
 
 pub mod apache;
+pub mod drift_repair;
+pub mod fleet;
 pub mod idle;
 
 pub struct Rig {

@@ -1,0 +1,277 @@
+//! The bench's world: sim hosts and their agents in this process, the operator in its own,
+//! and the readings the figures are made of.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use omtd_crds::Object;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::operator_process::{OperatorCommand, OperatorProcess, ProbeUrls};
+use super::procfs::{self, Memory, Pid};
+use super::scrape::Scrape;
+use super::{cluster, BenchError, BenchOptions};
+use crate::agent::{Agent, AgentConfig};
+use crate::demo::{hosts, records, DemoError};
+use crate::resources::Repo;
+use crate::sim::SimWorld;
+
+/// The runbook's service nodes the bench's probes and changes look at.
+pub(super) const MANAGER: &str = "manager.omtd";
+pub(super) const MONITOR: &str = "monitor.omtd";
+pub(super) const EXECUTOR: &str = "executor.omtd";
+
+/// One reading of every counter, at a moment.
+pub(super) struct Sample {
+    pub at: Instant,
+    pub scrape: Scrape,
+    pub revision: i64,
+    pub operator_cpu: Duration,
+    pub bench_cpu: Duration,
+}
+
+impl Sample {
+    pub fn all_cpu(&self) -> Duration {
+        self.operator_cpu + self.bench_cpu
+    }
+}
+
+pub(super) struct Rig {
+    pub repo: Repo,
+    pub world: SimWorld,
+    /// The cluster's records, in the applies the cold start makes.
+    batches: Vec<Vec<Object>>,
+    nodes: usize,
+    agents: JoinSet<()>,
+    stop: CancellationToken,
+    http: reqwest::Client,
+    metrics_url: String,
+    operator: OperatorProcess,
+    /// Holds the operator's log.
+    _dir: tempfile::TempDir,
+}
+
+/// A loopback port free now, for the operator's `/metrics` (it fails to start, and says
+/// so, should another process take it first).
+fn free_port() -> Result<SocketAddr, BenchError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|source| BenchError::Io {
+            what: "find a free loopback port for the operator's /metrics".into(),
+            source,
+        })
+}
+
+impl Rig {
+    pub async fn start(
+        repo: Repo,
+        opts: &BenchOptions,
+        cmd: &OperatorCommand,
+    ) -> Result<Rig, BenchError> {
+        let batches = cluster::batches(opts.nodes)
+            .iter()
+            .map(|m| cluster::parse(m))
+            .collect::<Result<Vec<_>, DemoError>>()?;
+        let world = SimWorld::new();
+        let mut names = Vec::new();
+        for object in batches.iter().flatten() {
+            if let Object::Node(n) = object {
+                hosts::provision(&world, n);
+                names.push(n.metadata.name.clone());
+            }
+        }
+        let probes = probe_urls(&world, &batches[0])?;
+        let dir = tempfile::Builder::new()
+            .prefix("omtd-bench-operator-")
+            .tempdir()
+            .map_err(|source| BenchError::Io {
+                what: "create a temp dir for the operator's log".into(),
+                source,
+            })?;
+        let metrics = free_port()?;
+        let mut operator =
+            OperatorProcess::spawn(cmd, metrics, &probes, &dir.path().join("operator.log"))?;
+        let http = reqwest::Client::new();
+        operator.wait_up(&http, Duration::from_secs(30)).await?;
+        let mut rig = Rig {
+            repo,
+            world,
+            batches,
+            nodes: opts.nodes,
+            agents: JoinSet::new(),
+            stop: CancellationToken::new(),
+            http,
+            metrics_url: format!("http://{metrics}/metrics"),
+            operator,
+            _dir: dir,
+        };
+        for name in names {
+            rig.start_agent(&name)?;
+        }
+        Ok(rig)
+    }
+
+    /// Starts the sim agent of `node`'s host (provisioned already).
+    pub fn start_agent(&mut self, node: &str) -> Result<(), BenchError> {
+        let host = self.world.host(node)?;
+        let mut config = AgentConfig::new(node, self.repo.keys.clone());
+        config.watch_files = false;
+        let agent = Agent::new(Arc::clone(&self.repo.store), host.host(), config)
+            .with_signal(host.drift_signal());
+        let stop = self.stop.clone();
+        self.agents.spawn(async move {
+            let _ = agent.run(stop.cancelled_owned()).await;
+        });
+        Ok(())
+    }
+
+    /// Applies every record (in batches of at most [`cluster::BATCH_NODES`] nodes: one
+    /// etcd transaction must stay under its limits) and waits until the cluster has
+    /// converged; `None` when it did not within `timeout`.
+    pub async fn cold_start(&mut self, timeout: Duration) -> Result<Option<Duration>, BenchError> {
+        let start = Instant::now();
+        for batch in &self.batches {
+            records::apply(&self.repo, batch).await?;
+        }
+        // A status read lists every record and report: at 10,000 nodes, read less often.
+        let every = if self.nodes > 2000 {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(250)
+        };
+        loop {
+            self.check_operator()?;
+            let converged = crate::status::read(&self.repo)
+                .await
+                .ok()
+                .map(|i| crate::status::compute(&i))
+                .is_some_and(|s| s.converged);
+            if converged {
+                return Ok(Some(start.elapsed()));
+            }
+            if start.elapsed() > timeout {
+                return Ok(None);
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// The operator's counters (all zero when it does not answer).
+    pub async fn scrape(&self) -> Scrape {
+        match async { self.http.get(&self.metrics_url).send().await?.text().await }.await {
+            Ok(text) => Scrape::parse(&text),
+            Err(_) => Scrape::default(),
+        }
+    }
+
+    /// Waits until the operator has written nothing for a second (at most `limit`).
+    pub async fn settle(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut last = self.scrape().await.writes;
+        let mut quiet_since = Instant::now();
+        while Instant::now() < deadline && quiet_since.elapsed() < Duration::from_secs(1) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let now = self.scrape().await.writes;
+            if now != last {
+                last = now;
+                quiet_since = Instant::now();
+            }
+        }
+    }
+
+    pub async fn revision(&self) -> i64 {
+        // The backend's own revision read: on a secured etcd every identity may make it,
+        // where a list of a prefix outside the cluster is refused (and counted 0).
+        self.repo.store.current_revision().await.unwrap_or(0)
+    }
+
+    pub async fn sample(&self) -> Sample {
+        let scrape = self.scrape().await;
+        let revision = self.revision().await;
+        Sample {
+            at: Instant::now(),
+            scrape,
+            revision,
+            operator_cpu: procfs::cpu_time(Pid::Of(self.operator.pid())),
+            bench_cpu: procfs::cpu_time(Pid::This),
+        }
+    }
+
+    pub fn operator_memory(&self) -> Memory {
+        procfs::memory(Pid::Of(self.operator.pid()))
+    }
+
+    /// An error if the operator has exited.
+    pub fn check_operator(&mut self) -> Result<(), BenchError> {
+        self.operator.check()
+    }
+
+    /// Stops the operator, then the agents and the sim world.
+    pub async fn stop(mut self) {
+        self.operator.stop().await;
+        self.stop.cancel();
+        self.world.shutdown();
+        let _ = tokio::time::timeout(Duration::from_secs(20), async {
+            while self.agents.join_next().await.is_some() {}
+        })
+        .await;
+    }
+}
+
+/// The sim manager's Mesos master (with the Chronos framework's credential, which the
+/// master takes for its HTTP endpoints) and the monitor's Prometheus.
+fn probe_urls(world: &SimWorld, records: &[Object]) -> Result<ProbeUrls, BenchError> {
+    let base = world.mesos_url(MANAGER)?;
+    let mesos = match records::probe_credential(records) {
+        Some((user, pass)) => base.replacen(
+            "http://",
+            &format!(
+                "http://{}:{}@",
+                crate::sim::probes::encode(&user),
+                crate::sim::probes::encode(&pass)
+            ),
+            1,
+        ),
+        None => base,
+    };
+    Ok(ProbeUrls {
+        mesos,
+        prometheus: world.prometheus_url(MONITOR)?,
+    })
+}
+
+/// Whether `path` on `host` holds `needle` (read in place: the bench polls every
+/// millisecond, and a 1,000-node targets file copied that often would cost more than the
+/// changes it times).
+pub(super) fn file_has(
+    host: &crate::agent::drivers::sim::SimHost,
+    path: &str,
+    needle: &str,
+) -> bool {
+    host.state()
+        .files
+        .get(path)
+        .is_some_and(|f| String::from_utf8_lossy(&f.content).contains(needle))
+}
+
+/// What did not land within the timeout, if anything.
+pub(super) type Outcome = Result<(), String>;
+
+/// Polls `done` every millisecond until it holds (its latency from `t`) or `timeout`.
+pub(super) async fn wait_landed(
+    t: Instant,
+    timeout: Duration,
+    mut done: impl FnMut() -> bool,
+) -> Option<Duration> {
+    loop {
+        if done() {
+            return Some(t.elapsed());
+        }
+        if t.elapsed() > timeout {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
