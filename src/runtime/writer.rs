@@ -25,7 +25,7 @@ use crate::store::{Compare, CompareOp, Op, Revision, Store, StoreError, Txn};
 
 use omtd_crds::plan::PlanSlice;
 use omtd_crds::plan_manifest::{PlanManifest, MANIFEST_KEY};
-use omtd_crds::{Kind, Status};
+use omtd_crds::{Kind, ObjectKey, Status};
 
 /// The most compares, and the most operations, one write transaction carries: under
 /// etcd's default `--max-txn-ops` ([`crate::store::etcd::DEFAULT_MAX_TXN_OPS`]).
@@ -340,10 +340,11 @@ impl Writer {
             // controller plans anything on any more loses its manifest rather than getting
             // a complete empty plan: its agent then holds the host as it is, instead of
             // removing everything it manages (the smallest step: stop managing it).
-            let gone = !read
-                .objects
-                .keys()
-                .any(|k| k.kind == Kind::Node && k.name == node);
+            // A lookup, not a scan: this runs for every node on every pass.
+            let gone = !read.objects.contains_key(&ObjectKey {
+                kind: Kind::Node,
+                name: node.to_owned(),
+            });
             let op = if gone && manifest.slices.values().all(Option::is_none) {
                 if stored.is_none() {
                     continue;
