@@ -12,4 +12,7 @@ pub enum Error {
     /// which Chronos splits on).
     #[error("credential/{credential}: {problem}")]
     Unrenderable { credential: String, problem: String },
+    /// A controller name none of the four has (a wiring mistake, not a cluster problem).
+    #[error("no controller is called {0:?} (the controllers are node, storage, credentials, leader-guard)")]
+    UnknownController(String),
 }

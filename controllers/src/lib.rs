@@ -31,6 +31,7 @@ pub mod desired;
 pub mod error;
 pub mod health;
 pub mod leader_guard;
+pub mod memo;
 pub mod node;
 pub mod observed;
 pub mod output;
@@ -71,7 +72,30 @@ pub fn declaration(name: &str) -> Option<&'static declaration::Declaration> {
     DECLARATIONS.into_iter().find(|d| d.name == name)
 }
 
-/// Runs the controller called `name`; `None` for an unknown name.
+/// What the controllers keep from one pass to the next (see [`memo`]): a pass with a kept
+/// state gives the outcome a pass from scratch ([`reconcile`]) gives, deriving only what
+/// changed.
+#[derive(Debug, Clone, Default)]
+pub struct Kept {
+    pub node: node::State,
+}
+
+/// Runs the controller called `name` with what it kept from its last pass; `None` for an
+/// unknown name.
+pub fn reconcile_kept(
+    name: &str,
+    kept: &mut Kept,
+    desired: &Desired,
+    observed: &Observed,
+    settings: &Settings,
+) -> Option<output::Reconciled> {
+    Some(match name {
+        node::NAME => node::reconcile_with(&mut kept.node, desired, observed, settings),
+        _ => return reconcile(name, desired, observed, settings),
+    })
+}
+
+/// Runs the controller called `name` from scratch; `None` for an unknown name.
 pub fn reconcile(
     name: &str,
     desired: &Desired,

@@ -19,7 +19,7 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
-use omtd_controllers::{self as pure, Desired, Intent, Observed, Settings};
+use omtd_controllers::{self as pure, Intent, Settings};
 use omtd_crds::plan::PlanSlice;
 use omtd_crds::{Kind, ObjectKey};
 use tokio::time::Instant;
@@ -36,12 +36,9 @@ use crate::runtime::{
 /// The one work key of each of these controllers.
 pub const CLUSTER_KEY: &str = "cluster";
 
-type ReconcileFn = fn(&Desired, &Observed, &Settings) -> Result<Intent, pure::Error>;
-
 /// One pure controller, wired to the runtime.
 pub struct PureController {
     name: &'static str,
-    run: ReconcileFn,
     settings: Arc<Settings>,
     probes: Arc<SharedProbes>,
     /// Where the node controller's wanted Mesos maintenance goes.
@@ -49,6 +46,9 @@ pub struct PureController {
     desired: Arc<DesiredCache>,
     /// This controller's `Observed` maps between passes.
     observed: Pool<ObservedMaps>,
+    /// What the pure controller derived on its last pass (slices, aggregate files), so a
+    /// pass re-renders only what changed (`omtd_controllers::memo`).
+    kept: Pool<pure::Kept>,
     /// For a controller that does not read labels: each record as it last read it, labels
     /// left out, so a relabel alone does not wake it.
     seen: Mutex<HashMap<ObjectKey, u64>>,
@@ -77,29 +77,21 @@ impl Wiring {
 
     /// node, storage, credentials, leader-guard.
     pub fn controllers(&self) -> Vec<PureController> {
-        let make = |name, run: ReconcileFn, maintenance| PureController {
+        let make = |name, maintenance| PureController {
             name,
-            run,
             settings: Arc::clone(&self.settings),
             probes: Arc::clone(&self.probes),
             maintenance,
             desired: Arc::clone(&self.desired),
             observed: Pool::default(),
+            kept: Pool::default(),
             seen: Mutex::default(),
         };
         vec![
-            make(
-                pure::node::NAME,
-                pure::node::reconcile,
-                Some(Arc::clone(&self.maintenance)),
-            ),
-            make(pure::storage::NAME, pure::storage::reconcile, None),
-            make(pure::credentials::NAME, pure::credentials::reconcile, None),
-            make(
-                pure::leader_guard::NAME,
-                pure::leader_guard::reconcile,
-                None,
-            ),
+            make(pure::node::NAME, Some(Arc::clone(&self.maintenance))),
+            make(pure::storage::NAME, None),
+            make(pure::credentials::NAME, None),
+            make(pure::leader_guard::NAME, None),
         ]
     }
 }
@@ -131,7 +123,10 @@ impl PureController {
         let desired = self.desired.get(snapshot);
         let mut maps = self.observed.take();
         let observed = maps.observed(snapshot, self.name, &self.probes.get(), now, mono);
-        let out = (self.run)(&desired, &observed, &self.settings);
+        let mut kept = self.kept.take();
+        let out = pure::reconcile_kept(self.name, &mut kept, &desired, &observed, &self.settings)
+            .unwrap_or_else(|| Err(pure::Error::UnknownController(self.name.to_owned())));
+        self.kept.give(kept);
         maps.restore(observed);
         self.observed.give(maps);
         out

@@ -31,12 +31,14 @@ mod slice;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use omtd_crds::plan::PlanSlice;
 use omtd_crds::Kind;
 use omtd_crds::Role;
 
 use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::{node_key, Desired};
 use crate::health::ClusterHealth;
+use crate::memo::{Memo, Printer};
 use crate::observed::Observed;
 use crate::output::{
     not_true, Cond, EventType, Intent, MachineMode, MachineWish, Notice, Reconciled, StatusEdit,
@@ -122,11 +124,39 @@ pub mod reason {
 }
 
 pub fn reconcile(desired: &Desired, observed: &Observed, settings: &Settings) -> Reconciled {
+    reconcile_with(&mut State::default(), desired, observed, settings)
+}
+
+/// What the node controller keeps between passes (see [`crate::memo`]): each node's slice
+/// and each member worker's scrape-target group, under the prints of their inputs. Removal
+/// steps and statuses are derived anew on every pass: they read the time and the agents'
+/// reports, and they are cheap next to rendering.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    slices: Memo<PlanSlice>,
+    targets: Memo<String>,
+}
+
+impl State {
+    /// How many slices were rendered (not taken from the state) since it was made.
+    pub fn slices_rendered(&self) -> u64 {
+        self.slices.derived()
+    }
+}
+
+/// [`reconcile`] with the state kept from the last pass: the same outcome as from scratch,
+/// rendering only what the change touched.
+pub fn reconcile_with(
+    state: &mut State,
+    desired: &Desired,
+    observed: &Observed,
+    settings: &Settings,
+) -> Reconciled {
     let mut out = Intent::default();
     let health = ClusterHealth::assess(desired, observed, settings);
     // Removal first: a phase decided now shapes this node's slice now.
     let phases = removals(desired, observed, settings, &health, &mut out);
-    slices(desired, settings, &phases, &mut out);
+    slices(state, desired, settings, &phases, &mut out);
     agents_reachable(desired, observed, &health, &mut out);
     requeue_at_grace(observed, settings, &mut out);
     Ok(out)
@@ -189,18 +219,45 @@ fn removals(
 
 /// Every node's slice, and how each worker should stand in Mesos maintenance.
 fn slices(
+    state: &mut State,
     desired: &Desired,
     settings: &Settings,
     phases: &BTreeMap<String, Standing>,
     out: &mut Intent,
 ) {
+    // What every slice reads besides its own record: the Cluster (ports, paths, role
+    // assignments), the ZooKeeper URL (the manager's address) and the settings.
+    let context = Printer::new()
+        .add(desired.zk_url())
+        .add(desired.cluster_name())
+        .add(format!("{settings:?}"));
+    let context = match &desired.cluster {
+        Some(cluster) => context.record(cluster),
+        None => context.add("no Cluster record"),
+    };
+    let targets = desired
+        .monitor()
+        .map(|_| prometheus::targets_from(&mut state.targets, desired))
+        .unwrap_or_default();
+    let targets_print = Printer::new().add(&targets).finish();
     for n in desired.nodes.values() {
         let name = &n.metadata.name;
         let standing = phases.get(name).copied().unwrap_or_default();
         let phase = standing.phase;
-        out.slices
-            .insert(name.clone(), node_slice(desired, n, phase, settings));
-        if desired.has_role(name, Role::Worker) {
+        let roles = desired.roles(name);
+        let mut print = Printer::new()
+            .add(context.finish())
+            .record(n)
+            .add(phase)
+            .add(&roles);
+        if roles.contains(&Role::Monitor) {
+            print = print.add(targets_print);
+        }
+        let slice = state.slices.get(name, print.finish(), || {
+            node_slice(desired, n, &roles, phase, settings, &targets)
+        });
+        out.slices.insert(name.clone(), slice.clone());
+        if roles.contains(&Role::Worker) {
             out.maintenance.push(MachineWish {
                 node: name.clone(),
                 hostname: n.spec.address.clone(),
@@ -210,6 +267,7 @@ fn slices(
             });
         }
     }
+    state.slices.sweep();
 }
 
 /// The Cluster's `AgentsReachable` condition.

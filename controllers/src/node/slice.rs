@@ -1,6 +1,8 @@
 //! The node controller's slice: the role table (module doc of [`crate::node`]) turned into
 //! services, files and containers.
 
+use std::collections::BTreeSet;
+
 use omtd_crds::plan::{Ensure, PlanSlice, ServiceSpec};
 use omtd_crds::{Node, Role};
 
@@ -18,15 +20,16 @@ use crate::removal::{RemovalPhase, RETIRE_TOKEN};
 use crate::render::{container, disabled, file, running};
 use crate::settings::Settings;
 
-/// What this controller plans on one node.
+/// What this controller plans on one node with `roles` (`Desired::roles`); `targets` is
+/// the monitor's file_sd list (read only on the monitor).
 pub fn node_slice(
     desired: &Desired,
     node: &Node,
+    roles: &BTreeSet<Role>,
     phase: Option<RemovalPhase>,
     settings: &Settings,
+    targets: &str,
 ) -> PlanSlice {
-    let name = node.metadata.name.as_str();
-    let roles = desired.roles(name);
     let addr = node.spec.address.as_str();
     let mut s = PlanSlice {
         controller: NAME.to_owned(),
@@ -90,7 +93,7 @@ pub fn node_slice(
         prometheus.restart_on = vec![PROMETHEUS_CONFIG.into(), PROMETHEUS_DEFAULTS.into()];
         services.push(prometheus);
         services.push(running("grafana-server"));
-        s.files.extend(monitor_files(desired, addr));
+        s.files.extend(monitor_files(desired, addr, targets));
         web.prometheus = Some(desired.spec.ports.prometheus);
         web.root.get_or_insert(desired.spec.ports.grafana);
     }
