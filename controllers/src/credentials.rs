@@ -33,6 +33,7 @@ use sha2::{Digest, Sha256};
 use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::{credential_key, Desired};
 use crate::error::Error;
+use crate::memo::{Memo, Printer};
 use crate::observed::Observed;
 use crate::output::{not_true, slice_of, Cond, Intent, Reconciled, StatusEdit};
 use crate::paths::{
@@ -79,6 +80,24 @@ pub mod reason {
 }
 
 pub fn reconcile(desired: &Desired, observed: &Observed, settings: &Settings) -> Reconciled {
+    reconcile_with(&mut State::default(), desired, observed, settings)
+}
+
+/// What the credentials controller keeps between passes (see [`crate::memo`]): the master's
+/// `credentials.json` as an indexed set, one entry per credential under the print of its
+/// record, so a rotation or a new worker re-renders one entry, not the whole file.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    master: Memo<String>,
+}
+
+/// [`reconcile`] with the state kept from the last pass: the same outcome as from scratch.
+pub fn reconcile_with(
+    state: &mut State,
+    desired: &Desired,
+    observed: &Observed,
+    settings: &Settings,
+) -> Reconciled {
     let mut out = Intent::default();
     let mut slices: BTreeMap<String, PlanSlice> = BTreeMap::new();
     let applied = master_applied(desired, observed);
@@ -87,7 +106,7 @@ pub fn reconcile(desired: &Desired, observed: &Observed, settings: &Settings) ->
 
     if let Some(manager) = desired.manager() {
         let m = &manager.metadata.name;
-        let mut files = master_files(desired);
+        let mut files = master_files(desired, &mut state.master);
         if let Some(c) = desired.credential_for(CredentialUse::ChronosFramework) {
             let (chronos, held) = hold(observed, m, chronos_framework_files(c), applied);
             files.extend(chronos);
@@ -220,14 +239,24 @@ fn principal_secret(c: &Credential) -> PrincipalSecret<'_> {
 
 /// `{"credentials":[{"principal":"...","secret":"..."},...]}`: compact, no newline.
 pub fn master_credentials_json(desired: &Desired) -> String {
-    let file = CredentialsFile {
-        credentials: master_credentials(desired)
-            .into_iter()
-            .map(principal_secret)
-            .collect(),
-    };
-    // Serializing plain strings cannot fail.
-    serde_json::to_string(&file).unwrap_or_default()
+    master_credentials_json_from(&mut Memo::default(), desired)
+}
+
+/// [`master_credentials_json`] from an indexed set of entries kept in `entries`: the file
+/// is the kept entries joined, the bytes `serde_json` makes of the whole list
+/// (`tests/credentials.rs` pins them).
+fn master_credentials_json_from(entries: &mut Memo<String>, desired: &Desired) -> String {
+    let mut file = String::from("{\"credentials\":[");
+    for (i, c) in master_credentials(desired).into_iter().enumerate() {
+        let print = Printer::new().record(c).finish();
+        if i > 0 {
+            file.push(',');
+        }
+        file.push_str(entries.get(&c.metadata.name, print, || agent_credentials_json(c)));
+    }
+    file.push_str("]}");
+    entries.sweep();
+    file
 }
 
 /// `{"principal":"...","secret":"..."}`: compact, no newline.
@@ -250,9 +279,12 @@ pub fn auth_rules(desired: &Desired) -> String {
     .to_string()
 }
 
-fn master_files(desired: &Desired) -> Vec<FileSpec> {
+fn master_files(desired: &Desired, entries: &mut Memo<String>) -> Vec<FileSpec> {
     let mut files = vec![
-        secret_file(MASTER_CREDENTIALS, master_credentials_json(desired)),
+        secret_file(
+            MASTER_CREDENTIALS,
+            master_credentials_json_from(entries, desired),
+        ),
         file(MASTER_CREDENTIALS_FLAG, MASTER_CREDENTIALS),
         file(MASTER_ACLS_FLAG, MASTER_AUTH_RULES),
         file(MASTER_AUTH_RULES, auth_rules(desired)),

@@ -78,6 +78,7 @@ pub fn declaration(name: &str) -> Option<&'static declaration::Declaration> {
 #[derive(Debug, Clone, Default)]
 pub struct Kept {
     pub node: node::State,
+    pub credentials: credentials::State,
 }
 
 /// Runs the controller called `name` with what it kept from its last pass; `None` for an
@@ -91,6 +92,9 @@ pub fn reconcile_kept(
 ) -> Option<output::Reconciled> {
     Some(match name {
         node::NAME => node::reconcile_with(&mut kept.node, desired, observed, settings),
+        credentials::NAME => {
+            credentials::reconcile_with(&mut kept.credentials, desired, observed, settings)
+        }
         _ => return reconcile(name, desired, observed, settings),
     })
 }

@@ -12,6 +12,7 @@
 mod common;
 
 use common::*;
+use omtd_controllers::crds::secret::SecretSource;
 use omtd_controllers::crds::Object;
 use omtd_controllers::removal::{RemovalPhase, DELETING_ANNOTATION, STATUS_KEY};
 use omtd_controllers::{Kept, Observed, CONTROLLERS};
@@ -53,6 +54,11 @@ enum Change {
     AgentGone {
         node: usize,
     },
+    /// A credential's secret rotated (`value` 0 renames its principal instead).
+    Rotate {
+        credential: usize,
+        value: u8,
+    },
     Tick {
         secs: u8,
     },
@@ -72,6 +78,7 @@ fn change() -> impl Strategy<Value = Change> {
         1 => any::<usize>().prop_map(|node| Change::MonitorOn { node }),
         1 => any::<bool>().prop_map(|set| Change::Zookeeper { set }),
         1 => any::<usize>().prop_map(|node| Change::AgentGone { node }),
+        2 => (any::<usize>(), 0u8..4).prop_map(|(credential, value)| Change::Rotate { credential, value }),
         2 => (1u8..60).prop_map(|secs| Change::Tick { secs }),
         3 => Just(Change::StoreStatuses),
     ]
@@ -227,6 +234,22 @@ impl World {
                 if let Some(i) = self.node(node) {
                     let name = self.objects[i].name().to_owned();
                     self.observed.agents.insert(name, gone(120));
+                }
+            }
+            Change::Rotate { credential, value } => {
+                let credentials: Vec<usize> = (0..self.objects.len())
+                    .filter(|&i| matches!(self.objects[i], Object::Credential(_)))
+                    .collect();
+                if let Some(&i) = credentials.get(credential % credentials.len().max(1)) {
+                    if let Object::Credential(c) = &mut self.objects[i] {
+                        if value == 0 {
+                            c.spec.principal.push('x');
+                        } else {
+                            c.spec.secret = SecretSource::from_value(format!("rotated-{value}"));
+                        }
+                        c.metadata.generation += 1;
+                    }
+                    self.bump(i);
                 }
             }
             Change::Tick { secs } => {
