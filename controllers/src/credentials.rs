@@ -225,11 +225,6 @@ struct PrincipalSecret<'a> {
     secret: &'a str,
 }
 
-#[derive(Serialize)]
-struct CredentialsFile<'a> {
-    credentials: Vec<PrincipalSecret<'a>>,
-}
-
 fn principal_secret(c: &Credential) -> PrincipalSecret<'_> {
     PrincipalSecret {
         principal: &c.spec.principal,

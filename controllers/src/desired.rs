@@ -30,25 +30,47 @@ impl Desired {
     pub fn from_objects<'a>(objects: impl IntoIterator<Item = &'a Object>) -> Desired {
         let mut d = Desired::default();
         for obj in objects {
-            match obj {
-                Object::Cluster(c) => {
-                    if d.cluster.is_none() {
-                        d.spec = c.spec.clone();
-                        d.cluster = Some(c.clone());
-                    }
-                }
-                Object::Node(n) => {
-                    d.nodes.insert(n.metadata.name.clone(), n.clone());
-                }
-                Object::Credential(c) => {
-                    d.credentials.insert(c.metadata.name.clone(), c.clone());
-                }
-                Object::Volume(v) => {
-                    d.volumes.insert(v.metadata.name.clone(), v.clone());
-                }
-            }
+            d.insert(obj);
         }
         d
+    }
+
+    /// Adds or replaces one record. A Cluster record is taken only when there is none yet:
+    /// a Cluster that changed needs a build from every object (`from_objects`).
+    pub fn insert(&mut self, obj: &Object) {
+        match obj {
+            Object::Cluster(c) => {
+                if self.cluster.is_none() {
+                    self.spec = c.spec.clone();
+                    self.cluster = Some(c.clone());
+                }
+            }
+            Object::Node(n) => {
+                self.nodes.insert(n.metadata.name.clone(), n.clone());
+            }
+            Object::Credential(c) => {
+                self.credentials.insert(c.metadata.name.clone(), c.clone());
+            }
+            Object::Volume(v) => {
+                self.volumes.insert(v.metadata.name.clone(), v.clone());
+            }
+        }
+    }
+
+    /// Takes out one record (not a Cluster: see [`Desired::insert`]).
+    pub fn remove(&mut self, key: &ObjectKey) {
+        match key.kind {
+            Kind::Cluster => {}
+            Kind::Node => {
+                self.nodes.remove(&key.name);
+            }
+            Kind::Credential => {
+                self.credentials.remove(&key.name);
+            }
+            Kind::Volume => {
+                self.volumes.remove(&key.name);
+            }
+        }
     }
 
     /// The Mesos cluster name: the Cluster record's name.

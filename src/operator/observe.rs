@@ -6,12 +6,16 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
+use imbl::ordmap::DiffItem;
+use imbl::OrdMap;
 use omtd_controllers::{Desired, Observed};
 use omtd_crds::plan::{PlanSlice, Report};
+use omtd_crds::{Kind, ObjectKey};
 use tokio::time::Instant;
 
 use super::mirror::Mirror;
 use super::probes::ProbeResults;
+use crate::resources::Stored;
 use crate::runtime::Snapshot;
 use crate::store::Revision;
 
@@ -22,10 +26,20 @@ pub fn desired(snapshot: &Snapshot) -> Desired {
 
 /// The last [`Desired`] built, under the `objects_revision` it was built at: the four
 /// controllers wake together on a change and read the same objects, so they share one
-/// build rather than each copying every record.
+/// build rather than each copying every record. A newer revision patches the last build
+/// with the objects that differ (the snapshot's persistent map tells them apart without
+/// visiting the shared rest), so a relabel copies one record, not every one.
 #[derive(Debug, Default)]
 pub struct DesiredCache {
-    latest: Mutex<Option<(Revision, Arc<Desired>)>>,
+    latest: Mutex<Option<Built>>,
+}
+
+#[derive(Debug)]
+struct Built {
+    at: Revision,
+    desired: Arc<Desired>,
+    /// The objects it was built from.
+    from: OrdMap<ObjectKey, Arc<Stored>>,
 }
 
 impl DesiredCache {
@@ -35,21 +49,60 @@ impl DesiredCache {
             // Not a state read from a store (a hand-made one): nothing to key it by.
             return Arc::new(desired(snapshot));
         }
-        {
-            let latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
-            if let Some((at, d)) = latest.as_ref().filter(|(at, _)| *at == rev) {
-                tracing::trace!(revision = at, "desired state from the cache");
-                return Arc::clone(d);
+        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
+        match latest.as_mut() {
+            Some(built) if built.at == rev => {
+                tracing::trace!(revision = rev, "desired state from the cache");
+                Arc::clone(&built.desired)
+            }
+            // A pass on an older snapshot: built for it alone, the newest kept.
+            Some(built) if built.at > rev => Arc::new(desired(snapshot)),
+            Some(built) => {
+                built.patch(snapshot);
+                Arc::clone(&built.desired)
+            }
+            None => {
+                let built = latest.insert(Built {
+                    at: rev,
+                    desired: Arc::new(desired(snapshot)),
+                    from: snapshot.objects.clone(),
+                });
+                Arc::clone(&built.desired)
             }
         }
-        // Built outside the lock: another controller's pass is not held up by this one.
-        let built = Arc::new(desired(snapshot));
-        let mut latest = self.latest.lock().unwrap_or_else(PoisonError::into_inner);
-        // Keep the newest: a pass on an older snapshot must not evict it.
-        if latest.as_ref().is_none_or(|(at, _)| *at < rev) {
-            *latest = Some((rev, Arc::clone(&built)));
+    }
+}
+
+impl Built {
+    /// Brings the build up to `snapshot`'s objects, copying only those that differ. A
+    /// change of a Cluster record rebuilds it all (which Cluster is in force depends on
+    /// every one of them), as does a build still read by a pass (not copied for a patch).
+    fn patch(&mut self, snapshot: &Snapshot) {
+        let cluster_changed = self.from.diff(&snapshot.objects).any(|item| {
+            let key = match item {
+                DiffItem::Add(k, _) | DiffItem::Remove(k, _) => k,
+                DiffItem::Update { new: (k, _), .. } => k,
+            };
+            key.kind == Kind::Cluster
+        });
+        match Arc::get_mut(&mut self.desired).filter(|_| !cluster_changed) {
+            Some(d) => {
+                for item in self.from.diff(&snapshot.objects) {
+                    match item {
+                        DiffItem::Add(_, stored)
+                        | DiffItem::Update {
+                            new: (_, stored), ..
+                        } => {
+                            d.insert(&stored.object);
+                        }
+                        DiffItem::Remove(key, _) => d.remove(key),
+                    }
+                }
+            }
+            None => self.desired = Arc::new(desired(snapshot)),
         }
-        built
+        self.from = snapshot.objects.clone();
+        self.at = snapshot.objects_revision;
     }
 }
 
@@ -107,5 +160,96 @@ impl ObservedMaps {
         self.reports.owned = observed.reports;
         self.plans.owned = observed.plans;
         self.digests.owned = observed.plan_digests;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resources::Keys;
+    use crate::store::KeyValue;
+
+    fn node(name: &str, address: &str, labels: &str) -> Vec<u8> {
+        let yaml = format!(
+            "apiVersion: omtd/v1\nkind: Node\nmetadata: {{name: {name}, labels: {{{labels}}}}}\n\
+             spec: {{address: {address}, roles: [worker]}}\n"
+        );
+        let obj = omtd_crds::manifest::parse(&yaml).expect("manifest");
+        serde_json::to_vec(&obj[0]).expect("json")
+    }
+
+    fn put(snapshot: &mut Snapshot, keys: &Keys, name: &str, value: Option<Vec<u8>>, rev: i64) {
+        let key = keys.spec(Kind::Node, name);
+        let kv = value.map(|value| KeyValue {
+            key: key.clone(),
+            value,
+            create_revision: rev,
+            mod_revision: rev,
+            version: 1,
+            lease: None,
+        });
+        snapshot.apply(keys, &key, kv, rev);
+    }
+
+    /// A patched build is the build from scratch, whatever changed: a relabel, a new
+    /// record, a deleted one, and a change while a pass still reads the last build.
+    #[test]
+    fn a_patched_desired_state_is_the_one_built_from_scratch() {
+        let keys = Keys::for_cluster("t");
+        let mut snapshot = Snapshot::default();
+        for (i, n) in ["a", "b", "c"].into_iter().enumerate() {
+            put(
+                &mut snapshot,
+                &keys,
+                n,
+                Some(node(n, "10.0.0.1", "")),
+                i as i64 + 1,
+            );
+        }
+        let cache = DesiredCache::default();
+        let same = |cache: &DesiredCache, snapshot: &Snapshot| {
+            let got = cache.get(snapshot);
+            assert_eq!(format!("{:?}", got), format!("{:?}", desired(snapshot)));
+            got
+        };
+        let first = same(&cache, &snapshot);
+        assert!(
+            Arc::ptr_eq(&first, &cache.get(&snapshot)),
+            "one build per revision"
+        );
+        drop(first);
+        put(
+            &mut snapshot,
+            &keys,
+            "b",
+            Some(node("b", "10.0.0.1", "rack: r1")),
+            4,
+        );
+        put(
+            &mut snapshot,
+            &keys,
+            "d",
+            Some(node("d", "10.0.0.4", "")),
+            5,
+        );
+        put(&mut snapshot, &keys, "a", None, 6);
+        let patched = same(&cache, &snapshot);
+        assert_eq!(
+            patched.nodes.keys().collect::<Vec<_>>(),
+            ["b", "c", "d"],
+            "added and removed"
+        );
+        // Still read by a pass: built anew, not patched under the reader.
+        let held = Arc::clone(&patched);
+        put(
+            &mut snapshot,
+            &keys,
+            "c",
+            Some(node("c", "10.0.0.9", "")),
+            7,
+        );
+        let rebuilt = same(&cache, &snapshot);
+        assert_eq!(held.nodes["c"].spec.address, "10.0.0.1");
+        assert_eq!(rebuilt.nodes["c"].spec.address, "10.0.0.9");
     }
 }
