@@ -1,7 +1,9 @@
 //! The desired state as the controllers read it: the records with their stored statuses,
 //! cluster settings with defaults, nodes by role, credentials by use, volumes.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
+
+use imbl::OrdMap;
 
 use omtd_crds::{
     Cluster, ClusterSpec, Credential, CredentialUse, Kind, Node, Object, ObjectKey, Role, Status,
@@ -20,9 +22,11 @@ pub struct Desired {
     pub cluster: Option<Cluster>,
     /// Its spec, or the defaults when there is no record.
     pub spec: ClusterSpec,
-    pub nodes: BTreeMap<String, Node>,
-    pub credentials: BTreeMap<String, Credential>,
-    pub volumes: BTreeMap<String, Volume>,
+    // Persistent maps: the operator patches one Desired per change and passes still
+    // reading the last one keep theirs (a clone shares every record).
+    pub nodes: OrdMap<String, Node>,
+    pub credentials: OrdMap<String, Credential>,
+    pub volumes: OrdMap<String, Volume>,
 }
 
 impl Desired {

@@ -76,7 +76,8 @@ impl DesiredCache {
 impl Built {
     /// Brings the build up to `snapshot`'s objects, copying only those that differ. A
     /// change of a Cluster record rebuilds it all (which Cluster is in force depends on
-    /// every one of them), as does a build still read by a pass (not copied for a patch).
+    /// every one of them). A build a pass still reads is left to it: the patch goes into a
+    /// copy, which shares every record (`Desired`'s maps are persistent).
     fn patch(&mut self, snapshot: &Snapshot) {
         let cluster_changed = self.from.diff(&snapshot.objects).any(|item| {
             let key = match item {
@@ -85,21 +86,18 @@ impl Built {
             };
             key.kind == Kind::Cluster
         });
-        match Arc::get_mut(&mut self.desired).filter(|_| !cluster_changed) {
-            Some(d) => {
-                for item in self.from.diff(&snapshot.objects) {
-                    match item {
-                        DiffItem::Add(_, stored)
-                        | DiffItem::Update {
-                            new: (_, stored), ..
-                        } => {
-                            d.insert(&stored.object);
-                        }
-                        DiffItem::Remove(key, _) => d.remove(key),
+        if cluster_changed {
+            self.desired = Arc::new(desired(snapshot));
+        } else {
+            let d = Arc::make_mut(&mut self.desired);
+            for item in self.from.diff(&snapshot.objects) {
+                match item {
+                    DiffItem::Add(_, stored) | DiffItem::Update { new: (_, stored), .. } => {
+                        d.insert(&stored.object);
                     }
+                    DiffItem::Remove(key, _) => d.remove(key),
                 }
             }
-            None => self.desired = Arc::new(desired(snapshot)),
         }
         self.from = snapshot.objects.clone();
         self.at = snapshot.objects_revision;
@@ -239,7 +237,7 @@ mod tests {
             ["b", "c", "d"],
             "added and removed"
         );
-        // Still read by a pass: built anew, not patched under the reader.
+        // Still read by a pass: patched in a copy, not under the reader.
         let held = Arc::clone(&patched);
         put(
             &mut snapshot,

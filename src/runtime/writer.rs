@@ -11,7 +11,7 @@
 //! A steady cluster therefore costs no writes at all. Events go in a second transaction,
 //! fenced the same way, because they are attached to a lease that may have expired.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -73,6 +73,8 @@ pub struct Writer {
     events: Arc<EventRecorder>,
     /// The controllers that plan nodes: each node's manifest waits for all of them.
     planners: BTreeSet<String>,
+    /// Each node's stored manifest as last parsed, under the revision it was read at.
+    manifests: std::sync::Mutex<HashMap<String, (Revision, Option<Arc<PlanManifest>>)>>,
 }
 
 impl Writer {
@@ -90,6 +92,7 @@ impl Writer {
             metrics,
             events,
             planners: BTreeSet::new(),
+            manifests: Default::default(),
         }
     }
 
@@ -327,7 +330,26 @@ impl Writer {
             let entry = decided.entry(node.to_owned()).or_insert((None, None));
             let key = self.keys.plan(node, MANIFEST_KEY);
             let (stored, revision) = latest.stored(&key);
-            let current: Option<PlanManifest> = stored.and_then(|b| serde_json::from_slice(b).ok());
+            let current = self.parsed_manifest(node, stored, revision);
+            // A lookup, not a scan: this runs for every node on every pass.
+            let gone = !read.objects.contains_key(&ObjectKey {
+                kind: Kind::Node,
+                name: node.to_owned(),
+            });
+            // Nearly every node's manifest already says what this pass decided: tell so
+            // without copying it.
+            if !gone
+                && current.as_deref().is_some_and(|m| {
+                    m.epoch == epoch
+                        && m.fencing_token == self.token
+                        && m.controllers == self.planners
+                        && m.slices.keys().all(|c| self.planners.contains(c))
+                        && m.slices.get(controller) == Some(&entry.0)
+                })
+            {
+                continue;
+            }
+            let current = current.as_deref().cloned();
             let mut manifest = current.clone().unwrap_or_default();
             manifest.epoch.clone_from(&epoch);
             manifest.fencing_token = self.token;
@@ -340,11 +362,6 @@ impl Writer {
             // controller plans anything on any more loses its manifest rather than getting
             // a complete empty plan: its agent then holds the host as it is, instead of
             // removing everything it manages (the smallest step: stop managing it).
-            // A lookup, not a scan: this runs for every node on every pass.
-            let gone = !read.objects.contains_key(&ObjectKey {
-                kind: Kind::Node,
-                name: node.to_owned(),
-            });
             let op = if gone && manifest.slices.values().all(Option::is_none) {
                 if stored.is_none() {
                     continue;
@@ -368,6 +385,29 @@ impl Writer {
                 .push(Compare::mod_revision(key, CompareOp::Equal, revision));
             change.ops.push(op);
         }
+    }
+
+    /// The manifest stored for `node` (`bytes` at `revision`), parsed once per revision:
+    /// every pass of every planner reads every node's manifest.
+    fn parsed_manifest(
+        &self,
+        node: &str,
+        bytes: Option<&[u8]>,
+        revision: Revision,
+    ) -> Option<Arc<PlanManifest>> {
+        let bytes = bytes?;
+        let mut parsed = self
+            .manifests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((at, m)) = parsed.get(node) {
+            if *at == revision {
+                return m.clone();
+            }
+        }
+        let manifest = serde_json::from_slice::<PlanManifest>(bytes).ok().map(Arc::new);
+        parsed.insert(node.to_owned(), (revision, manifest.clone()));
+        manifest
     }
 
     /// Fenced transactions carrying `changes`, each with at most `limit` compares and
