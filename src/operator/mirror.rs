@@ -12,50 +12,74 @@
 //! `Observed` of one pass and back into its mirror afterwards.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
-/// An owned map (`U` values) made from a sorted sequence of `(key, Arc<T>)`.
+use imbl::ordmap::DiffItem;
+use imbl::OrdMap;
+
+/// An owned map (`U` values) made from a persistent map of shared values (`V`).
 #[derive(Debug)]
-pub struct Mirror<T, U> {
-    /// What each entry was made from.
-    source: BTreeMap<String, Arc<T>>,
+pub struct Mirror<V: Clone, U> {
+    /// The map it was last made from: the next sync visits only what differs from it
+    /// (the persistent map skips the parts both share).
+    source: OrdMap<String, V>,
     pub owned: BTreeMap<String, U>,
+    /// Whether `owned` is the one made from `source` (not taken away by a pass that never
+    /// gave it back).
+    whole: bool,
 }
 
-impl<T, U> Default for Mirror<T, U> {
+impl<V: Clone, U> Default for Mirror<V, U> {
     fn default() -> Self {
         Mirror {
-            source: BTreeMap::new(),
+            source: OrdMap::new(),
             owned: BTreeMap::new(),
+            whole: true,
         }
     }
 }
 
-impl<T, U> Mirror<T, U> {
-    /// Makes `owned` hold `make(v)` for every `(key, v)` of `from` and nothing else,
-    /// calling `make` only for entries that are new or whose `Arc` changed. `make` must be
-    /// a function of the value alone.
-    pub fn sync<'a, I>(&mut self, from: I, make: impl Fn(&T) -> U)
-    where
-        T: 'a,
-        I: Iterator<Item = (&'a String, &'a Arc<T>)> + Clone,
-    {
-        let mut present = 0;
-        for (key, value) in from.clone() {
-            present += 1;
-            match self.source.get(key) {
-                Some(old) if Arc::ptr_eq(old, value) && self.owned.contains_key(key) => {}
-                _ => {
-                    self.source.insert(key.clone(), Arc::clone(value));
-                    self.owned.insert(key.clone(), make(value));
+impl<V: Clone + PartialEq, U> Mirror<V, U> {
+    /// Makes `owned` hold `make(v)` for every `(key, v)` of `from` for which it is `Some`
+    /// and nothing else, calling `make` only for entries that are new or changed since the
+    /// last sync. `make` must be a function of the value alone.
+    pub fn sync(&mut self, from: &OrdMap<String, V>, make: impl Fn(&V) -> Option<U>) {
+        if !self.whole {
+            self.source = OrdMap::new();
+            self.owned.clear();
+            self.whole = true;
+        }
+        for item in self.source.diff(from) {
+            match item {
+                DiffItem::Add(key, value)
+                | DiffItem::Update {
+                    new: (key, value), ..
+                } => match make(value) {
+                    Some(made) => {
+                        self.owned.insert(key.clone(), made);
+                    }
+                    None => {
+                        self.owned.remove(key);
+                    }
+                },
+                DiffItem::Remove(key, _) => {
+                    self.owned.remove(key);
                 }
             }
         }
-        if present != self.source.len() || present != self.owned.len() {
-            let keep: std::collections::BTreeSet<&String> = from.map(|(k, _)| k).collect();
-            self.source.retain(|k, _| keep.contains(k));
-            self.owned.retain(|k, _| keep.contains(k));
-        }
+        self.source = from.clone();
+    }
+
+    /// Moves the owned map out (into a pass's `Observed`); [`Mirror::give_back`] returns
+    /// it. Until then the mirror counts as empty: a pass that panicked with it is rebuilt.
+    pub fn take(&mut self) -> BTreeMap<String, U> {
+        self.whole = false;
+        std::mem::take(&mut self.owned)
+    }
+
+    pub fn give_back(&mut self, owned: BTreeMap<String, U>) {
+        self.owned = owned;
+        self.whole = true;
     }
 }
 
@@ -95,33 +119,45 @@ impl<M: Default> Pool<M> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
 
     #[test]
     fn remakes_only_what_changed_and_drops_what_went() {
         let a = Arc::new(1);
         let b = Arc::new(2);
-        let mut from: BTreeMap<String, Arc<i32>> =
-            [("a".to_owned(), Arc::clone(&a)), ("b".to_owned(), b)].into();
+        let mut from: OrdMap<String, Arc<i32>> =
+            [("a".to_owned(), Arc::clone(&a)), ("b".to_owned(), b)]
+                .into_iter()
+                .collect();
         let made = std::cell::Cell::new(0);
-        let make = |v: &i32| {
+        let make = |v: &Arc<i32>| {
             made.set(made.get() + 1);
-            v * 10
+            Some(**v * 10)
         };
-        let mut m: Mirror<i32, i32> = Mirror::default();
-        m.sync(from.iter(), make);
+        let mut m: Mirror<Arc<i32>, i32> = Mirror::default();
+        m.sync(&from, make);
         assert_eq!(m.owned, [("a".to_owned(), 10), ("b".to_owned(), 20)].into());
         assert_eq!(made.get(), 2);
-        // b changes (a new Arc, even with an equal value), c arrives, a stays.
+        // b changes, c arrives, a stays.
         from.insert("b".into(), Arc::new(3));
         from.insert("c".into(), Arc::new(4));
-        m.sync(from.iter(), make);
+        m.sync(&from, make);
         assert_eq!(made.get(), 4, "only b and c were remade");
         from.remove("a");
-        m.sync(from.iter(), make);
+        m.sync(&from, make);
         assert_eq!(m.owned, [("b".to_owned(), 30), ("c".to_owned(), 40)].into());
-        // An owned map taken away (moved into a pass that panicked) is rebuilt.
-        m.owned.clear();
-        m.sync(from.iter(), make);
-        assert_eq!(m.owned.len(), 2);
+        // An entry `make` leaves out is absent.
+        from.insert("d".into(), Arc::new(-1));
+        m.sync(&from, |v| (**v > 0).then(|| **v * 10));
+        assert!(!m.owned.contains_key("d"));
+        // An owned map taken and never given back (a pass that panicked) is rebuilt.
+        let _lost = m.take();
+        m.sync(&from, make);
+        assert_eq!(m.owned.len(), 3);
+        let owned = m.take();
+        m.give_back(owned);
+        let before = made.get();
+        m.sync(&from, make);
+        assert_eq!(made.get(), before, "given back: nothing to remake");
     }
 }

@@ -92,7 +92,10 @@ impl Built {
             let d = Arc::make_mut(&mut self.desired);
             for item in self.from.diff(&snapshot.objects) {
                 match item {
-                    DiffItem::Add(_, stored) | DiffItem::Update { new: (_, stored), .. } => {
+                    DiffItem::Add(_, stored)
+                    | DiffItem::Update {
+                        new: (_, stored), ..
+                    } => {
                         d.insert(&stored.object);
                     }
                     DiffItem::Remove(key, _) => d.remove(key),
@@ -108,9 +111,9 @@ impl Built {
 /// only the reports and slices that changed since (see [`super::mirror`]).
 #[derive(Debug, Default)]
 pub struct ObservedMaps {
-    reports: Mirror<Report, Report>,
-    plans: Mirror<PlanSlice, BTreeMap<String, PlanSlice>>,
-    digests: Mirror<BTreeMap<String, String>, BTreeMap<String, String>>,
+    reports: Mirror<Arc<Report>, Report>,
+    plans: Mirror<BTreeMap<String, Arc<PlanSlice>>, BTreeMap<String, PlanSlice>>,
+    digests: Mirror<Arc<BTreeMap<String, String>>, BTreeMap<String, String>>,
 }
 
 impl ObservedMaps {
@@ -131,33 +134,33 @@ impl ObservedMaps {
         now: SystemTime,
         mono: Instant,
     ) -> Observed {
-        self.reports.sync(snapshot.reports.iter(), Report::clone);
-        let own = snapshot
-            .plans
-            .iter()
-            .filter_map(|(node, slices)| Some((node, slices.get(controller)?)));
-        self.plans.sync(own, |slice: &PlanSlice| {
-            [(controller.to_owned(), slice.clone())].into()
+        self.reports
+            .sync(&snapshot.reports, |r: &Arc<Report>| Some(Report::clone(r)));
+        self.plans.sync(&snapshot.plans, |slices| {
+            let own = slices.get(controller)?;
+            Some([(controller.to_owned(), PlanSlice::clone(own))].into())
         });
-        self.digests
-            .sync(snapshot.plan_digests.iter(), BTreeMap::clone);
+        self.digests.sync(
+            &snapshot.plan_digests,
+            |d: &Arc<BTreeMap<String, String>>| Some(BTreeMap::clone(d)),
+        );
         Observed {
             now,
-            reports: std::mem::take(&mut self.reports.owned),
+            reports: self.reports.take(),
             agents: snapshot.agent_liveness(mono),
             mesos: probes.mesos.clone(),
             zookeeper: probes.zookeeper.clone(),
             prometheus_targets: probes.prometheus_targets.clone(),
-            plans: std::mem::take(&mut self.plans.owned),
-            plan_digests: std::mem::take(&mut self.digests.owned),
+            plans: self.plans.take(),
+            plan_digests: self.digests.take(),
         }
     }
 
     /// Takes the maps back from a pass's `Observed`.
     pub fn restore(&mut self, observed: Observed) {
-        self.reports.owned = observed.reports;
-        self.plans.owned = observed.plans;
-        self.digests.owned = observed.plan_digests;
+        self.reports.give_back(observed.reports);
+        self.plans.give_back(observed.plans);
+        self.digests.give_back(observed.plan_digests);
     }
 }
 

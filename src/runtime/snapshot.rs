@@ -342,7 +342,8 @@ impl Snapshot {
     /// Whether `node`'s spec record is stored but unreadable: nothing may be deleted on its
     /// account (its plan slices, the object) until a readable version or a delete is seen.
     pub fn held_node(&self, keys: &Keys, node: &str) -> bool {
-        self.unreadable.contains_key(&keys.spec(Kind::Node, node))
+        // Asked for every node on every pass: no key to make when nothing is unreadable.
+        !self.unreadable.is_empty() && self.unreadable.contains_key(&keys.spec(Kind::Node, node))
     }
 
     /// The status stored at `status_key`; an unreadable one counts as none (and is noted).

@@ -160,9 +160,15 @@ impl Writer {
         // the change writing it, if any. The node's manifest joins that change below.
         let mut decided: BTreeMap<String, (Option<String>, Option<Change>)> = BTreeMap::new();
         for (node, slice) in &outcome.plans {
-            let key = self.keys.plan(node, controller);
-            let (stored, read_revision) = snapshot.stored(&key);
-            let unchanged = Compare::mod_revision(key.clone(), CompareOp::Equal, read_revision);
+            // The key and its stored bytes are looked up only for a slice that differs
+            // from the parsed stored one (nearly none): each is a string format and a
+            // lookup among every key of the cluster.
+            let stored_at = || {
+                let key = self.keys.plan(node, controller);
+                let (stored, read_revision) = snapshot.stored(&key);
+                let unchanged = Compare::mod_revision(key.clone(), CompareOp::Equal, read_revision);
+                (key, stored, unchanged)
+            };
             match slice {
                 Some(slice) => {
                     // A cluster-wide controller hands back every node's slice and nearly all
@@ -183,6 +189,7 @@ impl Writer {
                         decided.insert(node.clone(), (Some(digest), None));
                         continue;
                     }
+                    let (key, stored, unchanged) = stored_at();
                     let mut slice = slice.clone();
                     slice.controller = controller.to_owned();
                     slice.fencing_token = self.token;
@@ -203,6 +210,7 @@ impl Writer {
                 // readable spec or a readable delete is seen.
                 None if read.held_node(&self.keys, node) => {}
                 None => {
+                    let (key, stored, unchanged) = stored_at();
                     let change = stored.is_some().then(|| Change {
                         compares: vec![unchanged],
                         ops: vec![Op::delete(key)],
@@ -405,7 +413,9 @@ impl Writer {
                 return m.clone();
             }
         }
-        let manifest = serde_json::from_slice::<PlanManifest>(bytes).ok().map(Arc::new);
+        let manifest = serde_json::from_slice::<PlanManifest>(bytes)
+            .ok()
+            .map(Arc::new);
         parsed.insert(node.to_owned(), (revision, manifest.clone()));
         manifest
     }
