@@ -36,7 +36,7 @@ impl Printer {
     }
 
     /// Feeds one input.
-    pub fn add(mut self, value: impl Hash) -> Printer {
+    pub fn feed(mut self, value: impl Hash) -> Printer {
         value.hash(&mut self.0);
         self
     }
@@ -44,10 +44,10 @@ impl Printer {
     /// Feeds a record: by its resource version, or whole when it has none.
     pub fn record<S: Serialize>(self, record: &Resource<S>) -> Printer {
         match &record.metadata.resource_version {
-            Some(version) => self.add(("rv", &record.metadata.name, version)),
+            Some(version) => self.feed(("rv", &record.metadata.name, version)),
             // A record not read from a store: its bytes (spec, metadata, status) are the
             // only thing that says it changed.
-            None => self.add(("whole", serde_json::to_vec(record).unwrap_or_default())),
+            None => self.feed(("whole", serde_json::to_vec(record).unwrap_or_default())),
         }
     }
 
@@ -143,7 +143,7 @@ mod tests {
     #[test]
     fn derives_only_what_a_new_print_asks_for_and_forgets_what_went() {
         let mut memo: Memo<String> = Memo::default();
-        let p = |s: &str| Printer::new().add(s).finish();
+        let p = |s: &str| Printer::new().feed(s).finish();
         assert_eq!(memo.get("a", p("1"), || "a1".into()), "a1");
         assert_eq!(memo.get("b", p("1"), || "b1".into()), "b1");
         memo.sweep();

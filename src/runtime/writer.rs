@@ -64,6 +64,9 @@ fn same_slice(stored: &PlanSlice, wanted: &PlanSlice, controller: &str, token: R
         && *containers == wanted.containers
 }
 
+/// A node's stored manifest, parsed, and the revision it was read at.
+type ParsedManifest = (Revision, Option<Arc<PlanManifest>>);
+
 /// Writes for one leadership term.
 pub struct Writer {
     store: Arc<dyn Store>,
@@ -74,7 +77,7 @@ pub struct Writer {
     /// The controllers that plan nodes: each node's manifest waits for all of them.
     planners: BTreeSet<String>,
     /// Each node's stored manifest as last parsed, under the revision it was read at.
-    manifests: std::sync::Mutex<HashMap<String, (Revision, Option<Arc<PlanManifest>>)>>,
+    manifests: std::sync::Mutex<HashMap<String, ParsedManifest>>,
 }
 
 impl Writer {

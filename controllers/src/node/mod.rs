@@ -228,30 +228,30 @@ fn slices(
     // What every slice reads besides its own record: the Cluster (ports, paths, role
     // assignments), the ZooKeeper URL (the manager's address) and the settings.
     let context = Printer::new()
-        .add(desired.zk_url())
-        .add(desired.cluster_name())
-        .add(format!("{settings:?}"));
+        .feed(desired.zk_url())
+        .feed(desired.cluster_name())
+        .feed(format!("{settings:?}"));
     let context = match &desired.cluster {
         Some(cluster) => context.record(cluster),
-        None => context.add("no Cluster record"),
+        None => context.feed("no Cluster record"),
     };
     let targets = desired
         .monitor()
         .map(|_| prometheus::targets_from(&mut state.targets, desired))
         .unwrap_or_default();
-    let targets_print = Printer::new().add(&targets).finish();
+    let targets_print = Printer::new().feed(&targets).finish();
     for n in desired.nodes.values() {
         let name = &n.metadata.name;
         let standing = phases.get(name).copied().unwrap_or_default();
         let phase = standing.phase;
         let roles = desired.roles(name);
         let mut print = Printer::new()
-            .add(context.finish())
+            .feed(context.finish())
             .record(n)
-            .add(phase)
-            .add(&roles);
+            .feed(phase)
+            .feed(&roles);
         if roles.contains(&Role::Monitor) {
-            print = print.add(targets_print);
+            print = print.feed(targets_print);
         }
         let slice = state.slices.get(name, print.finish(), || {
             node_slice(desired, n, &roles, phase, settings, &targets)

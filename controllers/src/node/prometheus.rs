@@ -42,7 +42,7 @@ pub(super) fn targets_from(groups: &mut Memo<String>, desired: &Desired) -> Stri
     for (i, w) in desired.member_workers(RemovalPhase::Cleanup).enumerate() {
         let print = Printer::new()
             .record(w)
-            .add((ports.node_exporter, ports.cadvisor))
+            .feed((ports.node_exporter, ports.cadvisor))
             .finish();
         let group = groups.get(&w.metadata.name, print, || target_group(desired, w));
         if i > 0 {
