@@ -57,7 +57,7 @@ impl Printer {
 }
 
 /// One kept result per key, each under the print of its inputs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Memo<V> {
     entries: HashMap<String, Entry<V>>,
     /// The pass now running: an entry not asked for in it is gone from the cluster.
@@ -65,7 +65,21 @@ pub struct Memo<V> {
     derived: u64,
 }
 
-#[derive(Debug, Clone)]
+/// Keys and counts only: a kept value may hold secrets (the master's `credentials.json`
+/// entries), and a state printed for debugging must not show them.
+impl<V> std::fmt::Debug for Memo<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut keys: Vec<&String> = self.entries.keys().collect();
+        keys.sort();
+        f.debug_struct("Memo")
+            .field("keys", &keys)
+            .field("pass", &self.pass)
+            .field("derived", &self.derived)
+            .finish()
+    }
+}
+
+#[derive(Clone)]
 struct Entry<V> {
     print: Print,
     value: V,
@@ -158,5 +172,16 @@ mod tests {
         memo.sweep();
         assert_eq!(memo.len(), 1);
         assert_eq!(memo.get("a", p("1"), || "a again".into()), "a again");
+    }
+
+    #[test]
+    fn debug_shows_keys_never_values() {
+        let mut memo: Memo<String> = Memo::default();
+        memo.get("node1.omtd", Printer::new().finish(), || {
+            "s3cr3t-value".into()
+        });
+        let shown = format!("{memo:?}");
+        assert!(shown.contains("node1.omtd"), "{shown}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
     }
 }

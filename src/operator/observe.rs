@@ -79,18 +79,18 @@ impl Built {
     /// every one of them). A build a pass still reads is left to it: the patch goes into a
     /// copy, which shares every record (`Desired`'s maps are persistent).
     fn patch(&mut self, snapshot: &Snapshot) {
-        let cluster_changed = self.from.diff(&snapshot.objects).any(|item| {
-            let key = match item {
-                DiffItem::Add(k, _) | DiffItem::Remove(k, _) => k,
-                DiffItem::Update { new: (k, _), .. } => k,
-            };
-            key.kind == Kind::Cluster
+        let changed: Vec<DiffItem<'_, '_, ObjectKey, Arc<Stored>>> =
+            self.from.diff(&snapshot.objects).collect();
+        let cluster_changed = changed.iter().any(|item| match item {
+            DiffItem::Add(k, _) | DiffItem::Remove(k, _) | DiffItem::Update { new: (k, _), .. } => {
+                k.kind == Kind::Cluster
+            }
         });
         if cluster_changed {
             self.desired = Arc::new(desired(snapshot));
         } else {
             let d = Arc::make_mut(&mut self.desired);
-            for item in self.from.diff(&snapshot.objects) {
+            for item in changed {
                 match item {
                     DiffItem::Add(_, stored)
                     | DiffItem::Update {

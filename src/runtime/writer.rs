@@ -334,6 +334,17 @@ impl Writer {
             .and_then(|b| std::str::from_utf8(b).ok())
             .unwrap_or_default()
             .to_owned();
+        {
+            // Parsed manifests of nodes gone since: dropped, so the cache stays the cluster's
+            // size (checked by count first: nearly every pass has nothing to drop).
+            let mut parsed = self
+                .manifests
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if parsed.len() > nodes.len() {
+                parsed.retain(|node, _| nodes.contains(node.as_str()));
+            }
+        }
         for node in nodes {
             if read.held_node(&self.keys, node) {
                 continue; // unreadable is not deleted: the manifest stays as it is
