@@ -103,10 +103,10 @@ impl Value {
 impl std::fmt::Display for Value {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match *self {
-            Value::Time(d) if d < Duration::from_secs(10) => {
+            Value::Time(d) if d < Duration::from_secs(1) => {
                 write!(f, "{:.1} ms", d.as_secs_f64() * 1000.0)
             }
-            Value::Time(d) => write!(f, "{:.1} s", d.as_secs_f64()),
+            Value::Time(d) => write!(f, "{:.2} s", d.as_secs_f64()),
             Value::Bytes(b) if b < 1 << 30 => write!(f, "{:.1} MB", b as f64 / 1e6),
             Value::Bytes(b) => write!(f, "{:.2} GiB", b as f64 / (1u64 << 30) as f64),
             Value::Count(n) => write!(f, "{n}"),
@@ -387,7 +387,7 @@ mod tests {
             text.contains("cold start -> all Ready, 10,000 nodes, etcd"),
             "{text}"
         );
-        assert!(text.contains("29.0 s") && text.contains("<= 30 s") && text.contains("met"));
+        assert!(text.contains("29.00 s") && text.contains("<= 30 s") && text.contains("met"));
         assert!(
             text.contains("2.00 GiB") && text.contains("missed"),
             "{text}"

@@ -17,9 +17,11 @@ pub struct RuntimeConfig {
     pub shutdown_timeout: Duration,
     pub backoff: BackoffConfig,
     pub event_ttl: Duration,
-    /// How long a changed key waits before it is handed out, so that a burst of changes
-    /// to one object costs one reconcile. Changes within the window fold into one run; the
-    /// window does not restart with each change, so a steady stream still gets reconciled.
+    /// The debounce window: a changed key that has not run within it is handed out at once;
+    /// one that has waits until the window has passed since its last run, so a burst of
+    /// changes (to one object, or the reports of many agents to a cluster-wide key) folds
+    /// into one more reconcile. The window does not restart with each change, so a steady
+    /// stream still gets reconciled.
     pub debounce: Duration,
 }
 

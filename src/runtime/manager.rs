@@ -407,7 +407,7 @@ impl Shared {
                         };
                         for lane in lanes.values() {
                             for work in lane.controller.keys_for(&changed, &snapshot) {
-                                lane.queue.add_after(&work, self.config.debounce);
+                                lane.queue.add_debounced(&work, self.config.debounce);
                             }
                         }
                     }
@@ -431,7 +431,7 @@ impl Shared {
         let changed = Changed::External(what.to_owned());
         for lane in lanes.values() {
             for work in lane.controller.keys_for(&changed, &snapshot) {
-                lane.queue.add_after(&work, self.config.debounce);
+                lane.queue.add_debounced(&work, self.config.debounce);
             }
             self.metrics
                 .set_queue_depth(lane.controller.name(), lane.queue.depth());

@@ -6,6 +6,10 @@
 //!   Adding it while it runs marks it dirty; it is queued again when the worker is done, so a
 //!   change made during a reconcile is never lost and costs exactly one more run.
 //! - Delayed adds (requeue-after, backoff) keep only the earliest pending deadline per key.
+//! - A debounced add (a change seen on the watch) adapts to the key's rhythm: a key that has
+//!   not run within the window runs at once (a lone change costs no wait), one that ran
+//!   within it waits for the window's end after that run, so a burst (a cold start's reports,
+//!   a fleet restarting, a pass's own writes echoing back) folds into one more run.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -21,10 +25,19 @@ struct Inner {
     queued: HashSet<String>,
     running: HashSet<String>,
     dirty: HashSet<String>,
+    /// Running keys changed on the watch meanwhile (often by the run's own writes echoing
+    /// back): run once more a window after this run ends, not at once.
+    dirty_debounced: HashMap<String, Duration>,
     /// The earliest pending delayed add of each key.
     delayed: HashMap<String, Instant>,
+    /// When each key's last run ended (for debounced adds); pruned of ends older than the
+    /// window once it grows, so keys of deleted objects do not pile up.
+    finished: HashMap<String, Instant>,
     closed: bool,
 }
+
+/// How many finish times are kept before the old ones are pruned.
+const FINISHED_PRUNE_AT: usize = 4096;
 
 /// The queue of one controller. Shared by its dispatcher and workers through an `Arc`.
 #[derive(Debug)]
@@ -117,6 +130,35 @@ impl WorkQueue {
         });
     }
 
+    /// Queue `key` for a change seen on the watch: at once if it has not run within `window`,
+    /// else when `window` has passed since its last run ended (folding whatever else comes
+    /// meanwhile into that one run). A running key is marked to run once more, as by `add`.
+    pub fn add_debounced(self: &Arc<Self>, key: &str, window: Duration) {
+        let wait = {
+            let mut inner = self.lock();
+            if inner.closed {
+                return;
+            }
+            if inner.running.contains(key) {
+                let window = inner
+                    .dirty_debounced
+                    .get(key)
+                    .map_or(window, |w| (*w).min(window));
+                inner.dirty_debounced.insert(key.to_owned(), window);
+                return;
+            }
+            let now = Instant::now();
+            if inner.finished.len() > FINISHED_PRUNE_AT {
+                inner.finished.retain(|_, end| now < *end + window);
+            }
+            match inner.finished.get(key) {
+                Some(end) if now < *end + window => *end + window - now,
+                _ => Duration::ZERO,
+            }
+        };
+        self.add_after(key, wait);
+    }
+
     /// The next key to work on, marked running; `None` once the queue is closed.
     pub async fn next(&self) -> Option<String> {
         loop {
@@ -145,14 +187,21 @@ impl WorkQueue {
         }
     }
 
-    /// The worker finished `key`; if it changed meanwhile, it is queued once more.
-    pub fn done(&self, key: &str) {
+    /// The worker finished `key`; if it changed meanwhile, it is queued once more: at once
+    /// for a plain add, a window from now for a change seen on the watch (which then folds
+    /// in whatever else arrives, such as the agent's report on the slice just written).
+    pub fn done(self: &Arc<Self>, key: &str) {
         let mut inner = self.lock();
         inner.running.remove(key);
+        inner.finished.insert(key.to_owned(), Instant::now());
+        let debounced = inner.dirty_debounced.remove(key);
         if inner.dirty.remove(key) && !inner.closed && inner.queued.insert(key.to_owned()) {
             inner.order.push_back(key.to_owned());
             drop(inner);
             self.notify.notify_one();
+        } else if let Some(window) = debounced {
+            drop(inner);
+            self.add_after(key, window);
         }
     }
 
@@ -206,5 +255,53 @@ mod tests {
         assert_eq!(q.depth(), 0, "the later timers were superseded");
         q.close();
         assert_eq!(q.next().await, None);
+    }
+
+    /// A lone change is handed out at once; changes right after a run fold into one run
+    /// at the window's end; after a quiet window a change is at once again. (Real time with
+    /// a wide window: the checks before its end take microseconds.)
+    #[tokio::test]
+    async fn a_lone_change_runs_at_once_and_a_burst_folds_after_the_run() {
+        let window = Duration::from_millis(300);
+        let q = WorkQueue::new();
+        q.add_debounced("k", window);
+        assert_eq!(q.depth(), 1, "never ran: handed out at once");
+        assert_eq!(q.next().await.as_deref(), Some("k"));
+        q.done("k");
+        for _ in 0..5 {
+            q.add_debounced("k", window);
+        }
+        assert_eq!(q.depth(), 0, "within the window of the last run: waiting");
+        tokio::time::sleep(window + Duration::from_millis(100)).await;
+        assert_eq!(q.depth(), 1, "folded into one run at the window's end");
+        assert_eq!(q.next().await.as_deref(), Some("k"));
+        q.done("k");
+        tokio::time::sleep(window + Duration::from_millis(50)).await;
+        q.add_debounced("k", window);
+        assert_eq!(
+            q.depth(),
+            1,
+            "quiet for longer than the window: at once again"
+        );
+    }
+
+    /// A change seen while the key runs (its own write echoing back) runs it once more a
+    /// window after the run, not at once; a plain add while it runs still reruns at once.
+    #[tokio::test]
+    async fn a_change_during_a_run_waits_a_window_after_it() {
+        let window = Duration::from_millis(300);
+        let q = WorkQueue::new();
+        q.add("k");
+        assert_eq!(q.next().await.as_deref(), Some("k"));
+        q.add_debounced("k", window);
+        q.done("k");
+        assert_eq!(q.depth(), 0, "not at once");
+        tokio::time::sleep(window + Duration::from_millis(100)).await;
+        assert_eq!(q.depth(), 1, "once more after the window");
+        assert_eq!(q.next().await.as_deref(), Some("k"));
+        q.add_debounced("k", window);
+        q.add("k");
+        q.done("k");
+        assert_eq!(q.depth(), 1, "a plain add while running reruns at once");
     }
 }

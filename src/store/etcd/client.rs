@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use etcd_client as ec;
 
-use super::grpc::{describe, is_connect_failure, is_no_leader, is_permission_denied, is_transport};
+use super::grpc::{
+    describe, is_connect_failure, is_no_leader, is_permission_denied, is_too_many_requests,
+    is_transport,
+};
 use super::tls::EtcdTls;
 use crate::store::{Result, StoreError};
 
@@ -26,6 +29,9 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_RESPONSE_BYTES: usize = 256 << 20;
 /// Pause before resending a request that could not connect, times the attempt number.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
+/// First and longest pause before resending a request etcd refused as "too many requests".
+const BUSY_PAUSE_FIRST: Duration = Duration::from_millis(25);
+const BUSY_PAUSE_MAX: Duration = Duration::from_secs(1);
 
 /// A [`Store`](crate::store::Store) backed by an etcd v3 cluster.
 #[derive(Clone)]
@@ -149,7 +155,11 @@ impl EtcdStore {
     /// all requests would fail. Such a request never left this process, so sending it again is
     /// safe whatever it does (even a non-idempotent txn); the next attempt likely picks a live
     /// member. The same holds for "no leader": etcd's require-leader check refuses the request
-    /// before handling it (a member cut off from the others, or an election under way). Any
+    /// before handling it (a member cut off from the others, or an election under way), and
+    /// for "too many requests": etcd refuses it before proposing it when its applied index
+    /// lags the committed one (thousands of agents granting leases at a cold start). That one
+    /// is a member saying "slow down", so it is resent with a growing, jittered pause for as
+    /// long as the deadline allows, and the last refusal is returned if it never clears. Any
     /// other failure is returned as is: the request may have been applied.
     pub(super) async fn send<T, F, Fut>(&self, mut request: F) -> std::result::Result<T, CallError>
     where
@@ -157,8 +167,10 @@ impl EtcdStore {
         Fut: Future<Output = std::result::Result<T, ec::Error>>,
     {
         let attempts = 2 * self.endpoint_count + 1;
+        let started = tokio::time::Instant::now();
         let run = async {
             let mut attempt = 1;
+            let mut busy_pause = BUSY_PAUSE_FIRST;
             loop {
                 match request().await {
                     Err(e)
@@ -166,6 +178,15 @@ impl EtcdStore {
                     {
                         tokio::time::sleep(RETRY_PAUSE * attempt).await;
                         attempt += 1;
+                    }
+                    Err(e) if is_too_many_requests(&e) => {
+                        let pause = jittered(busy_pause);
+                        // Leave the last refusal to the caller rather than a bare timeout.
+                        if started.elapsed() + pause >= REQUEST_TIMEOUT {
+                            return Err(e);
+                        }
+                        tokio::time::sleep(pause).await;
+                        busy_pause = (busy_pause * 2).min(BUSY_PAUSE_MAX);
                     }
                     other => return other,
                 }
@@ -192,7 +213,7 @@ impl EtcdStore {
                         "etcd at {eps}: {what}: this identity (the common name of \
                          --store-cert) has no role that allows it; see docs/security.md"
                     ))
-                } else if is_transport(&e) {
+                } else if is_transport(&e) || is_too_many_requests(&e) {
                     StoreError::Unavailable(format!("etcd at {eps}: {what}: {}", describe(&e)))
                 } else {
                     StoreError::Backend(format!("etcd at {eps}: {what}: {}", describe(&e)))
@@ -200,6 +221,14 @@ impl EtcdStore {
             }
         }
     }
+}
+
+/// A pause between half and all of `pause`, so that many clients refused together (a fleet
+/// of agents at a cold start) do not come back together.
+fn jittered(pause: Duration) -> Duration {
+    let fraction =
+        getrandom::u32().map_or(0.75, |r| 0.5 + f64::from(r) / f64::from(u32::MAX) / 2.0);
+    pause.mul_f64(fraction)
 }
 
 /// Why a call failed: etcd (or the transport) said so, or it did not answer in time.

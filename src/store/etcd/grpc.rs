@@ -11,6 +11,7 @@ mod code {
     pub const DEADLINE_EXCEEDED: i32 = 4;
     pub const NOT_FOUND: i32 = 5;
     pub const PERMISSION_DENIED: i32 = 7;
+    pub const RESOURCE_EXHAUSTED: i32 = 8;
     pub const ABORTED: i32 = 10;
     pub const OUT_OF_RANGE: i32 = 11;
     pub const UNAVAILABLE: i32 = 14;
@@ -56,6 +57,13 @@ pub(super) fn is_connect_failure(e: &ec::Error) -> bool {
 /// the require-leader check answers before the request is handled).
 pub(super) fn is_no_leader(e: &ec::Error) -> bool {
     matches!(status(e), Some((code::UNAVAILABLE, m)) if m.contains("no leader"))
+}
+
+/// Whether etcd refused the request as "too many requests" (`rpctypes.ErrGRPCTooManyRequests`):
+/// its applied index lags the committed one by more than it allows, checked before the
+/// request is proposed, so nothing was applied.
+pub(super) fn is_too_many_requests(e: &ec::Error) -> bool {
+    matches!(status(e), Some((code::RESOURCE_EXHAUSTED, m)) if m.contains("too many requests"))
 }
 
 /// Whether etcd's auth refused the request (`etcdserver: permission denied`, or a user
