@@ -1040,7 +1040,14 @@ async fn keep_alive_keeps_key_beyond_ttl(fx: Fixture) {
         s.get(&k).await.unwrap().is_some(),
         "{k} expired although kept alive"
     );
-    s.revoke_lease(lease.id).await.unwrap();
+    // Left alone, it expires, and the next keep-alive (etcd: over the stream the earlier
+    // ones kept open) says so.
+    let last = Instant::now();
+    wait_until_gone(s, &k, last, lease.ttl + Duration::from_secs(3)).await;
+    match s.keep_alive(lease.id).await {
+        Err(StoreError::LeaseNotFound(id)) => assert_eq!(id, lease.id),
+        other => panic!("keep_alive once expired: expected LeaseNotFound, got {other:?}"),
+    }
 }
 
 async fn revoke_deletes_keys(fx: Fixture) {

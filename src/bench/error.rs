@@ -22,6 +22,12 @@ pub enum BenchError {
     },
     #[error("the operator's {url} did not answer; its log {log}")]
     OperatorNotUp { url: String, log: String },
+    #[error("only {up} of {nodes} sim agents held their heartbeat lease after {waited:?}: the store is too slow for this many agents (a bigger --timeout, or fewer --nodes)")]
+    AgentsNotUp {
+        up: usize,
+        nodes: usize,
+        waited: std::time::Duration,
+    },
     #[error("the operator exited ({status}) during the bench; its log {log}")]
     OperatorExited { status: String, log: String },
 }

@@ -48,13 +48,18 @@ pub enum Scenario {
     AddNode,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct BenchOptions {
     pub nodes: usize,
     pub changes: usize,
     pub idle: Duration,
     pub timeout: Duration,
     pub scenario: Scenario,
+    /// The connections the sim agents share, round robin (empty: the bench's own). Real
+    /// agents have one each; thousands of agents' watches and leases on one HTTP/2
+    /// connection trip h2's guard against stream resets ("too_many_internal_resets"),
+    /// which closes the connection for every agent at once.
+    pub agent_stores: Vec<std::sync::Arc<dyn crate::store::Store>>,
 }
 
 /// CPU time (user + system) per timed change.

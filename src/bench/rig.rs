@@ -17,6 +17,7 @@ use crate::agent::{Agent, AgentConfig};
 use crate::demo::{hosts, records, DemoError};
 use crate::resources::Repo;
 use crate::sim::SimWorld;
+use crate::store::Store;
 
 /// The runbook's service nodes the bench's probes and changes look at.
 pub(super) const MANAGER: &str = "manager.omtd";
@@ -49,6 +50,9 @@ pub(super) struct Rig {
     http: reqwest::Client,
     metrics_url: String,
     operator: OperatorProcess,
+    /// The stores the sim agents use, round robin (see [`BenchOptions::agent_stores`]).
+    agent_stores: Vec<Arc<dyn Store>>,
+    started_agents: usize,
     /// Holds the operator's log.
     _dir: tempfile::TempDir,
 }
@@ -105,12 +109,47 @@ impl Rig {
             http,
             metrics_url: format!("http://{metrics}/metrics"),
             operator,
+            agent_stores: opts.agent_stores.clone(),
+            started_agents: 0,
             _dir: dir,
         };
         for name in names {
             rig.start_agent(&name)?;
         }
+        rig.wait_agents_up(opts.timeout).await?;
         Ok(rig)
+    }
+
+    /// Waits until every sim agent holds its heartbeat lease, so the cold start times what
+    /// the operator does with a fleet already running (10,000 agents granting leases at
+    /// once keep a 2-core etcd busy for a while: that is the agents' start, not the
+    /// cluster's convergence). Says how long it took.
+    async fn wait_agents_up(&self, timeout: Duration) -> Result<(), BenchError> {
+        let start = Instant::now();
+        let prefix = self.repo.keys.agent_leases();
+        loop {
+            let up = match self.repo.store.list(&prefix, None).await {
+                Ok(listed) => listed.kvs.len(),
+                // etcd too busy to answer a list in time: the agents are still starting.
+                Err(_) => 0,
+            };
+            if up >= self.nodes {
+                eprintln!(
+                    "{} agents up in {:.1} s",
+                    self.nodes,
+                    start.elapsed().as_secs_f64()
+                );
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(BenchError::AgentsNotUp {
+                    up,
+                    nodes: self.nodes,
+                    waited: timeout,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// Starts the sim agent of `node`'s host (provisioned already).
@@ -118,8 +157,12 @@ impl Rig {
         let host = self.world.host(node)?;
         let mut config = AgentConfig::new(node, self.repo.keys.clone());
         config.watch_files = false;
-        let agent = Agent::new(Arc::clone(&self.repo.store), host.host(), config)
-            .with_signal(host.drift_signal());
+        let store = match self.agent_stores.len() {
+            0 => Arc::clone(&self.repo.store),
+            n => Arc::clone(&self.agent_stores[self.started_agents % n]),
+        };
+        self.started_agents += 1;
+        let agent = Agent::new(store, host.host(), config).with_signal(host.drift_signal());
         let stop = self.stop.clone();
         self.agents.spawn(async move {
             let _ = agent.run(stop.cancelled_owned()).await;

@@ -5,6 +5,7 @@
 
 use std::io::Write as _;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -164,6 +165,27 @@ fn summary(f: &Figures, store: &str) -> String {
     targets::render(&lines)
 }
 
+/// Sim agents per etcd connection: real agents have one each; a few hundred per connection
+/// keeps the bench's own process to a few dozen.
+const AGENTS_PER_CONNECTION: usize = 250;
+
+/// The etcd connections the bench's sim agents share (none for SQLite: one file, one
+/// poller, whatever the connection count).
+async fn agent_stores(
+    global: &GlobalArgs,
+    nodes: usize,
+) -> anyhow::Result<Vec<Arc<dyn crate::store::Store>>> {
+    if global.store_url()?.sqlite_path().is_some() {
+        return Ok(Vec::new());
+    }
+    let mut stores = Vec::new();
+    for _ in 0..nodes.div_ceil(AGENTS_PER_CONNECTION) {
+        let store = super::open_store(global, super::Access::Write).await?;
+        stores.push(super::secrets::seal(global, store)?);
+    }
+    Ok(stores)
+}
+
 pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCode> {
     let temp;
     let mut global = global.clone();
@@ -179,6 +201,7 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCod
     }
     let store_url = global.store_url()?.to_string();
     let repo = super::open_repo(&global, super::Access::Write).await?;
+    let agent_stores = agent_stores(&global, args.nodes).await?;
     let operator = OperatorCommand {
         bin: std::env::current_exe()?,
         env: operator_env(&global),
@@ -191,6 +214,7 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCod
             idle: args.idle,
             timeout: args.timeout,
             scenario: args.scenario,
+            agent_stores,
         },
         operator,
     )

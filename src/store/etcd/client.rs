@@ -47,6 +47,9 @@ pub struct EtcdStore {
     pub(super) endpoints: String,
     /// How many endpoints the channel balances over (bounds the retries in `send`).
     endpoint_count: u32,
+    /// An open keep-alive stream per lease refreshed through this connection, reused by
+    /// the next refresh (see `lease.rs`).
+    pub(super) keepers: super::lease::Keepers,
 }
 
 impl fmt::Debug for EtcdStore {
@@ -121,6 +124,7 @@ impl EtcdStore {
             auth: client.auth_client(),
             endpoints: joined,
             endpoint_count: u32::try_from(endpoints.len()).unwrap_or(u32::MAX / 4),
+            keepers: Default::default(),
         };
         // The channel connects lazily, so only a request tells whether anyone is there.
         match tokio::time::timeout(PROBE_TIMEOUT, store.read_revision()).await {

@@ -11,7 +11,6 @@ mod code {
     pub const DEADLINE_EXCEEDED: i32 = 4;
     pub const NOT_FOUND: i32 = 5;
     pub const PERMISSION_DENIED: i32 = 7;
-    pub const RESOURCE_EXHAUSTED: i32 = 8;
     pub const ABORTED: i32 = 10;
     pub const OUT_OF_RANGE: i32 = 11;
     pub const UNAVAILABLE: i32 = 14;
@@ -61,9 +60,12 @@ pub(super) fn is_no_leader(e: &ec::Error) -> bool {
 
 /// Whether etcd refused the request as "too many requests" (`rpctypes.ErrGRPCTooManyRequests`):
 /// its applied index lags the committed one by more than it allows, checked before the
-/// request is proposed, so nothing was applied.
+/// request is proposed, so nothing was applied. By its text (as for "no leader").
 pub(super) fn is_too_many_requests(e: &ec::Error) -> bool {
-    matches!(status(e), Some((code::RESOURCE_EXHAUSTED, m)) if m.contains("too many requests"))
+    match status(e) {
+        Some((_, m)) => m.contains("too many requests"),
+        None => e.to_string().contains("too many requests"),
+    }
 }
 
 /// Whether etcd's auth refused the request (`etcdserver: permission denied`, or a user
@@ -94,7 +96,21 @@ pub(super) fn is_transport(e: &ec::Error) -> bool {
 /// or tonic's for a transport failure), as the full `Display` of a status adds metadata.
 pub(super) fn describe(e: &ec::Error) -> String {
     match e {
-        ec::Error::GRpcStatus(s) if !s.message().is_empty() => s.message().to_owned(),
+        // A transport failure's message is tonic's summary ("h2 protocol error: http2
+        // error"); what actually happened (a GOAWAY, a reset, its reason) is in the sources.
+        ec::Error::GRpcStatus(s) if !s.message().is_empty() => {
+            let mut text = s.message().to_owned();
+            let mut source = std::error::Error::source(s);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.contains(&cause_text) {
+                    text.push_str(": ");
+                    text.push_str(&cause_text);
+                }
+                source = cause.source();
+            }
+            text
+        }
         ec::Error::GRpcStatus(s) => s.code().description().to_owned(),
         other => other.to_string(),
     }
