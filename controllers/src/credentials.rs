@@ -84,11 +84,16 @@ pub fn reconcile(desired: &Desired, observed: &Observed, settings: &Settings) ->
 }
 
 /// What the credentials controller keeps between passes (see [`crate::memo`]): the master's
-/// `credentials.json` as an indexed set, one entry per credential under the print of its
-/// record, so a rotation or a new worker re-renders one entry, not the whole file.
+/// `credentials.json` and the registry's htpasswd as indexed sets, one entry per credential
+/// under the print of its record, so a rotation or a new worker re-renders one entry, not
+/// the whole file.
 #[derive(Debug, Clone, Default)]
 pub struct State {
     master: Memo<String>,
+    /// Each registry credential's `user:secret` line, or why it has none. An error is kept
+    /// like a line (it is derived from the record alone) and reported on every pass that
+    /// finds it, as a pass from scratch would.
+    htpasswd: Memo<Result<String, Error>>,
 }
 
 /// [`reconcile`] with the state kept from the last pass: the same outcome as from scratch.
@@ -153,11 +158,14 @@ pub fn reconcile_with(
     }
 
     if let Some(registry) = desired.registry() {
-        let (f, errors) = htpasswd_file(desired, settings);
+        let (f, errors) = htpasswd_file(&mut state.htpasswd, desired, settings);
         pending.extend(errors);
         if let Some(f) = f {
             slice(&mut slices, &registry.metadata.name).files.push(f);
         }
+    } else {
+        // No registry, no htpasswd: forget the kept lines (they hold secrets).
+        state.htpasswd.sweep();
     }
 
     if let (Some(executor), Some(c)) = (
@@ -394,6 +402,7 @@ fn hold(
 /// registry host alone) and the agent hashes them with bcrypt and a random salt (see
 /// `FileRender::Htpasswd`), with per-credential errors for what cannot be hashed.
 fn htpasswd_file(
+    entries: &mut Memo<Result<String, Error>>,
     desired: &Desired,
     settings: &Settings,
 ) -> (Option<FileSpec>, BTreeMap<String, Cond>) {
@@ -402,17 +411,23 @@ fn htpasswd_file(
     let mut lines = String::new();
     let mut errors = BTreeMap::new();
     for c in users {
-        let secret = c.spec.secret.value.as_ref().map_or("", |s| s.expose());
-        match htpasswd_entry(&c.metadata.name, &c.spec.principal, secret) {
+        // The entry reads the record alone (its name, principal and secret).
+        let print = Printer::new().record(c).finish();
+        let entry = entries.get(&c.metadata.name, print, || {
+            let secret = c.spec.secret.value.as_ref().map_or("", |s| s.expose());
+            htpasswd_entry(&c.metadata.name, &c.spec.principal, secret)
+        });
+        match entry {
             Ok(line) => {
-                lines.push_str(&line);
+                lines.push_str(line);
                 lines.push('\n');
             }
             Err(e) => {
-                errors.insert(c.metadata.name.clone(), unrenderable(&e));
+                errors.insert(c.metadata.name.clone(), unrenderable(e));
             }
         }
     }
+    entries.sweep();
     let mut f = secret_file(REGISTRY_HTPASSWD, lines);
     // Apache's workers read the file per request, as their own user.
     f.owner = Some(settings.apache_user.clone());

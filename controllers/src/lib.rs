@@ -78,6 +78,7 @@ pub fn declaration(name: &str) -> Option<&'static declaration::Declaration> {
 #[derive(Debug, Clone, Default)]
 pub struct Kept {
     pub node: node::State,
+    pub storage: storage::State,
     pub credentials: credentials::State,
 }
 
@@ -92,6 +93,7 @@ pub fn reconcile_kept(
 ) -> Option<output::Reconciled> {
     Some(match name {
         node::NAME => node::reconcile_with(&mut kept.node, desired, observed, settings),
+        storage::NAME => storage::reconcile_with(&mut kept.storage, desired, observed, settings),
         credentials::NAME => {
             credentials::reconcile_with(&mut kept.credentials, desired, observed, settings)
         }

@@ -1,7 +1,7 @@
 //! A controller with what it kept from its last passes plans exactly what it plans from
 //! scratch (issue #11): random sequences of changes to the records (relabels, new
-//! addresses, workers added and removed, removals started, Cluster ports, role assignments
-//! and ZooKeeper URL), to the statuses (removal phases) and to what is observed (agents
+//! addresses, workers added and removed, removals started, Cluster ports, paths, role
+//! assignments and ZooKeeper URL, registry users added, broken and removed), to the statuses (removal phases) and to what is observed (agents
 //! gone, time passing), each followed by one pass with the kept state and one from
 //! scratch, whose outcomes must be equal.
 //!
@@ -59,6 +59,21 @@ enum Change {
         credential: usize,
         value: u8,
     },
+    /// A registry user `registry-<id>` written (`kind` 0: a good one; 1: its principal
+    /// shares `omtd` with the example's; 2: a principal htpasswd cannot hold; 3: a secret
+    /// bcrypt would cut) or deleted (4).
+    RegistryUser {
+        id: u8,
+        kind: u8,
+    },
+    /// The executor's path (where the database and tools shares live).
+    ExecutorPath {
+        alt: bool,
+    },
+    /// The Cluster assigns the editor role (the editor may then be a worker too).
+    EditorOn {
+        node: usize,
+    },
     Tick {
         secs: u8,
     },
@@ -79,6 +94,9 @@ fn change() -> impl Strategy<Value = Change> {
         1 => any::<bool>().prop_map(|set| Change::Zookeeper { set }),
         1 => any::<usize>().prop_map(|node| Change::AgentGone { node }),
         2 => (any::<usize>(), 0u8..4).prop_map(|(credential, value)| Change::Rotate { credential, value }),
+        2 => (0u8..4, 0u8..5).prop_map(|(id, kind)| Change::RegistryUser { id, kind }),
+        1 => any::<bool>().prop_map(|alt| Change::ExecutorPath { alt }),
+        1 => any::<usize>().prop_map(|node| Change::EditorOn { node }),
         2 => (1u8..60).prop_map(|secs| Change::Tick { secs }),
         3 => Just(Change::StoreStatuses),
     ]
@@ -252,6 +270,63 @@ impl World {
                     self.bump(i);
                 }
             }
+            Change::RegistryUser { id, kind } => {
+                let name = format!("registry-{id}");
+                let at = self
+                    .objects
+                    .iter()
+                    .position(|o| matches!(o, Object::Credential(_)) && o.name() == name);
+                let (principal, secret) = match kind {
+                    0 => (format!("user{id}"), format!("s3cret-{id}")),
+                    1 => ("omtd".to_owned(), format!("s3cret-{id}")),
+                    2 => (format!("bad:{id}"), format!("s3cret-{id}")),
+                    3 => (format!("user{id}"), "x".repeat(80)),
+                    _ => {
+                        if let Some(i) = at {
+                            self.objects.remove(i);
+                        }
+                        return;
+                    }
+                };
+                let yaml = format!(
+                    "apiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: {name}}}\n\
+                     spec: {{principal: \"{principal}\", secret: {{value: \"{secret}\"}}, \
+                     use: registry}}\n"
+                );
+                let record = parse(&yaml);
+                let i = match at {
+                    Some(i) => {
+                        // A rewrite: the store keeps the record's status.
+                        let status = self.objects[i].status().cloned();
+                        self.objects.splice(i..=i, record);
+                        self.objects[i].set_status(status);
+                        i
+                    }
+                    None => {
+                        self.objects.extend(record);
+                        self.objects.len() - 1
+                    }
+                };
+                self.bump(i);
+            }
+            Change::ExecutorPath { alt } => {
+                if let Some(i) = self.cluster() {
+                    if let Object::Cluster(c) = &mut self.objects[i] {
+                        c.spec.paths.executor =
+                            if alt { "/srv/exec2" } else { "/srv/executor" }.to_owned();
+                    }
+                    self.bump(i);
+                }
+            }
+            Change::EditorOn { node } => {
+                let name = self.node(node).map(|i| self.objects[i].name().to_owned());
+                if let (Some(i), Some(name)) = (self.cluster(), name) {
+                    if let Object::Cluster(c) = &mut self.objects[i] {
+                        c.spec.roles.editor = Some(name);
+                    }
+                    self.bump(i);
+                }
+            }
             Change::Tick { secs } => {
                 self.now += u64::from(secs);
                 self.observed.now = t(self.now);
@@ -266,9 +341,10 @@ impl World {
 }
 
 /// Runs `changes` on a world, comparing every controller's kept pass with its pass from
-/// scratch after each; returns how many node slices the kept passes rendered and how many
-/// a pass from scratch renders over the same sequence.
-fn check(versions: bool, changes: &[Change]) -> Result<(u64, u64), TestCaseError> {
+/// scratch after each; returns the kept states (one per controller, in the order of
+/// `CONTROLLERS`) and how many node slices a pass from scratch renders over the same
+/// sequence.
+fn check(versions: bool, changes: &[Change]) -> Result<(Vec<Kept>, u64), TestCaseError> {
     let mut world = World::new(versions);
     let mut kept: Vec<Kept> = CONTROLLERS.iter().map(|_| Kept::default()).collect();
     let mut last = None;
@@ -299,7 +375,7 @@ fn check(versions: bool, changes: &[Change]) -> Result<(u64, u64), TestCaseError
             }
         }
     }
-    Ok((kept[0].node.slices_rendered(), from_scratch_renders))
+    Ok((kept, from_scratch_renders))
 }
 
 proptest! {
@@ -330,7 +406,8 @@ fn a_relabel_renders_the_relabelled_node_and_the_monitor() {
             value: 1 + (i % 3) as u8,
         })
         .collect();
-    let (rendered, from_scratch) = check(true, &relabels).expect("equal outcomes");
+    let (kept, from_scratch) = check(true, &relabels).expect("equal outcomes");
+    let rendered = kept[0].node.slices_rendered();
     let nodes = objects()
         .iter()
         .filter(|o| matches!(o, Object::Node(_)))
@@ -343,4 +420,26 @@ fn a_relabel_renders_the_relabelled_node_and_the_monitor() {
         "rendered {rendered} slices, from scratch {from_scratch}"
     );
     assert!(from_scratch >= nodes * 11);
+}
+
+/// The executor's exports are kept per client: a run of relabels re-derives the relabelled
+/// client's entry alone (a node that is no client derives none).
+#[test]
+fn a_relabel_derives_the_relabelled_clients_export_alone() {
+    let relabels: Vec<Change> = (0..10)
+        .map(|i| Change::Relabel {
+            node: i,
+            value: 1 + (i % 3) as u8,
+        })
+        .collect();
+    let (kept, _) = check(true, &relabels).expect("equal outcomes");
+    let storage = CONTROLLERS
+        .iter()
+        .position(|n| *n == omtd_controllers::storage::NAME)
+        .expect("a storage controller");
+    // The first pass derives the three workers' entries and the editor's; then each
+    // relabel at most one.
+    let derived = kept[storage].storage.exports_derived();
+    assert!(derived >= 4, "derived {derived}");
+    assert!(derived <= 4 + 10, "derived {derived}");
 }

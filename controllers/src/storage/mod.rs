@@ -27,13 +27,14 @@ mod volume;
 
 use std::collections::BTreeMap;
 
-use omtd_crds::plan::PlanSlice;
+use omtd_crds::plan::{ExportSpec, PlanSlice};
 use omtd_crds::Kind;
 use omtd_crds::Volume;
 
 use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::Desired;
 use crate::health::ClusterHealth;
+use crate::memo::Memo;
 use crate::observed::Observed;
 use crate::output::{slice_of, Intent, Reconciled};
 use crate::settings::Settings;
@@ -99,11 +100,41 @@ pub mod reason {
 }
 
 pub fn reconcile(desired: &Desired, observed: &Observed, settings: &Settings) -> Reconciled {
+    reconcile_with(&mut State::default(), desired, observed, settings)
+}
+
+/// What the storage controller keeps between passes (see [`crate::memo`]): the executor's
+/// `/etc/exports` entries as an indexed set, one per client under the print of what the
+/// entry reads. Mounts and Volumes are derived anew on every pass: the Volumes read the
+/// agents' reports, and a mount is no dearer to derive than its print.
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    /// Each worker's database export, keyed by node name; `None` for a worker past its
+    /// cleanup (no export, but asked for, so that its phase is printed).
+    database: Memo<Option<ExportSpec>>,
+    /// The editor's tools export, keyed by node name.
+    tools: Memo<ExportSpec>,
+}
+
+impl State {
+    /// How many export entries were derived (not taken from the state) since it was made.
+    pub fn exports_derived(&self) -> u64 {
+        self.database.derived() + self.tools.derived()
+    }
+}
+
+/// [`reconcile`] with the state kept from the last pass: the same outcome as from scratch.
+pub fn reconcile_with(
+    state: &mut State,
+    desired: &Desired,
+    observed: &Observed,
+    settings: &Settings,
+) -> Reconciled {
     let mut out = Intent::default();
     let health = ClusterHealth::assess(desired, observed, settings);
     let mut slices: BTreeMap<String, PlanSlice> = BTreeMap::new();
 
-    nfs::nfs(desired, &mut slices);
+    nfs::nfs(state, desired, &mut slices);
 
     // Volumes, by (node, volume group); plain devices under an empty group name.
     let mut groups: BTreeMap<(&str, &str), Vec<&Volume>> = BTreeMap::new();
