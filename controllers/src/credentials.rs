@@ -128,6 +128,9 @@ pub fn reconcile_with(
             }
         }
         slice(&mut slices, m).files.extend(files);
+    } else {
+        // No manager, no credentials.json: forget the kept entries (they hold secrets).
+        state.master.sweep();
     }
 
     for worker in desired.workers() {

@@ -11,16 +11,17 @@
 //! - Access events are dropped: reading a file to fingerprint it opens it, and counting
 //!   opens would wake the agent forever.
 //! - A queue overflow or a watch error asks for a full look (`Drift::Rescan`).
-//! - The agent waits for a drifted file to be quiet for 50 ms before repairing it (see
-//!   `settle` in the agent loop): a writer that truncates then writes must not have the
-//!   file renamed away under it.
+//! - The agent repairs a drifted file once its writer is done with it: at once when the
+//!   last event on it says so (the writer closed it after writing, or renamed a new file
+//!   over it), else once it has been quiet for 50 ms (see `settle` in the agent loop): a
+//!   writer that truncates then writes must not have the file renamed away under it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use notify::event::{AccessKind, AccessMode, EventKind};
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
 use notify::{RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -53,9 +54,24 @@ pub enum DriftSignal {
     Rescan,
 }
 
+/// One event on a watched path: the path, and whether the event says its writer is done
+/// (closed it after writing, or renamed a finished file over it).
+type Seen = (PathBuf, bool);
+
+/// Whether an event ends a write: after it nobody is writing the file through the path.
+fn ends_a_write(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+    )
+}
+
 pub struct Drift {
     watcher: notify::RecommendedWatcher,
-    rx: mpsc::UnboundedReceiver<Option<PathBuf>>,
+    rx: mpsc::UnboundedReceiver<Option<Seen>>,
+    /// Whether the event behind the last drift `next` returned ended its write.
+    written: bool,
     dirs: BTreeSet<PathBuf>,
     expected: HashMap<PathBuf, Option<[u8; 32]>>,
 }
@@ -75,8 +91,9 @@ impl Drift {
                         _ => true,
                     };
                     if counts {
+                        let done = ends_a_write(&ev.kind);
                         for p in ev.paths {
-                            let _ = tx.send(Some(p));
+                            let _ = tx.send(Some((p, done)));
                         }
                     }
                 }
@@ -87,6 +104,7 @@ impl Drift {
         Ok(Drift {
             watcher,
             rx,
+            written: false,
             dirs: BTreeSet::new(),
             expected: HashMap::new(),
         })
@@ -128,15 +146,23 @@ impl Drift {
         self.dirs.len()
     }
 
+    /// Whether the drift `next` returned last came with its writer done (see
+    /// [`ends_a_write`]): then the repair need not wait for the file to be quiet.
+    pub fn writer_done(&self) -> bool {
+        self.written
+    }
+
     /// The next real drift. Never returns while nothing drifts.
     pub async fn next(&mut self) -> DriftSignal {
         loop {
             let Some(msg) = self.rx.recv().await else {
                 return std::future::pending().await;
             };
-            let Some(path) = msg else {
+            let Some((path, done)) = msg else {
+                self.written = false;
                 return DriftSignal::Rescan;
             };
+            self.written = done;
             if self.dirs.remove(&path) {
                 // A watched directory itself went away: its watch is gone; the next update
                 // watches it again once the pass has recreated it.
@@ -186,5 +212,48 @@ mod tests {
         assert_eq!(ev, DriftSignal::Changed(b));
         drift.update(vec![], vec![]);
         assert_eq!(drift.watched_dirs(), 0, "unwatched when no longer managed");
+    }
+
+    async fn next(drift: &mut Drift) -> DriftSignal {
+        tokio::time::timeout(Duration::from_secs(5), drift.next())
+            .await
+            .unwrap()
+    }
+
+    /// A file still open for writing is not done; its close, or a rename over the file,
+    /// says the writer is (so the repair need not wait out the quiet window).
+    #[tokio::test]
+    async fn the_writer_is_done_when_it_closes_or_renames_over() {
+        use std::io::Write as _;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().canonicalize().unwrap();
+        let f = dir.join("managed");
+        fs::write(&f, "agent's").unwrap();
+        let mut drift = Drift::new().unwrap();
+        drift.update(vec![(f.clone(), fingerprint_of(&f))], vec![]);
+
+        let mut writer = fs::File::create(&f).unwrap(); // truncates: the first drift event
+        writer.write_all(b"half").unwrap();
+        assert_eq!(next(&mut drift).await, DriftSignal::Changed(f.clone()));
+        assert!(!drift.writer_done(), "still open for writing");
+        drop(writer);
+        loop {
+            assert_eq!(next(&mut drift).await, DriftSignal::Changed(f.clone()));
+            if drift.writer_done() {
+                break;
+            }
+        }
+
+        fs::write(&f, "agent's").unwrap();
+        drift.update(vec![(f.clone(), fingerprint_of(&f))], vec![]);
+        let tmp = dir.join(".managed.swp");
+        fs::write(&tmp, "an editor's save").unwrap();
+        fs::rename(&tmp, &f).unwrap();
+        loop {
+            assert_eq!(next(&mut drift).await, DriftSignal::Changed(f.clone()));
+            if drift.writer_done() {
+                break;
+            }
+        }
     }
 }

@@ -22,6 +22,10 @@ pub async fn run(
 ) {
     let period = (ttl / 3).max(Duration::from_millis(100));
     let mut lease = None;
+    // A lease granted but whose key is not written yet (the put failed, e.g. a busy etcd):
+    // the next try writes the key on it instead of granting another, so a store slow to
+    // answer does not fill up with leases nobody holds (10,000 agents retrying each second).
+    let mut granted: Option<crate::store::LeaseId> = None;
     loop {
         if *shutdown.borrow() {
             break;
@@ -29,12 +33,28 @@ pub async fn run(
         let step = async {
             match lease {
                 None => {
-                    let l = store.grant_lease(ttl).await?;
-                    store
-                        .txn(Txn::new().then(Op::put_with_lease(&key, value.clone(), l.id)))
-                        .await?;
-                    lease = Some(l.id);
-                    Ok::<_, StoreError>(())
+                    let id = match granted {
+                        Some(id) => id,
+                        None => store.grant_lease(ttl).await?.id,
+                    };
+                    granted = Some(id);
+                    match store
+                        .txn(Txn::new().then(Op::put_with_lease(&key, value.clone(), id)))
+                        .await
+                    {
+                        Ok(_) => {
+                            granted = None;
+                            lease = Some(id);
+                            Ok::<_, StoreError>(())
+                        }
+                        Err(e) => {
+                            if matches!(e, StoreError::LeaseNotFound(_)) {
+                                // Expired while the store was busy: grant anew next time.
+                                granted = None;
+                            }
+                            Err(e)
+                        }
+                    }
                 }
                 Some(id) => match store.keep_alive(id).await {
                     Err(StoreError::LeaseNotFound(_)) => {
@@ -67,7 +87,7 @@ pub async fn run(
             _ = shutdown.changed() => {}
         }
     }
-    if let Some(id) = lease {
+    if let Some(id) = lease.or(granted) {
         let _ = store.revoke_lease(id).await;
     }
 }

@@ -451,13 +451,19 @@ async fn next_drift(drift: &mut Option<drift::Drift>) -> drift::DriftSignal {
 const SETTLE_QUIET: Duration = Duration::from_millis(50);
 const SETTLE_MAX: Duration = Duration::from_millis(500);
 
-/// Wait until drift events stop for `SETTLE_QUIET` (at most `SETTLE_MAX`).
+/// Wait until the drifted file's writer is done: its last event closed the file after
+/// writing (or renamed a new one over it), or drift events stopped for `SETTLE_QUIET`; at
+/// most `SETTLE_MAX`. A close ends the wait at once, so an edit is repaired within
+/// milliseconds, while a writer still holding the file open keeps it waiting.
 async fn settle(drift: &mut Option<drift::Drift>) {
     let Some(d) = drift.as_mut() else {
         return;
     };
     let deadline = tokio::time::Instant::now() + SETTLE_MAX;
     while tokio::time::Instant::now() < deadline {
+        if d.writer_done() {
+            return;
+        }
         if tokio::time::timeout(SETTLE_QUIET, d.next()).await.is_err() {
             return;
         }
