@@ -58,7 +58,7 @@ pub fn slice_of<'a>(
 
 /// Normal or Warning, as in Kubernetes events: the one type for a controller's notice and
 /// the stored event record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum EventType {
     Normal,
     Warning,

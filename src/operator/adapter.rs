@@ -198,7 +198,7 @@ fn is_manager(snapshot: &Snapshot, node: &str) -> bool {
 
 /// Whether a Volume record is on `node`.
 fn has_volume(snapshot: &Snapshot, node: &str) -> bool {
-    snapshot.objects.values().any(|s| match &s.object {
+    snapshot.of_kind(Kind::Volume).any(|s| match &s.object {
         omtd_crds::Object::Volume(v) => v.spec.node == node,
         _ => false,
     })

@@ -8,6 +8,7 @@
 //! node), not every node: at 1,000 nodes, waking all of them, each validating the whole
 //! state, cost seconds per change.
 
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -123,6 +124,39 @@ impl Controller for AcceptedController {
         }
     }
 
+    fn keys_for_batch(&self, batch: &[Changed], snapshot: &Snapshot) -> Vec<WorkKey> {
+        // The stale nodes once for the whole burst (at a cold start that is every node),
+        // then the nodes the burst itself names.
+        let mut keys: Vec<WorkKey> = Vec::new();
+        let mut named = BTreeSet::new();
+        let mut spec_changed = false;
+        for changed in batch {
+            match changed {
+                Changed::Spec(id) => {
+                    spec_changed = true;
+                    if id.kind == Kind::Node {
+                        named.insert(id.name.as_str());
+                    }
+                }
+                Changed::Status(id) if id.kind == Kind::Node => {
+                    named.insert(id.name.as_str());
+                }
+                _ => {}
+            }
+        }
+        if spec_changed {
+            keys.extend(self.stale(snapshot).iter().cloned());
+        }
+        let stale: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
+        let extra: Vec<WorkKey> = named
+            .into_iter()
+            .map(|name| format!("{PREFIX}{name}"))
+            .filter(|key| !stale.contains(key.as_str()))
+            .collect();
+        keys.extend(extra);
+        keys
+    }
+
     fn reconcile(&self, key: &str, snapshot: &Snapshot, now: SystemTime) -> Reconciled {
         let name = key
             .strip_prefix(PREFIX)
@@ -216,5 +250,82 @@ fn unreadable_condition(object: &omtd_crds::Object, note: &EventNote, now: &str)
         reason: "ParseError".to_owned(),
         message: note.message.clone(),
         last_transition_time: since,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use omtd_crds::{Kind, ObjectKey};
+
+    use super::AcceptedController;
+    use crate::resources::Keys;
+    use crate::runtime::controller::Controller;
+    use crate::runtime::snapshot::{Changed, Snapshot};
+    use crate::store::KeyValue;
+
+    fn node(i: usize) -> String {
+        format!(
+            r#"{{"apiVersion":"omtd/v1","kind":"Node","metadata":{{"name":"w{i}","generation":1}},"spec":{{"address":"10.0.0.{i}","roles":["worker"]}}}}"#
+        )
+    }
+
+    /// Nodes w0..w5 stored, none with a status yet: every one is stale.
+    fn snapshot(keys: &Keys) -> Snapshot {
+        let kvs = (0..6)
+            .map(|i| KeyValue {
+                key: keys.spec(Kind::Node, &format!("w{i}")),
+                value: node(i).into_bytes(),
+                create_revision: 2 + i as i64,
+                mod_revision: 2 + i as i64,
+                version: 1,
+                lease: None,
+            })
+            .collect();
+        Snapshot::from_list(keys, kvs, 10, &Snapshot::default())
+    }
+
+    fn spec(name: &str) -> Changed {
+        Changed::Spec(ObjectKey {
+            kind: Kind::Node,
+            name: name.into(),
+        })
+    }
+
+    fn status(name: &str) -> Changed {
+        Changed::Status(ObjectKey {
+            kind: Kind::Node,
+            name: name.into(),
+        })
+    }
+
+    /// A burst's keys, computed once for the burst, are the keys its changes ask for one
+    /// by one, each once: no node the per-change answer wakes is missed.
+    #[test]
+    fn a_burst_wakes_what_its_changes_wake_one_by_one() {
+        let keys = Keys::for_cluster("t");
+        let snap = snapshot(&keys);
+        let cases: Vec<(&str, Vec<Changed>)> = vec![
+            ("one spec", vec![spec("w1")]),
+            ("specs", vec![spec("w1"), spec("w2"), spec("gone")]),
+            ("statuses only", vec![status("w3"), status("w3"), status("w4")]),
+            ("mixed", vec![status("w4"), spec("w0"), status("nobody")]),
+            ("nothing it reads", vec![Changed::Leader, Changed::Event]),
+            ("empty", vec![]),
+        ];
+        for (name, batch) in cases {
+            let c = AcceptedController::new();
+            let burst = c.keys_for_batch(&batch, &snap);
+            let once: BTreeSet<&String> = burst.iter().collect();
+            assert_eq!(once.len(), burst.len(), "{name}: a key twice in {burst:?}");
+            let one_by_one: BTreeSet<String> =
+                batch.iter().flat_map(|ch| c.keys_for(ch, &snap)).collect();
+            let burst: BTreeSet<String> = burst.into_iter().collect();
+            assert_eq!(burst, one_by_one, "{name}");
+        }
+        // The stale list is every node here: a spec change wakes all six.
+        let all = AcceptedController::new().keys_for_batch(&[spec("w1")], &snap);
+        assert_eq!(all.len(), 6, "{all:?}");
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 pub use omtd_controllers::EventType;
 
 /// An event a reconcile wants recorded. Never put a secret in `message`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EventNote {
     /// `node/node1.omtd`.
     pub object: String,

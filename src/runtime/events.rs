@@ -7,6 +7,7 @@
 //! record lives between 90% and 100% of the TTL after its last occurrence, and the store
 //! removes it by itself even when no operator runs.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -63,15 +64,19 @@ impl EventRecorder {
         let stamp = humantime::format_rfc3339_nanos(now).to_string();
         let prefix = self.keys.events();
         let mut writes: Vec<EventWrite> = Vec::new();
+        // Where each note's write is, so a repeat is found at once (an outcome may hold a
+        // note for each of thousands of nodes).
+        let mut written: HashMap<&EventNote, usize> = HashMap::new();
         for note in notes {
             // The same note twice in one outcome counts twice.
-            if let Some(w) = writes.iter_mut().find(|w| w.event.same_as(source, note)) {
+            if let Some(w) = written.get(note).and_then(|i| writes.get_mut(*i)) {
                 w.event.count += 1;
                 continue;
             }
+            written.insert(note, writes.len());
             // The snapshot keeps the events parsed: parsing every record for every note
             // made a thousand nodes' first Accepted events cost O(nodes²) parses.
-            let existing = snapshot.events.iter().find_map(|(key, event)| {
+            let existing = snapshot.events_about(&note.object).find_map(|(key, event)| {
                 let read_revision = snapshot.raw.get(key)?.mod_revision;
                 event
                     .same_as(source, note)

@@ -401,14 +401,13 @@ impl Shared {
                             self.resync(lanes);
                         }
                     }
-                    for key in keys.iter() {
-                        let Some(changed) = Changed::parse(&self.keys, key) else {
-                            continue;
-                        };
-                        for lane in lanes.values() {
-                            for work in lane.controller.keys_for(&changed, &snapshot) {
-                                lane.queue.add_debounced(&work, self.config.debounce);
-                            }
+                    let changed: Vec<Changed> = keys
+                        .iter()
+                        .filter_map(|key| Changed::parse(&self.keys, key))
+                        .collect();
+                    for lane in lanes.values() {
+                        for work in lane.controller.keys_for_batch(&changed, &snapshot) {
+                            lane.queue.add_debounced(&work, self.config.debounce);
                         }
                     }
                     for lane in lanes.values() {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{FutureExt, StreamExt};
 use omtd_crds::Kind;
@@ -307,10 +307,18 @@ impl Reflector {
         hold: &mut ApplyHold,
         shutdown: &CancellationToken,
     ) -> Ended {
+        // The node gauges walk every node: counted at most once a second, not once per
+        // batch (at a 10,000-agent cold start, each heartbeat is a batch of its own).
+        let mut gauges = GaugeClock::default();
         loop {
             let first = tokio::select! {
                 _ = shutdown.cancelled() => return Ended::Shutdown,
                 item = stream.next() => item,
+                _ = gauges.due() => {
+                    self.count_nodes();
+                    gauges.counted();
+                    continue;
+                }
             };
             let mut batch = Vec::new();
             let mut end = None;
@@ -352,10 +360,47 @@ impl Reflector {
                 );
             }
             self.cache.apply(batch, *revision);
-            self.count_nodes();
+            if gauges.may_count_now() {
+                self.count_nodes();
+                gauges.counted();
+            }
             if let Some(end) = end {
+                self.count_nodes();
                 return end;
             }
+        }
+    }
+}
+
+/// When the node gauges were last counted, and whether a batch came since.
+#[derive(Default)]
+struct GaugeClock {
+    last: Option<Instant>,
+    pending: bool,
+}
+
+impl GaugeClock {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    /// Whether a batch just applied may be counted at once; if not, it is counted when
+    /// [`GaugeClock::due`] fires.
+    fn may_count_now(&mut self) -> bool {
+        let now = self.last.is_none_or(|t| t.elapsed() >= Self::EVERY);
+        self.pending = !now;
+        now
+    }
+
+    fn counted(&mut self) {
+        self.last = Some(Instant::now());
+        self.pending = false;
+    }
+
+    /// Resolves when a batch is waiting to be counted and a second has passed; never
+    /// otherwise.
+    async fn due(&self) {
+        match (self.pending, self.last) {
+            (true, Some(t)) => tokio::time::sleep_until((t + Self::EVERY).into()).await,
+            _ => std::future::pending().await,
         }
     }
 }

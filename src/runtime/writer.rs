@@ -496,7 +496,21 @@ impl Writer {
         Ok(revision)
     }
 
+    /// Writes event records in transactions under etcd's op limit (each write is one
+    /// compare and one put, next to the fence): a cluster-wide controller's first pass
+    /// notes a flip for each of thousands of nodes, and one transaction of them all was
+    /// refused whole.
     async fn write_events(&self, writes: &[EventWrite]) -> Result<Option<Revision>, WriteError> {
+        let mut revision = None;
+        for chunk in writes.chunks(MAX_TXN_OPS - 1) {
+            if let Some(rev) = self.write_event_txn(chunk).await? {
+                revision = Some(rev);
+            }
+        }
+        Ok(revision)
+    }
+
+    async fn write_event_txn(&self, writes: &[EventWrite]) -> Result<Option<Revision>, WriteError> {
         if writes.is_empty() {
             return Ok(None);
         }

@@ -105,6 +105,50 @@ pub async fn read(repo: &Repo) -> Result<Inputs, StatusError> {
     })
 }
 
+impl Inputs {
+    /// The same inputs from a watched cache instead of a read of everything: what a
+    /// process that follows the store anyway (the bench, waiting for 10,000 nodes) uses,
+    /// where listing every record, report and slice each second was itself most of the
+    /// store's load. A staged apply's writes are held back by the cache until its release.
+    pub fn from_snapshot(keys: &crate::resources::Keys, snapshot: &Snapshot) -> Inputs {
+        let objects = snapshot
+            .objects
+            .iter()
+            .map(|(id, stored)| (id.clone(), Stored::clone(stored)))
+            .collect();
+        let unreadable = snapshot
+            .unreadable
+            .iter()
+            .filter_map(|(key, why)| {
+                let (kind, name) = keys.parse_object_key(key)?;
+                let object = ObjectKey { kind, name }.to_string();
+                Some((object, format!("{key} cannot be parsed: {why}")))
+            })
+            .collect();
+        Inputs {
+            objects: ObjectsAt {
+                objects,
+                revision: snapshot.revision,
+                ..Default::default()
+            },
+            reports: snapshot
+                .reports
+                .iter()
+                .map(|(node, r)| (node.clone(), Ok(Report::clone(r))))
+                .collect(),
+            plans: snapshot
+                .plan_digests
+                .iter()
+                .map(|(node, digests)| (node.clone(), BTreeMap::clone(digests)))
+                .collect(),
+            agents: snapshot.agents.keys().cloned().collect(),
+            operator: snapshot.raw.contains_key(&keys.leader()),
+            unreadable,
+            staged: None,
+        }
+    }
+}
+
 /// Specs joined with statuses at one revision, and the specs that do not parse (object →
 /// why, the value never shown). Parsed as the operator's runtime parses them, so a record
 /// it holds as unreadable shows here as such instead of failing the whole status.
