@@ -150,7 +150,12 @@ async fn measure(
     match rig.cold_start(opts.timeout).await? {
         Some(took) => figures.cold_start = took,
         None => {
-            figures.timed_out = Some(format!("the cold start of {} nodes", opts.nodes));
+            let progress = rig
+                .pending_at_timeout
+                .map_or(String::new(), |(pending, nodes)| {
+                    format!(" ({pending} objects still pending of {nodes} nodes)")
+                });
+            figures.timed_out = Some(format!("the cold start of {} nodes{progress}", opts.nodes));
             return Ok(());
         }
     }

@@ -56,6 +56,8 @@ pub(super) struct Rig {
     /// The bench's own watched copy of the cluster's keys, that the cold start's
     /// convergence is read from (see [`crate::status::Inputs::from_snapshot`]).
     cache: Arc<crate::runtime::reflector::Cache>,
+    /// Objects pending and nodes in all when the cold start timed out.
+    pub pending_at_timeout: Option<(usize, usize)>,
     /// Holds the operator's log.
     _dir: tempfile::TempDir,
 }
@@ -125,6 +127,7 @@ impl Rig {
             agent_stores: opts.agent_stores.clone(),
             started_agents: 0,
             cache,
+            pending_at_timeout: None,
             _dir: dir,
         };
         // The fleet is up before the clock starts: the cold start times what the operator
@@ -222,15 +225,17 @@ impl Rig {
                 .cache
                 .wait_for_revision(revision, Duration::from_secs(5))
                 .await;
-            let converged = caught_up && {
+            let status = caught_up.then(|| {
                 let snapshot = self.cache.snapshot();
                 let inputs = crate::status::Inputs::from_snapshot(&self.repo.keys, &snapshot);
-                crate::status::compute(&inputs).converged
-            };
-            if converged {
+                crate::status::compute(&inputs)
+            });
+            if status.as_ref().is_some_and(|s| s.converged) {
                 return Ok(Some(start.elapsed()));
             }
             if start.elapsed() > timeout {
+                // How far it got, for the figures: objects still pending, not a bare "no".
+                self.pending_at_timeout = status.map(|s| (s.pending.len(), s.nodes.len()));
                 return Ok(None);
             }
             tokio::time::sleep(every).await;

@@ -309,7 +309,10 @@ mod tests {
         let cases: Vec<(&str, Vec<Changed>)> = vec![
             ("one spec", vec![spec("w1")]),
             ("specs", vec![spec("w1"), spec("w2"), spec("gone")]),
-            ("statuses only", vec![status("w3"), status("w3"), status("w4")]),
+            (
+                "statuses only",
+                vec![status("w3"), status("w3"), status("w4")],
+            ),
             ("mixed", vec![status("w4"), spec("w0"), status("nobody")]),
             ("nothing it reads", vec![Changed::Leader, Changed::Event]),
             ("empty", vec![]),

@@ -76,12 +76,14 @@ impl EventRecorder {
             written.insert(note, writes.len());
             // The snapshot keeps the events parsed: parsing every record for every note
             // made a thousand nodes' first Accepted events cost O(nodes²) parses.
-            let existing = snapshot.events_about(&note.object).find_map(|(key, event)| {
-                let read_revision = snapshot.raw.get(key)?.mod_revision;
-                event
-                    .same_as(source, note)
-                    .then(|| (key.clone(), Event::clone(event), read_revision))
-            });
+            let existing = snapshot
+                .events_about(&note.object)
+                .find_map(|(key, event)| {
+                    let read_revision = snapshot.raw.get(key)?.mod_revision;
+                    event
+                        .same_as(source, note)
+                        .then(|| (key.clone(), Event::clone(event), read_revision))
+                });
             let write = match existing {
                 Some((key, mut event, read_revision)) => {
                     event.count += 1;

@@ -299,7 +299,10 @@ impl Snapshot {
     }
 
     /// The stored events about `object`, oldest key first.
-    pub fn events_about<'a>(&'a self, object: &str) -> impl Iterator<Item = (&'a String, &'a Event)> {
+    pub fn events_about<'a>(
+        &'a self,
+        object: &str,
+    ) -> impl Iterator<Item = (&'a String, &'a Event)> {
         self.events_by_object
             .get(object)
             .into_iter()
