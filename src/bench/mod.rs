@@ -152,9 +152,8 @@ async fn measure(
         None => {
             let progress = rig
                 .pending_at_timeout
-                .map_or(String::new(), |(pending, nodes)| {
-                    format!(" ({pending} objects still pending of {nodes} nodes)")
-                });
+                .as_ref()
+                .map_or(String::new(), |p| format!(" ({p})"));
             figures.timed_out = Some(format!("the cold start of {} nodes{progress}", opts.nodes));
             return Ok(());
         }

@@ -56,8 +56,8 @@ pub(super) struct Rig {
     /// The bench's own watched copy of the cluster's keys, that the cold start's
     /// convergence is read from (see [`crate::status::Inputs::from_snapshot`]).
     cache: Arc<crate::runtime::reflector::Cache>,
-    /// Objects pending and nodes in all when the cold start timed out.
-    pub pending_at_timeout: Option<(usize, usize)>,
+    /// What was still pending when the cold start timed out.
+    pub pending_at_timeout: Option<Pending>,
     /// Holds the operator's log.
     _dir: tempfile::TempDir,
 }
@@ -235,7 +235,7 @@ impl Rig {
             }
             if start.elapsed() > timeout {
                 // How far it got, for the figures: objects still pending, not a bare "no".
-                self.pending_at_timeout = status.map(|s| (s.pending.len(), s.nodes.len()));
+                self.pending_at_timeout = status.map(|s| Pending::of(&s));
                 return Ok(None);
             }
             tokio::time::sleep(every).await;
@@ -338,6 +338,47 @@ pub(super) fn file_has(
         .files
         .get(path)
         .is_some_and(|f| String::from_utf8_lossy(&f.content).contains(needle))
+}
+
+/// How far a cold start that timed out got: objects pending, nodes in all, and the most
+/// common reasons (the first word of each pending line) with their counts.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub objects: usize,
+    pub nodes: usize,
+    pub reasons: Vec<(String, usize)>,
+}
+
+impl Pending {
+    fn of(status: &crate::status::ClusterStatus) -> Pending {
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        for p in &status.pending {
+            let reason = p.reason.split([':', ',']).next().unwrap_or("").trim();
+            *counts.entry(reason.to_owned()).or_default() += 1;
+        }
+        let mut reasons: Vec<(String, usize)> = counts.into_iter().collect();
+        reasons.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+        reasons.truncate(3);
+        Pending {
+            objects: status.pending.len(),
+            nodes: status.nodes.len(),
+            reasons,
+        }
+    }
+}
+
+impl std::fmt::Display for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} objects still pending of {} nodes",
+            self.objects, self.nodes
+        )?;
+        for (reason, n) in &self.reasons {
+            write!(f, "; {n}× {reason}")?;
+        }
+        Ok(())
+    }
 }
 
 /// What did not land within the timeout, if anything.

@@ -807,3 +807,32 @@ async fn watches_from_the_past_join_the_live_fan_out_without_gap_or_repeat() {
         }
     }
 }
+
+/// A refresh is written without an fsync (the store's most frequent write), but every
+/// other commit on the connection stays synced: `synchronous` is FULL again after it, for
+/// a live lease and for an expired one alike.
+#[test]
+fn a_refresh_leaves_the_connection_synced() {
+    let (_dir, path) = temp_db();
+    super::perms::create_private(&path).unwrap();
+    let mut conn = super::schema::connect(&path).unwrap();
+    super::schema::init(&mut conn, &path).unwrap();
+    let synchronous = |conn: &rusqlite::Connection| -> i64 {
+        conn.query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(synchronous(&conn), 2, "FULL from the start");
+    let now = 1_000_000;
+    let id = super::lease::grant_lease(&mut conn, 2, now).unwrap();
+    assert_eq!(
+        super::lease::keep_alive(&mut conn, id, now + 1_000).unwrap(),
+        2
+    );
+    assert_eq!(synchronous(&conn), 2, "FULL after refreshing a live lease");
+    // Past its new expiry (now + 1 s + 2 s): gone, and said so.
+    assert!(matches!(
+        super::lease::keep_alive(&mut conn, id, now + 3_000),
+        Err(StoreError::LeaseNotFound(gone)) if gone == id
+    ));
+    assert_eq!(synchronous(&conn), 2, "FULL after an expired one");
+}
