@@ -60,6 +60,8 @@ pub struct BenchOptions {
     /// connection trip h2's guard against stream resets ("too_many_internal_resets"),
     /// which closes the connection for every agent at once.
     pub agent_stores: Vec<std::sync::Arc<dyn crate::store::Store>>,
+    /// The sim agents' heartbeat lease TTL; `None`: the agent's own default.
+    pub agent_lease_ttl: Option<Duration>,
 }
 
 /// CPU time (user + system) per timed change.

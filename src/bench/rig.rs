@@ -53,6 +53,8 @@ pub(super) struct Rig {
     /// The stores the sim agents use, round robin (see [`BenchOptions::agent_stores`]).
     agent_stores: Vec<Arc<dyn Store>>,
     started_agents: usize,
+    /// See [`BenchOptions::agent_lease_ttl`].
+    agent_lease_ttl: Option<Duration>,
     /// The bench's own watched copy of the cluster's keys, that the cold start's
     /// convergence is read from (see [`crate::status::Inputs::from_snapshot`]).
     cache: Arc<crate::runtime::reflector::Cache>,
@@ -126,6 +128,7 @@ impl Rig {
             operator,
             agent_stores: opts.agent_stores.clone(),
             started_agents: 0,
+            agent_lease_ttl: opts.agent_lease_ttl,
             cache,
             pending_at_timeout: None,
             _dir: dir,
@@ -142,9 +145,13 @@ impl Rig {
             rig.wait_agents_up(opts.timeout).await?;
         }
         eprintln!(
-            "{} agents up in {:.1} s",
+            "{} agents up in {:.1} s (heartbeat lease {})",
             rig.started_agents,
-            start.elapsed().as_secs_f64()
+            start.elapsed().as_secs_f64(),
+            opts.agent_lease_ttl.map_or_else(
+                || "the agent's default".to_owned(),
+                |ttl| humantime::format_duration(ttl).to_string()
+            )
         );
         Ok(rig)
     }
@@ -182,6 +189,9 @@ impl Rig {
         let host = self.world.host(node)?;
         let mut config = AgentConfig::new(node, self.repo.keys.clone());
         config.watch_files = false;
+        if let Some(ttl) = self.agent_lease_ttl {
+            config.lease_ttl = ttl;
+        }
         let store = match self.agent_stores.len() {
             0 => Arc::clone(&self.repo.store),
             n => Arc::clone(&self.agent_stores[self.started_agents % n]),

@@ -29,6 +29,12 @@ pub struct BenchArgs {
     /// Give up on convergence (or on one change) after this long.
     #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
     pub timeout: Duration,
+    /// The sim agents' heartbeat lease TTL (default: the agent's, 10s). At 10,000 nodes on
+    /// one 2-core machine a longer one (30s, as Kubernetes' 40 s node leases) keeps etcd's
+    /// 3,000 renewals a second, which it refuses while behind applying, from losing leases
+    /// (docs/performance.md).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub agent_lease_ttl: Option<Duration>,
     /// What the timed changes are.
     #[arg(long, value_enum, default_value = "relabel")]
     pub scenario: Scenario,
@@ -215,6 +221,7 @@ pub async fn run(global: &GlobalArgs, args: BenchArgs) -> anyhow::Result<ExitCod
             timeout: args.timeout,
             scenario: args.scenario,
             agent_stores,
+            agent_lease_ttl: args.agent_lease_ttl,
         },
         operator,
     )
