@@ -1,9 +1,8 @@
 //! The bench's cluster: the runbook's five service nodes and as many workers as asked,
 //! each with its credential, as records.
 
-/// At most this many nodes (with their credentials) go in one apply: one apply is one
-/// etcd transaction, and 1,000 nodes' records (about 2,000 puts, 0.7 MB) stay under the
-/// limits the bench's etcd runs with (`--max-txn-ops 10000`, the default 1.5 MiB request).
+/// At most this many nodes (with their credentials) go in one of [`batches`]' applies (the
+/// real-agent fleet applies in batches; the bench applies [`manifests`] at once, staged).
 pub const BATCH_NODES: usize = 1000;
 
 /// Manifests for `nodes` nodes in all (at least the five service nodes and one worker).

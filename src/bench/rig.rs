@@ -14,7 +14,7 @@ use super::procfs::{self, Memory, Pid};
 use super::scrape::Scrape;
 use super::{cluster, BenchError, BenchOptions};
 use crate::agent::{Agent, AgentConfig};
-use crate::demo::{hosts, records, DemoError};
+use crate::demo::{hosts, records};
 use crate::resources::Repo;
 use crate::sim::SimWorld;
 use crate::store::Store;
@@ -42,8 +42,8 @@ impl Sample {
 pub(super) struct Rig {
     pub repo: Repo,
     pub world: SimWorld,
-    /// The cluster's records, in the applies the cold start makes.
-    batches: Vec<Vec<Object>>,
+    /// The cluster's records, applied at once by the cold start.
+    records: Vec<Object>,
     nodes: usize,
     agents: JoinSet<()>,
     stop: CancellationToken,
@@ -59,7 +59,7 @@ pub(super) struct Rig {
     /// convergence is read from (see [`crate::status::Inputs::from_snapshot`]).
     cache: Arc<crate::runtime::reflector::Cache>,
     /// What was still pending when the cold start timed out.
-    pub pending_at_timeout: Option<Pending>,
+    pub pending_at_timeout: Option<ColdStartProgress>,
     /// Holds the operator's log.
     _dir: tempfile::TempDir,
 }
@@ -84,19 +84,16 @@ impl Rig {
         opts: &BenchOptions,
         cmd: &OperatorCommand,
     ) -> Result<Rig, BenchError> {
-        let batches = cluster::batches(opts.nodes)
-            .iter()
-            .map(|m| cluster::parse(m))
-            .collect::<Result<Vec<_>, DemoError>>()?;
+        let records = cluster::parse(&cluster::manifests(opts.nodes))?;
         let world = SimWorld::new();
         let mut names = Vec::new();
-        for object in batches.iter().flatten() {
+        for object in &records {
             if let Object::Node(n) = object {
                 hosts::provision(&world, n);
                 names.push(n.metadata.name.clone());
             }
         }
-        let probes = probe_urls(&world, &batches[0])?;
+        let probes = probe_urls(&world, &records)?;
         let dir = tempfile::Builder::new()
             .prefix("omtd-bench-operator-")
             .tempdir()
@@ -119,7 +116,7 @@ impl Rig {
         let mut rig = Rig {
             repo,
             world,
-            batches,
+            records,
             nodes: opts.nodes,
             agents: JoinSet::new(),
             stop,
@@ -213,8 +210,7 @@ impl Rig {
         // nothing, and the operator sees none of it before its release. (Ten applies of
         // 1,000 nodes each had the later ones list the store while the operator was busy
         // with the first: at 10,000 nodes those lists timed out.)
-        let all: Vec<Object> = self.batches.iter().flatten().cloned().collect();
-        records::apply(&self.repo, &all).await?;
+        records::apply(&self.repo, &self.records).await?;
         // Read from the watched copy: `omtd status` lists every record, report and slice,
         // and at 10,000 nodes doing that each second was most of etcd's load. Copying the
         // cache's objects costs the bench some milliseconds per thousand nodes: less often
@@ -224,17 +220,18 @@ impl Rig {
         } else {
             Duration::from_millis(250)
         };
-        let mut revision = self.repo.store.current_revision().await.unwrap_or(0);
         loop {
             self.check_operator()?;
-            // Caught up with the store first, so the convergence seen is the store's now.
-            if let Ok(now) = self.repo.store.current_revision().await {
-                revision = now;
-            }
-            let caught_up = self
-                .cache
-                .wait_for_revision(revision, Duration::from_secs(5))
-                .await;
+            // Caught up with the store first, so the convergence seen is the store's now
+            // (a store that does not answer counts as not converged).
+            let caught_up = match self.repo.store.current_revision().await {
+                Ok(now) => {
+                    self.cache
+                        .wait_for_revision(now, Duration::from_secs(5))
+                        .await
+                }
+                Err(_) => false,
+            };
             let status = caught_up.then(|| {
                 let snapshot = self.cache.snapshot();
                 let inputs = crate::status::Inputs::from_snapshot(&self.repo.keys, &snapshot);
@@ -245,7 +242,7 @@ impl Rig {
             }
             if start.elapsed() > timeout {
                 // How far it got, for the figures: objects still pending, not a bare "no".
-                self.pending_at_timeout = status.map(|s| Pending::of(&s));
+                self.pending_at_timeout = status.map(|s| ColdStartProgress::of(&s));
                 return Ok(None);
             }
             tokio::time::sleep(every).await;
@@ -353,14 +350,14 @@ pub(super) fn file_has(
 /// How far a cold start that timed out got: objects pending, nodes in all, and the most
 /// common reasons (the first word of each pending line) with their counts.
 #[derive(Debug, Clone)]
-pub struct Pending {
+pub struct ColdStartProgress {
     pub objects: usize,
     pub nodes: usize,
     pub reasons: Vec<(String, usize)>,
 }
 
-impl Pending {
-    fn of(status: &crate::status::ClusterStatus) -> Pending {
+impl ColdStartProgress {
+    fn of(status: &crate::status::ClusterStatus) -> ColdStartProgress {
         let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
         for p in &status.pending {
             let reason = p.reason.split([':', ',']).next().unwrap_or("").trim();
@@ -369,7 +366,7 @@ impl Pending {
         let mut reasons: Vec<(String, usize)> = counts.into_iter().collect();
         reasons.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
         reasons.truncate(3);
-        Pending {
+        ColdStartProgress {
             objects: status.pending.len(),
             nodes: status.nodes.len(),
             reasons,
@@ -377,7 +374,7 @@ impl Pending {
     }
 }
 
-impl std::fmt::Display for Pending {
+impl std::fmt::Display for ColdStartProgress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,

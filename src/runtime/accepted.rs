@@ -126,20 +126,19 @@ impl Controller for AcceptedController {
 
     fn keys_for_batch(&self, batch: &[Changed], snapshot: &Snapshot) -> Vec<WorkKey> {
         // The stale nodes once for the whole burst (at a cold start that is every node),
-        // then the nodes the burst itself names.
-        let mut keys: Vec<WorkKey> = Vec::new();
-        let mut named = BTreeSet::new();
+        // with the nodes the burst itself names.
+        let mut keys: BTreeSet<WorkKey> = BTreeSet::new();
         let mut spec_changed = false;
         for changed in batch {
             match changed {
                 Changed::Spec(id) => {
                     spec_changed = true;
                     if id.kind == Kind::Node {
-                        named.insert(id.name.as_str());
+                        keys.insert(format!("{PREFIX}{}", id.name));
                     }
                 }
                 Changed::Status(id) if id.kind == Kind::Node => {
-                    named.insert(id.name.as_str());
+                    keys.insert(format!("{PREFIX}{}", id.name));
                 }
                 _ => {}
             }
@@ -147,14 +146,7 @@ impl Controller for AcceptedController {
         if spec_changed {
             keys.extend(self.stale(snapshot).iter().cloned());
         }
-        let stale: BTreeSet<&str> = keys.iter().map(String::as_str).collect();
-        let extra: Vec<WorkKey> = named
-            .into_iter()
-            .map(|name| format!("{PREFIX}{name}"))
-            .filter(|key| !stale.contains(key.as_str()))
-            .collect();
-        keys.extend(extra);
-        keys
+        keys.into_iter().collect()
     }
 
     fn reconcile(&self, key: &str, snapshot: &Snapshot, now: SystemTime) -> Reconciled {

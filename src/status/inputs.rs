@@ -111,26 +111,9 @@ impl Inputs {
     /// where listing every record, report and slice each second was itself most of the
     /// store's load. A staged apply's writes are held back by the cache until its release.
     pub fn from_snapshot(keys: &crate::resources::Keys, snapshot: &Snapshot) -> Inputs {
-        let objects = snapshot
-            .objects
-            .iter()
-            .map(|(id, stored)| (id.clone(), Stored::clone(stored)))
-            .collect();
-        let unreadable = snapshot
-            .unreadable
-            .iter()
-            .filter_map(|(key, why)| {
-                let (kind, name) = keys.parse_object_key(key)?;
-                let object = ObjectKey { kind, name }.to_string();
-                Some((object, format!("{key} cannot be parsed: {why}")))
-            })
-            .collect();
+        let (objects, unreadable) = objects_of(keys, snapshot, snapshot.revision);
         Inputs {
-            objects: ObjectsAt {
-                objects,
-                revision: snapshot.revision,
-                ..Default::default()
-            },
+            objects,
             reports: snapshot
                 .reports
                 .iter()
@@ -165,11 +148,21 @@ async fn read_objects(
         .await?;
     let kvs = statuses.kvs.into_iter().chain(specs.kvs).collect();
     let parsed = Snapshot::from_list(&repo.keys, kvs, revision, &Snapshot::default());
+    let (objects, unreadable) = objects_of(&repo.keys, &parsed, revision);
+    Ok((objects, unreadable, view.held))
+}
+
+/// A parsed state's objects at `revision`, and its specs that do not parse (object → why).
+fn objects_of(
+    keys: &crate::resources::Keys,
+    parsed: &Snapshot,
+    revision: crate::store::Revision,
+) -> (ObjectsAt, BTreeMap<String, String>) {
     let unreadable = parsed
         .unreadable
         .iter()
         .filter_map(|(key, why)| {
-            let (kind, name) = repo.keys.parse_object_key(key)?;
+            let (kind, name) = keys.parse_object_key(key)?;
             let object = ObjectKey { kind, name }.to_string();
             Some((object, format!("{key} cannot be parsed: {why}")))
         })
@@ -179,13 +172,10 @@ async fn read_objects(
         .iter()
         .map(|(id, stored)| (id.clone(), Stored::clone(stored)))
         .collect();
-    Ok((
-        ObjectsAt {
-            objects,
-            revision,
-            ..Default::default()
-        },
-        unreadable,
-        view.held,
-    ))
+    let objects = ObjectsAt {
+        objects,
+        revision,
+        ..Default::default()
+    };
+    (objects, unreadable)
 }

@@ -151,7 +151,8 @@ fn refresh_live(
         .optional()
         .ctx(what);
     // Every other commit on this connection stays synced, whatever the refresh did.
-    conn.pragma_update(None, "synchronous", "FULL").ctx(what)?;
+    conn.pragma_update(None, "synchronous", super::schema::SYNCHRONOUS)
+        .ctx(what)?;
     ttl
 }
 

@@ -60,6 +60,10 @@ CREATE INDEX leases_by_expiry ON leases (expires_at_ms);
 /// Opens a connection with the settings every connection to the file needs. The file must
 /// exist: `SqliteStore::open` creates it with mode 0600 first, so SQLite never creates it
 /// with the umask's mode (and the `-wal` and `-shm` files take the main file's mode).
+/// How every commit is synced (`PRAGMA synchronous`): the WAL is fsynced on each. Only a
+/// lease refresh is written without (`lease::refresh_live`), and puts this back after.
+pub(super) const SYNCHRONOUS: &str = "FULL";
+
 pub(super) fn connect(path: &Path) -> Result<Connection> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(path, flags).map_err(|e| open_error(path, &e))?;
@@ -78,7 +82,7 @@ pub(super) fn connect(path: &Path) -> Result<Connection> {
     }
     // A committed write (a CAS that made this process leader, say) must survive a power
     // loss, as it would in etcd: fsync the WAL on every commit.
-    conn.pragma_update(None, "synchronous", "FULL")
+    conn.pragma_update(None, "synchronous", SYNCHRONOUS)
         .map_err(|e| open_error(path, &e))?;
     // Deleted and overwritten content (a rotated secret's old value, in `kv` and in the log
     // entries compaction drops) is zeroed in place rather than left in free space.
