@@ -25,6 +25,8 @@ pub const APACHE_DEFAULT_SITE: &str = "/etc/apache2/sites-enabled/000-default.co
 pub const PROMETHEUS_CONFIG: &str = "/etc/prometheus/prometheus.yml";
 pub const PROMETHEUS_DEFAULTS: &str = "/etc/default/prometheus";
 pub const PROMETHEUS_TARGETS: &str = "/etc/prometheus/file_sd/omtd-workers.json";
+/// omtd's alert rules, owned whole (named by omtd's `rule_files` block).
+pub const PROMETHEUS_OMTD_RULES: &str = "/etc/prometheus/omtd/omtd-alerts.yml";
 
 /// Node-controller (configuration) files mesos-master reads (the leader guard restarts it on change).
 pub const MASTER_CONFIG_RESTART_ON: [&str; 5] = [

@@ -6,7 +6,10 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use omtd_controllers::crds::plan::{Ensure, ResourceState, ServiceState, VALIDATE_APACHE};
+use omtd_controllers::crds::plan::{
+    Ensure, FileRender, FileSpec, ResourceState, ServiceState, VALIDATE_APACHE,
+};
+use omtd_controllers::crds::yaml_blocks;
 use omtd_controllers::crds::Object;
 use omtd_controllers::removal::{RemovalPhase, DELETING_ANNOTATION, RETIRE_TOKEN};
 use omtd_controllers::{
@@ -223,8 +226,72 @@ fn prometheus_targets_list_every_worker_exactly() {
         )
     );
     let cfg = file(&out, "monitor.omtd", paths::PROMETHEUS_CONFIG);
-    assert!(cfg.content.contains(paths::PROMETHEUS_TARGETS));
+    assert!(prometheus_yml(cfg, None).contains(paths::PROMETHEUS_TARGETS));
     assert_eq!(cfg.validate.as_deref(), Some("promtool check config {}"));
+}
+
+/// What the agent makes of the monitor's `prometheus.yml` plan entry on a host holding
+/// `live` (None: no file yet).
+fn prometheus_yml(cfg: &FileSpec, live: Option<&str>) -> String {
+    let Some(FileRender::YamlBlocks { blocks }) = &cfg.render else {
+        panic!("prometheus.yml is planned as omtd's blocks in the user's file: {cfg:?}");
+    };
+    yaml_blocks::render(live.unwrap_or(&cfg.content), blocks)
+}
+
+/// A user's own Prometheus config, as the runbook's monitor may have it.
+const USERS_PROMETHEUS: &str = "global:\n  scrape_interval: 30s\nrule_files:\n  - /etc/prometheus/rules/site.yml\nscrape_configs:\n  - job_name: site-blackbox\n    static_configs:\n      - targets: ['10.9.9.9:9115']\n";
+
+#[test]
+fn the_users_prometheus_jobs_and_rules_survive_and_omtds_part_is_marked() {
+    let out = run(&objects(), &Observed::at(t(0)));
+    let cfg = file(&out, "monitor.omtd", paths::PROMETHEUS_CONFIG);
+    let made = prometheus_yml(cfg, Some(USERS_PROMETHEUS));
+    for kept in [
+        "scrape_interval: 30s",
+        "  - /etc/prometheus/rules/site.yml",
+        "  - job_name: site-blackbox",
+    ] {
+        assert!(made.contains(kept), "{kept:?} kept: {made}");
+    }
+    assert!(made.contains("job_name: omtd-workers"), "{made}");
+    assert!(made.contains(&yaml_blocks::begin_marker("scrape_configs")));
+    // Off by default: no operator job, no omtd rules (the rules file is planned absent).
+    assert!(!made.contains("omtd-operator") && !made.contains(paths::PROMETHEUS_OMTD_RULES));
+    let rules = file(&out, "monitor.omtd", paths::PROMETHEUS_OMTD_RULES);
+    assert_eq!(rules.ensure, Ensure::Absent);
+    // The second pass over its own output changes nothing (no write, no restart).
+    assert_eq!(prometheus_yml(cfg, Some(&made)), made);
+}
+
+#[test]
+fn monitoring_operators_turn_on_omtds_scrape_job_and_alert_rules() {
+    let mut objs = objects();
+    for o in objs.iter_mut() {
+        if let Object::Cluster(c) = o {
+            c.spec.monitoring.operators = vec!["10.0.0.12:9464".into()];
+        }
+    }
+    let out = run(&objs, &Observed::at(t(0)));
+    let monitor = slice(&out, "monitor.omtd");
+    let cfg = file(&out, "monitor.omtd", paths::PROMETHEUS_CONFIG);
+    let made = prometheus_yml(cfg, Some(USERS_PROMETHEUS));
+    assert!(made.contains("job_name: omtd-operator") && made.contains("'10.0.0.12:9464'"));
+    assert!(
+        made.contains(&format!("  - {}", paths::PROMETHEUS_OMTD_RULES)),
+        "{made}"
+    );
+    assert!(
+        made.contains("  - /etc/prometheus/rules/site.yml"),
+        "{made}"
+    );
+    let rules = file(&out, "monitor.omtd", paths::PROMETHEUS_OMTD_RULES);
+    assert_eq!(rules.ensure, Ensure::Present);
+    assert!(rules.content.contains("alert: OmtdOperatorDown"));
+    // promtool reads the rules file the config names: it is written first.
+    let at = |p: &str| monitor.files.iter().position(|f| f.path == p).unwrap();
+    assert!(at(paths::PROMETHEUS_OMTD_RULES) < at(paths::PROMETHEUS_CONFIG));
+    assert!(at(paths::PROMETHEUS_TARGETS) < at(paths::PROMETHEUS_CONFIG));
 }
 
 #[test]

@@ -10,6 +10,7 @@ pub mod plan_manifest;
 pub mod schema;
 pub mod secret;
 pub mod validate;
+pub mod yaml_blocks;
 
 pub use kinds::*;
 pub use meta::{Condition, ConditionStatus, ObjectMeta, Status};

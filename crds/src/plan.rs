@@ -115,6 +115,13 @@ pub enum FileRender {
     /// secret does. (A pure controller cannot draw a salt; one derived from the secret
     /// would let anyone who reads the file test guesses without paying for bcrypt.)
     Htpasswd { cost: u32 },
+    /// The user's YAML file with omtd's blocks in it ([`crate::yaml_blocks`]): each block
+    /// replaces what stands between its markers, or goes under its key when the file has
+    /// none; the rest of the file is the user's and stays. `content` is the file the
+    /// blocks go into when the host has none yet.
+    YamlBlocks {
+        blocks: Vec<crate::yaml_blocks::YamlBlock>,
+    },
 }
 
 /// `FileSpec::validate` for a file under `/etc/apache2` (a site, a module's `.load`): the

@@ -255,6 +255,33 @@ fn check_cluster(f: &mut Findings, spec: &ClusterSpec) {
             );
         }
     }
+    for (i, hp) in spec.monitoring.operators.iter().enumerate() {
+        if let Some(problem) = host_port_problem(hp) {
+            f.error(
+                &format!("spec.monitoring.operators[{i}]"),
+                problem,
+                "write the operator's --metrics-addr as host:port, e.g. 10.0.0.12:9464",
+            );
+        }
+    }
+}
+
+/// `host:port` with a valid host and a port from 1 (an IPv6 host in brackets).
+fn host_port_problem(hp: &str) -> Option<String> {
+    let Some((host, port)) = hp.rsplit_once(':') else {
+        return Some(format!("{hp:?} is not host:port"));
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if let Some(problem) = address_problem(host) {
+        return Some(problem);
+    }
+    if !port.parse::<u16>().is_ok_and(|p| p > 0) {
+        return Some(format!("{port:?} in {hp:?} is not a port from 1 to 65535"));
+    }
+    None
 }
 
 fn zk_url_problem(url: &str) -> Option<String> {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the Debian bookworm image the VM test rig (tests/vm_hosts.rs) boots:
-#   OUT/root.img   raw ext4 root file system (sparse, 3 GiB)
+#   OUT/root.img   raw ext4 root file system (sparse, 4 GiB)
 #   OUT/vmlinuz    the image's kernel, booted directly by QEMU
 #   OUT/initrd     a small initrd (virtio and ext4 only)
 #   OUT/id_ed25519 the ssh key root logs in with (its .pub is in the image)
@@ -25,6 +25,10 @@ packages=(
     linux-image-amd64 initramfs-tools
     lvm2 e2fsprogs nfs-kernel-server nfs-common
     apache2 prometheus-node-exporter docker.io busybox-static
+    # The registry, monitor and manager front doors of the runbook, as Debian packages
+    # them: the registry binary (run in a container of its own, see below), Prometheus 2.42,
+    # ZooKeeper 3.8; curl for the tests' requests through Apache.
+    docker-registry prometheus zookeeperd curl ca-certificates
     # Debian's kernel enables AppArmor, and dockerd refuses to run a container when it
     # cannot load its profile (a standard Debian install has the package; minbase does not)
     apparmor
@@ -129,7 +133,7 @@ echo "nameserver 10.0.2.3" >"$rootfs/etc/resolv.conf"
 # (/lib/systemd/system), so `systemctl mask` works on them as on the real ones. Each just
 # runs until stopped: no probe talks to them (the manager, which probes would ask, is a
 # record without a VM in the rig).
-for unit in mesos-master mesos-slave chronos galaxy; do
+for unit in mesos-master mesos-slave chronos; do
     cat >"$rootfs/lib/systemd/system/$unit.service" <<EOF
 [Unit]
 Description=$unit (stand-in for the omtd VM test rig: Debian has no package)
@@ -141,6 +145,68 @@ ExecStart=/bin/sleep infinity
 [Install]
 WantedBy=multi-user.target
 EOF
+done
+
+# Galaxy and Grafana (neither packaged) stand in as busybox's httpd on their ports, so a
+# request through Apache reaches something that answers. Galaxy's unit runs `run.sh` in its
+# folder, as the real one does (omtd may write its own `galaxy.service` over this one).
+for name in galaxy grafana; do
+    install -d "$rootfs/usr/local/share/omtd-vm/$name-www"
+    echo "$name stand-in" >"$rootfs/usr/local/share/omtd-vm/$name-www/index.html"
+done
+install -d "$rootfs/usr/local/share/omtd-vm/galaxy-www/galaxy"
+echo "galaxy stand-in" >"$rootfs/usr/local/share/omtd-vm/galaxy-www/galaxy/index.html"
+cat >"$rootfs/usr/local/sbin/omtd-galaxy-run" <<'EOF'
+#!/bin/sh
+exec /bin/busybox httpd -f -p 8080 -h /usr/local/share/omtd-vm/galaxy-www
+EOF
+chmod 0755 "$rootfs/usr/local/sbin/omtd-galaxy-run"
+for dir in executor editor; do
+    install -d "$rootfs/srv/$dir"
+    ln -s /usr/local/sbin/omtd-galaxy-run "$rootfs/srv/$dir/run.sh"
+done
+cat >"$rootfs/lib/systemd/system/galaxy.service" <<'EOF'
+[Unit]
+Description=galaxy (stand-in for the omtd VM test rig: Debian has no package)
+After=network.target
+
+[Service]
+ExecStart=/srv/executor/run.sh
+
+[Install]
+WantedBy=multi-user.target
+EOF
+cat >"$rootfs/lib/systemd/system/grafana-server.service" <<'EOF'
+[Unit]
+Description=grafana-server (stand-in for the omtd VM test rig: Debian has no package)
+After=network.target
+
+[Service]
+ExecStart=/bin/busybox httpd -f -p 127.0.0.1:3000 -h /usr/local/share/omtd-vm/grafana-www
+
+[Install]
+WantedBy=multi-user.target
+EOF
+
+# The registry runs as the container `registry` (DOMAIN.md: `registry:2`), and no image
+# registry is reachable from here: the container's file system is Debian's registry binary
+# with the libraries it links and the upstream image's config (storage in /var/lib/registry,
+# :5000),
+# imported by the test under the image name omtd plans. Debian's own unit would take :5000
+# from the container: it stays disabled.
+reg="$rootfs/usr/local/share/omtd-vm/registry-standin"
+install -d "$reg/bin" "$reg/etc/docker/registry" "$reg/var/lib/registry"
+cp "$rootfs/usr/bin/docker-registry" "$reg/bin/registry"
+cat >"$reg/etc/docker/registry/config.yml" <<'EOF'
+version: 0.1
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+EOF
+for lib in $(chroot "$rootfs" ldd /usr/bin/docker-registry | grep -o '/[^ ]*'); do
+    install -D "$rootfs$lib" "$reg$lib"
 done
 
 # Galaxy's files (job_conf.xml, with the Chronos credentials) belong to its user, which
@@ -156,7 +222,7 @@ echo "cadvisor stand-in" >"$rootfs/usr/local/share/omtd-vm/cadvisor-standin/www/
 
 # --- services: what the agent must bring up starts stopped; the rig's own ones enabled ---
 chroot "$rootfs" systemctl disable apache2 nfs-server prometheus-node-exporter docker \
-    containerd >/dev/null 2>&1 || true
+    containerd prometheus zookeeper docker-registry >/dev/null 2>&1 || true
 chroot "$rootfs" systemctl enable omtd-vm-net.service >/dev/null
 # Nothing here waits on a network manager, on time, or on a login prompt nobody uses
 # (the serial console goes to a file).
@@ -183,7 +249,7 @@ cp "$(ls "$rootfs"/boot/vmlinuz-* | sort -V | tail -1)" "$work/vmlinuz"
 cp "$(ls "$rootfs"/boot/initrd.img-* | sort -V | tail -1)" "$work/initrd"
 rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/*
 
-truncate -s 3G "$work/root.img"
+truncate -s 4G "$work/root.img"
 mkfs.ext4 -q -F -L omtdroot -d "$rootfs" "$work/root.img"
 rm -rf "$rootfs"
 rm -f "$work/debootstrap.log"

@@ -2,15 +2,18 @@
 
 use std::collections::BTreeMap;
 
-use omtd_crds::plan::FileSpec;
+use omtd_crds::plan::{FileRender, FileSpec};
+use omtd_crds::yaml_blocks::YamlBlock;
 use omtd_crds::Node;
 use serde::Serialize;
 
 use crate::desired::Desired;
 use crate::memo::{Memo, Printer};
-use crate::paths::{PROMETHEUS_CONFIG, PROMETHEUS_DEFAULTS, PROMETHEUS_TARGETS};
+use crate::paths::{
+    PROMETHEUS_CONFIG, PROMETHEUS_DEFAULTS, PROMETHEUS_OMTD_RULES, PROMETHEUS_TARGETS,
+};
 use crate::removal::RemovalPhase;
-use crate::render::{file, prometheus_label};
+use crate::render::{absent_file, file, prometheus_label};
 
 /// `host:port`, with brackets around an IPv6 address.
 pub(super) fn host_port(addr: &str, port: u16) -> String {
@@ -74,10 +77,57 @@ fn target_group(desired: &Desired, w: &Node) -> String {
     serde_json::to_string(&group).unwrap_or_default()
 }
 
+/// The monitor's Prometheus files. `prometheus.yml` is the user's: omtd writes only its
+/// marked blocks in it ([`omtd_crds::yaml_blocks`]) — the workers' file_sd job, and with
+/// `spec.monitoring.operators` the operators' job and omtd's alert rules — so the user's
+/// own jobs and `rule_files` survive every pass. Files a block names come before the
+/// config that names them (`promtool check config` reads them); a rules file turned off
+/// goes after the config stops naming it.
 pub(super) fn monitor_files(desired: &Desired, addr: &str, targets: &str) -> Vec<FileSpec> {
     let port = desired.spec.ports.prometheus;
-    let config = format!(
-        "# Managed by omtd (node controller). Changes here are overwritten.\n\
+    let operators = &desired.spec.monitoring.operators;
+    let mut config = file(PROMETHEUS_CONFIG, base_config(port));
+    config.validate = Some("promtool check config {}".into());
+    config.render = Some(FileRender::YamlBlocks {
+        blocks: vec![
+            YamlBlock {
+                key: "scrape_configs".into(),
+                lines: scrape_block(desired.cluster_name(), operators),
+            },
+            YamlBlock {
+                key: "rule_files".into(),
+                lines: if operators.is_empty() {
+                    String::new()
+                } else {
+                    format!("- {PROMETHEUS_OMTD_RULES}\n")
+                },
+            },
+        ],
+    });
+    let defaults = format!(
+        "# Managed by omtd (node controller).\n\
+         ARGS=\"--web.listen-address=127.0.0.1:{port} \
+         --web.external-url=http://{addr}/prometheus/ --web.route-prefix=/prometheus/\"\n"
+    );
+    let mut files = vec![file(PROMETHEUS_TARGETS, targets)];
+    if operators.is_empty() {
+        files.extend([config, absent_file(PROMETHEUS_OMTD_RULES)]);
+    } else {
+        files.extend([file(PROMETHEUS_OMTD_RULES, OMTD_ALERT_RULES), config]);
+    }
+    files.push(file(PROMETHEUS_DEFAULTS, defaults));
+    files
+}
+
+/// omtd's alert rules, as shipped in `deploy/prometheus/` (tested there with `promtool
+/// test rules`); one copy, so the file a user reads is the one omtd installs.
+const OMTD_ALERT_RULES: &str = include_str!("../../../deploy/prometheus/omtd-alerts.yml");
+
+/// The file the blocks go into when the monitor has no `prometheus.yml` yet: Prometheus
+/// scraping itself, as Debian's own file does. After that, the file is the user's.
+fn base_config(port: u16) -> String {
+    format!(
+        "# omtd writes only between its marker comments below; the rest is yours.\n\
          global:\n\
          \x20 scrape_interval: 15s\n\
          \x20 evaluation_interval: 15s\n\
@@ -85,21 +135,33 @@ pub(super) fn monitor_files(desired: &Desired, addr: &str, targets: &str) -> Vec
          \x20 - job_name: prometheus\n\
          \x20   metrics_path: /prometheus/metrics\n\
          \x20   static_configs:\n\
-         \x20     - targets: ['127.0.0.1:{port}']\n\
-         \x20 - job_name: omtd-workers\n\
-         \x20   file_sd_configs:\n\
-         \x20     - files: ['{PROMETHEUS_TARGETS}']\n"
+         \x20     - targets: ['127.0.0.1:{port}']\n"
+    )
+}
+
+/// omtd's entries under `scrape_configs`: the member workers from the file_sd file, and
+/// the operators when listed (job name as `deploy/prometheus/omtd-alerts.yml` expects).
+fn scrape_block(cluster: &str, operators: &[String]) -> String {
+    let mut block = format!(
+        "- job_name: omtd-workers\n\
+         \x20 file_sd_configs:\n\
+         \x20   - files: ['{PROMETHEUS_TARGETS}']\n"
     );
-    let mut config = file(PROMETHEUS_CONFIG, config);
-    config.validate = Some("promtool check config {}".into());
-    let defaults = format!(
-        "# Managed by omtd (node controller).\n\
-         ARGS=\"--web.listen-address=127.0.0.1:{port} \
-         --web.external-url=http://{addr}/prometheus/ --web.route-prefix=/prometheus/\"\n"
-    );
-    vec![
-        config,
-        file(PROMETHEUS_DEFAULTS, defaults),
-        file(PROMETHEUS_TARGETS, targets),
-    ]
+    if !operators.is_empty() {
+        let targets = operators
+            .iter()
+            .map(|t| format!("'{t}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        block.push_str(&format!(
+            "- job_name: omtd-operator\n\
+             \x20 metrics_path: /metrics\n\
+             \x20 scrape_timeout: 5s\n\
+             \x20 static_configs:\n\
+             \x20   - targets: [{targets}]\n\
+             \x20     labels:\n\
+             \x20       omtd_cluster: '{cluster}'\n"
+        ));
+    }
+    block
 }

@@ -13,8 +13,8 @@ use crate::desired::Desired;
 use crate::paths::{
     job_conf_path, AGENT_CONTAINERIZERS, AGENT_HOSTNAME, AGENT_IP, AGENT_REGISTRATION_TIMEOUT,
     CHRONOS_CLUSTER_NAME, CHRONOS_HOSTNAME, CHRONOS_HTTPS_PORT, CHRONOS_HTTP_PORT, MASTER_CLUSTER,
-    MASTER_HOSTNAME, MASTER_IP, MASTER_QUORUM, PROMETHEUS_CONFIG, PROMETHEUS_DEFAULTS, ZK_FILE,
-    ZK_MYID,
+    MASTER_HOSTNAME, MASTER_IP, MASTER_QUORUM, PROMETHEUS_CONFIG, PROMETHEUS_DEFAULTS,
+    PROMETHEUS_OMTD_RULES, ZK_FILE, ZK_MYID,
 };
 use crate::removal::{RemovalPhase, RETIRE_TOKEN};
 use crate::render::{container, disabled, file, running};
@@ -90,7 +90,11 @@ pub fn node_slice(
     }
     if roles.contains(&Role::Monitor) {
         let mut prometheus = running("prometheus");
-        prometheus.restart_on = vec![PROMETHEUS_CONFIG.into(), PROMETHEUS_DEFAULTS.into()];
+        prometheus.restart_on = vec![
+            PROMETHEUS_CONFIG.into(),
+            PROMETHEUS_DEFAULTS.into(),
+            PROMETHEUS_OMTD_RULES.into(),
+        ];
         services.push(prometheus);
         services.push(running("grafana-server"));
         s.files.extend(monitor_files(desired, addr, targets));

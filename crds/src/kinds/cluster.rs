@@ -19,6 +19,28 @@ pub struct ClusterSpec {
     /// Role → node name, for roles not listed on the Node records themselves.
     #[serde(default, skip_serializing_if = "RoleAssignments::is_empty")]
     pub roles: RoleAssignments,
+    /// What omtd adds to the monitor's Prometheus besides the workers' targets.
+    #[serde(default, skip_serializing_if = "Monitoring::is_empty")]
+    pub monitoring: Monitoring,
+}
+
+/// omtd's own part of the monitor's Prometheus, off until asked for: the user's
+/// `prometheus.yml` keeps its own jobs and rules either way (omtd writes only its marked
+/// blocks in it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Monitoring {
+    /// `host:port` of every `omtd operator --metrics-addr` (leader and standbys, e.g.
+    /// `10.0.0.12:9464`). When set, Prometheus scrapes them as job `omtd-operator` and loads
+    /// omtd's alert rules (`deploy/prometheus/omtd-alerts.yml`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operators: Vec<String>,
+}
+
+impl Monitoring {
+    pub fn is_empty(&self) -> bool {
+        self.operators.is_empty()
+    }
 }
 
 /// Ports of the cluster's services (the runbook's defaults).

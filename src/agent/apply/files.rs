@@ -66,6 +66,34 @@ impl Pass<'_> {
                     }
                 }
             }
+            (Some(FileRender::YamlBlocks { blocks }), Ensure::Present) => {
+                // The user's file is the base; a file that is not text is not theirs to
+                // keep through a text edit: refused, left as it is.
+                let base = match &current {
+                    Some(cur) => match std::str::from_utf8(&cur.content) {
+                        Ok(text) => text,
+                        Err(_) => {
+                            let e = DriverError::Invalid {
+                                path: spec.path.clone(),
+                                message: "not UTF-8 text: omtd's managed blocks cannot be \
+                                          placed in it; fix or remove the file"
+                                    .into(),
+                            };
+                            return self.record(
+                                rid,
+                                spec,
+                                corrective,
+                                ResourceOutcome::Refused(e.to_string()),
+                            );
+                        }
+                    },
+                    None => spec.content.as_str(),
+                };
+                Cow::Owned(FileSpec {
+                    content: omtd_crds::yaml_blocks::render(base, blocks),
+                    ..spec.clone()
+                })
+            }
             _ => Cow::Borrowed(spec),
         };
         let spec_made: &FileSpec = &made;
