@@ -300,3 +300,97 @@ async fn a_file_that_keeps_failing_says_why_while_backed_off() {
     })
     .await;
 }
+
+/// A leftover Apache site beside omtd's is reported, never removed; Debian's default site
+/// (planned absent) goes; a file that is not a site (`*.conf`) is not Apache's and not
+/// listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leftover_apache_site_is_reported_and_left_alone() {
+    with_timeout(Duration::from_secs(30), async {
+        let rig = Rig::new().await;
+        let sites = rig.path("/etc/apache2/sites-enabled");
+        fs::create_dir_all(&sites).unwrap();
+        fs::write(
+            sites.join("old-galaxy.conf"),
+            "<VirtualHost *:80>\n</VirtualHost>\n",
+        )
+        .unwrap();
+        fs::write(sites.join("000-default.conf"), "# Debian's\n").unwrap();
+        fs::write(sites.join("README"), "notes\n").unwrap();
+        let agent = Agent::new(rig.store.clone(), rig.linux_host(None), rig.config("node4"));
+        let running = Running::start(rig.store.clone(), agent);
+        let mut default_site = file("/etc/apache2/sites-enabled/000-default.conf", "", 0o644);
+        default_site.ensure = Ensure::Absent;
+        let s = PlanSlice {
+            controller: "node".into(),
+            fencing_token: 1,
+            files: vec![
+                file("/etc/apache2/sites-enabled/omtd.conf", "# omtd's\n", 0o644),
+                default_site,
+            ],
+            ..Default::default()
+        };
+        rig.put_slice("node4", &s).await;
+        let r = rig
+            .wait_report("node4", Duration::from_secs(10), |r| r.converged)
+            .await;
+        assert_eq!(r.unmanaged, ["/etc/apache2/sites-enabled/old-galaxy.conf"]);
+        assert!(sites.join("old-galaxy.conf").exists(), "left alone");
+        assert!(
+            !sites.join("000-default.conf").exists(),
+            "planned absent: removed"
+        );
+        running.stop().await;
+    })
+    .await;
+}
+
+/// omtd's marked blocks in a user's YAML file: the user's lines stay through the agent's
+/// write, a hand edit inside a block is undone, one outside is kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn managed_blocks_keep_the_users_yaml() {
+    use omtd_crds::plan::FileRender;
+    use omtd_crds::yaml_blocks::{begin_marker, YamlBlock};
+    with_timeout(Duration::from_secs(30), async {
+        let rig = Rig::new().await;
+        let path = "/etc/prometheus/prometheus.yml";
+        fs::create_dir_all(rig.path("/etc/prometheus")).unwrap();
+        let users = "global: {}\nrule_files:\n  - /etc/prometheus/site.yml\nscrape_configs:\n  - job_name: site\n";
+        fs::write(rig.path(path), users).unwrap();
+        let agent = Agent::new(rig.store.clone(), rig.linux_host(None), rig.config("node5"));
+        let running = Running::start(rig.store.clone(), agent);
+        let mut cfg = file(path, "scrape_configs:\n", 0o644);
+        cfg.render = Some(FileRender::YamlBlocks {
+            blocks: vec![YamlBlock {
+                key: "scrape_configs".into(),
+                lines: "- job_name: omtd-workers\n".into(),
+            }],
+        });
+        let s = PlanSlice {
+            controller: "node".into(),
+            fencing_token: 1,
+            files: vec![cfg],
+            ..Default::default()
+        };
+        rig.put_slice("node5", &s).await;
+        rig.wait_report("node5", Duration::from_secs(10), |r| r.converged)
+            .await;
+        let made = String::from_utf8(read(&rig.path(path))).unwrap();
+        assert!(made.contains("  - /etc/prometheus/site.yml\n") && made.contains("  - job_name: site\n"));
+        assert!(made.contains(&begin_marker("scrape_configs")) && made.contains("  - job_name: omtd-workers\n"));
+        // A hand edit inside the block is drift: undone. One outside is the user's: kept.
+        let edited = made
+            .replace("job_name: omtd-workers", "job_name: hijacked")
+            .replace("job_name: site", "job_name: site2");
+        fs::write(rig.path(path), &edited).unwrap();
+        poll::within(Duration::from_secs(10))
+            .until(|| {
+                let now = String::from_utf8_lossy(&read(&rig.path(path))).into_owned();
+                now.contains("job_name: omtd-workers") && now.contains("job_name: site2")
+            })
+            .await
+            .expect("the block is put back and the user's edit kept");
+        running.stop().await;
+    })
+    .await;
+}

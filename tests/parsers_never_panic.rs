@@ -154,6 +154,7 @@ fn reports() -> &'static [&'static str] {
             }],
             corrective_changes: 3,
             intentional_changes: 9,
+            unmanaged: vec!["/etc/apache2/sites-enabled/old.conf".into()],
             epoch: "0000019ad1e3c000-5f2a9c01d4e6b7a8".into(),
         };
         leak(vec![serde_json::to_string(&r).expect("serialises")])

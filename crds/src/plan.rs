@@ -368,6 +368,10 @@ pub struct Report {
     /// Changes because the plan changed.
     #[serde(default)]
     pub intentional_changes: u64,
+    /// What the agent found on the host that omtd does not manage and leaves alone, e.g. a
+    /// leftover Apache site (`/etc/apache2/sites-enabled/old-galaxy.conf`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unmanaged: Vec<String>,
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@ pub fn build(
         resources,
         corrective_changes: corrective,
         intentional_changes: intentional,
+        unmanaged: Vec::new(),
     }
 }
 

@@ -327,6 +327,7 @@ impl Session {
             mem.corrective,
             mem.intentional,
         );
+        r.unmanaged = out.unmanaged;
         r.epoch = self
             .plan
             .as_ref()

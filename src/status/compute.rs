@@ -347,6 +347,7 @@ fn summarise(report: &Report) -> ReportSummary {
         resources: report.resources.len(),
         corrective_changes: report.corrective_changes,
         intentional_changes: report.intentional_changes,
+        unmanaged: report.unmanaged.clone(),
         ..ReportSummary::default()
     };
     for r in &report.resources {

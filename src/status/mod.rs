@@ -88,6 +88,8 @@ pub struct ReportSummary {
     pub intentional_changes: u64,
     /// Every resource that is not converged, with the agent's message.
     pub problems: Vec<ResourceProblem>,
+    /// What the agent found that omtd does not manage and leaves alone (leftover sites).
+    pub unmanaged: Vec<String>,
 }
 
 impl ReportSummary {

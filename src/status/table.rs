@@ -42,6 +42,24 @@ pub fn render(status: &ClusterStatus, color: bool) -> String {
     ));
     out.push('\n');
 
+    let left_alone: Vec<Vec<String>> = status
+        .nodes
+        .iter()
+        .flat_map(|n| {
+            let paths = n.report.iter().flat_map(|r| r.unmanaged.iter());
+            paths.map(|p| vec![n.name.clone(), p.clone()])
+        })
+        .collect();
+    if !left_alone.is_empty() {
+        // Served beside omtd's sites, but the operator's to remove, not omtd's.
+        out.push('\n');
+        out.push_str(&table(
+            &["NODE", "NOT MANAGED BY OMTD (left alone)"],
+            left_alone,
+        ));
+        out.push('\n');
+    }
+
     if !status.operations.is_empty() {
         out.push('\n');
         let rows = status

@@ -17,6 +17,7 @@ mod mounts;
 mod services;
 mod stale_temps;
 mod storage;
+pub mod unmanaged;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -55,6 +56,8 @@ pub struct PassOutcome {
     /// as the step that owns them left them. Taken right after that step, not after the
     /// pass: a hand edit made while the rest of the pass runs must still count as drift.
     pub snapshots: Vec<(std::path::PathBuf, Option<[u8; 32]>)>,
+    /// Host paths omtd found and leaves alone (see [`unmanaged`]).
+    pub unmanaged: Vec<String>,
 }
 
 /// What became of one resource.
@@ -127,6 +130,7 @@ pub fn run_with_progress<'a>(
     pass.snapshot(paths);
     pass.services();
     pass.containers();
+    pass.unmanaged_sites();
     pass.finish()
 }
 
