@@ -16,6 +16,9 @@ use omtd_test_support::vm::machine::{Disk, PeerLink, Vm, VmSpec};
 use omtd_test_support::vm::steps::Steps;
 use omtd_test_support::vm::{install_agent, prepare_share, Rig};
 
+#[path = "vm_hosts/front_doors.rs"]
+mod front_doors;
+
 const EXECUTOR: &str = "executor.omtd";
 const WORKER: &str = "node1.omtd";
 const DB: &str = "/srv/executor/database";
@@ -31,24 +34,21 @@ const DISK_MIB: u64 = 256;
 /// Write cap on the disk the crash scenario moves onto: its pvmove then lasts ~16 s.
 const SLOW_DISK_BPS: u64 = 16 * 1024 * 1024;
 
-/// The runbook's cluster cut to what the two VMs are: the executor (with the NFS store on
-/// /dev/vdb and /dev/vdc) and one worker; the manager is a record without a VM (the
-/// validation needs one when a worker exists; nothing in these scenarios runs on it).
+/// The runbook's cluster cut to what the two VMs are: one worker, and one host for every
+/// service role but the editor — the executor (with the NFS store on /dev/vdb and
+/// /dev/vdc), the manager (real ZooKeeper; Mesos master and Chronos are stand-ins), the
+/// registry and the monitor, each front door under a name of its own.
 const CLUSTER_YAML: &str = r#"apiVersion: omtd/v1
 kind: Cluster
 metadata: {name: omtd}
 spec:
   paths: {executor: /srv/executor, editor: /srv/editor}
+  frontDoors: {names: {executor: executor.omtd, registry: registry.omtd, monitor: monitor.omtd}, registryPull: registry-user}
 ---
 apiVersion: omtd/v1
 kind: Node
 metadata: {name: executor.omtd}
-spec: {address: 10.0.0.10, roles: [executor]}
----
-apiVersion: omtd/v1
-kind: Node
-metadata: {name: manager.omtd}
-spec: {address: 10.0.0.12, roles: [manager]}
+spec: {address: 10.0.0.10, roles: [executor, manager, registry, monitor]}
 ---
 apiVersion: omtd/v1
 kind: Node
@@ -69,6 +69,11 @@ apiVersion: omtd/v1
 kind: Credential
 metadata: {name: chronos-http}
 spec: {principal: galaxy, secret: {value: "gx-Lk9aS3dF6g"}, use: chronos-http}
+---
+apiVersion: omtd/v1
+kind: Credential
+metadata: {name: registry-user}
+spec: {principal: omtd-push, secret: {value: "rg-Hq4wT8zK2m"}, use: registry}
 "#;
 
 /// A Volume of the executor's `nfsstore` group.
@@ -198,7 +203,9 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
                 disk(None),
                 disk(Some(SLOW_DISK_BPS)),
             ],
-            memory_mib: 1024,
+            // Prometheus, ZooKeeper's JVM and the registry's Docker besides the rest.
+            memory_mib: 1536,
+            forward: vec![2181],
         },
         &run_dir.join("executor"),
         &share,
@@ -215,6 +222,7 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
             },
             disks: vec![],
             memory_mib: 1024,
+            forward: vec![],
         },
         &run_dir.join("worker"),
         &share,
@@ -227,6 +235,7 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
     );
 
     // ---- Apply the cluster; the agents come up as systemd units. ----
+    front_doors::name_hosts(&[&executor, &worker]).await;
     rig.start_operator().await;
     let start = Instant::now();
     let mut cluster = CLUSTER_YAML.to_owned();
@@ -254,7 +263,11 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
         install_agent(&rig, &worker).await;
         imported
     };
-    let (_, imported) = tokio::join!(install_agent(&rig, &executor), worker_up);
+    let executor_up = async {
+        front_doors::import_registry_image(&executor).await;
+        install_agent(&rig, &executor).await;
+    };
+    let (_, imported) = tokio::join!(executor_up, worker_up);
     steps.record(
         "worker: stand-in cAdvisor image imported (beside the executor's start)",
         imported,
@@ -580,6 +593,45 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
         "crash: move completed after the kill, vdc out, data intact",
         done,
         "pvs, df, sha256 on both VMs",
+    );
+
+    // ---- The front doors, with the real programs. ----
+    let start = Instant::now();
+    front_doors::http_front_doors(&worker).await;
+    let scraped = front_doors::prometheus_scrapes(&worker, "http", "").await;
+    steps.record(
+        "front doors over HTTP: /v2/ 401/200, Galaxy, Grafana; Prometheus scrapes the worker",
+        start.elapsed(),
+        &format!("node exporter target up after {}", secs(scraped)),
+    );
+    let start = Instant::now();
+    front_doors::zookeeper_probe(&executor).await;
+    steps.record(
+        "ZooKeeper from omtd's config, read by omtd's probe",
+        start.elapsed(),
+        "myid 1, a master entry read back",
+    );
+    let (tls_yaml, ca) = front_doors::tls_records(&rig, CLUSTER_YAML).await;
+    let start = Instant::now();
+    front_doors::tls_refused_then_live(&rig, &executor, &worker, &tls_yaml).await;
+    steps.record(
+        "TLS on with its certificate unwritable: apache2 -t refuses, old site serves; then live",
+        start.elapsed(),
+        "Refused, /v2/ 401 over HTTP meanwhile",
+    );
+    let start = Instant::now();
+    front_doors::https_front_doors(&worker).await;
+    front_doors::prometheus_scrapes(
+        &worker,
+        "https",
+        "--cacert /etc/docker/certs.d/registry.omtd/ca.crt",
+    )
+    .await;
+    front_doors::docker_push_pull(&worker, &executor, &ca).await;
+    steps.record(
+        "HTTPS front doors; docker login, push (worker), pull (executor)",
+        start.elapsed(),
+        "cluster CA only; 301 from :80",
     );
 
     // ---- Done: stop the operator; the VMs go with their guards. ----

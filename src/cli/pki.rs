@@ -59,6 +59,25 @@ pub enum Who {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Apache's HTTPS front doors: a server certificate with --san for every ServerName
+    /// (the Cluster's spec.frontDoors.names); put it and its key in a Credential `use: tls`.
+    FrontDoor {
+        #[arg(long = "san", required = true)]
+        sans: Vec<String>,
+        /// File stem and common name; default front-doors.
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+/// A `--name` becomes a file stem and a common name: a DNS label's characters only.
+fn check_stem(name: Option<&str>) -> anyhow::Result<()> {
+    match name {
+        Some(n) if !omtd_crds::validate::is_dns_name(n) => {
+            anyhow::bail!("--name {n:?}: use lower-case letters, digits and '-'")
+        }
+        _ => Ok(()),
+    }
 }
 
 pub fn run(args: PkiArgs) -> anyhow::Result<ExitCode> {
@@ -85,12 +104,12 @@ pub fn run(args: PkiArgs) -> anyhow::Result<ExitCode> {
                 Who::Operator => Subject::Operator,
                 Who::Admin => Subject::Admin,
                 Who::EtcdServer { sans, name } => {
-                    if let Some(n) = &name {
-                        if !omtd_crds::validate::is_dns_name(n) {
-                            anyhow::bail!("--name {n:?}: use lower-case letters, digits and '-'");
-                        }
-                    }
+                    check_stem(name.as_deref())?;
                     Subject::EtcdServer { sans, name }
+                }
+                Who::FrontDoor { sans, name } => {
+                    check_stem(name.as_deref())?;
+                    Subject::FrontDoor { sans, name }
                 }
             };
             let issued = pki.issue(&subject, issue.days, issue.renew)?;

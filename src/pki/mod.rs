@@ -44,6 +44,13 @@ pub enum Subject {
         sans: Vec<String>,
         name: Option<String>,
     },
+    /// Apache's HTTPS front doors (Galaxy, the registry, the monitor): a server certificate
+    /// for every ServerName (`spec.frontDoors.names`), held by a Credential `use: tls`;
+    /// `name` is the file stem (default `front-doors`).
+    FrontDoor {
+        sans: Vec<String>,
+        name: Option<String>,
+    },
 }
 
 impl Subject {
@@ -56,6 +63,7 @@ impl Subject {
             Subject::EtcdServer { name, .. } => {
                 name.clone().unwrap_or_else(|| "etcd-server".into())
             }
+            Subject::FrontDoor { name, .. } => name.clone().unwrap_or_else(|| "front-doors".into()),
         }
     }
 
@@ -65,7 +73,7 @@ impl Subject {
             Subject::Agent(node) => roles::agent_user(node),
             Subject::Operator => roles::OPERATOR_USER.into(),
             Subject::Admin => ROOT_USER.into(),
-            Subject::EtcdServer { .. } => self.file_stem(),
+            Subject::EtcdServer { .. } | Subject::FrontDoor { .. } => self.file_stem(),
         }
     }
 }
@@ -147,6 +155,8 @@ impl Pki {
         let sans = match subject {
             Subject::EtcdServer { sans, .. } if sans.is_empty() => return Err(PkiError::NoSan),
             Subject::EtcdServer { sans, .. } => sans.clone(),
+            Subject::FrontDoor { sans, .. } if sans.is_empty() => return Err(PkiError::NoSan),
+            Subject::FrontDoor { sans, .. } => sans.clone(),
             _ => Vec::new(),
         };
         let mut params = CertificateParams::new(sans).map_err(PkiError::Generate)?;
@@ -164,6 +174,8 @@ impl Pki {
                 ExtendedKeyUsagePurpose::ServerAuth,
                 ExtendedKeyUsagePurpose::ClientAuth,
             ],
+            // Browsers, Docker and curl check the server's name and this purpose.
+            Subject::FrontDoor { .. } => vec![ExtendedKeyUsagePurpose::ServerAuth],
             _ => vec![ExtendedKeyUsagePurpose::ClientAuth],
         };
         params.use_authority_key_identifier_extension = true;

@@ -42,6 +42,9 @@ pub struct VmSpec {
     /// Extra disks: /dev/vdb, /dev/vdc, ... in this order.
     pub disks: Vec<Disk>,
     pub memory_mib: u64,
+    /// Guest TCP ports this machine reaches on loopback (QEMU hostfwd), e.g. 443 for the
+    /// test's own HTTPS checks and 2181 for the ZooKeeper probe: [`Vm::forwarded`].
+    pub forward: Vec<u16>,
 }
 
 /// What one ssh command did.
@@ -55,6 +58,8 @@ pub struct Out {
 pub struct Vm {
     pub node: String,
     pub ssh_port: u16,
+    /// Guest port → the loopback port that reaches it.
+    pub forwarded: std::collections::BTreeMap<u16, u16>,
     pub key: PathBuf,
     pub dir: PathBuf,
     child: Option<Child>,
@@ -91,6 +96,12 @@ impl Vm {
             &overlay.display().to_string(),
         ]);
         let ssh_port = free_port();
+        let forwarded: std::collections::BTreeMap<u16, u16> =
+            spec.forward.iter().map(|&g| (g, free_port())).collect();
+        let mut user_net = format!("user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22");
+        for (guest, host) in &forwarded {
+            user_net.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+        }
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args(["-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2"])
             .args(["-m", &spec.memory_mib.to_string()])
@@ -126,7 +137,7 @@ impl Vm {
         }
         cmd.args([
             "-netdev",
-            &format!("user,id=n0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22"),
+            &user_net,
             "-device",
             &format!("virtio-net-pci,netdev=n0,mac={SLIRP_MAC}"),
             "-netdev",
@@ -162,6 +173,7 @@ impl Vm {
         Vm {
             node: spec.node.clone(),
             ssh_port,
+            forwarded,
             key: image.key.clone(),
             dir: dir.to_owned(),
             child: Some(child),
