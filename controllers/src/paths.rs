@@ -7,6 +7,7 @@ use crate::desired::Desired;
 // Written by the node controller.
 pub const ZK_FILE: &str = "/etc/mesos/zk";
 pub const ZK_MYID: &str = "/etc/zookeeper/conf/myid";
+pub const ZK_CONFIG: &str = "/etc/zookeeper/conf/zoo.cfg";
 pub const MASTER_QUORUM: &str = "/etc/mesos-master/quorum";
 pub const MASTER_IP: &str = "/etc/mesos-master/ip";
 pub const MASTER_HOSTNAME: &str = "/etc/mesos-master/hostname";

@@ -125,6 +125,41 @@ fn manager_and_worker_flag_files_are_exact() {
     }
 }
 
+/// ZooKeeper runs from omtd's config: standalone on the Cluster's port, its data where
+/// Debian links `myid`, and no admin server on 8080 (Chronos's port on the manager).
+#[test]
+fn zookeeper_runs_from_omtds_config() {
+    let mut objs = objects();
+    for o in objs.iter_mut() {
+        if let Object::Cluster(c) = o {
+            c.spec.ports.zookeeper = 2281;
+        }
+    }
+    let out = run(&objs, &Observed::at(t(0)));
+    let cfg = file(&out, "manager.omtd", paths::ZK_CONFIG).content.clone();
+    for line in [
+        "clientPort=2281",
+        "dataDir=/var/lib/zookeeper",
+        "admin.enableServer=false",
+    ] {
+        assert!(
+            cfg.lines().any(|l| l == line),
+            "{line:?} in zoo.cfg:\n{cfg}"
+        );
+    }
+    assert!(!cfg.contains("server."), "one manager: standalone");
+    let zk = slice(&out, "manager.omtd")
+        .services
+        .iter()
+        .find(|s| s.name == "zookeeper")
+        .unwrap();
+    assert!(zk.restart_on.contains(&paths::ZK_CONFIG.to_owned()));
+    assert!(slice(&out, "node1.omtd")
+        .files
+        .iter()
+        .all(|f| f.path != paths::ZK_CONFIG));
+}
+
 #[test]
 fn containers_of_the_registry_and_the_workers() {
     let out = run(&objects(), &Observed::at(t(0)));

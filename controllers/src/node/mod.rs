@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | executor | galaxy, nfs-server, apache2 | Apache site: `/` → localhost:8080 |
 //! | editor | galaxy, apache2 | Apache site: `/` → localhost:8080 |
-//! | manager | zookeeper | `/etc/mesos/zk`, ZooKeeper `myid`, `/etc/mesos-master/{quorum,ip,hostname,cluster}`, `/etc/chronos/conf/{hostname,http_port,https_port,cluster_name}` |
+//! | manager | zookeeper | `/etc/mesos/zk`, ZooKeeper `myid` and `zoo.cfg` (standalone, admin server off), `/etc/mesos-master/{quorum,ip,hostname,cluster}`, `/etc/chronos/conf/{hostname,http_port,https_port,cluster_name}` |
 //! | registry | docker, apache2 | `registry` container on 127.0.0.1:5000 with `/mnt/registry`; Apache guards `/v2` with basic auth |
 //! | monitor | prometheus, grafana-server, apache2 | `prometheus.yml`, file_sd targets of every member worker, Apache: `/` → 3000, `/prometheus/` → 9090 |
 //! | worker | docker, prometheus-node-exporter (zookeeper disabled) | `/etc/mesos/zk`, `/etc/mesos-slave/{ip,hostname,containerizers,executor_registration_timeout}`, `cadvisor` container on 8080 |
@@ -27,6 +27,7 @@ mod prometheus;
 mod ready;
 mod removal;
 mod slice;
+mod zookeeper;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -14,7 +14,7 @@ use crate::paths::{
     job_conf_path, AGENT_CONTAINERIZERS, AGENT_HOSTNAME, AGENT_IP, AGENT_REGISTRATION_TIMEOUT,
     CHRONOS_CLUSTER_NAME, CHRONOS_HOSTNAME, CHRONOS_HTTPS_PORT, CHRONOS_HTTP_PORT, MASTER_CLUSTER,
     MASTER_HOSTNAME, MASTER_IP, MASTER_QUORUM, PROMETHEUS_CONFIG, PROMETHEUS_DEFAULTS,
-    PROMETHEUS_OMTD_RULES, ZK_FILE, ZK_MYID,
+    PROMETHEUS_OMTD_RULES, ZK_CONFIG, ZK_FILE, ZK_MYID,
 };
 use crate::removal::{RemovalPhase, RETIRE_TOKEN};
 use crate::render::{container, disabled, file, running};
@@ -51,14 +51,14 @@ pub fn node_slice(
     }
     if roles.contains(&Role::Manager) {
         let mut zk = running("zookeeper");
-        zk.restart_on = vec![ZK_MYID.to_owned()];
+        zk.restart_on = vec![ZK_MYID.to_owned(), ZK_CONFIG.to_owned()];
         services.push(zk);
         if let Some(zk_url) = desired.zk_url() {
             s.files.push(file(ZK_FILE, zk_url));
         }
         let cluster = desired.cluster_name();
+        s.files.extend(super::zookeeper::files(desired));
         s.files.extend([
-            file(ZK_MYID, "1"),
             file(MASTER_QUORUM, "1"),
             file(MASTER_IP, addr),
             file(MASTER_HOSTNAME, addr),
