@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use omtd_controllers::crds::Object;
-use omtd_controllers::{node, Observed, RegistryAnswer, RegistryCheck};
+use omtd_controllers::{node, EventType, Observed, RegistryAnswer, RegistryCheck};
 
 fn cluster_cond(objs: &[Object], o: &Observed, type_: &str) -> (String, String, String) {
     let out = node::reconcile(&desired(objs), o, &settings()).expect("node reconcile");
@@ -143,4 +143,26 @@ fn no_front_door_condition_for_a_service_the_cluster_does_not_run() {
         status.condition("ChronosReady").map(|c| c.reason.as_str()),
         Some("NotProbed")
     );
+    // Not probing is a choice, not a fault: its event is no warning.
+    let event = out
+        .events
+        .iter()
+        .find(|e| e.reason == "NotProbed")
+        .expect("an event for the new condition");
+    assert_eq!(event.type_, EventType::Normal);
+}
+
+#[test]
+fn a_front_door_that_fails_is_a_warning_event() {
+    let objs = objects();
+    let mut o = healthy(&desired(&objs), t(0));
+    o.chronos_ping = Some(Err("http://10.0.0.12:8080/ping: HTTP 503".into()));
+    let out = node::reconcile(&desired(&objs), &o, &settings()).unwrap();
+    let event = out
+        .events
+        .iter()
+        .find(|e| e.reason == "ChronosUnreachable")
+        .expect("an event for ChronosReady=False");
+    assert_eq!(event.type_, EventType::Warning);
+    assert!(event.message.contains("HTTP 503"), "{}", event.message);
 }

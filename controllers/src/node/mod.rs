@@ -37,8 +37,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use omtd_crds::plan::PlanSlice;
-use omtd_crds::Kind;
 use omtd_crds::Role;
+use omtd_crds::{ConditionStatus, Kind};
 
 use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::{node_key, Desired};
@@ -46,7 +46,7 @@ use crate::health::ClusterHealth;
 use crate::memo::{Memo, Printer};
 use crate::observed::Observed;
 use crate::output::{
-    not_true, Cond, EventType, Intent, MachineMode, MachineWish, Notice, Reconciled, StatusEdit,
+    Cond, EventType, Intent, MachineMode, MachineWish, Notice, Reconciled, StatusEdit,
 };
 use crate::removal::RemovalPhase;
 use crate::settings::Settings;
@@ -187,7 +187,7 @@ pub fn reconcile_with(
     // Removal first: a phase decided now shapes this node's slice now.
     let phases = removals(desired, observed, settings, &health, &mut out);
     slices(state, desired, settings, &phases, &mut out);
-    agents_reachable(desired, observed, &health, &mut out);
+    cluster_conditions(desired, observed, &health, &mut out);
     requeue_at_grace(observed, settings, &mut out);
     Ok(out)
 }
@@ -301,7 +301,7 @@ fn slices(
 }
 
 /// The Cluster's conditions: `AgentsReachable` and the front doors (see [`front_doors`]).
-fn agents_reachable(
+fn cluster_conditions(
     desired: &Desired,
     observed: &Observed,
     health: &ClusterHealth,
@@ -325,7 +325,9 @@ fn agents_reachable(
         for c in front_doors::conditions(desired, observed) {
             edit.set(c);
         }
-        edit.finish(out, not_true);
+        // A front door that is not probed is Unknown on every cluster that does not
+        // configure that probe: a normal event, not a warning; False is one.
+        edit.finish(out, |c| c.status == ConditionStatus::False);
     }
 }
 
