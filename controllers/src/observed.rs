@@ -1,5 +1,6 @@
 //! What the shell measured, handed to the controllers: agent reports and liveness, probe
-//! results (Mesos master, ZooKeeper, Prometheus), the plan slices as stored, and `now`.
+//! results (Mesos master, ZooKeeper, Prometheus, the registry, Chronos), the plan slices
+//! as stored, and `now`.
 //!
 //! A probe that could not answer is `None`: the controllers then decide nothing that
 //! depends on it (no recovery on a missing Mesos answer, no removal confirmed on a missing

@@ -9,6 +9,7 @@
 //! when they start, change or end — not every round, or a dead Mesos would fill the log.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -145,6 +146,8 @@ pub struct HttpProbes {
     timeout: Duration,
     /// The last failure of each probe, to log changes only.
     failing: Mutex<BTreeMap<&'static str, String>>,
+    /// Whether the missing operator credential was logged (once until it is there).
+    said_no_operator: AtomicBool,
 }
 
 impl HttpProbes {
@@ -183,6 +186,7 @@ impl HttpProbes {
             chronos,
             timeout: targets.timeout,
             failing: Mutex::default(),
+            said_no_operator: AtomicBool::new(false),
         })
     }
 
@@ -234,6 +238,18 @@ impl HttpProbes {
         };
         let attempt = auth.attempt(stored);
         let result = master.presenting(attempt.first.clone()).state().await;
+        let missing = stored.is_none() && !auth.is_fixed() && refused(&result);
+        if missing && !self.said_no_operator.swap(true, Ordering::Relaxed) {
+            // The 401 alone ("credentials missing or refused") does not say where the
+            // credential should have come from.
+            tracing::warn!(
+                master = %master.target(),
+                "the Mesos master wants a credential and the store has none for the \
+                 operator: add a Credential with use: operator"
+            );
+        } else if stored.is_some() || result.is_ok() {
+            self.said_no_operator.store(false, Ordering::Relaxed);
+        }
         if auth.answered(&attempt.first, &result) {
             tracing::info!("the Mesos master takes the operator credential from the store");
         }
