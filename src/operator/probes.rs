@@ -9,7 +9,6 @@
 //! when they start, change or end — not every round, or a dead Mesos would fill the log.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -146,8 +145,6 @@ pub struct HttpProbes {
     timeout: Duration,
     /// The last failure of each probe, to log changes only.
     failing: Mutex<BTreeMap<&'static str, String>>,
-    /// Whether the missing operator credential was logged (once until it is there).
-    said_no_operator: AtomicBool,
 }
 
 impl HttpProbes {
@@ -186,7 +183,6 @@ impl HttpProbes {
             chronos,
             timeout: targets.timeout,
             failing: Mutex::default(),
-            said_no_operator: AtomicBool::new(false),
         })
     }
 
@@ -208,16 +204,20 @@ impl HttpProbes {
 
     /// Logs a probe's failure when it starts or changes, and its end.
     fn note<T>(&self, probe: &'static str, result: &Result<T, ProbeError>) {
+        // ProbeError messages never carry a credential (see crate::probes::error).
+        self.note_problem(probe, result.as_ref().err().map(ToString::to_string));
+    }
+
+    /// Logs `problem` (never a secret) when it starts or changes, and its end (`None`).
+    fn note_problem(&self, probe: &'static str, problem: Option<String>) {
         let mut failing = self.failing.lock().unwrap_or_else(PoisonError::into_inner);
-        match result {
-            Ok(_) => {
+        match problem {
+            None => {
                 if failing.remove(probe).is_some() {
                     tracing::info!(probe, "probe answers again");
                 }
             }
-            Err(e) => {
-                // ProbeError messages never carry a credential (see crate::probes::error).
-                let message = e.to_string();
+            Some(message) => {
                 if failing.get(probe) != Some(&message) {
                     tracing::warn!(probe, error = %message, "probe failed");
                     failing.insert(probe, message);
@@ -238,17 +238,19 @@ impl HttpProbes {
         };
         let attempt = auth.attempt(stored);
         let result = master.presenting(attempt.first.clone()).state().await;
-        let missing = stored.is_none() && !auth.is_fixed() && refused(&result);
-        if missing && !self.said_no_operator.swap(true, Ordering::Relaxed) {
-            // The 401 alone ("credentials missing or refused") does not say where the
-            // credential should have come from.
-            tracing::warn!(
-                master = %master.target(),
-                "the Mesos master wants a credential and the store has none for the \
-                 operator: add a Credential with use: operator"
+        // The 401 alone ("credentials missing or refused") does not say where the
+        // credential should have come from.
+        if stored.is_none() && !auth.is_fixed() && refused(&result) {
+            self.note_problem(
+                "mesos.credential",
+                Some(
+                    "the Mesos master wants a credential and the store has none for the \
+                     operator: add a Credential with use: operator"
+                        .to_owned(),
+                ),
             );
         } else if stored.is_some() || result.is_ok() {
-            self.said_no_operator.store(false, Ordering::Relaxed);
+            self.note_problem("mesos.credential", None);
         }
         if auth.answered(&attempt.first, &result) {
             tracing::info!("the Mesos master takes the operator credential from the store");
@@ -295,13 +297,13 @@ impl HttpProbes {
                 Some(answer(r))
             }
             None => {
-                if let Some(name) = &credentials.registry_missing {
-                    let missing: Result<(), ProbeError> = Err(ProbeError::BadAddress {
-                        input: format!("--registry-credential {name}"),
-                        reason: "no Credential of that name with use: registry".to_owned(),
-                    });
-                    self.note("registry.authenticated", &missing);
-                }
+                let problem = credentials.registry_missing.as_ref().map(|name| {
+                    format!(
+                        "--registry-credential {name}: the store has no Credential of that \
+                         name with use: registry; checking without one"
+                    )
+                });
+                self.note_problem("registry.authenticated", problem);
                 None
             }
         };
