@@ -3,7 +3,7 @@
 //!
 //! | host | files |
 //! |---|---|
-//! | manager | `/etc/mesos-master/store/credentials.json` (every member worker + Chronos), the `credentials`, `acls` and `authenticate_*` flag files, `store/auth_rules`; Chronos's principal and secret-file flags in `conf/` (where its launcher reads them) and at the runbook's paths, the secret file, `conf/http_credentials` |
+//! | manager | `/etc/mesos-master/store/credentials.json` (every member worker, Chronos, the operator), the `credentials`, `acls` and `authenticate_*` flag files, `store/auth_rules`; Chronos's principal and secret-file flags in `conf/` (where its launcher reads them) and at the runbook's paths, the secret file, `conf/http_credentials` |
 //! | worker | `/etc/mesos-slave/store/credentials.json`, `/etc/mesos-slave/credential` |
 //! | registry | Apache's htpasswd: the plan carries `user:secret`, the registry host's agent hashes it (bcrypt, random salt) |
 //! | executor | Galaxy's `config/job_conf.xml` (Chronos runner with the HTTP credentials) |
@@ -21,10 +21,22 @@
 //! and the agent's: one restart, never longer, however late either host is (a late master
 //! keeps the old secret on both sides). Agents wait for the master only, not for Chronos:
 //! an agent's authentication never involves Chronos.
+//!
+//! The operator's own credential (`use: operator`) is in the master's file like the
+//! others, and its rotation is ordered the same way from the other end: the operator
+//! presents the store's secret and, while the master refuses it (not restarted yet),
+//! keeps presenting the one it last used successfully (`src/operator/mesos_auth.rs`).
+//!
+//! Chronos's HTTP credential (`use: chronos-http`) has the same shape one step down:
+//! Chronos checks it, Galaxy's Chronos runner presents it. `http_credentials` on the
+//! manager changes at once (chronos restarts on it); Galaxy's `job_conf.xml` keeps the old
+//! secret until the manager's agent reports the new `http_credentials` converged and
+//! Chronos converged after it, about the slice stored now. Then job_conf.xml changes and
+//! Galaxy restarts on it. Until then the credential is `Ready=False, WaitingForChronos`.
 
 use std::collections::BTreeMap;
 
-use omtd_crds::plan::{FileRender, FileSpec, PlanSlice};
+use omtd_crds::plan::{FileRender, FileSpec, PlanSlice, ResourceState};
 use omtd_crds::Kind;
 use omtd_crds::{Credential, CredentialUse};
 use serde::Serialize;
@@ -59,6 +71,7 @@ pub const DECLARATION: Declaration = Declaration {
     reasons: &[
         reason::RENDERED,
         reason::UNRENDERABLE,
+        reason::WAITING_FOR_CHRONOS,
         reason::WAITING_FOR_MASTER,
     ],
     // One report, the manager's (whether mesos-master restarted with the credentials);
@@ -76,6 +89,7 @@ pub const DECLARATION: Declaration = Declaration {
 pub mod reason {
     pub const RENDERED: &str = "Rendered";
     pub const UNRENDERABLE: &str = "Unrenderable";
+    pub const WAITING_FOR_CHRONOS: &str = "WaitingForChronos";
     pub const WAITING_FOR_MASTER: &str = "WaitingForMaster";
 }
 
@@ -108,6 +122,9 @@ pub fn reconcile_with(
     let applied = master_applied(desired, observed);
     // Credential name → why it is not (yet) fully in place.
     let mut pending: BTreeMap<String, Cond> = BTreeMap::new();
+    // Whether Chronos runs with the HTTP credentials planned now (Galaxy's job_conf.xml
+    // follows it: see the module's rotation order).
+    let mut chronos_http_applied = false;
 
     if let Some(manager) = desired.manager() {
         let m = &manager.metadata.name;
@@ -121,7 +138,10 @@ pub fn reconcile_with(
         }
         if let Some(c) = desired.credential_for(CredentialUse::ChronosHttp) {
             match chronos_http_file(c) {
-                Ok(f) => files.push(f),
+                Ok(f) => {
+                    chronos_http_applied = chronos_http_applied_by(observed, m, &f);
+                    files.push(f);
+                }
                 Err(e) => {
                     pending.insert(c.metadata.name.clone(), unrenderable(&e));
                 }
@@ -176,7 +196,13 @@ pub fn reconcile_with(
         desired.credential_for(CredentialUse::ChronosHttp),
     ) {
         if let Some(f) = job_conf_file(desired, c, settings) {
-            slice(&mut slices, &executor.metadata.name).files.push(f);
+            let e = &executor.metadata.name;
+            let (files, held) = hold(observed, e, vec![f], chronos_http_applied);
+            if held {
+                let m = desired.manager().map_or("", |m| m.metadata.name.as_str());
+                pending.insert(c.metadata.name.clone(), waiting_for_chronos(m, e));
+            }
+            slice(&mut slices, e).files.extend(files);
         }
     }
 
@@ -213,12 +239,44 @@ fn waiting_for_master(manager: &str, who: &str) -> Cond {
     )
 }
 
+fn waiting_for_chronos(manager: &str, executor: &str) -> Cond {
+    Cond::no(
+        condition::READY,
+        reason::WAITING_FOR_CHRONOS,
+        format!(
+            "the new Chronos HTTP credential reaches Galaxy's job_conf.xml on {executor} once \
+             Chronos on {manager} has restarted with it (Galaxy's runner would be refused by \
+             a Chronos still on the old one: Chronos goes first)"
+        ),
+    )
+}
+
+/// Whether the manager's agent applied `http_credentials` as planned now and Chronos
+/// restarted with it: the stored slice holds this very file, the agent's report is about
+/// the stored slices (so about this content, not the one before), and both the file and
+/// the chronos service are converged there (the file is in chronos's `restart_on`, so a
+/// converged service after the file changed is one that restarted).
+fn chronos_http_applied_by(observed: &Observed, manager: &str, planned: &FileSpec) -> bool {
+    let stored = observed
+        .stored_slice(manager, NAME)
+        .is_some_and(|s| s.files.iter().any(|f| f == planned));
+    let converged = |id: &str| {
+        observed
+            .resource(manager, id)
+            .is_some_and(|r| r.state == ResourceState::Converged)
+    };
+    stored
+        && observed.report_is_current(manager)
+        && converged(&format!("file:{CHRONOS_HTTP_CREDENTIALS}"))
+        && converged("service:chronos")
+}
+
 fn unrenderable(e: &Error) -> Cond {
     Cond::no(condition::READY, reason::UNRENDERABLE, e.to_string())
 }
 
 /// The Mesos credentials the master holds, in file order: member workers' agent
-/// credentials by principal, then Chronos's framework credential.
+/// credentials by principal, then Chronos's framework credential, then the operator's.
 pub fn master_credentials(desired: &Desired) -> Vec<&Credential> {
     let mut agents: Vec<&Credential> = desired
         .member_workers(RemovalPhase::Cleanup)
@@ -227,6 +285,7 @@ pub fn master_credentials(desired: &Desired) -> Vec<&Credential> {
     agents.sort_by(|a, b| a.spec.principal.cmp(&b.spec.principal));
     agents.dedup_by(|a, b| a.metadata.name == b.metadata.name);
     agents.extend(desired.credential_for(CredentialUse::ChronosFramework));
+    agents.extend(desired.credential_for(CredentialUse::Operator));
     agents
 }
 
@@ -270,20 +329,62 @@ pub fn agent_credentials_json(c: &Credential) -> String {
     serde_json::to_string(&principal_secret(c)).unwrap_or_default()
 }
 
-/// Only Chronos may register frameworks, in any role.
+/// The master's ACLs (`--acls`): Chronos registers frameworks in any role, and the
+/// operator's own principal (`use: operator`) may read the state and run maintenance.
+///
+/// The file sets no `permissive`, so Mesos's default (`true`) stands: a request no rule
+/// matches is allowed, as before the operator's rules existed. The operator's rules grant
+/// it explicitly what it calls, so it keeps working if `permissive` is ever turned off;
+/// they change nothing for any other principal. Only ACLs Mesos 1.4 knows are written
+/// (`acls.proto` of 1.4: `mark_agents_gone` and `view_agents` came later, and an unknown
+/// field would fail the master's flag parsing).
 pub fn auth_rules(desired: &Desired) -> String {
     let principals: Vec<&str> = desired
         .credentials_for(CredentialUse::ChronosFramework)
         .map(|c| c.spec.principal.as_str())
         .collect();
-    serde_json::json!({
+    let mut rules = serde_json::json!({
         "register_frameworks": [{
             "principals": {"values": principals},
             "roles": {"values": ["*"]}
         }]
-    })
-    .to_string()
+    });
+    if let (Some(op), Some(map)) = (
+        desired.credential_for(CredentialUse::Operator),
+        rules.as_object_mut(),
+    ) {
+        let me = serde_json::json!({"values": [op.spec.principal]});
+        let any = serde_json::json!({"type": "ANY"});
+        // /master/maintenance/{schedule,status}, /machine/{down,up}.
+        for acl in OPERATOR_MACHINE_ACLS {
+            map.insert(
+                acl.to_owned(),
+                serde_json::json!([{"principals": me, "machines": any}]),
+            );
+        }
+        // /master/state lists frameworks and tasks only to who may view them (a drain
+        // waits for the tasks it sees).
+        for acl in OPERATOR_VIEW_ACLS {
+            map.insert(
+                acl.to_owned(),
+                serde_json::json!([{"principals": me, "users": any}]),
+            );
+        }
+    }
+    rules.to_string()
 }
+
+/// Mesos 1.4 ACLs over machines the operator's drains need.
+pub const OPERATOR_MACHINE_ACLS: [&str; 5] = [
+    "get_maintenance_schedules",
+    "update_maintenance_schedules",
+    "start_maintenances",
+    "stop_maintenances",
+    "get_maintenance_statuses",
+];
+
+/// Mesos 1.4 ACLs over what `/master/state` shows that the operator reads.
+pub const OPERATOR_VIEW_ACLS: [&str; 2] = ["view_frameworks", "view_tasks"];
 
 fn master_files(desired: &Desired, entries: &mut Memo<String>) -> Vec<FileSpec> {
     let mut files = vec![

@@ -19,6 +19,9 @@ pub mod condition {
     pub const LEADER_ELECTED: &str = "LeaderElected";
     pub const MESOS_CONNECTED: &str = "MesosConnected";
     pub const RECOVERY: &str = "Recovery";
+    pub const REGISTRY_READY: &str = "RegistryReady";
+    pub const CHRONOS_READY: &str = "ChronosReady";
+    pub const PROMETHEUS_TARGETS_READY: &str = "PrometheusTargetsReady";
 }
 
 /// One object kind's part of a status a controller owns.
@@ -60,7 +63,7 @@ pub struct Wakes {
     pub reports: Reports,
     /// Agent heartbeats (liveness).
     pub heartbeats: bool,
-    /// Probe answers (Mesos master, ZooKeeper, Prometheus).
+    /// Probe answers (Mesos master, ZooKeeper, Prometheus, the registry, Chronos).
     pub probes: bool,
     pub plans: Plans,
     /// Whether a change of a record's labels alone can change what it plans. Only the node

@@ -47,6 +47,7 @@ pub use desired::Desired;
 pub use error::Error;
 pub use observed::{
     AgentLiveness, MasterEntry, MesosAgent, MesosFramework, MesosState, MesosTask, Observed,
+    RegistryAnswer, RegistryCheck,
 };
 pub use output::{EventType, Intent, MachineMode, MachineWish, Notice};
 pub use settings::{RecoveryPolicy, Settings};

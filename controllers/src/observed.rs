@@ -1,5 +1,6 @@
 //! What the shell measured, handed to the controllers: agent reports and liveness, probe
-//! results (Mesos master, ZooKeeper, Prometheus), the plan slices as stored, and `now`.
+//! results (Mesos master, ZooKeeper, Prometheus, the registry, Chronos), the plan slices
+//! as stored, and `now`.
 //!
 //! A probe that could not answer is `None`: the controllers then decide nothing that
 //! depends on it (no recovery on a missing Mesos answer, no removal confirmed on a missing
@@ -28,6 +29,12 @@ pub struct Observed {
     pub zookeeper: Option<Vec<MasterEntry>>,
     /// Prometheus's active scrape targets (`host:port`), if the probe answered.
     pub prometheus_targets: Option<Vec<String>>,
+    /// The registry's `GET /v2/` without and with a credential; `None`: not probed.
+    pub registry: Option<RegistryCheck>,
+    /// Chronos's `/ping`: `Err` says why it did not answer (never a credential); `None`:
+    /// not probed. Unlike the other probes a failure is kept, not `None`: a Chronos that
+    /// does not answer is a fact about Chronos, and `ChronosReady` says so.
+    pub chronos_ping: Option<Result<(), String>>,
     /// The plan slices as stored: node → controller → slice. The credentials controller
     /// reads its own previous slice to hold a rotated secret back until the master has it.
     pub plans: BTreeMap<String, BTreeMap<String, PlanSlice>>,
@@ -46,6 +53,8 @@ impl Observed {
             mesos: None,
             zookeeper: None,
             prometheus_targets: None,
+            registry: None,
+            chronos_ping: None,
             plans: BTreeMap::new(),
             plan_digests: BTreeMap::new(),
         }
@@ -136,6 +145,29 @@ pub enum Liveness {
     Lost(Duration),
     /// No agent ever seen for this node (a new host not yet set up).
     NeverSeen,
+}
+
+/// The registry's `GET /v2/` asked twice: without credentials (the guard must refuse it)
+/// and with the credential omtd checks it with (the guard must let it through). A failed
+/// check is kept with its reason, not dropped: "the registry does not answer" is what
+/// `RegistryReady=False` is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistryCheck {
+    pub anonymous: RegistryAnswer,
+    /// `None`: no credential to try (none in the store).
+    pub authenticated: Option<RegistryAnswer>,
+}
+
+/// One `GET /v2/` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RegistryAnswer {
+    /// 200.
+    Ok,
+    /// 401.
+    Unauthorized,
+    /// No usable answer (unreachable, a timeout, another status): why, without a
+    /// credential.
+    Failed(String),
 }
 
 /// The Mesos master's view (`/master/state`, `/master/maintenance/status`).

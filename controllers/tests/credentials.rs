@@ -432,3 +432,157 @@ fn a_chronos_http_user_with_a_colon_is_refused_with_a_condition() {
         .all(|f| f.path != CHRONOS_HTTP_CREDENTIALS));
     assert!(leaks(&message(&out, &key, "Ready")).is_none());
 }
+
+/// The manager's report after applying its stored credentials slice: every slice stored
+/// for it named by digest, `http_credentials` and chronos as `state`.
+fn chronos_applied(o: &mut Observed, state: ResourceState) {
+    let digests: std::collections::BTreeMap<String, String> = o
+        .plans
+        .get(MANAGER)
+        .map(|s| s.iter().map(|(c, p)| (c.clone(), p.digest())).collect())
+        .unwrap_or_default();
+    o.plan_digests.insert(MANAGER.into(), digests.clone());
+    let mut r = report(
+        MANAGER,
+        vec![
+            res(&format!("file:{CHRONOS_HTTP_CREDENTIALS}"), state),
+            res("service:chronos", state),
+        ],
+    );
+    r.slices = digests;
+    o.reports.insert(MANAGER.into(), r);
+}
+
+#[test]
+fn chronos_http_rotation_goes_to_chronos_first_then_galaxy() {
+    const JOB_CONF: &str = "/srv/executor/config/job_conf.xml";
+    const EXECUTOR: &str = "executor.omtd";
+    let cred = omtd_controllers::desired::credential_key("chronos-http");
+    let mut objs = objects();
+    let mut o = healthy(&desired(&objs), t(0));
+    let before = run(&objs, &o);
+    store_slices(&mut o, NAME, &before);
+    chronos_applied(&mut o, ResourceState::Converged);
+    let old_job_conf = file(&before, EXECUTOR, JOB_CONF).content.clone();
+    assert!(old_job_conf.contains("gx-Lk9aS3dF6g"));
+
+    rotate(&mut objs, "chronos-http", "gx-NEW-secret", 2);
+    // (what the manager's agent reports, job_conf.xml has the new secret?, condition)
+    type Row = (
+        &'static str,
+        Option<ResourceState>,
+        bool,
+        (&'static str, &'static str),
+    );
+    let table: [Row; 4] = [
+        // Step 1: the agent's report is current and converged, but about the slice
+        // before: Chronos still runs the old secret.
+        (
+            "report about the old slice",
+            None,
+            false,
+            ("False", "WaitingForChronos"),
+        ),
+        // The agent took the new slice but Chronos has not come back yet.
+        (
+            "new slice, chronos restarting",
+            Some(ResourceState::Progressing),
+            false,
+            ("False", "WaitingForChronos"),
+        ),
+        (
+            "new slice, chronos restarted",
+            Some(ResourceState::Converged),
+            true,
+            ("True", "Rendered"),
+        ),
+        // Stable afterwards.
+        (
+            "again",
+            Some(ResourceState::Converged),
+            true,
+            ("True", "Rendered"),
+        ),
+    ];
+    for (what, manager, new_conf, (status, reason)) in table {
+        if let Some(state) = manager {
+            chronos_applied(&mut o, state);
+        }
+        let out = run(&objs, &o);
+        // Chronos gets the new secret at once, whatever Galaxy has.
+        assert_eq!(
+            file(&out, MANAGER, CHRONOS_HTTP_CREDENTIALS).content,
+            "galaxy:gx-NEW-secret",
+            "{what}"
+        );
+        let conf = &file(&out, EXECUTOR, JOB_CONF).content;
+        assert_eq!(conf.contains("gx-NEW-secret"), new_conf, "{what}");
+        if !new_conf {
+            assert_eq!(conf, &old_job_conf, "{what}: Galaxy keeps the old secret");
+        }
+        assert_eq!(
+            cond(&out, &cred, "Ready"),
+            (status.into(), reason.into()),
+            "{what}"
+        );
+        // Stored as the store would: the manager's report, until the next row's, is about
+        // the slices before.
+        store_slices(&mut o, NAME, &out);
+        let digests = o
+            .plans
+            .get(MANAGER)
+            .map(|s| s.iter().map(|(c, p)| (c.clone(), p.digest())).collect())
+            .unwrap_or_default();
+        o.plan_digests.insert(MANAGER.into(), digests);
+    }
+}
+
+#[test]
+fn the_operator_credential_goes_to_the_master_with_acls_for_reads_and_maintenance() {
+    let mut objs = objects();
+    objs.extend(parse(
+        "apiVersion: omtd/v1\nkind: Credential\nmetadata: {name: operator}\nspec: {principal: omtd-operator, secret: {value: op-Qz3wE5rT}, use: operator}\n",
+    ));
+    let out = run(&objs, &Observed::at(t(0)));
+    assert!(file(&out, MANAGER, MASTER_CREDENTIALS).content.ends_with(
+        r#"{"principal":"chronos.omtd","secret":"ch-Pw2eR7uT4v"},{"principal":"omtd-operator","secret":"op-Qz3wE5rT"}]}"#
+    ));
+    let rules: serde_json::Value =
+        serde_json::from_str(&file(&out, MANAGER, MASTER_AUTH_RULES).content).expect("json");
+    let me = serde_json::json!({"values": ["omtd-operator"]});
+    let any = serde_json::json!({"type": "ANY"});
+    for acl in [
+        "get_maintenance_schedules",
+        "update_maintenance_schedules",
+        "start_maintenances",
+        "stop_maintenances",
+        "get_maintenance_statuses",
+    ] {
+        assert_eq!(
+            rules[acl],
+            serde_json::json!([{"principals": me, "machines": any}]),
+            "{acl}"
+        );
+    }
+    for acl in ["view_frameworks", "view_tasks"] {
+        assert_eq!(
+            rules[acl],
+            serde_json::json!([{"principals": me, "users": any}]),
+            "{acl}"
+        );
+    }
+    // Chronos's rule stays; `permissive` stays Mesos's default, as without an operator.
+    assert_eq!(
+        rules["register_frameworks"],
+        serde_json::json!([{"principals": {"values": ["chronos.omtd"]}, "roles": {"values": ["*"]}}])
+    );
+    assert!(rules.get("permissive").is_none());
+    // No agent or Chronos file gets it.
+    for (node, s) in &out.slices {
+        for f in &s.files {
+            if f.path != MASTER_CREDENTIALS {
+                assert!(!f.content.contains("op-Qz3wE5rT"), "{node} {}", f.path);
+            }
+        }
+    }
+}

@@ -758,13 +758,18 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
         }
         if matches!(
             c.spec.usage,
-            CredentialUse::ChronosFramework | CredentialUse::ChronosHttp
+            CredentialUse::ChronosFramework | CredentialUse::ChronosHttp | CredentialUse::Operator
         ) {
             if let Some(other) = single_use.insert(c.spec.usage, name) {
+                let who = if c.spec.usage == CredentialUse::Operator {
+                    "the operator"
+                } else {
+                    "Chronos"
+                };
                 f.error(
                     "spec.use",
                     format!(
-                        "credential/{other} is already the {} credential; Chronos uses only one",
+                        "credential/{other} is already the {} credential; {who} uses only one",
                         c.spec.usage
                     ),
                     "delete one of them",
@@ -773,7 +778,9 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
         }
         let used = match c.spec.usage {
             CredentialUse::MesosAgent => cred_users.contains_key(name),
-            CredentialUse::ChronosFramework | CredentialUse::ChronosHttp => has_manager,
+            CredentialUse::ChronosFramework
+            | CredentialUse::ChronosHttp
+            | CredentialUse::Operator => has_manager,
             CredentialUse::Registry => holders.get(&Role::Registry).is_some_and(|r| !r.is_empty()),
         };
         if !used {
@@ -781,6 +788,10 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
                 CredentialUse::MesosAgent => "no node uses this mesos-agent credential".to_owned(),
                 CredentialUse::Registry => {
                     "there is no registry node to use this credential".to_owned()
+                }
+                CredentialUse::Operator => {
+                    "there is no manager whose Mesos master would hold this operator credential"
+                        .to_owned()
                 }
                 _ => format!(
                     "there is no manager to run Chronos with this {} credential",

@@ -239,3 +239,32 @@ fn volumes_of_one_logical_volume_must_agree() {
     );
     expect_error(&objs, "volume/nfsstore-vdc", "spec.device", "/dev/vdb");
 }
+
+#[test]
+fn the_operator_credential_is_one_and_its_principal_unique_among_mesos_principals() {
+    const OP: &str = "apiVersion: omtd/v1\nkind: Credential\nmetadata: {name: operator}\nspec: {principal: omtd-operator, secret: {value: op-s}, use: operator}\n";
+    assert!(
+        errors(&with_extra(OP)).is_empty(),
+        "one operator credential is fine"
+    );
+    // Two: the second is refused, naming the field and the fix.
+    let two = with_extra(&format!(
+        "{OP}---\napiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: operator2}}\nspec: {{principal: omtd-op2, secret: {{value: op-t}}, use: operator}}\n"
+    ));
+    expect_error(
+        &two,
+        "credential/operator2",
+        "spec.use",
+        "already the operator credential; the operator uses only one",
+    );
+    // Its principal shares the master's credentials.json with the agents'.
+    let clash = with_extra(
+        "apiVersion: omtd/v1\nkind: Credential\nmetadata: {name: operator}\nspec: {principal: node1.omtd, secret: {value: op-s}, use: operator}\n",
+    );
+    expect_error(
+        &clash,
+        "credential/operator",
+        "spec.principal",
+        "the Mesos master's credentials",
+    );
+}

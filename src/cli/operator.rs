@@ -42,10 +42,10 @@ pub struct OperatorArgs {
     /// Who this process is in the leader key (default: HOST/PID).
     #[arg(long)]
     pub identity: Option<String>,
-    /// A Mesos master, e.g. http://PRINCIPAL:SECRET@10.0.0.12:5050 (the master checks
-    /// credentials even for reads; prefer the environment variable, which `ps` does not
-    /// show). Without it, agent registration and leadership are unknown and no node is
-    /// drained.
+    /// A Mesos master, e.g. http://10.0.0.12:5050. The master checks credentials even for
+    /// reads: the operator presents its own Credential (use: operator) from the store.
+    /// User-info in the URL (http://PRINCIPAL:SECRET@...) overrides it, for older setups.
+    /// Without it, agent registration and leadership are unknown and no node is drained.
     #[arg(long, env = "OMTD_MESOS_URL", hide_env_values = true)]
     pub mesos_url: Option<String>,
     /// The Mesos ZooKeeper URL, e.g. zk://10.0.0.12:2181/mesos (who contends to lead).
@@ -55,6 +55,19 @@ pub struct OperatorArgs {
     /// removed node's scrape targets are gone).
     #[arg(long, env = "OMTD_PROMETHEUS_URL", hide_env_values = true)]
     pub prometheus_url: Option<String>,
+    /// The registry behind Apache, e.g. https://10.0.0.13 (the Cluster's RegistryReady:
+    /// GET /v2/ refused without credentials, answered with them). No user-info: the
+    /// credential comes from the store.
+    #[arg(long, env = "OMTD_REGISTRY_URL", hide_env_values = true)]
+    pub registry_url: Option<String>,
+    /// The Credential (use: registry) the registry probe presents; default: the first by
+    /// name. A name, not a secret.
+    #[arg(long, env = "OMTD_REGISTRY_CREDENTIAL")]
+    pub registry_credential: Option<String>,
+    /// Chronos, e.g. http://10.0.0.12:8080 (the Cluster's ChronosReady: /ping answers and
+    /// the framework is registered). It presents the store's chronos-http Credential.
+    #[arg(long, env = "OMTD_CHRONOS_URL", hide_env_values = true)]
+    pub chronos_url: Option<String>,
     /// How often the probes ask.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub probe_interval: Duration,
@@ -125,6 +138,9 @@ pub async fn run(repo: &Repo, args: OperatorArgs) -> anyhow::Result<ExitCode> {
         mesos_url: args.mesos_url,
         zookeeper: args.zookeeper,
         prometheus_url: args.prometheus_url,
+        registry_url: args.registry_url,
+        registry_credential: args.registry_credential,
+        chronos_url: args.chronos_url,
         timeout: args.probe_timeout,
     };
     let mut options = Options::new(args.metrics_addr, config).with_targets(&targets)?;

@@ -5,10 +5,12 @@
 
 pub mod adapter;
 pub mod maintenance;
+pub mod mesos_auth;
 pub mod mirror;
 pub mod observe;
 pub mod preview;
 pub mod probes;
+pub mod store_credentials;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use crate::runtime::{admin, shutdown, Controller, Manager, Metrics, RuntimeConfi
 use adapter::Wiring;
 use maintenance::MaintenanceApi;
 use probes::{HttpProbes, ProbeSource, ProbeTargets};
+use store_credentials::StoreCredentials;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
@@ -49,6 +52,8 @@ pub struct Options {
     pub probes: Option<Arc<dyn ProbeSource>>,
     /// Where Mesos maintenance calls go; `None`: none are made.
     pub maintenance: Option<Arc<dyn MaintenanceApi>>,
+    /// `--registry-credential`: the `use: registry` Credential the registry probe presents.
+    pub registry_credential: Option<String>,
 }
 
 impl Options {
@@ -61,6 +66,7 @@ impl Options {
             probe_interval: Duration::from_secs(5),
             probes: None,
             maintenance: None,
+            registry_credential: None,
         }
     }
 
@@ -70,9 +76,8 @@ impl Options {
             return Ok(self);
         }
         let http = HttpProbes::new(targets).map_err(OperatorError::Probes)?;
-        if let Some(master) = http.mesos() {
-            self.maintenance = Some(Arc::new(master.clone()));
-        }
+        self.maintenance = http.maintenance();
+        self.registry_credential = targets.registry_credential.clone();
         self.probes = Some(Arc::new(http));
         Ok(self)
     }
@@ -123,8 +128,15 @@ pub async fn run_until(
     let helpers_stop = CancellationToken::new();
     let mut helpers = tokio::task::JoinSet::new();
     if let Some(source) = options.probes {
+        // The probes' credentials are the store's records as the cache holds them now.
+        let cache = Arc::clone(running.cache());
+        let registry = options.registry_credential.clone();
+        let credentials = Arc::new(move || {
+            StoreCredentials::from_snapshot(&cache.snapshot(), registry.as_deref())
+        });
         helpers.spawn(probes::run(
             source,
+            credentials,
             Arc::clone(&wiring.probes),
             notifier,
             options.probe_interval,

@@ -151,6 +151,8 @@ impl ObservedMaps {
             mesos: probes.mesos.clone(),
             zookeeper: probes.zookeeper.clone(),
             prometheus_targets: probes.prometheus_targets.clone(),
+            registry: probes.registry.clone(),
+            chronos_ping: probes.chronos_ping.clone(),
             plans: self.plans.take(),
             plan_digests: self.digests.take(),
         }

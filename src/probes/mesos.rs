@@ -39,6 +39,14 @@ impl MesosMaster {
         &self.target
     }
 
+    /// The same master, presenting `auth` (or no credentials).
+    pub fn presenting(&self, auth: Option<super::BasicAuth>) -> MesosMaster {
+        MesosMaster {
+            http: self.http.clone(),
+            target: self.target.clone().presenting(auth),
+        }
+    }
+
     /// The leader's state (`/master/state`) and maintenance status
     /// (`/master/maintenance/status`), as the controllers observe them.
     pub async fn state(&self) -> Result<MesosState, ProbeError> {

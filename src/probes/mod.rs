@@ -145,6 +145,12 @@ impl HttpTarget {
         self
     }
 
+    /// The same service with these credentials, or with none.
+    pub fn presenting(mut self, auth: Option<BasicAuth>) -> HttpTarget {
+        self.auth = auth;
+        self
+    }
+
     pub fn auth(&self) -> Option<&BasicAuth> {
         self.auth.as_ref()
     }

@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use super::{SimError, SimWorld};
 use crate::operator::maintenance::MaintenanceApi;
 use crate::operator::probes::{HttpProbes, ProbeResults, ProbeSource, ProbeTargets};
+use crate::operator::store_credentials::StoreCredentials;
 use crate::probes::ProbeError;
 
 /// Probes of a sim cluster.
@@ -60,11 +61,10 @@ impl SimProbes {
             zookeeper: None,
             prometheus_url,
             timeout,
+            ..ProbeTargets::default()
         };
         let http = HttpProbes::new(&targets)?;
-        let maintenance = http
-            .mesos()
-            .map(|m| Arc::new(m.clone()) as Arc<dyn MaintenanceApi>);
+        let maintenance = http.maintenance();
         Ok(SimWiring {
             probes: Arc::new(SimProbes {
                 http,
@@ -91,8 +91,8 @@ pub(crate) fn encode(s: &str) -> String {
 
 #[async_trait]
 impl ProbeSource for SimProbes {
-    async fn probe(&self) -> ProbeResults {
-        let mut results = self.http.probe().await;
+    async fn probe(&self, credentials: &StoreCredentials) -> ProbeResults {
+        let mut results = self.http.probe(credentials).await;
         // A ZooKeeper that does not answer is an unknown answer, as with the real probe.
         results.zookeeper = self.world.zk_entries(&self.zk_url).ok();
         results

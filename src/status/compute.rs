@@ -12,7 +12,9 @@ use super::{
 use crate::resources::staged::Held;
 
 /// The Cluster conditions shown even before anything set them, with their owners. Any other
-/// condition on the Cluster is shown too, under `cluster`.
+/// condition on the Cluster is shown too, under the controller that declares it (the
+/// node controller's front doors: `RegistryReady`, `ChronosReady`,
+/// `PrometheusTargetsReady`, set only for the services the cluster runs), else `cluster`.
 const CLUSTER_CONDITIONS: [(&str, &str); 4] = [
     ("leader-guard", "LeaderElected"),
     ("leader-guard", "MesosConnected"),
@@ -400,7 +402,7 @@ fn conditions(inputs: &Inputs) -> Vec<ConditionRow> {
         .collect();
     for c in cluster_status.iter().flat_map(|s| &s.conditions) {
         if !CLUSTER_CONDITIONS.iter().any(|(_, t)| *t == c.type_) {
-            rows.push(row("cluster", &c.type_, Some(c)));
+            rows.push(row(cluster_owner(&c.type_), &c.type_, Some(c)));
         }
     }
     rows.push(readiness_of(
@@ -416,6 +418,18 @@ fn conditions(inputs: &Inputs) -> Vec<ConditionRow> {
         "CredentialsReady",
     ));
     rows
+}
+
+/// The controller whose declaration owns the Cluster condition `type_`, or `cluster`.
+fn cluster_owner(type_: &str) -> &'static str {
+    omtd_controllers::DECLARATIONS
+        .iter()
+        .find(|d| {
+            d.owns
+                .iter()
+                .any(|o| o.kind == Kind::Cluster && o.conditions.contains(&type_))
+        })
+        .map_or("cluster", |d| d.name)
 }
 
 /// One row summing up the `Ready` conditions of every object of a kind.

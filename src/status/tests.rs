@@ -224,6 +224,7 @@ fn cluster_conditions_show_dash_until_set_and_summaries_count_ready() {
             cond("LeaderElected", ConditionStatus::True, "ManagerLeads"),
             cond("Recovery", ConditionStatus::True, "Recovering"),
             cond("SomethingNew", ConditionStatus::False, "Why"),
+            cond("RegistryReady", ConditionStatus::False, "CredentialRefused"),
         ],
     );
     let s = compute(&inputs(vec![cluster]));
@@ -231,6 +232,10 @@ fn cluster_conditions_show_dash_until_set_and_summaries_count_ready() {
     assert_eq!(find("LeaderElected").status, Some(ConditionStatus::True));
     assert_eq!(find("MesosConnected").status, None);
     assert_eq!(find("SomethingNew").group, "cluster");
+    // A front door is shown under the controller that owns it, and only once set.
+    assert_eq!(find("RegistryReady").group, "node");
+    assert_eq!(find("RegistryReady").reason, "CredentialRefused");
+    assert!(s.conditions.iter().all(|c| c.type_ != "ChronosReady"));
     assert_eq!(find("VolumesReady").message, "no volumes");
     assert_eq!(s.operations[0].step, "recovery");
     let text = table::render(&s, false);

@@ -19,10 +19,15 @@
 //! `Ready=False, AgentLost`; when most agents go at once the Cluster gets
 //! `AgentsReachable=False` and no removal moves (see [`crate::health`]).
 //!
+//! The Cluster's front-door conditions (`RegistryReady`, `ChronosReady`,
+//! `PrometheusTargetsReady`) say whether the services people and jobs reach answer as
+//! configured, from the probes: see [`front_doors`].
+//!
 //! Removal: see [`crate::removal`] for the phases; this controller moves them.
 
 mod apache;
 mod drain;
+mod front_doors;
 mod prometheus;
 mod ready;
 mod removal;
@@ -33,8 +38,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use omtd_crds::plan::PlanSlice;
-use omtd_crds::Kind;
 use omtd_crds::Role;
+use omtd_crds::{ConditionStatus, Kind};
 
 use crate::declaration::{condition, Declaration, Owned, Plans, Reports, Wakes};
 use crate::desired::{node_key, Desired};
@@ -42,7 +47,7 @@ use crate::health::ClusterHealth;
 use crate::memo::{Memo, Printer};
 use crate::observed::Observed;
 use crate::output::{
-    not_true, Cond, EventType, Intent, MachineMode, MachineWish, Notice, Reconciled, StatusEdit,
+    Cond, EventType, Intent, MachineMode, MachineWish, Notice, Reconciled, StatusEdit,
 };
 use crate::removal::RemovalPhase;
 use crate::settings::Settings;
@@ -69,7 +74,12 @@ pub const DECLARATION: Declaration = Declaration {
         },
         Owned {
             kind: Kind::Cluster,
-            conditions: &[condition::AGENTS_REACHABLE],
+            conditions: &[
+                condition::AGENTS_REACHABLE,
+                condition::CHRONOS_READY,
+                condition::PROMETHEUS_TARGETS_READY,
+                condition::REGISTRY_READY,
+            ],
             status_keys: &[],
         },
     ],
@@ -78,18 +88,25 @@ pub const DECLARATION: Declaration = Declaration {
         reason::AGENT_NOT_SEEN,
         reason::AGENTS_REACHABLE,
         reason::APPLYING,
+        reason::CHRONOS_UNREACHABLE,
+        reason::CREDENTIAL_REFUSED,
         reason::DRAIN_HELD,
         reason::DRAIN_TIMED_OUT,
         reason::MASS_AGENT_LOSS,
         reason::MESOS_UNREACHABLE,
         reason::NO_REPORT,
         reason::NOT_CONVERGED,
+        reason::NOT_PROBED,
         reason::NOT_REGISTERED,
+        reason::NO_CREDENTIAL,
         reason::READY,
+        reason::REGISTRY_OPEN,
+        reason::REGISTRY_UNREACHABLE,
         reason::REMOVAL_BLOCKED,
         reason::REMOVAL_CANCELLED,
         reason::REMOVAL_PAUSED,
         reason::REMOVING,
+        reason::TARGETS_MISSING,
         reason::UNKNOWN,
     ],
     wakes: Wakes {
@@ -107,6 +124,10 @@ pub mod reason {
     pub const AGENT_NOT_SEEN: &str = "AgentNotSeen";
     pub const AGENTS_REACHABLE: &str = "AgentsReachable";
     pub const APPLYING: &str = "Applying";
+    /// Chronos does not answer `/ping` (Cluster `ChronosReady`).
+    pub const CHRONOS_UNREACHABLE: &str = "ChronosUnreachable";
+    /// The registry answers 401 to the checked credential (Cluster `RegistryReady`).
+    pub const CREDENTIAL_REFUSED: &str = "CredentialRefused";
     /// A drain that cannot tell its deadline (an unparsable `omtd/drain-timeout`): held.
     pub const DRAIN_HELD: &str = "DrainHeld";
     /// A drain's deadline passed with tasks still running: the machine goes down anyway.
@@ -115,12 +136,21 @@ pub mod reason {
     pub const MESOS_UNREACHABLE: &str = "MesosUnreachable";
     pub const NO_REPORT: &str = "NoReport";
     pub const NOT_CONVERGED: &str = "NotConverged";
+    /// A front door whose probe is not configured (or did not answer).
+    pub const NOT_PROBED: &str = "NotProbed";
     pub const NOT_REGISTERED: &str = "NotRegistered";
+    /// No registry credential to check the registry's way in with.
+    pub const NO_CREDENTIAL: &str = "NoCredential";
     pub const READY: &str = "Ready";
+    /// The registry answers 200 without credentials: its guard is missing.
+    pub const REGISTRY_OPEN: &str = "RegistryOpen";
+    pub const REGISTRY_UNREACHABLE: &str = "RegistryUnreachable";
     pub const REMOVAL_BLOCKED: &str = "RemovalBlocked";
     pub const REMOVAL_CANCELLED: &str = "RemovalCancelled";
     pub const REMOVAL_PAUSED: &str = "RemovalPaused";
     pub const REMOVING: &str = "Removing";
+    /// Member workers' node exporters missing from Prometheus's targets.
+    pub const TARGETS_MISSING: &str = "TargetsMissing";
     pub const UNKNOWN: &str = "Unknown";
 }
 
@@ -158,7 +188,7 @@ pub fn reconcile_with(
     // Removal first: a phase decided now shapes this node's slice now.
     let phases = removals(desired, observed, settings, &health, &mut out);
     slices(state, desired, settings, &phases, &mut out);
-    agents_reachable(desired, observed, &health, &mut out);
+    cluster_conditions(desired, observed, &health, &mut out);
     requeue_at_grace(observed, settings, &mut out);
     Ok(out)
 }
@@ -271,8 +301,8 @@ fn slices(
     state.slices.sweep();
 }
 
-/// The Cluster's `AgentsReachable` condition.
-fn agents_reachable(
+/// The Cluster's conditions: `AgentsReachable` and the front doors (see [`front_doors`]).
+fn cluster_conditions(
     desired: &Desired,
     observed: &Observed,
     health: &ClusterHealth,
@@ -293,7 +323,12 @@ fn agents_reachable(
                 format!("{} of {} agents lost", health.lost.len(), health.known),
             )
         });
-        edit.finish(out, not_true);
+        for c in front_doors::conditions(desired, observed) {
+            edit.set(c);
+        }
+        // A front door that is not probed is Unknown on every cluster that does not
+        // configure that probe: a normal event, not a warning; False is one.
+        edit.finish(out, |c| c.status == ConditionStatus::False);
     }
 }
 

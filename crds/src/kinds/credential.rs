@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::SecretSource;
 
-/// A principal/secret pair. Mesos agent and Chronos framework credentials all end up in the
-/// master's `credentials.json`, so their principals must be unique together.
+/// A principal/secret pair. Mesos agent, Chronos framework and operator credentials all end
+/// up in the master's `credentials.json`, so their principals must be unique together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CredentialSpec {
@@ -33,6 +33,10 @@ pub enum CredentialUse {
     ChronosHttp,
     /// A user of the Docker registry (Apache basic auth, bcrypt htpasswd).
     Registry,
+    /// omtd's operator itself, towards the Mesos master (probes and maintenance calls):
+    /// in the master's `credentials.json` with ACLs for reads and maintenance, so the
+    /// operator never borrows an agent's credential. At most one.
+    Operator,
 }
 
 impl CredentialUse {
@@ -42,14 +46,16 @@ impl CredentialUse {
             CredentialUse::ChronosFramework => "chronos-framework",
             CredentialUse::ChronosHttp => "chronos-http",
             CredentialUse::Registry => "registry",
+            CredentialUse::Operator => "operator",
         }
     }
 
-    /// Whether the principal ends up in the Mesos master's credentials file.
+    /// Whether the principal ends up in the Mesos master's credentials file (so must be
+    /// unique among them).
     pub fn is_mesos(self) -> bool {
         matches!(
             self,
-            CredentialUse::MesosAgent | CredentialUse::ChronosFramework
+            CredentialUse::MesosAgent | CredentialUse::ChronosFramework | CredentialUse::Operator
         )
     }
 }
