@@ -17,7 +17,11 @@ use omtd_test_support::fakes::{self, basic, PrometheusFake};
 use omtd_test_support::mesos::{self, Cluster, LEADER, PRINCIPAL, SECRET, STANDBY};
 
 fn http(timeout: Duration) -> HttpProbe {
-    HttpProbe::new(ProbeConfig { timeout }).expect("build the probe client")
+    HttpProbe::new(ProbeConfig {
+        timeout,
+        ..ProbeConfig::default()
+    })
+    .expect("build the probe client")
 }
 
 fn master(addr: std::net::SocketAddr, auth: Option<BasicAuth>) -> MesosMaster {

@@ -85,6 +85,7 @@ fn world() -> SimWorld {
 fn probe(w: &SimWorld, node: &str, user: &str, pass: &str) -> MesosMaster {
     let http = HttpProbe::new(ProbeConfig {
         timeout: Duration::from_secs(2),
+        ..ProbeConfig::default()
     })
     .unwrap();
     let url = w.mesos_url(node).unwrap();

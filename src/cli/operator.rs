@@ -68,6 +68,10 @@ pub struct OperatorArgs {
     /// the framework is registered). It presents the store's chronos-http Credential.
     #[arg(long, env = "OMTD_CHRONOS_URL", hide_env_values = true)]
     pub chronos_url: Option<String>,
+    /// A PEM file of CA certificates the probes trust besides the system's: the cluster CA
+    /// that signed the HTTPS front doors (`omtd pki init`'s ca.crt).
+    #[arg(long, env = "OMTD_PROBE_CA")]
+    pub probe_ca: Option<std::path::PathBuf>,
     /// How often the probes ask.
     #[arg(long, default_value = "5s", value_parser = parse_duration)]
     pub probe_interval: Duration,
@@ -141,6 +145,7 @@ pub async fn run(repo: &Repo, args: OperatorArgs) -> anyhow::Result<ExitCode> {
         registry_url: args.registry_url,
         registry_credential: args.registry_credential,
         chronos_url: args.chronos_url,
+        ca_file: args.probe_ca,
         timeout: args.probe_timeout,
     };
     let mut options = Options::new(args.metrics_addr, config).with_targets(&targets)?;

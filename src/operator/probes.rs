@@ -104,6 +104,9 @@ pub struct ProbeTargets {
     /// Chronos's base URL, `http://10.0.0.12:8080` (no user-info: the `use: chronos-http`
     /// credential comes from the store).
     pub chronos_url: Option<String>,
+    /// The cluster CA (PEM) the HTTPS front doors are checked against, besides the
+    /// system's roots.
+    pub ca_file: Option<std::path::PathBuf>,
     pub timeout: Duration,
 }
 
@@ -152,6 +155,7 @@ impl HttpProbes {
     pub fn new(targets: &ProbeTargets) -> Result<HttpProbes, ProbeError> {
         let http = HttpProbe::new(ProbeConfig {
             timeout: targets.timeout,
+            ca_file: targets.ca_file.clone(),
         })?;
         let mesos = match &targets.mesos_url {
             Some(url) => Some(MesosMaster::new(http.clone(), HttpTarget::parse(url)?)),

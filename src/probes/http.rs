@@ -46,7 +46,25 @@ pub(crate) struct Answer {
 
 impl HttpProbe {
     pub fn new(config: ProbeConfig) -> Result<HttpProbe, ProbeError> {
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                ProbeError::Client(format!("cannot read the probe CA {}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ProbeError::Client(format!("{}: not PEM certificates: {e}", path.display()))
+            })?;
+            if certs.is_empty() {
+                return Err(ProbeError::Client(format!(
+                    "{}: holds no certificate (-----BEGIN CERTIFICATE-----)",
+                    path.display()
+                )));
+            }
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
             .timeout(config.timeout)
             .connect_timeout(config.timeout)
             .redirect(reqwest::redirect::Policy::none())

@@ -37,15 +37,20 @@ pub use http::HttpProbe;
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Settings shared by all probes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeConfig {
     /// Time limit of one probe operation, redirects and all.
     pub timeout: Duration,
+    /// PEM certificates trusted besides the system's roots: the cluster CA that signed
+    /// the HTTPS front doors (`omtd pki`), so the registry and Prometheus probes can check
+    /// them by name rather than not at all.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ProbeConfig {
     fn default() -> Self {
         ProbeConfig {
+            ca_file: None,
             timeout: DEFAULT_TIMEOUT,
         }
     }
