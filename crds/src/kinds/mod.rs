@@ -5,7 +5,9 @@ mod credential;
 mod node;
 mod volume;
 
-pub use cluster::{ClusterPaths, ClusterPorts, ClusterSpec, RoleAssignments};
+pub use cluster::{
+    ClusterPaths, ClusterPorts, ClusterSpec, FrontDoorNames, FrontDoors, RoleAssignments,
+};
 pub use credential::{CredentialSpec, CredentialUse};
 pub use node::{NodeSpec, Role};
 pub use volume::{Filesystem, VolumeSpec, VolumeState};
