@@ -23,6 +23,7 @@
 
 mod apache;
 mod drain;
+mod galaxy;
 mod prometheus;
 mod ready;
 mod removal;
@@ -47,6 +48,7 @@ use crate::removal::RemovalPhase;
 use crate::settings::Settings;
 
 pub use drain::drain_timeout;
+pub use galaxy::{DebugOverride, DEBUG_UI_ACCESS_ANNOTATION, GALAXY_INI_SECTION};
 pub use prometheus::prometheus_targets;
 pub use removal::{removal_step, NodeRemovalStep};
 pub use slice::node_slice;
@@ -156,7 +158,8 @@ pub fn reconcile_with(
     let health = ClusterHealth::assess(desired, observed, settings);
     // Removal first: a phase decided now shapes this node's slice now.
     let phases = removals(desired, observed, settings, &health, &mut out);
-    slices(state, desired, settings, &phases, &mut out);
+    slices(state, desired, observed, settings, &phases, &mut out);
+    front_door_notices(desired, observed, &mut out);
     agents_reachable(desired, observed, &health, &mut out);
     requeue_at_grace(observed, settings, &mut out);
     Ok(out)
@@ -221,19 +224,27 @@ fn removals(
 fn slices(
     state: &mut State,
     desired: &Desired,
+    observed: &Observed,
     settings: &Settings,
     phases: &BTreeMap<String, Standing>,
     out: &mut Intent,
 ) {
     // What every slice reads besides its own record: the Cluster (ports, paths, role
-    // assignments), the ZooKeeper URL (the manager's address) and the settings.
+    // assignments, front doors), the ZooKeeper URL (the manager's address), the registry's
+    // name (its node's address), the TLS credential (certificate, key, CA) and the
+    // settings.
     let context = Printer::new()
         .feed(desired.zk_url())
         .feed(desired.cluster_name())
+        .feed(desired.registry_name())
         .feed(format!("{settings:?}"));
     let context = match &desired.cluster {
         Some(cluster) => context.record(cluster),
         None => context.feed("no Cluster record"),
+    };
+    let context = match apache::tls_credential(desired) {
+        Some(c) => context.record(c),
+        None => context.feed("no TLS credential"),
     };
     let targets = desired
         .monitor()
@@ -245,16 +256,19 @@ fn slices(
         let standing = phases.get(name).copied().unwrap_or_default();
         let phase = standing.phase;
         let roles = desired.roles(name);
+        // The override's effect at this time (the annotation itself is in the record).
+        let debug = DebugOverride::of(n, observed.now);
         let mut print = Printer::new()
             .feed(context.finish())
             .record(n)
             .feed(phase)
-            .feed(&roles);
+            .feed(&roles)
+            .feed(debug.ui_access());
         if roles.contains(&Role::Monitor) {
             print = print.feed(targets_print);
         }
         let slice = state.slices.get(name, print.finish(), || {
-            node_slice(desired, n, &roles, phase, settings, &targets)
+            node_slice(desired, n, &roles, phase, settings, &targets, &debug)
         });
         out.slices.insert(name.clone(), slice.clone());
         if roles.contains(&Role::Worker) {
@@ -268,6 +282,90 @@ fn slices(
         }
     }
     state.slices.sweep();
+}
+
+/// Warnings about the front doors, and a look again when a debug override expires: a
+/// clash left out of a site, a TLS credential that cannot be served, an override in force
+/// or ignored.
+fn front_door_notices(desired: &Desired, observed: &Observed, out: &mut Intent) {
+    let mut expiries = Vec::new();
+    let mut warn = |object, reason: &str, message: String| {
+        out.events.push(Notice {
+            object,
+            type_: EventType::Warning,
+            reason: reason.to_owned(),
+            message,
+        })
+    };
+    let mut doors = false;
+    for n in desired.nodes.values() {
+        let name = &n.metadata.name;
+        let roles = desired.roles(name);
+        if let Some(door) = apache::front_door(desired, n, &roles) {
+            doors = true;
+            for clash in &door.clashes {
+                warn(
+                    node_key(name),
+                    event::FRONT_DOOR_CLASH,
+                    format!(
+                        "{clash}: the {} keeps {} and the {}'s route is left out of the site                          (fix: {})",
+                        clash.first,
+                        clash.path,
+                        clash.second,
+                        clash.fix()
+                    ),
+                );
+            }
+        }
+        if !roles.contains(&Role::Editor) {
+            continue;
+        }
+        match DebugOverride::of(n, observed.now) {
+            DebugOverride::Until(until) => {
+                warn(
+                    node_key(name),
+                    event::DEBUG_OVERRIDE,
+                    format!(
+                        "Galaxy's UI is open without Apache's remote user                          (use_remote_user = False) until {}, when omtd turns it back",
+                        crate::time::format(until)
+                    ),
+                );
+                expiries.push(crate::time::since(until, observed.now));
+            }
+            DebugOverride::Unparsable(value) => warn(
+                node_key(name),
+                event::DEBUG_OVERRIDE_IGNORED,
+                format!(
+                    "{DEBUG_UI_ACCESS_ANNOTATION}={value:?} is not an RFC 3339 time: ignored,                      use_remote_user stays True (fix: write a time such as                      2026-01-31T18:00:00Z, or remove the annotation)"
+                ),
+            ),
+            DebugOverride::None | DebugOverride::Expired => {}
+        }
+    }
+    if let (true, Some(key)) = (doors, desired.cluster_key()) {
+        if let Err(problem) = apache::tls_files(desired) {
+            warn(
+                key,
+                event::TLS_UNAVAILABLE,
+                format!("{problem}: the front doors serve plain HTTP until it is fixed"),
+            );
+        }
+    }
+    for after in expiries {
+        out.requeue(after);
+    }
+}
+
+/// The reasons of the events this controller records about the front doors.
+pub mod event {
+    /// Two roles on one host claim one path under one name.
+    pub const FRONT_DOOR_CLASH: &str = "FrontDoorClash";
+    /// `omtd/debug-ui-access-until` holds: Galaxy's UI is open.
+    pub const DEBUG_OVERRIDE: &str = "DebugOverride";
+    /// `omtd/debug-ui-access-until` is not a time: ignored.
+    pub const DEBUG_OVERRIDE_IGNORED: &str = "DebugOverrideIgnored";
+    /// `frontDoors.tls` cannot be served.
+    pub const TLS_UNAVAILABLE: &str = "TlsUnavailable";
 }
 
 /// The Cluster's `AgentsReachable` condition.
