@@ -113,7 +113,7 @@ mod tests {
         let mut spec = ClusterSpec::default();
         let mut doors = FrontDoors::default();
         doors.names.monitor = Some("monitor.example.org".into());
-        spec.front_doors = Some(doors);
+        spec.front_doors = Some(Box::new(doors));
         let roles = [Role::Executor, Role::Editor, Role::Registry, Role::Monitor];
         assert!(clashes(&spec, "10.0.0.10", &roles).is_empty());
         assert_eq!(

@@ -21,9 +21,10 @@ pub struct ClusterSpec {
     pub roles: RoleAssignments,
     /// How users and Docker engines reach the cluster's web front doors (the Apache vhosts
     /// of the executor, editor, registry and monitor): their names and TLS. Absent: every
-    /// vhost answers on plain HTTP under its node's address.
+    /// vhost answers on plain HTTP under its node's address. (Boxed: most clusters leave
+    /// it out, and every record of any kind is as large as the largest.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub front_doors: Option<FrontDoors>,
+    pub front_doors: Option<Box<FrontDoors>>,
 }
 
 /// The public side of the Apache front doors. Apache picks a vhost by the `Host` header,
