@@ -3,12 +3,23 @@
 //!
 //! | role | services | files, containers |
 //! |---|---|---|
-//! | executor | galaxy, nfs-server, apache2 | Apache site: `/` → localhost:8080 |
-//! | editor | galaxy, apache2 | Apache site: `/` → localhost:8080 |
+//! | executor | galaxy, nfs-server, apache2 | `/etc/systemd/system/galaxy.service` (`<executor>/run.sh`); vhost `/` → localhost:8080 |
+//! | editor | galaxy, apache2 | `galaxy.service` (`<editor>/run.sh`); `<editor>/config/galaxy.ini`'s `use_remote_user` (`True`; `False` until `omtd/debug-ui-access-until`); vhost `/galaxy` → localhost:8080/galaxy |
 //! | manager | zookeeper | `/etc/mesos/zk`, ZooKeeper `myid`, `/etc/mesos-master/{quorum,ip,hostname,cluster}`, `/etc/chronos/conf/{hostname,http_port,https_port,cluster_name}` |
-//! | registry | docker, apache2 | `registry` container on 127.0.0.1:5000 with `/mnt/registry`; Apache guards `/v2` with basic auth |
-//! | monitor | prometheus, grafana-server, apache2 | `prometheus.yml`, file_sd targets of every member worker, Apache: `/` → 3000, `/prometheus/` → 9090 |
-//! | worker | docker, prometheus-node-exporter (zookeeper disabled) | `/etc/mesos/zk`, `/etc/mesos-slave/{ip,hostname,containerizers,executor_registration_timeout}`, `cadvisor` container on 8080 |
+//! | registry | docker, apache2 | `registry` container on 127.0.0.1:5000 with `/mnt/registry`; vhost `/v2` → 127.0.0.1:5000 behind basic auth |
+//! | monitor | prometheus, grafana-server, apache2 | `prometheus.yml`, file_sd targets of every member worker; vhost `/` → 127.0.0.1:3000, `/prometheus/` → 127.0.0.1:9090 |
+//! | worker | docker, prometheus-node-exporter (zookeeper disabled) | `/etc/mesos/zk`, `/etc/mesos-slave/{ip,hostname,containerizers,executor_registration_timeout}`, `cadvisor` container on 8080; with a registry and a TLS CA, `/etc/docker/certs.d/<registry name>/ca.crt` |
+//!
+//! Front doors ([`omtd_crds::front_door`]): each vhost's `ServerName` is the Cluster's
+//! `frontDoors.names.<role>` or the node's address; roles on one host under one name share
+//! a vhost, and a path two of them claim is left out of the second's (a `FrontDoorClash`
+//! warning; validation refuses it first). Apache modules are the runbook's per host:
+//! rewrite, proxy, proxy_http for the Galaxy and monitor hosts; authn_file, authn_core,
+//! authz_groupfile, authz_user, authz_core, auth_basic, access_compat, headers, proxy,
+//! proxy_http for the registry; ssl (with socache_shmcb and alias) with TLS. With
+//! `frontDoors.tls` every vhost is on `*:443` with `/etc/apache2/omtd-tls/<credential>.{crt,key}`
+//! (planned in this slice, before the site that names them) and `*:80` redirects to it; without,
+//! plain `*:80`.
 //!
 //! Not here: mesos-master, chronos and mesos-slave belong to the leader guard (one owner
 //! per service: it masks, orders and restarts them); secrets to the credentials

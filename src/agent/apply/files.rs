@@ -66,6 +66,19 @@ impl Pass<'_> {
                     }
                 }
             }
+            // Not applied by this agent yet (see `FileRender::IniKeys`): the plan's empty
+            // content would replace the user's file, so the file is left as it is.
+            (Some(FileRender::IniKeys { .. }), _) => {
+                return self.record(
+                    rid,
+                    spec,
+                    corrective,
+                    ResourceOutcome::Refused(format!(
+                        "{}: this agent does not set INI keys yet; the file is left as it is",
+                        spec.path
+                    )),
+                );
+            }
             _ => Cow::Borrowed(spec),
         };
         let spec_made: &FileSpec = &made;
