@@ -25,6 +25,12 @@ pub struct Settings {
     /// the machine down anyway (which kills them). A node's `omtd/drain-timeout`
     /// annotation overrides it.
     pub drain_timeout: Duration,
+    /// Whether the node controller plans the editor's `galaxy.ini` key `use_remote_user`
+    /// (`FileRender::IniKeys`, and the `omtd/debug-ui-access-until` override). Off until
+    /// the agents apply `IniKeys`: one that does not refuses the file (so the editor never
+    /// converges), and an older one would write the plan's empty content over the user's
+    /// file. Turn it on (default `true`) with the agent's support.
+    pub galaxy_ini_keys: bool,
 }
 
 impl Default for Settings {
@@ -39,6 +45,7 @@ impl Default for Settings {
             apache_user: "www-data".into(),
             chronos_job_owner: "galaxy@localhost".into(),
             drain_timeout: Duration::from_secs(60 * 60),
+            galaxy_ini_keys: false,
         }
     }
 }

@@ -1261,3 +1261,32 @@ fn ready_needs_a_report_about_the_stored_plan() {
         );
     }
 }
+
+#[test]
+fn galaxy_ini_is_left_alone_until_the_agents_set_ini_keys() {
+    let mut objs = objects();
+    let until = omtd_controllers::time::format(t(3600));
+    annotate(
+        &mut objs,
+        &node_key("editor.omtd"),
+        node::DEBUG_UI_ACCESS_ANNOTATION,
+        &until,
+    );
+    let s = omtd_controllers::Settings {
+        galaxy_ini_keys: false,
+        ..settings()
+    };
+    let out = node::reconcile(&desired(&objs), &Observed::at(t(0)), &s).unwrap();
+    let editor = slice(&out, "editor.omtd");
+    assert!(editor.files.iter().all(|f| !f.path.ends_with("galaxy.ini")));
+    let galaxy = editor.services.iter().find(|x| x.name == "galaxy").unwrap();
+    assert_eq!(galaxy.restart_on, [paths::GALAXY_UNIT]);
+    // The override cannot act, and says so rather than claim the UI is open.
+    let ours: Vec<&str> = out
+        .events
+        .iter()
+        .filter(|e| e.reason.starts_with("DebugOverride"))
+        .map(|e| e.reason.as_str())
+        .collect();
+    assert_eq!(ours, [node::event::DEBUG_OVERRIDE_IGNORED]);
+}

@@ -170,7 +170,7 @@ pub fn reconcile_with(
     // Removal first: a phase decided now shapes this node's slice now.
     let phases = removals(desired, observed, settings, &health, &mut out);
     slices(state, desired, observed, settings, &phases, &mut out);
-    front_door_notices(desired, observed, &mut out);
+    front_door_notices(desired, observed, settings, &mut out);
     agents_reachable(desired, observed, &health, &mut out);
     requeue_at_grace(observed, settings, &mut out);
     Ok(out)
@@ -298,7 +298,12 @@ fn slices(
 /// Warnings about the front doors, and a look again when a debug override expires: a
 /// clash left out of a site, a TLS credential that cannot be served, an override in force
 /// or ignored.
-fn front_door_notices(desired: &Desired, observed: &Observed, out: &mut Intent) {
+fn front_door_notices(
+    desired: &Desired,
+    observed: &Observed,
+    settings: &Settings,
+    out: &mut Intent,
+) {
     let mut expiries = Vec::new();
     let mut warn = |object, reason: &str, message: String| {
         out.events.push(Notice {
@@ -331,7 +336,21 @@ fn front_door_notices(desired: &Desired, observed: &Observed, out: &mut Intent) 
         if !roles.contains(&Role::Editor) {
             continue;
         }
-        match DebugOverride::of(n, observed.now) {
+        let debug = DebugOverride::of(n, observed.now);
+        if !settings.galaxy_ini_keys {
+            if debug != DebugOverride::None {
+                warn(
+                    node_key(name),
+                    event::DEBUG_OVERRIDE_IGNORED,
+                    format!(
+                        "{DEBUG_UI_ACCESS_ANNOTATION} is ignored: this operator does not \
+                         manage galaxy.ini yet (its agents do not set INI keys)"
+                    ),
+                );
+            }
+            continue;
+        }
+        match debug {
             DebugOverride::Until(until) => {
                 warn(
                     node_key(name),

@@ -50,13 +50,16 @@ pub fn node_slice(
     }
     if roles.contains(&Role::Editor) {
         let mut galaxy = running("galaxy");
-        galaxy.restart_on = vec![GALAXY_UNIT.to_owned(), galaxy_ini_path(desired)];
-        services.push(galaxy);
+        galaxy.restart_on = vec![GALAXY_UNIT.to_owned()];
         // One Galaxy per host: on a host that is also the executor, the executor's unit.
         if !roles.contains(&Role::Executor) {
             s.files.push(galaxy::unit_file(&desired.spec.paths.editor));
         }
-        s.files.push(galaxy::ini_keys(desired, debug.ui_access()));
+        if settings.galaxy_ini_keys {
+            galaxy.restart_on.push(galaxy_ini_path(desired));
+            s.files.push(galaxy::ini_keys(desired, debug.ui_access()));
+        }
+        services.push(galaxy);
     }
     if roles.contains(&Role::Manager) {
         let mut zk = running("zookeeper");

@@ -44,6 +44,8 @@ pub fn t(secs: u64) -> SystemTime {
 pub fn settings() -> Settings {
     Settings {
         bcrypt_cost: 4,
+        // The controllers' part of galaxy.ini, tested here ahead of the agents' support.
+        galaxy_ini_keys: true,
         ..Settings::default()
     }
 }
