@@ -394,3 +394,64 @@ async fn managed_blocks_keep_the_users_yaml() {
     })
     .await;
 }
+
+/// omtd's key in the user's `galaxy.ini` (`FileRender::IniKeys`): the agent sets only
+/// `use_remote_user` in `[app:main]`, keeps every other line, puts the key back after a hand
+/// edit, and refuses to remove the file (it is the user's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ini_keys_set_one_key_in_the_users_galaxy_ini() {
+    use std::collections::BTreeMap;
+
+    use omtd_crds::plan::{FileRender, ResourceState};
+    with_timeout(Duration::from_secs(30), async {
+        let rig = Rig::new().await;
+        let path = "/srv/editor/config/galaxy.ini";
+        fs::create_dir_all(rig.path("/srv/editor/config")).unwrap();
+        let users = "[server:main]\nport = 8080\n\n[app:main]\n# the site's own\ndatabase_connection = sqlite:///db.sqlite\nuse_remote_user = False\n";
+        fs::write(rig.path(path), users).unwrap();
+        let agent = Agent::new(rig.store.clone(), rig.linux_host(None), rig.config("node6"));
+        let running = Running::start(rig.store.clone(), agent);
+        let mut ini = file(path, "", 0o644);
+        ini.render = Some(FileRender::IniKeys {
+            section: "app:main".into(),
+            keys: BTreeMap::from([("use_remote_user".into(), "True".into())]),
+        });
+        let slice = |ini: omtd_crds::plan::FileSpec, token| PlanSlice {
+            controller: "node".into(),
+            fencing_token: token,
+            files: vec![ini],
+            ..Default::default()
+        };
+        rig.put_slice("node6", &slice(ini.clone(), 1)).await;
+        rig.wait_report("node6", Duration::from_secs(10), |r| r.converged)
+            .await;
+        let text = || String::from_utf8_lossy(&read(&rig.path(path))).into_owned();
+        let made = text();
+        assert_eq!(
+            made,
+            users.replace("use_remote_user = False", "use_remote_user = True"),
+            "only the key changed"
+        );
+        // A hand edit of the key is drift: put back, the rest kept.
+        fs::write(rig.path(path), made.replace("= True", "= False").replace("8080", "8081")).unwrap();
+        poll::within(Duration::from_secs(10))
+            .until(|| {
+                let now = text();
+                now.contains("use_remote_user = True") && now.contains("port = 8081")
+            })
+            .await
+            .expect("the key is put back and the user's edit kept");
+        // Asked to remove it: refused, the file stays.
+        ini.ensure = Ensure::Absent;
+        rig.put_slice("node6", &slice(ini, 2)).await;
+        let r = rig
+            .wait_report("node6", Duration::from_secs(10), |r| {
+                state_of(r, &format!("file:{path}")) == Some(ResourceState::Refused)
+            })
+            .await;
+        assert!(!r.converged);
+        assert!(rig.path(path).exists(), "the user's file is never removed");
+        running.stop().await;
+    })
+    .await;
+}

@@ -4,9 +4,14 @@
 //! | host | files |
 //! |---|---|
 //! | manager | `/etc/mesos-master/store/credentials.json` (every member worker, Chronos, the operator), the `credentials`, `acls` and `authenticate_*` flag files, `store/auth_rules`; Chronos's principal and secret-file flags in `conf/` (where its launcher reads them) and at the runbook's paths, the secret file, `conf/http_credentials` |
-//! | worker | `/etc/mesos-slave/store/credentials.json`, `/etc/mesos-slave/credential` |
+//! | worker | `/etc/mesos-slave/store/credentials.json`, `/etc/mesos-slave/credential`; with `frontDoors.registryPull`, Docker's `/root/.docker/config.json` (the registry login its engine pulls with) |
 //! | registry | Apache's htpasswd: the plan carries `user:secret`, the registry host's agent hashes it (bcrypt, random salt) |
 //! | executor | Galaxy's `config/job_conf.xml` (Chronos runner with the HTTP credentials) |
+//!
+//! One exception: the front doors' TLS key is planned by the node controller, in the slice
+//! of the site that names it, because the agent must write it before it checks that site
+//! (one slice's files apply in order; nothing orders two slices). TLS credentials never
+//! reach `credentials.json` (not Mesos) nor the htpasswd (not registry users).
 //!
 //! ## Rotation order
 //!
@@ -51,7 +56,7 @@ use crate::output::{not_true, slice_of, Cond, Intent, Reconciled, StatusEdit};
 use crate::paths::{
     self, AGENT_CREDENTIALS, AGENT_CREDENTIAL_FLAG, CHRONOS_CONF_PRINCIPAL,
     CHRONOS_CONF_SECRET_FILE, CHRONOS_HTTP_CREDENTIALS, CHRONOS_PRINCIPAL, CHRONOS_SECRET,
-    CHRONOS_SECRET_FILE, MASTER_ACLS_FLAG, MASTER_AUTH_FLAGS, MASTER_AUTH_RULES,
+    CHRONOS_SECRET_FILE, DOCKER_CONFIG, MASTER_ACLS_FLAG, MASTER_AUTH_FLAGS, MASTER_AUTH_RULES,
     MASTER_CREDENTIALS, MASTER_CREDENTIALS_FLAG, REGISTRY_HTPASSWD,
 };
 use crate::removal::RemovalPhase;
@@ -164,12 +169,17 @@ pub fn reconcile_with(
                     .into_iter()
                     .map(absent_file),
             );
+            if pull_credential(desired).is_some() {
+                slice(&mut slices, w).files.push(absent_file(DOCKER_CONFIG));
+            }
             continue;
         }
         let Some(c) = desired.worker_credential(w) else {
             continue; // validation reports the missing reference on the node
         };
-        let (files, held) = hold(observed, w, agent_files(c), applied);
+        let (mut files, held) = hold(observed, w, agent_files(c), applied);
+        // The registry login is Docker's, not Mesos': it never waits for the master.
+        files.extend(docker_login_file(desired));
         if held {
             let m = desired.manager().map_or("", |m| m.metadata.name.as_str());
             pending.insert(
@@ -541,6 +551,55 @@ fn htpasswd_file(
     (Some(f), errors)
 }
 
+/// The registry credential the Cluster names for the workers' Docker engines.
+fn pull_credential(desired: &Desired) -> Option<&Credential> {
+    let name = desired
+        .spec
+        .front_doors
+        .as_ref()?
+        .registry_pull
+        .as_deref()?;
+    desired
+        .credentials
+        .get(name)
+        .filter(|c| c.spec.usage == CredentialUse::Registry)
+}
+
+/// A worker's Docker client login to the registry, `{"auths":{"<registry>":{"auth":
+/// "<base64 user:secret>"}}}`: what `docker login` writes for root, and what the docker
+/// client reads when the Mesos agent (root) pulls a task's image. Needs a registry and
+/// `frontDoors.registryPull`.
+pub fn docker_login_file(desired: &Desired) -> Option<FileSpec> {
+    let c = pull_credential(desired)?;
+    let registry = desired.registry_name()?;
+    let secret = c.spec.secret.value.as_ref().map_or("", |s| s.expose());
+    let auth = base64(format!("{}:{secret}", c.spec.principal).as_bytes());
+    let json = serde_json::json!({"auths": {registry: {"auth": auth}}});
+    Some(secret_file(DOCKER_CONFIG, json.to_string()))
+}
+
+/// Standard base64 with padding (RFC 4648), as Docker's `auth` field wants.
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ABC[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// bcrypt reads at most this many bytes of a secret; more would be cut silently.
 const BCRYPT_MAX_SECRET: usize = 72;
 
@@ -610,6 +669,19 @@ fn job_conf_file(desired: &Desired, c: &Credential, settings: &Settings) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_as_rfc_4648() {
+        for (input, want) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("omtd:rg-Zx5cV8bN1m", "b210ZDpyZy1aeDVjVjhiTjFt"),
+        ] {
+            assert_eq!(base64(input.as_bytes()), want, "{input}");
+        }
+    }
 
     #[test]
     fn htpasswd_refuses_what_bcrypt_would_cut_without_echoing_it() {

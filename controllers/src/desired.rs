@@ -145,6 +145,16 @@ impl Desired {
         self.holder(Role::Monitor)
     }
 
+    /// The registry's name as Docker engines reach it: its front-door name (the Cluster's
+    /// `frontDoors.names.registry`, else the registry node's address).
+    pub fn registry_name(&self) -> Option<String> {
+        let r = self.registry()?;
+        Some(
+            omtd_crds::front_door::server_name(&self.spec, Role::Registry, &r.spec.address)
+                .to_owned(),
+        )
+    }
+
     /// Every worker, by name, removal in progress or not.
     pub fn workers(&self) -> impl Iterator<Item = &Node> {
         self.nodes

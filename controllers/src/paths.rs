@@ -97,3 +97,36 @@ pub const CHRONOS_CREDENTIALS_RESTART_ON: [&str; 3] = [
 ];
 /// Credentials-controller files the Mesos agent must re-read.
 pub const AGENT_CREDENTIALS_RESTART_ON: [&str; 2] = [AGENT_CREDENTIALS, AGENT_CREDENTIAL_FLAG];
+
+// The front doors (node controller).
+/// Where Apache reads the front doors' certificates and keys.
+pub const APACHE_TLS_DIR: &str = "/etc/apache2/omtd-tls";
+
+/// The certificate of TLS credential `credential`, as Apache serves it.
+pub fn tls_certificate_path(credential: &str) -> String {
+    format!("{APACHE_TLS_DIR}/{credential}.crt")
+}
+
+/// The private key of TLS credential `credential` (a secret file).
+pub fn tls_key_path(credential: &str) -> String {
+    format!("{APACHE_TLS_DIR}/{credential}.key")
+}
+
+/// The CA a worker's Docker engine trusts for the registry at `registry` (its name as
+/// engines reach it: `docker pull <registry>/image`).
+pub fn docker_registry_ca_path(registry: &str) -> String {
+    format!("/etc/docker/certs.d/{registry}/ca.crt")
+}
+
+/// Galaxy's systemd unit on the executor and the editor.
+pub const GALAXY_UNIT: &str = "/etc/systemd/system/galaxy.service";
+
+/// The editor's Galaxy configuration: the user's file, omtd owns `use_remote_user` in it.
+pub fn galaxy_ini_path(desired: &Desired) -> String {
+    format!("{}/config/galaxy.ini", desired.spec.paths.editor)
+}
+
+// Written by the credentials controller.
+/// Root's Docker client configuration on a worker: the registry login its engine pulls
+/// with (a secret).
+pub const DOCKER_CONFIG: &str = "/root/.docker/config.json";

@@ -1,7 +1,8 @@
 //! A controller with what it kept from its last passes plans exactly what it plans from
 //! scratch (issue #11): random sequences of changes to the records (relabels, new
 //! addresses, workers added and removed, removals started, Cluster ports, paths, role
-//! assignments and ZooKeeper URL, registry users added, broken and removed), to the statuses (removal phases) and to what is observed (agents
+//! assignments, ZooKeeper URL and front doors, registry users added, broken and removed,
+//! the TLS credential written, changed and deleted, the editor's debug override), to the statuses (removal phases) and to what is observed (agents
 //! gone, time passing), each followed by one pass with the kept state and one from
 //! scratch, whose outcomes must be equal.
 //!
@@ -74,6 +75,18 @@ enum Change {
     EditorOn {
         node: usize,
     },
+    /// The front doors' TLS: 0 the Cluster names `front-tls` and it is written (with a CA),
+    /// 1 its certificate and CA change, 2 the credential is deleted, 3 the Cluster names
+    /// none; 4 the registry's front-door name changes.
+    FrontDoorTls {
+        kind: u8,
+    },
+    /// The editor's `omtd/debug-ui-access-until`: 0 until `secs` from now, 1 unparsable,
+    /// 2 removed.
+    DebugOverride {
+        kind: u8,
+        secs: u8,
+    },
     Tick {
         secs: u8,
     },
@@ -97,6 +110,8 @@ fn change() -> impl Strategy<Value = Change> {
         2 => (0u8..4, 0u8..5).prop_map(|(id, kind)| Change::RegistryUser { id, kind }),
         1 => any::<bool>().prop_map(|alt| Change::ExecutorPath { alt }),
         1 => any::<usize>().prop_map(|node| Change::EditorOn { node }),
+        2 => (0u8..5).prop_map(|kind| Change::FrontDoorTls { kind }),
+        2 => (0u8..3, 1u8..90).prop_map(|(kind, secs)| Change::DebugOverride { kind, secs }),
         2 => (1u8..60).prop_map(|secs| Change::Tick { secs }),
         3 => Just(Change::StoreStatuses),
     ]
@@ -327,6 +342,33 @@ impl World {
                     self.bump(i);
                 }
             }
+            Change::FrontDoorTls { kind } => self.front_door_tls(kind),
+            Change::DebugOverride { kind, secs } => {
+                let editor =
+                    (0..self.objects.len()).find(|&i| self.objects[i].name() == "editor.omtd");
+                if let Some(i) = editor {
+                    let until = omtd_controllers::time::format(t(self.now + u64::from(secs)));
+                    let a = &mut self.objects[i].meta_mut().annotations;
+                    match kind {
+                        0 => {
+                            a.insert(
+                                omtd_controllers::node::DEBUG_UI_ACCESS_ANNOTATION.into(),
+                                until,
+                            );
+                        }
+                        1 => {
+                            a.insert(
+                                omtd_controllers::node::DEBUG_UI_ACCESS_ANNOTATION.into(),
+                                "soon".into(),
+                            );
+                        }
+                        _ => {
+                            a.remove(omtd_controllers::node::DEBUG_UI_ACCESS_ANNOTATION);
+                        }
+                    }
+                    self.bump(i);
+                }
+            }
             Change::Tick { secs } => {
                 self.now += u64::from(secs);
                 self.observed.now = t(self.now);
@@ -336,6 +378,63 @@ impl World {
                     store_statuses(&mut self.objects, out);
                 }
             }
+        }
+    }
+}
+
+impl World {
+    fn front_door_tls(&mut self, kind: u8) {
+        const PEM: &str = "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n";
+        let at = self
+            .objects
+            .iter()
+            .position(|o| matches!(o, Object::Credential(_)) && o.name() == "front-tls");
+        let write = |world: &mut World, cert: &str| {
+            let yaml = format!(
+                "apiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: front-tls}}\n\
+                 spec: {{principal: doors, secret: {{value: \"-----BEGIN PRIVATE KEY-----\\nk\\n-----END PRIVATE KEY-----\\n\"}}, \
+                 use: tls, certificate: \"{cert}\", ca: \"{cert}{cert}\"}}\n"
+            );
+            let record = parse(&yaml);
+            let i = match at {
+                Some(i) => {
+                    world.objects.splice(i..=i, record);
+                    i
+                }
+                None => {
+                    world.objects.extend(record);
+                    world.objects.len() - 1
+                }
+            };
+            world.bump(i);
+        };
+        let doors = |world: &mut World, f: &dyn Fn(&mut omtd_controllers::crds::FrontDoors)| {
+            if let Some(i) = world.cluster() {
+                if let Object::Cluster(c) = &mut world.objects[i] {
+                    f(c.spec.front_doors.get_or_insert_with(Default::default));
+                }
+                world.bump(i);
+            }
+        };
+        match kind {
+            0 => {
+                write(self, PEM);
+                doors(self, &|d| d.tls = Some("front-tls".into()));
+            }
+            1 => write(self, &format!("{PEM}{PEM}")),
+            2 => {
+                if let Some(i) = at {
+                    self.objects.remove(i);
+                }
+            }
+            3 => doors(self, &|d| d.tls = None),
+            _ => doors(self, &|d| {
+                let next = match d.names.registry.as_deref() {
+                    Some("registry.omtd.example.org") => "hub.example.org",
+                    _ => "registry.omtd.example.org",
+                };
+                d.names.registry = Some(next.into());
+            }),
         }
     }
 }

@@ -180,38 +180,78 @@ fn containers_of_the_registry_and_the_workers() {
     }
 }
 
+/// The `mods-enabled/*.load` files a node's slice plans, in plan order.
+fn modules_of(out: &Intent, node: &str) -> Vec<String> {
+    slice(out, node)
+        .files
+        .iter()
+        .filter_map(|f| {
+            f.path
+                .strip_prefix("/etc/apache2/mods-enabled/")
+                .and_then(|m| m.strip_suffix(".load"))
+                .map(str::to_owned)
+        })
+        .collect()
+}
+
+const WEB: [&str; 3] = ["rewrite", "proxy", "proxy_http"];
+const REGISTRY_MODULES: [&str; 10] = [
+    "authn_core",
+    "authn_file",
+    "authz_core",
+    "authz_user",
+    "authz_groupfile",
+    "auth_basic",
+    "access_compat",
+    "headers",
+    "proxy",
+    "proxy_http",
+];
+
 #[test]
 fn apache_sites_per_role() {
     let out = run(&objects(), &Observed::at(t(0)));
+    // (node, what its site holds, its modules)
     let table: [(&str, &[&str], &[&str]); 4] = [
         (
             "executor.omtd",
-            &["ProxyPass / http://localhost:8080/"],
-            &["rewrite", "proxy", "proxy_http"],
+            &[
+                "<VirtualHost *:80>",
+                "ServerName executor.omtd.example.org",
+                "ProxyPass / http://localhost:8080/\n",
+            ],
+            &WEB,
         ),
         (
+            // The runbook's https://<fqdn>/galaxy: Galaxy runs with the /galaxy prefix.
             "editor.omtd",
-            &["ProxyPass / http://localhost:8080/"],
-            &["rewrite", "proxy", "proxy_http"],
+            &[
+                "ServerName editor.omtd.example.org",
+                "ProxyPass /galaxy http://localhost:8080/galaxy\n",
+                "ProxyPassReverse /galaxy http://localhost:8080/galaxy\n",
+            ],
+            &WEB,
         ),
         (
             "registry.omtd",
             &[
+                "ServerName registry.omtd.example.org",
                 "<Location /v2>",
                 "AuthType Basic",
                 "AuthUserFile /etc/apache2/registry.htpasswd",
                 "Require valid-user",
                 "ProxyPass /v2 http://127.0.0.1:5000/v2",
             ],
-            &["proxy", "proxy_http", "auth_basic", "authn_file", "headers"],
+            &REGISTRY_MODULES,
         ),
         (
             "monitor.omtd",
             &[
+                "ServerName monitor.omtd.example.org",
                 "ProxyPass /prometheus/ http://127.0.0.1:9090/prometheus/",
-                "ProxyPass / http://localhost:3000/",
+                "ProxyPass / http://127.0.0.1:3000/",
             ],
-            &["proxy", "proxy_http"],
+            &WEB,
         ),
     ];
     for (n, lines, modules) in table {
@@ -219,9 +259,18 @@ fn apache_sites_per_role() {
         for l in lines {
             assert!(site.contains(l), "{n}: missing {l}\n{site}");
         }
+        // Without TLS: plain HTTP only, no redirect.
+        for l in ["*:443", "SSLEngine", "Redirect"] {
+            assert!(!site.contains(l), "{n}: {l} without tls\n{site}");
+        }
+        assert_eq!(modules_of(&out, n), *modules, "{n}");
         for m in modules {
             let f = file(&out, n, &format!("/etc/apache2/mods-enabled/{m}.load"));
-            assert!(f.content.starts_with("LoadModule "), "{n}: {m}");
+            assert_eq!(
+                f.content,
+                format!("LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so\n"),
+                "{n}: {m}"
+            );
             assert_eq!(f.validate.as_deref(), Some(VALIDATE_APACHE), "{n}: {m}");
         }
         // Checked against the whole Apache config by the agent before it goes live.
@@ -239,14 +288,440 @@ fn apache_sites_per_role() {
             "{n}"
         );
     }
-    // The /v2 guard comes before the catch-all on a shared host; Galaxy restarts when its
-    // job configuration (Chronos credentials) changes.
+    // No Apache where no role is behind it.
+    for n in ["manager.omtd", "node1.omtd"] {
+        assert!(modules_of(&out, n).is_empty(), "{n}");
+        assert!(slice(&out, n)
+            .files
+            .iter()
+            .all(|f| f.path != paths::APACHE_SITE));
+    }
+    // Galaxy restarts when its job configuration (Chronos credentials) or its unit changes.
     let galaxy = slice(&out, "executor.omtd")
         .services
         .iter()
         .find(|s| s.name == "galaxy")
         .unwrap();
-    assert_eq!(galaxy.restart_on, ["/srv/executor/config/job_conf.xml"]);
+    assert_eq!(
+        galaxy.restart_on,
+        ["/srv/executor/config/job_conf.xml", paths::GALAXY_UNIT]
+    );
+}
+
+const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIB-leaf\n-----END CERTIFICATE-----\n";
+const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIB-ca\n-----END CERTIFICATE-----\n";
+const KEY: &str = "-----BEGIN PRIVATE KEY-----\ntls-k3y-s3cret\n-----END PRIVATE KEY-----\n";
+
+/// The example cluster with `frontDoors` replaced by `front_doors` (YAML flow mapping), and
+/// a tls credential `front-tls` (with `ca` when asked).
+fn with_front_doors(front_doors: &str, ca: bool) -> Vec<Object> {
+    // Double-quoted YAML: a newline is written `\n` (a raw one folds into a space).
+    let q = |pem: &str| pem.replace('\n', "\\n");
+    let ca = if ca {
+        format!(", ca: \"{}\"", q(CA))
+    } else {
+        String::new()
+    };
+    let (cert, key) = (q(CERT), q(KEY));
+    let mut objs: Vec<Object> = objects()
+        .into_iter()
+        .filter(|o| o.key() != cluster_key())
+        .collect();
+    objs.extend(parse(&format!(
+        "apiVersion: omtd/v1\nkind: Cluster\nmetadata: {{name: omtd}}\nspec: {{frontDoors: {front_doors}}}\n---\n\
+         apiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: front-tls}}\nspec: {{principal: omtd-front-doors, secret: {{value: \"{key}\"}}, use: tls, certificate: \"{cert}\"{ca}}}\n"
+    )));
+    objs
+}
+
+const NAMES: &str = "{executor: executor.omtd.example.org, editor: editor.omtd.example.org, registry: registry.omtd.example.org, monitor: monitor.omtd.example.org}";
+
+fn tls_objects(ca: bool) -> Vec<Object> {
+    with_front_doors(
+        &format!("{{names: {NAMES}, tls: front-tls, registryPull: registry-user}}"),
+        ca,
+    )
+}
+
+#[test]
+fn tls_serves_https_redirects_http_and_plans_the_key_as_a_secret() {
+    let objs = tls_objects(true);
+    let diags = omtd_controllers::crds::validate::validate_set(&objs);
+    assert!(diags.is_empty(), "{diags:#?}");
+    let out = run(&objs, &Observed::at(t(0)));
+    let crt = "/etc/apache2/omtd-tls/front-tls.crt";
+    let key = "/etc/apache2/omtd-tls/front-tls.key";
+    for (n, name) in [
+        ("executor.omtd", "executor.omtd.example.org"),
+        ("editor.omtd", "editor.omtd.example.org"),
+        ("registry.omtd", "registry.omtd.example.org"),
+        ("monitor.omtd", "monitor.omtd.example.org"),
+    ] {
+        let site = &file(&out, n, paths::APACHE_SITE).content;
+        let https = format!(
+            "<VirtualHost *:443>\n    ServerName {name}\n    SSLEngine on\n    SSLCertificateFile {crt}\n    SSLCertificateKeyFile {key}\n"
+        );
+        assert!(site.contains(&https), "{n}:\n{site}");
+        let redirect = format!(
+            "<VirtualHost *:80>\n    ServerName {name}\n    Redirect permanent / https://{name}/\n</VirtualHost>\n"
+        );
+        assert!(site.contains(&redirect), "{n}:\n{site}");
+        // Only the redirect listens on 80; no HSTS.
+        assert_eq!(site.matches("<VirtualHost *:80>").count(), 1, "{n}");
+        assert!(!site.contains("Strict-Transport-Security"), "{n}");
+        // The certificate is public, the key a secret; both are written before any
+        // Apache file is checked (the agent applies a slice's files in order).
+        let files = &slice(&out, n).files;
+        let at = |p: &str| files.iter().position(|f| f.path == p).unwrap();
+        let (c, k) = (file(&out, n, crt), file(&out, n, key));
+        assert_eq!((c.mode, c.secret, c.content.as_str()), (0o644, false, CERT));
+        assert_eq!((k.mode, k.secret, k.content.as_str()), (0o600, true, KEY));
+        let first_checked = files
+            .iter()
+            .position(|f| f.validate.as_deref() == Some(VALIDATE_APACHE))
+            .unwrap();
+        assert!(at(crt) < first_checked && at(key) < first_checked, "{n}");
+        let mods = modules_of(&out, n);
+        for m in ["socache_shmcb", "ssl", "alias"] {
+            assert!(mods.contains(&m.to_owned()), "{n}: {m} in {mods:?}");
+        }
+        // A new certificate reaches Apache by a restart.
+        let apache = slice(&out, n)
+            .services
+            .iter()
+            .find(|s| s.name == "apache2")
+            .unwrap();
+        assert!(apache.restart_on.contains(&key.to_owned()), "{n}");
+    }
+    // Behind TLS the registry is told the client spoke HTTPS (its upload URLs).
+    let site = &file(&out, "registry.omtd", paths::APACHE_SITE).content;
+    assert!(
+        site.contains("RequestHeader set X-Forwarded-Proto \"https\""),
+        "{site}"
+    );
+    // No key on hosts without a front door; the key is in no other controller's plan, nor
+    // in Mesos' credentials or the htpasswd.
+    assert!(slice(&out, "manager.omtd")
+        .files
+        .iter()
+        .all(|f| f.path != key));
+    let d = desired(&objs);
+    let o = healthy(&d, t(0));
+    let creds = credentials::reconcile(&d, &o, &settings()).unwrap();
+    for (n, sl) in &creds.slices {
+        for f in &sl.files {
+            assert!(!f.content.contains("tls-k3y-s3cret"), "{n}: {}", f.path);
+            assert!(!f.content.contains("omtd-front-doors"), "{n}: {}", f.path);
+        }
+    }
+}
+
+#[test]
+fn workers_trust_the_registry_ca_and_log_in_to_pull() {
+    let objs = tls_objects(true);
+    let d = desired(&objs);
+    let o = healthy(&d, t(0));
+    let nodes = run(&objs, &o);
+    let creds = credentials::reconcile(&d, &o, &settings()).unwrap();
+    let ca_path = "/etc/docker/certs.d/registry.omtd.example.org/ca.crt";
+    // base64("omtd:rg-Zx5cV8bN1m")
+    let login = r#"{"auths":{"registry.omtd.example.org":{"auth":"b210ZDpyZy1aeDVjVjhiTjFt"}}}"#;
+    for w in WORKERS {
+        let ca = file(&nodes, w, ca_path);
+        assert_eq!(
+            (ca.content.as_str(), ca.mode, ca.secret),
+            (CA, 0o644, false),
+            "{w}"
+        );
+        let cfg = file(&creds, w, paths::DOCKER_CONFIG);
+        assert_eq!(
+            (cfg.content.as_str(), cfg.mode, cfg.secret),
+            (login, 0o600, true),
+            "{w}"
+        );
+    }
+    // Only workers pull.
+    for n in ["executor.omtd", "registry.omtd"] {
+        let has = |out: &Intent, p: &str| {
+            out.slices
+                .get(n)
+                .is_some_and(|s| s.files.iter().any(|f| f.path == p))
+        };
+        assert!(
+            !has(&nodes, ca_path) && !has(&creds, paths::DOCKER_CONFIG),
+            "{n}"
+        );
+    }
+    // No CA on the credential: nothing to trust; no registryPull: no login.
+    let objs = with_front_doors(&format!("{{names: {NAMES}, tls: front-tls}}"), false);
+    let d = desired(&objs);
+    let o = healthy(&d, t(0));
+    let nodes = run(&objs, &o);
+    let creds = credentials::reconcile(&d, &o, &settings()).unwrap();
+    for w in WORKERS {
+        assert!(
+            slice(&nodes, w).files.iter().all(|f| f.path != ca_path),
+            "{w}"
+        );
+        assert!(
+            slice(&creds, w)
+                .files
+                .iter()
+                .all(|f| f.path != paths::DOCKER_CONFIG),
+            "{w}"
+        );
+    }
+}
+
+#[test]
+fn a_clash_is_refused_by_validation_and_left_out_of_the_site() {
+    // The monitor on the executor's host under the executor's name: both want `/`.
+    let mut objs: Vec<Object> = objects()
+        .into_iter()
+        .filter(|o| o.key() != cluster_key() && o.key() != node_key("monitor.omtd"))
+        .collect();
+    objs.extend(parse(
+        "apiVersion: omtd/v1\nkind: Cluster\nmetadata: {name: omtd}\nspec: {roles: {monitor: executor.omtd}}\n",
+    ));
+    let diags = omtd_controllers::crds::validate::validate_set(&objs);
+    let clash = diags
+        .iter()
+        .find(|d| d.field == "spec.frontDoors.names.monitor")
+        .expect("a clash error");
+    assert_eq!(
+        clash.fix,
+        "set spec.frontDoors.names.monitor on the Cluster to a name of its own"
+    );
+    let out = run(&objs, &Observed::at(t(0)));
+    let site = &file(&out, "executor.omtd", paths::APACHE_SITE).content;
+    // The executor keeps `/`; Grafana's route is not rendered; Prometheus (no clash) is.
+    assert!(
+        site.contains("ProxyPass / http://localhost:8080/"),
+        "{site}"
+    );
+    assert!(!site.contains(":3000"), "{site}");
+    assert!(site.contains("ProxyPass /prometheus/ "), "{site}");
+    let ev = out
+        .events
+        .iter()
+        .find(|e| e.reason == node::event::FRONT_DOOR_CLASH)
+        .expect("a clash warning");
+    assert_eq!(ev.object, node_key("executor.omtd"));
+    assert!(
+        ev.message.contains("spec.frontDoors.names.monitor"),
+        "{}",
+        ev.message
+    );
+}
+
+#[test]
+fn four_front_doors_on_one_host_with_the_monitor_named_apart() {
+    let mut objs: Vec<Object> = objects()
+        .into_iter()
+        .filter(|o| {
+            ![
+                cluster_key(),
+                node_key("editor.omtd"),
+                node_key("registry.omtd"),
+                node_key("monitor.omtd"),
+            ]
+            .contains(&o.key())
+        })
+        .collect();
+    objs.extend(parse(
+        "apiVersion: omtd/v1\nkind: Cluster\nmetadata: {name: omtd}\nspec: {roles: {editor: executor.omtd, registry: executor.omtd, monitor: executor.omtd}, frontDoors: {names: {monitor: monitor.example.org}}}\n",
+    ));
+    let diags = omtd_controllers::crds::validate::validate_set(&objs);
+    assert!(
+        !omtd_controllers::crds::validate::has_errors(&diags),
+        "{diags:#?}"
+    );
+    let out = run(&objs, &Observed::at(t(0)));
+    let site = &file(&out, "executor.omtd", paths::APACHE_SITE).content;
+    let vhosts: Vec<&str> = site.split("<VirtualHost ").skip(1).collect();
+    assert_eq!(vhosts.len(), 2, "{site}");
+    let galaxy = vhosts
+        .iter()
+        .find(|v| v.contains("ServerName 10.0.0.10\n"))
+        .expect("the address's vhost");
+    let monitor = vhosts
+        .iter()
+        .find(|v| v.contains("ServerName monitor.example.org\n"))
+        .expect("the monitor's vhost");
+    // Longest paths first, so `/` does not swallow them.
+    let order: Vec<&str> = galaxy
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("ProxyPass "))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "/galaxy http://localhost:8080/galaxy",
+            "/v2 http://127.0.0.1:5000/v2",
+            "/ http://localhost:8080/"
+        ]
+    );
+    assert!(galaxy.contains("<Location /v2>"));
+    assert!(monitor.contains("ProxyPass / http://127.0.0.1:3000/"));
+    assert!(monitor.contains("ProxyPass /prometheus/ http://127.0.0.1:9090/prometheus/"));
+    assert!(!monitor.contains("/v2"));
+    // Every role's modules, once each.
+    let mods = modules_of(&out, "executor.omtd");
+    let mut want: Vec<String> = REGISTRY_MODULES.iter().map(|m| (*m).to_owned()).collect();
+    want.insert(8, "rewrite".into());
+    assert_eq!(mods, want);
+    // One galaxy, restarted by the executor's and the editor's files alike.
+    let galaxy: Vec<_> = slice(&out, "executor.omtd")
+        .services
+        .iter()
+        .filter(|s| s.name == "galaxy")
+        .collect();
+    assert_eq!(galaxy.len(), 1);
+    assert_eq!(
+        galaxy[0].restart_on,
+        [
+            "/srv/executor/config/job_conf.xml",
+            paths::GALAXY_UNIT,
+            "/srv/editor/config/galaxy.ini"
+        ]
+    );
+}
+
+#[test]
+fn galaxy_service_unit_from_the_records() {
+    let out = run(&objects(), &Observed::at(t(0)));
+    for (n, path, restart_on) in [
+        (
+            "executor.omtd",
+            "/srv/executor",
+            ["/srv/executor/config/job_conf.xml", paths::GALAXY_UNIT],
+        ),
+        (
+            "editor.omtd",
+            "/srv/editor",
+            [paths::GALAXY_UNIT, "/srv/editor/config/galaxy.ini"],
+        ),
+    ] {
+        let unit = &file(&out, n, paths::GALAXY_UNIT).content;
+        for l in [
+            format!("ExecStart={path}/run.sh\n"),
+            format!("WorkingDirectory={path}\n"),
+            "User=galaxy\n".into(),
+            "Type=simple\n".into(),
+            "TimeoutStartSec=15min\n".into(),
+            "Restart=on-failure\n".into(),
+        ] {
+            assert!(unit.contains(&l), "{n}: {l}\n{unit}");
+        }
+        let galaxy = slice(&out, n)
+            .services
+            .iter()
+            .find(|s| s.name == "galaxy")
+            .unwrap();
+        assert_eq!(galaxy.restart_on, restart_on, "{n}");
+    }
+    assert!(slice(&out, "node1.omtd")
+        .files
+        .iter()
+        .all(|f| f.path != paths::GALAXY_UNIT));
+}
+
+#[test]
+fn galaxy_ini_use_remote_user_and_the_debug_override() {
+    use omtd_controllers::crds::plan::FileRender;
+    let ini = "/srv/editor/config/galaxy.ini";
+    let now = t(0);
+    // (what, annotation, use_remote_user, event reason, requeue at most)
+    type Row<'a> = (
+        &'a str,
+        Option<String>,
+        &'a str,
+        Option<&'a str>,
+        Option<Duration>,
+    );
+    let table: [Row; 4] = [
+        ("no override", None, "True", None, None),
+        (
+            "an hour of UI access",
+            Some(omtd_controllers::time::format(t(3600))),
+            "False",
+            Some(node::event::DEBUG_OVERRIDE),
+            Some(Duration::from_secs(3600)),
+        ),
+        (
+            "expired",
+            Some(omtd_controllers::time::format(
+                t(0) - Duration::from_secs(60),
+            )),
+            "True",
+            None,
+            None,
+        ),
+        (
+            "unparsable: never UI access by accident",
+            Some("tomorrow".into()),
+            "True",
+            Some(node::event::DEBUG_OVERRIDE_IGNORED),
+            None,
+        ),
+    ];
+    for (what, annotation, value, reason, requeue) in table {
+        let mut objs = objects();
+        if let Some(a) = &annotation {
+            annotate(
+                &mut objs,
+                &node_key("editor.omtd"),
+                node::DEBUG_UI_ACCESS_ANNOTATION,
+                a,
+            );
+        }
+        let d = desired(&objs);
+        let out = run(&objs, &healthy(&d, now));
+        let f = file(&out, "editor.omtd", ini);
+        let Some(FileRender::IniKeys { section, keys }) = &f.render else {
+            panic!("{what}: {ini} is not IniKeys: {f:?}");
+        };
+        assert_eq!(section, node::GALAXY_INI_SECTION, "{what}");
+        assert_eq!(
+            keys.iter().collect::<Vec<_>>(),
+            [(&"use_remote_user".to_owned(), &value.to_owned())],
+            "{what}"
+        );
+        assert!(
+            f.content.is_empty() && f.ensure == Ensure::Present,
+            "{what}"
+        );
+        let ours: Vec<_> = out
+            .events
+            .iter()
+            .filter(|e| e.reason.starts_with("DebugOverride"))
+            .collect();
+        match reason {
+            Some(r) => {
+                assert_eq!(ours.len(), 1, "{what}: {ours:?}");
+                assert_eq!(ours[0].reason, r, "{what}");
+                assert_eq!(ours[0].object, node_key("editor.omtd"), "{what}");
+                assert_eq!(ours[0].type_, omtd_controllers::EventType::Warning);
+                if let Some(a) = &annotation {
+                    assert!(
+                        ours[0].message.contains(a.as_str()),
+                        "{what}: {}",
+                        ours[0].message
+                    );
+                }
+            }
+            None => assert!(ours.is_empty(), "{what}: {ours:?}"),
+        }
+        if let Some(at_most) = requeue {
+            let r = out.requeue_after.expect("a requeue at the expiry");
+            assert!(r <= at_most, "{what}: {r:?}");
+        }
+        // The executor's galaxy.ini is not omtd's.
+        assert!(slice(&out, "executor.omtd")
+            .files
+            .iter()
+            .all(|f| !f.path.ends_with("galaxy.ini")));
+    }
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! The resource kinds of omtd (`apiVersion: omtd/v1`): Rust types, parsing with field
 //! paths, validation, and the JSON Schemas generated from the types (`crds/schemas/`).
 
+pub mod front_door;
+pub mod ini;
 pub mod kinds;
 pub mod manifest;
 pub mod meta;

@@ -122,6 +122,17 @@ pub enum FileRender {
     YamlBlocks {
         blocks: Vec<crate::yaml_blocks::YamlBlock>,
     },
+    /// Keys this plan owns in an INI file someone else owns (Galaxy's `galaxy.ini`). The
+    /// contract for the agent: read the live file (none: empty text), make the file
+    /// [`crate::ini::set_keys`]`(live, section, keys)` and write it only if that differs,
+    /// as any other file (mode, owner, validation, `restart_on` see the made content).
+    /// `content` is unused and empty. The keys' values are not secret. The agent never
+    /// removes the file for this entry (`ensure: absent` is refused: the file is the
+    /// user's), and dropping the entry from the plan leaves the keys as last set.
+    IniKeys {
+        section: String,
+        keys: BTreeMap<String, String>,
+    },
 }
 
 /// `FileSpec::validate` for a file under `/etc/apache2` (a site, a module's `.load`): the

@@ -374,10 +374,143 @@ fn check_credential(f: &mut Findings, spec: &CredentialSpec) {
             "choose a user name without ':'",
         );
     }
-    check_secret_source(f, &spec.secret);
+    check_secret_source(f, &spec.secret, spec.usage);
+    check_tls(f, spec);
 }
 
-fn check_secret_source(f: &mut Findings, src: &SecretSource) {
+/// A TLS credential carries a certificate (and maybe its CA); no other credential does.
+fn check_tls(f: &mut Findings, spec: &CredentialSpec) {
+    let tls = spec.usage == CredentialUse::Tls;
+    if !tls {
+        for (field, given) in [
+            ("spec.certificate", spec.certificate.is_some()),
+            ("spec.ca", spec.ca.is_some()),
+        ] {
+            if given {
+                f.error(
+                    field,
+                    format!("only a tls credential has a {}", &field[5..]),
+                    format!("remove {field}, or set use: tls"),
+                );
+            }
+        }
+        return;
+    }
+    match spec.certificate.as_deref() {
+        None => f.error(
+            "spec.certificate",
+            "a tls credential needs the certificate Apache serves",
+            "set spec.certificate to the PEM chain, leaf first (-----BEGIN CERTIFICATE-----...)",
+        ),
+        Some(pem) if !pem.contains(PEM_CERTIFICATE) => f.error(
+            "spec.certificate",
+            "the certificate is not PEM (no -----BEGIN CERTIFICATE----- line)",
+            "paste the PEM chain, leaf first, as a YAML | block",
+        ),
+        Some(_) => {}
+    }
+    if spec
+        .ca
+        .as_deref()
+        .is_some_and(|pem| !pem.contains(PEM_CERTIFICATE))
+    {
+        f.error(
+            "spec.ca",
+            "the CA certificate is not PEM (no -----BEGIN CERTIFICATE----- line)",
+            "paste the CA's PEM as a YAML | block, or remove spec.ca",
+        );
+    }
+    if let Some(key) = &spec.secret.value {
+        let key = key.expose();
+        if !key.contains("-----BEGIN") || !key.contains("PRIVATE KEY-----") {
+            // Never echo the value: it is the private key.
+            f.error(
+                "spec.secret.value",
+                "the secret of a tls credential is its private key, and this is not PEM",
+                "give the key as PEM (-----BEGIN PRIVATE KEY-----...), e.g. secret: {fromFile: /etc/omtd/secrets/tls.key}",
+            );
+        }
+    }
+}
+
+const PEM_CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----";
+
+/// The Cluster's front doors against the nodes and credentials: the TLS and pull
+/// credentials exist and are for that use, and no host's vhosts clash.
+fn front_door_checks(
+    cluster: &crate::object::Cluster,
+    nodes: &[&crate::object::Node],
+    creds: &BTreeMap<&str, &CredentialSpec>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let mut f = Findings {
+        object: ObjectKey {
+            kind: Kind::Cluster,
+            name: cluster.metadata.name.clone(),
+        },
+        out,
+    };
+    // Clashes first: they need no frontDoors section (its absence is one name per host).
+    // Each node's roles: its own and the Cluster's assignments (as Desired::roles does).
+    for n in nodes {
+        let node = n.metadata.name.as_str();
+        let mut roles: Vec<Role> = n.spec.roles.clone();
+        for (role_name, holder) in cluster.spec.roles.entries() {
+            if holder == Some(node) {
+                roles.extend(Role::ALL.into_iter().filter(|r| r.as_str() == role_name));
+            }
+        }
+        for clash in crate::front_door::clashes(&cluster.spec, &n.spec.address, &roles) {
+            f.error(
+                &format!("spec.frontDoors.names.{}", clash.second),
+                format!("on node/{node}, {clash}"),
+                clash.fix(),
+            );
+        }
+    }
+    let Some(doors) = cluster.spec.front_doors.as_ref() else {
+        return;
+    };
+    for (field, name, usage) in [
+        (
+            "spec.frontDoors.tls",
+            doors.tls.as_deref(),
+            CredentialUse::Tls,
+        ),
+        (
+            "spec.frontDoors.registryPull",
+            doors.registry_pull.as_deref(),
+            CredentialUse::Registry,
+        ),
+    ] {
+        let Some(name) = name else { continue };
+        match creds.get(name) {
+            None => f.error(
+                field,
+                format!("credential {name:?} does not exist"),
+                format!("apply a Credential named {name} with use: {usage}, or fix the name"),
+            ),
+            Some(c) if c.usage != usage => f.error(
+                field,
+                format!("credential {name:?} is for {}, not {usage}", c.usage),
+                format!("name a Credential with use: {usage}"),
+            ),
+            Some(_) => {}
+        }
+    }
+    for (role, name) in doors.names.entries() {
+        let Some(name) = name else { continue };
+        if let Some(problem) = address_problem(name) {
+            f.error(
+                &format!("spec.frontDoors.names.{role}"),
+                problem,
+                "write the DNS name users reach this role at, e.g. galaxy.example.org",
+            );
+        }
+    }
+}
+
+fn check_secret_source(f: &mut Findings, src: &SecretSource, usage: CredentialUse) {
     let given = [
         src.value.is_some(),
         src.from_file.is_some(),
@@ -402,7 +535,8 @@ fn check_secret_source(f: &mut Findings, src: &SecretSource) {
                 "the secret is empty",
                 "give a non-empty secret",
             );
-        } else if v.contains(['\n', '\r']) {
+        } else if usage != CredentialUse::Tls && v.contains(['\n', '\r']) {
+            // (A TLS key is PEM, lines by nature; Apache reads it as such.)
             // Mesos and Chronos read these files byte for byte: a newline breaks authentication.
             f.error(
                 "spec.secret.value",
@@ -726,6 +860,11 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
         }
     }
 
+    let doors = clusters.first().and_then(|c| c.spec.front_doors.as_ref());
+    if let Some(c) = clusters.first() {
+        front_door_checks(c, &nodes, &cred_by_name, out);
+    }
+
     // Principals: the master's credentials file holds agents and Chronos together.
     let mut principals: BTreeMap<(bool, Option<CredentialUse>, &str), &str> = BTreeMap::new();
     let mut single_use: BTreeMap<CredentialUse, &str> = BTreeMap::new();
@@ -782,6 +921,7 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
             | CredentialUse::ChronosHttp
             | CredentialUse::Operator => has_manager,
             CredentialUse::Registry => holders.get(&Role::Registry).is_some_and(|r| !r.is_empty()),
+            CredentialUse::Tls => doors.is_some_and(|d| d.tls.as_deref() == Some(name)),
         };
         if !used {
             let why = match c.spec.usage {
@@ -792,6 +932,9 @@ fn cross_checks(objects: &[Object], out: &mut Vec<Diagnostic>) {
                 CredentialUse::Operator => {
                     "there is no manager whose Mesos master would hold this operator credential"
                         .to_owned()
+                }
+                CredentialUse::Tls => {
+                    "the Cluster's spec.frontDoors.tls does not name this tls credential".to_owned()
                 }
                 _ => format!(
                     "there is no manager to run Chronos with this {} credential",

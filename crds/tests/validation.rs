@@ -268,3 +268,153 @@ fn the_operator_credential_is_one_and_its_principal_unique_among_mesos_principal
         "the Mesos master's credentials",
     );
 }
+
+const CERT: &str = "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n";
+const KEY: &str = "-----BEGIN PRIVATE KEY-----\\nMIIE-k3y-bytes\\n-----END PRIVATE KEY-----\\n";
+
+fn tls_credential(extra: &str) -> String {
+    format!(
+        "apiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: front-tls}}\nspec: {{principal: omtd-front-doors, secret: {{value: \"{KEY}\"}}, use: tls{extra}}}\n"
+    )
+}
+
+fn cluster_with(front_doors: &str) -> String {
+    format!("apiVersion: omtd/v1\nkind: Cluster\nmetadata: {{name: omtd}}\nspec: {{frontDoors: {front_doors}}}\n")
+}
+
+#[test]
+fn a_tls_credential_named_by_the_cluster_is_valid() {
+    let mut objs = replacing(&cluster_with("{tls: front-tls}"));
+    objs.extend(
+        manifest::parse(&tls_credential(&format!(
+            ", certificate: \"{CERT}\", ca: \"{CERT}\""
+        )))
+        .unwrap(),
+    );
+    let diags = validate_set(&objs);
+    assert!(diags.is_empty(), "{diags:#?}");
+}
+
+#[test]
+fn tls_rules() {
+    // use: tls without a certificate, or with one that is not PEM.
+    let mut objs = replacing(&cluster_with("{tls: front-tls}"));
+    objs.extend(manifest::parse(&tls_credential("")).unwrap());
+    expect_error(
+        &objs,
+        "credential/front-tls",
+        "spec.certificate",
+        "needs the certificate",
+    );
+    let mut objs = replacing(&cluster_with("{tls: front-tls}"));
+    objs.extend(manifest::parse(&tls_credential(", certificate: not-pem, ca: also-not")).unwrap());
+    expect_error(&objs, "credential/front-tls", "spec.certificate", "not PEM");
+    expect_error(&objs, "credential/front-tls", "spec.ca", "not PEM");
+    // A key that is not PEM is refused without echoing it.
+    let objs = with_extra(&format!(
+        "apiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: front-tls}}\nspec: {{principal: x, secret: {{value: s3cr3t-key}}, use: tls, certificate: \"{CERT}\"}}\n"
+    ));
+    expect_error(
+        &objs,
+        "credential/front-tls",
+        "spec.secret.value",
+        "not PEM",
+    );
+    assert!(validate_set(&objs)
+        .iter()
+        .all(|d| !d.to_string().contains("s3cr3t")));
+    // A certificate on a credential that is not for TLS.
+    let objs = replacing(&format!(
+        "apiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: registry-user}}\nspec: {{principal: omtd, secret: {{value: rg}}, use: registry, certificate: \"{CERT}\"}}\n"
+    ));
+    expect_error(
+        &objs,
+        "credential/registry-user",
+        "spec.certificate",
+        "only a tls credential",
+    );
+    // frontDoors.tls names nothing, or a credential for something else.
+    let objs = replacing(&cluster_with("{tls: ghost}"));
+    expect_error(
+        &objs,
+        "cluster/omtd",
+        "spec.frontDoors.tls",
+        "does not exist",
+    );
+    let objs = replacing(&cluster_with("{tls: registry-user}"));
+    expect_error(&objs, "cluster/omtd", "spec.frontDoors.tls", "not tls");
+    // A tls credential nobody names is a warning.
+    let objs = with_extra(&tls_credential(&format!(", certificate: \"{CERT}\"")));
+    assert!(!has_errors(&validate_set(&objs)));
+    assert!(
+        validate_set(&objs)
+            .iter()
+            .any(|d| d.object.to_string() == "credential/front-tls"
+                && d.severity == Severity::Warning)
+    );
+}
+
+#[test]
+fn registry_pull_names_a_registry_credential() {
+    let objs = replacing(&cluster_with("{registryPull: chronos-http}"));
+    expect_error(
+        &objs,
+        "cluster/omtd",
+        "spec.frontDoors.registryPull",
+        "not registry",
+    );
+    let objs = replacing(&cluster_with("{registryPull: ghost}"));
+    expect_error(
+        &objs,
+        "cluster/omtd",
+        "spec.frontDoors.registryPull",
+        "does not exist",
+    );
+    let objs = replacing(&cluster_with("{names: {editor: 'not a name'}}"));
+    expect_error(
+        &objs,
+        "cluster/omtd",
+        "spec.frontDoors.names.editor",
+        "neither",
+    );
+}
+
+#[test]
+fn two_roles_claiming_one_path_under_one_name_clash() {
+    // Executor and monitor on one host, one name: both want `/`.
+    let objs = replacing(
+        "apiVersion: omtd/v1\nkind: Cluster\nmetadata: {name: omtd}\nspec: {roles: {monitor: executor.omtd}}\n",
+    );
+    let objs: Vec<Object> = objs
+        .into_iter()
+        .filter(|o| o.key().to_string() != "node/monitor.omtd")
+        .collect();
+    expect_error(
+        &objs,
+        "cluster/omtd",
+        "spec.frontDoors.names.monitor",
+        "both serve /",
+    );
+    let errs = errors(&objs);
+    let clash = errs
+        .iter()
+        .find(|d| d.field == "spec.frontDoors.names.monitor")
+        .unwrap();
+    assert!(clash.message.contains("node/executor.omtd"), "{clash}");
+    assert_eq!(
+        clash.fix,
+        "set spec.frontDoors.names.monitor on the Cluster to a name of its own"
+    );
+    // A name of its own for the monitor: valid.
+    let objs: Vec<Object> = replacing(
+        "apiVersion: omtd/v1\nkind: Cluster\nmetadata: {name: omtd}\nspec: {roles: {monitor: executor.omtd}, frontDoors: {names: {monitor: monitor.example.org}}}\n",
+    )
+    .into_iter()
+    .filter(|o| o.key().to_string() != "node/monitor.omtd")
+    .collect();
+    assert!(
+        !has_errors(&validate_set(&objs)),
+        "{:#?}",
+        validate_set(&objs)
+    );
+}

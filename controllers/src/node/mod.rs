@@ -3,12 +3,23 @@
 //!
 //! | role | services | files, containers |
 //! |---|---|---|
-//! | executor | galaxy, nfs-server, apache2 | Apache site: `/` → localhost:8080 |
-//! | editor | galaxy, apache2 | Apache site: `/` → localhost:8080 |
+//! | executor | galaxy, nfs-server, apache2 | `/etc/systemd/system/galaxy.service` (`<executor>/run.sh`); vhost `/` → localhost:8080 |
+//! | editor | galaxy, apache2 | `galaxy.service` (`<editor>/run.sh`); `<editor>/config/galaxy.ini`'s `use_remote_user` (`True`; `False` until `omtd/debug-ui-access-until`); vhost `/galaxy` → localhost:8080/galaxy |
 //! | manager | zookeeper | `/etc/mesos/zk`, ZooKeeper `myid` and `zoo.cfg` (standalone, admin server off), `/etc/mesos-master/{quorum,ip,hostname,cluster}`, `/etc/chronos/conf/{hostname,http_port,https_port,cluster_name}` |
-//! | registry | docker, apache2 | `registry` container on 127.0.0.1:5000 with `/mnt/registry`; Apache guards `/v2` with basic auth |
-//! | monitor | prometheus, grafana-server, apache2 | `prometheus.yml`, file_sd targets of every member worker, Apache: `/` → 3000, `/prometheus/` → 9090 |
-//! | worker | docker, prometheus-node-exporter (zookeeper disabled) | `/etc/mesos/zk`, `/etc/mesos-slave/{ip,hostname,containerizers,executor_registration_timeout}`, `cadvisor` container on 8080 |
+//! | registry | docker, apache2 | `registry` container on 127.0.0.1:5000 with `/mnt/registry`; vhost `/v2` → 127.0.0.1:5000 behind basic auth |
+//! | monitor | prometheus, grafana-server, apache2 | `prometheus.yml`, file_sd targets of every member worker; vhost `/` → 127.0.0.1:3000, `/prometheus/` → 127.0.0.1:9090 |
+//! | worker | docker, prometheus-node-exporter (zookeeper disabled) | `/etc/mesos/zk`, `/etc/mesos-slave/{ip,hostname,containerizers,executor_registration_timeout}`, `cadvisor` container on 8080; with a registry and a TLS CA, `/etc/docker/certs.d/<registry name>/ca.crt` |
+//!
+//! Front doors ([`omtd_crds::front_door`]): each vhost's `ServerName` is the Cluster's
+//! `frontDoors.names.<role>` or the node's address; roles on one host under one name share
+//! a vhost, and a path two of them claim is left out of the second's (a `FrontDoorClash`
+//! warning; validation refuses it first). Apache modules are the runbook's per host:
+//! rewrite, proxy, proxy_http for the Galaxy and monitor hosts; authn_file, authn_core,
+//! authz_groupfile, authz_user, authz_core, auth_basic, access_compat, headers, proxy,
+//! proxy_http for the registry; ssl (with socache_shmcb and alias) with TLS. With
+//! `frontDoors.tls` every vhost is on `*:443` with `/etc/apache2/omtd-tls/<credential>.{crt,key}`
+//! (planned in this slice, before the site that names them) and `*:80` redirects to it; without,
+//! plain `*:80`.
 //!
 //! Not here: mesos-master, chronos and mesos-slave belong to the leader guard (one owner
 //! per service: it masks, orders and restarts them); secrets to the credentials
@@ -28,6 +39,7 @@
 mod apache;
 mod drain;
 mod front_doors;
+mod galaxy;
 mod prometheus;
 mod ready;
 mod removal;
@@ -53,6 +65,7 @@ use crate::removal::RemovalPhase;
 use crate::settings::Settings;
 
 pub use drain::drain_timeout;
+pub use galaxy::{DebugOverride, DEBUG_UI_ACCESS_ANNOTATION, GALAXY_INI_SECTION};
 pub use prometheus::prometheus_targets;
 pub use removal::{removal_step, NodeRemovalStep};
 pub use slice::node_slice;
@@ -187,7 +200,8 @@ pub fn reconcile_with(
     let health = ClusterHealth::assess(desired, observed, settings);
     // Removal first: a phase decided now shapes this node's slice now.
     let phases = removals(desired, observed, settings, &health, &mut out);
-    slices(state, desired, settings, &phases, &mut out);
+    slices(state, desired, observed, settings, &phases, &mut out);
+    front_door_notices(desired, observed, &mut out);
     cluster_conditions(desired, observed, &health, &mut out);
     requeue_at_grace(observed, settings, &mut out);
     Ok(out)
@@ -252,19 +266,27 @@ fn removals(
 fn slices(
     state: &mut State,
     desired: &Desired,
+    observed: &Observed,
     settings: &Settings,
     phases: &BTreeMap<String, Standing>,
     out: &mut Intent,
 ) {
     // What every slice reads besides its own record: the Cluster (ports, paths, role
-    // assignments), the ZooKeeper URL (the manager's address) and the settings.
+    // assignments, front doors), the ZooKeeper URL (the manager's address), the registry's
+    // name (its node's address), the TLS credential (certificate, key, CA) and the
+    // settings.
     let context = Printer::new()
         .feed(desired.zk_url())
         .feed(desired.cluster_name())
+        .feed(desired.registry_name())
         .feed(format!("{settings:?}"));
     let context = match &desired.cluster {
         Some(cluster) => context.record(cluster),
         None => context.feed("no Cluster record"),
+    };
+    let context = match apache::tls_credential(desired) {
+        Some(c) => context.record(c),
+        None => context.feed("no TLS credential"),
     };
     let targets = desired
         .monitor()
@@ -276,16 +298,19 @@ fn slices(
         let standing = phases.get(name).copied().unwrap_or_default();
         let phase = standing.phase;
         let roles = desired.roles(name);
+        // The override's effect at this time (the annotation itself is in the record).
+        let debug = DebugOverride::of(n, observed.now);
         let mut print = Printer::new()
             .feed(context.finish())
             .record(n)
             .feed(phase)
-            .feed(&roles);
+            .feed(&roles)
+            .feed(debug.ui_access());
         if roles.contains(&Role::Monitor) {
             print = print.feed(targets_print);
         }
         let slice = state.slices.get(name, print.finish(), || {
-            node_slice(desired, n, &roles, phase, settings, &targets)
+            node_slice(desired, n, &roles, phase, settings, &targets, &debug)
         });
         out.slices.insert(name.clone(), slice.clone());
         if roles.contains(&Role::Worker) {
@@ -299,6 +324,91 @@ fn slices(
         }
     }
     state.slices.sweep();
+}
+
+/// Warnings about the front doors, and a look again when a debug override expires: a
+/// clash left out of a site, a TLS credential that cannot be served, an override in force
+/// or ignored.
+fn front_door_notices(desired: &Desired, observed: &Observed, out: &mut Intent) {
+    let mut expiries = Vec::new();
+    let mut warn = |object, reason: &str, message: String| {
+        out.events.push(Notice {
+            object,
+            type_: EventType::Warning,
+            reason: reason.to_owned(),
+            message,
+        })
+    };
+    let mut doors = false;
+    for n in desired.nodes.values() {
+        let name = &n.metadata.name;
+        let roles = desired.roles(name);
+        if let Some(door) = apache::front_door(desired, n, &roles) {
+            doors = true;
+            for clash in &door.clashes {
+                warn(
+                    node_key(name),
+                    event::FRONT_DOOR_CLASH,
+                    format!(
+                        "{clash}: the {} keeps {} and the {}'s route is left out of the site (fix: {})",
+                        clash.first,
+                        clash.path,
+                        clash.second,
+                        clash.fix()
+                    ),
+                );
+            }
+        }
+        if !roles.contains(&Role::Editor) {
+            continue;
+        }
+        let debug = DebugOverride::of(n, observed.now);
+        match debug {
+            DebugOverride::Until(until) => {
+                warn(
+                    node_key(name),
+                    event::DEBUG_OVERRIDE,
+                    format!(
+                        "Galaxy's UI is open without Apache's remote user (use_remote_user = False) until {}, when omtd turns it back",
+                        crate::time::format(until)
+                    ),
+                );
+                expiries.push(crate::time::since(until, observed.now));
+            }
+            DebugOverride::Unparsable(value) => warn(
+                node_key(name),
+                event::DEBUG_OVERRIDE_IGNORED,
+                format!(
+                    "{DEBUG_UI_ACCESS_ANNOTATION}={value:?} is not an RFC 3339 time: ignored, use_remote_user stays True (fix: write a time such as 2026-01-31T18:00:00Z, or remove the annotation)"
+                ),
+            ),
+            DebugOverride::None | DebugOverride::Expired => {}
+        }
+    }
+    if let (true, Some(key)) = (doors, desired.cluster_key()) {
+        if let Err(problem) = apache::tls_files(desired) {
+            warn(
+                key,
+                event::TLS_UNAVAILABLE,
+                format!("{problem}: the front doors serve plain HTTP until it is fixed"),
+            );
+        }
+    }
+    for after in expiries {
+        out.requeue(after);
+    }
+}
+
+/// The reasons of the events this controller records about the front doors.
+pub mod event {
+    /// Two roles on one host claim one path under one name.
+    pub const FRONT_DOOR_CLASH: &str = "FrontDoorClash";
+    /// `omtd/debug-ui-access-until` holds: Galaxy's UI is open.
+    pub const DEBUG_OVERRIDE: &str = "DebugOverride";
+    /// `omtd/debug-ui-access-until` is not a time: ignored.
+    pub const DEBUG_OVERRIDE_IGNORED: &str = "DebugOverrideIgnored";
+    /// `frontDoors.tls` cannot be served.
+    pub const TLS_UNAVAILABLE: &str = "TlsUnavailable";
 }
 
 /// The Cluster's conditions: `AgentsReachable` and the front doors (see [`front_doors`]).

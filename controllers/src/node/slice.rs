@@ -6,22 +6,25 @@ use std::collections::BTreeSet;
 use omtd_crds::plan::{Ensure, PlanSlice, ServiceSpec};
 use omtd_crds::{Node, Role};
 
-use super::apache::WebSite;
+use super::apache::{front_door, tls_credential};
+use super::galaxy::{self, DebugOverride};
 use super::prometheus::monitor_files;
 use super::{NAME, NODE_EXPORTER_RUN_TOKEN};
 use crate::desired::Desired;
 use crate::paths::{
-    job_conf_path, AGENT_CONTAINERIZERS, AGENT_HOSTNAME, AGENT_IP, AGENT_REGISTRATION_TIMEOUT,
-    CHRONOS_CLUSTER_NAME, CHRONOS_HOSTNAME, CHRONOS_HTTPS_PORT, CHRONOS_HTTP_PORT, MASTER_CLUSTER,
-    MASTER_HOSTNAME, MASTER_IP, MASTER_QUORUM, PROMETHEUS_CONFIG, PROMETHEUS_DEFAULTS,
-    PROMETHEUS_OMTD_RULES, ZK_CONFIG, ZK_FILE, ZK_MYID,
+    docker_registry_ca_path, galaxy_ini_path, job_conf_path, AGENT_CONTAINERIZERS, AGENT_HOSTNAME,
+    AGENT_IP, AGENT_REGISTRATION_TIMEOUT, CHRONOS_CLUSTER_NAME, CHRONOS_HOSTNAME,
+    CHRONOS_HTTPS_PORT, CHRONOS_HTTP_PORT, GALAXY_UNIT, MASTER_CLUSTER, MASTER_HOSTNAME, MASTER_IP,
+    MASTER_QUORUM, PROMETHEUS_CONFIG, PROMETHEUS_DEFAULTS, PROMETHEUS_OMTD_RULES, ZK_CONFIG,
+    ZK_FILE, ZK_MYID,
 };
 use crate::removal::{RemovalPhase, RETIRE_TOKEN};
 use crate::render::{container, disabled, file, running};
 use crate::settings::Settings;
 
 /// What this controller plans on one node with `roles` (`Desired::roles`); `targets` is
-/// the monitor's file_sd list (read only on the monitor).
+/// the monitor's file_sd list (read only on the monitor); `debug` the node's
+/// `omtd/debug-ui-access-until` override as it stands now (read only on the editor).
 pub fn node_slice(
     desired: &Desired,
     node: &Node,
@@ -29,6 +32,7 @@ pub fn node_slice(
     phase: Option<RemovalPhase>,
     settings: &Settings,
     targets: &str,
+    debug: &DebugOverride,
 ) -> PlanSlice {
     let addr = node.spec.address.as_str();
     let mut s = PlanSlice {
@@ -36,18 +40,25 @@ pub fn node_slice(
         ..Default::default()
     };
     let mut services: Vec<ServiceSpec> = Vec::new();
-    let mut web = WebSite::default();
 
     if roles.contains(&Role::Executor) {
         let mut galaxy = running("galaxy");
-        galaxy.restart_on = vec![job_conf_path(desired)];
+        galaxy.restart_on = vec![job_conf_path(desired), GALAXY_UNIT.to_owned()];
         services.push(galaxy);
         services.push(running("nfs-server"));
-        web.root = Some(desired.spec.ports.galaxy);
+        s.files
+            .push(galaxy::unit_file(&desired.spec.paths.executor));
     }
     if roles.contains(&Role::Editor) {
-        services.push(running("galaxy"));
-        web.root.get_or_insert(desired.spec.ports.galaxy);
+        let mut galaxy = running("galaxy");
+        galaxy.restart_on = vec![GALAXY_UNIT.to_owned()];
+        // One Galaxy per host: on a host that is also the executor, the executor's unit.
+        if !roles.contains(&Role::Executor) {
+            s.files.push(galaxy::unit_file(&desired.spec.paths.editor));
+        }
+        galaxy.restart_on.push(galaxy_ini_path(desired));
+        s.files.push(galaxy::ini_keys(desired, debug.ui_access()));
+        services.push(galaxy);
     }
     if roles.contains(&Role::Manager) {
         let mut zk = running("zookeeper");
@@ -86,7 +97,6 @@ pub fn node_slice(
             &[&ports],
             &[&volume],
         ));
-        web.registry = Some(port);
     }
     if roles.contains(&Role::Monitor) {
         let mut prometheus = running("prometheus");
@@ -98,14 +108,12 @@ pub fn node_slice(
         services.push(prometheus);
         services.push(running("grafana-server"));
         s.files.extend(monitor_files(desired, addr, targets));
-        web.prometheus = Some(desired.spec.ports.prometheus);
-        web.root.get_or_insert(desired.spec.ports.grafana);
     }
     if roles.contains(&Role::Worker) {
         worker(desired, settings, addr, phase, &mut s, &mut services);
     }
-    if !web.is_empty() {
-        let files = web.files();
+    if let Some(door) = front_door(desired, node, roles) {
+        let files = door.files();
         let mut apache = running("apache2");
         apache.restart_on = files
             .iter()
@@ -115,10 +123,22 @@ pub fn node_slice(
         services.push(apache);
         s.files.extend(files);
     }
-    // One entry per service even when two roles want it (docker on a registry worker).
-    let mut seen = std::collections::BTreeSet::new();
-    services.retain(|svc| seen.insert(svc.name.clone()));
-    s.services = services;
+    // One entry per service even when two roles want it (docker on a registry worker,
+    // galaxy on an executor that is the editor too), restarted by what either reads.
+    let mut merged: Vec<ServiceSpec> = Vec::with_capacity(services.len());
+    for svc in services {
+        match merged.iter_mut().find(|m| m.name == svc.name) {
+            Some(m) => {
+                for p in svc.restart_on {
+                    if !m.restart_on.contains(&p) {
+                        m.restart_on.push(p);
+                    }
+                }
+            }
+            None => merged.push(svc),
+        }
+    }
+    s.services = merged;
     s
 }
 
@@ -159,6 +179,12 @@ fn worker(
         file(AGENT_CONTAINERIZERS, "docker,mesos"),
         file(AGENT_REGISTRATION_TIMEOUT, "5mins"),
     ]);
+    // Docker engines trust the registry's CA for its name (docker reads certs.d on every
+    // connection: no restart).
+    let ca = tls_credential(desired).and_then(|c| c.spec.ca.as_deref());
+    if let (Some(registry), Some(ca)) = (desired.registry_name(), ca) {
+        s.files.push(file(docker_registry_ca_path(&registry), ca));
+    }
     let port = desired.spec.ports.cadvisor;
     let ports = format!("{port}:8080");
     let mut cadvisor = container(

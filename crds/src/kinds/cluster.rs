@@ -22,6 +22,12 @@ pub struct ClusterSpec {
     /// What omtd adds to the monitor's Prometheus besides the workers' targets.
     #[serde(default, skip_serializing_if = "Monitoring::is_empty")]
     pub monitoring: Monitoring,
+    /// How users and Docker engines reach the cluster's web front doors (the Apache vhosts
+    /// of the executor, editor, registry and monitor): their names and TLS. Absent: every
+    /// vhost answers on plain HTTP under its node's address. (Boxed: most clusters leave
+    /// it out, and every record of any kind is as large as the largest.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub front_doors: Option<Box<FrontDoors>>,
 }
 
 /// omtd's own part of the monitor's Prometheus, off until asked for: the user's
@@ -40,6 +46,65 @@ pub struct Monitoring {
 impl Monitoring {
     pub fn is_empty(&self) -> bool {
         self.operators.is_empty()
+    }
+}
+
+/// The public side of the Apache front doors. Apache picks a vhost by the `Host` header,
+/// so each role's vhost needs the name users type; TLS needs a certificate for those names.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FrontDoors {
+    /// Per role, the `ServerName` of its vhost. Default: the node's `address`. Roles on one
+    /// host under one name share a vhost, so two of them must not claim one path (executor
+    /// and monitor both serve `/`): give one of them a name of its own.
+    #[serde(default, skip_serializing_if = "FrontDoorNames::is_empty")]
+    pub names: FrontDoorNames,
+    /// Name of a Credential with `use: tls` whose certificate covers every front-door name.
+    /// Set: every vhost listens on 443 with it and port 80 redirects there. Absent: plain
+    /// HTTP only, and Docker engines refuse the registry unless they list it as insecure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    /// Name of a Credential with `use: registry` that every worker's Docker engine logs in
+    /// with (`/root/.docker/config.json`), so Mesos tasks can pull from the registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry_pull: Option<String>,
+}
+
+/// The `ServerName` of each front-door role's vhost (see [`FrontDoors::names`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FrontDoorNames {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub editor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<String>,
+}
+
+impl FrontDoorNames {
+    pub fn is_empty(&self) -> bool {
+        self.entries().all(|(_, n)| n.is_none())
+    }
+
+    /// (field name, name) pairs, for validation.
+    pub fn entries(&self) -> impl Iterator<Item = (&'static str, Option<&str>)> {
+        [
+            ("executor", self.executor.as_deref()),
+            ("editor", self.editor.as_deref()),
+            ("registry", self.registry.as_deref()),
+            ("monitor", self.monitor.as_deref()),
+        ]
+        .into_iter()
+    }
+
+    /// The name given for `role`, if it is a front-door role and one is given.
+    pub fn get(&self, role: crate::kinds::Role) -> Option<&str> {
+        self.entries()
+            .find(|(r, _)| *r == role.as_str())
+            .and_then(|(_, n)| n)
     }
 }
 

@@ -7,17 +7,28 @@ use serde::{Deserialize, Serialize};
 
 use crate::secret::SecretSource;
 
-/// A principal/secret pair. Mesos agent, Chronos framework and operator credentials all end
-/// up in the master's `credentials.json`, so their principals must be unique together.
+/// A principal/secret pair (for `use: tls`, a label and a private key with its
+/// certificate). Mesos agent, Chronos framework and operator credentials all end up in the
+/// master's `credentials.json`, so their principals must be unique together.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CredentialSpec {
-    /// The user or principal name, e.g. `node1.omtd`.
+    /// The user or principal name, e.g. `node1.omtd`. For `use: tls` a label only (who
+    /// the certificate is for, e.g. `omtd-front-doors`): nothing authenticates with it.
     pub principal: String,
+    /// The secret. For `use: tls` the private key, PEM (`-----BEGIN PRIVATE KEY-----`...).
     pub secret: SecretSource,
     /// What the credential is for.
     #[serde(rename = "use")]
     pub usage: CredentialUse,
+    /// `use: tls` only: the certificate chain, PEM, leaf first (what Apache serves). Not a
+    /// secret, so it is a plain field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate: Option<String>,
+    /// `use: tls` only: the PEM of the CA that signed the certificate, what Docker engines
+    /// and clients are told to trust (`/etc/docker/certs.d/<registry>/ca.crt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
 }
 
 #[derive(
@@ -37,6 +48,8 @@ pub enum CredentialUse {
     /// in the master's `credentials.json` with ACLs for reads and maintenance, so the
     /// operator never borrows an agent's credential. At most one.
     Operator,
+    /// The front doors' TLS key and certificate (`Cluster.spec.frontDoors.tls`).
+    Tls,
 }
 
 impl CredentialUse {
@@ -47,11 +60,12 @@ impl CredentialUse {
             CredentialUse::ChronosHttp => "chronos-http",
             CredentialUse::Registry => "registry",
             CredentialUse::Operator => "operator",
+            CredentialUse::Tls => "tls",
         }
     }
 
     /// Whether the principal ends up in the Mesos master's credentials file (so must be
-    /// unique among them).
+    /// unique among them; never a TLS key).
     pub fn is_mesos(self) -> bool {
         matches!(
             self,

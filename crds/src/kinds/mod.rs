@@ -5,7 +5,10 @@ mod credential;
 mod node;
 mod volume;
 
-pub use cluster::{ClusterPaths, ClusterPorts, ClusterSpec, Monitoring, RoleAssignments};
+pub use cluster::{
+    ClusterPaths, ClusterPorts, ClusterSpec, FrontDoorNames, FrontDoors, Monitoring,
+    RoleAssignments,
+};
 pub use credential::{CredentialSpec, CredentialUse};
 pub use node::{NodeSpec, Role};
 pub use volume::{Filesystem, VolumeSpec, VolumeState};

@@ -27,6 +27,27 @@ fn in_sync(spec: &FileSpec, mode: u32, cur: &FileState, ownership: bool) -> bool
                 && spec.group.as_ref().is_none_or(|g| *g == cur.group)))
 }
 
+/// The live text omtd's part goes into: the host's file, or the plan's starting content
+/// when there is none. A file that is not text cannot take a text edit: refused as it is.
+fn user_text<'a>(current: Option<&'a FileState>, spec: &'a FileSpec) -> Result<&'a str, String> {
+    match current {
+        Some(cur) => std::str::from_utf8(&cur.content).map_err(|_| {
+            "not UTF-8 text: omtd's part cannot be placed in it; fix or remove the file".into()
+        }),
+        None => Ok(spec.content.as_str()),
+    }
+}
+
+/// The user's file with omtd's part in it (see [`FileRender::YamlBlocks`] and
+/// [`FileRender::IniKeys`]).
+fn partial_render(render: &FileRender, live: &str) -> String {
+    match render {
+        FileRender::YamlBlocks { blocks } => omtd_crds::yaml_blocks::render(live, blocks),
+        FileRender::IniKeys { section, keys } => omtd_crds::ini::set_keys(live, section, keys),
+        FileRender::Htpasswd { .. } => live.to_owned(),
+    }
+}
+
 impl Pass<'_> {
     pub(super) fn files(&mut self) {
         let plan = self.plan;
@@ -66,33 +87,38 @@ impl Pass<'_> {
                     }
                 }
             }
-            (Some(FileRender::YamlBlocks { blocks }), Ensure::Present) => {
-                // The user's file is the base; a file that is not text is not theirs to
-                // keep through a text edit: refused, left as it is.
-                let base = match &current {
-                    Some(cur) => match std::str::from_utf8(&cur.content) {
-                        Ok(text) => text,
-                        Err(_) => {
-                            let e = DriverError::Invalid {
-                                path: spec.path.clone(),
-                                message: "not UTF-8 text: omtd's managed blocks cannot be \
-                                          placed in it; fix or remove the file"
-                                    .into(),
-                            };
-                            return self.record(
-                                rid,
-                                spec,
-                                corrective,
-                                ResourceOutcome::Refused(e.to_string()),
-                            );
-                        }
-                    },
-                    None => spec.content.as_str(),
+            // omtd's part of a file the user owns: made from the live text, never removed.
+            (
+                Some(render @ (FileRender::YamlBlocks { .. } | FileRender::IniKeys { .. })),
+                ensure,
+            ) => {
+                let refuse = |message: String| {
+                    DriverError::Invalid {
+                        path: spec.path.clone(),
+                        message,
+                    }
+                    .to_string()
                 };
-                Cow::Owned(FileSpec {
-                    content: omtd_crds::yaml_blocks::render(base, blocks),
-                    ..spec.clone()
-                })
+                let made = if ensure == Ensure::Absent {
+                    Err(refuse(
+                        "the file is the user's (omtd owns only its part): never removed; \
+                         drop the entry from the plan instead"
+                            .into(),
+                    ))
+                } else {
+                    user_text(current.as_ref(), spec)
+                        .map(|live| partial_render(render, live))
+                        .map_err(refuse)
+                };
+                match made {
+                    Ok(content) => Cow::Owned(FileSpec {
+                        content,
+                        ..spec.clone()
+                    }),
+                    Err(why) => {
+                        return self.record(rid, spec, corrective, ResourceOutcome::Refused(why))
+                    }
+                }
             }
             _ => Cow::Borrowed(spec),
         };
