@@ -616,3 +616,55 @@ fn read_commands_refuse_a_missing_sqlite_store_and_writers_create_it_private() {
     assert_eq!(mode, 0o600);
     assert_eq!(env.omtd(&["get", "nodes"]).code, 0);
 }
+
+/// The runbook's "turn use_remote_user to False ... don't forget to turn it back" as an
+/// override that ends by itself: recorded on the editor with its end time, shown by
+/// `omtd status`, ended by `--off`; a duration past a day or none at all is refused and
+/// changes nothing.
+#[test]
+fn debug_editor_ui_access_is_recorded_with_its_end_and_shown() {
+    let env = Env::sqlite();
+    assert_eq!(env.omtd(&["apply", "-f", EXAMPLE]).code, 0);
+    let before = env.dump();
+    for bad in [&["--for", "48h"][..], &[][..]] {
+        let mut args = vec!["debug", "editor", "--ui-access"];
+        args.extend_from_slice(bad);
+        let r = env.omtd(&args);
+        assert_ne!(r.code, 0, "{args:?}: {r:?}");
+        assert_eq!(env.dump(), before, "{args:?} changed nothing");
+    }
+    let r = env.omtd(&["debug", "editor", "--ui-access", "--for", "1h"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.starts_with("node/editor.omtd: Galaxy's UI open")
+            && r.stdout.contains("turns use_remote_user back to True"),
+        "{}",
+        r.stdout
+    );
+    let r = env.omtd(&["describe", "node", "editor.omtd"]);
+    assert!(
+        r.stdout.contains("omtd/debug-ui-access-until="),
+        "{}",
+        r.stdout
+    );
+    let r = env.omtd(&["status"]);
+    assert!(
+        r.stdout.contains("DEBUG OVERRIDE")
+            && r.stdout
+                .contains("Galaxy UI access (use_remote_user = False)")
+            && r.stdout.contains("in force"),
+        "{}",
+        r.stdout
+    );
+    let r = env.omtd(&["debug", "editor", "--ui-access", "--off"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (
+            0,
+            "node/editor.omtd: debug override off (use_remote_user = True)\n"
+        ),
+        "{r:?}"
+    );
+    let r = env.omtd(&["status"]);
+    assert!(!r.stdout.contains("DEBUG OVERRIDE"), "{}", r.stdout);
+}

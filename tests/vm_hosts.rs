@@ -310,6 +310,16 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
     executor
         .run("systemctl is-active nfs-server apache2 galaxy")
         .await;
+    // Galaxy runs from the unit omtd wrote, which systemd re-read (the image's stand-in
+    // unit was loaded at boot): no reload pending.
+    let unit = executor
+        .run("systemctl show -p FragmentPath -p NeedDaemonReload galaxy")
+        .await;
+    assert!(
+        unit.contains("FragmentPath=/etc/systemd/system/galaxy.service")
+            && unit.contains("NeedDaemonReload=no"),
+        "{unit}"
+    );
     // ... and on the worker.
     let mounted = worker
         .run(&format!("findmnt -n -o SOURCE,FSTYPE {DB}"))

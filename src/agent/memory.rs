@@ -36,6 +36,8 @@ pub struct Memory {
     /// Managed host files whose directory was cleared of stale temporary files since the
     /// agent started (once each: later temps are this process's own).
     pub temps_checked: BTreeSet<PathBuf>,
+    /// systemd re-read its unit files since the agent started (see `Pass::reload_units`).
+    pub units_reloaded: bool,
 }
 
 impl Memory {

@@ -5,6 +5,7 @@ mod agent;
 mod apply;
 mod bench;
 mod completions;
+mod debug;
 mod delete;
 mod demo;
 mod describe;
@@ -80,6 +81,8 @@ pub enum Command {
     Describe(describe::DescribeArgs),
     /// Delete one object.
     Delete(delete::DeleteArgs),
+    /// Temporary overrides that end by themselves: `debug editor --ui-access --for 1h`.
+    Debug(debug::DebugArgs),
     /// Run the host agent: apply this node's plan, report, heartbeat.
     Agent(agent::AgentArgs),
     /// Run the controllers (one process leads, others stand by), serving /metrics.
@@ -184,6 +187,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(args) => get::run(&repo, args).await,
         Command::Describe(args) => describe::run(&repo, args).await,
         Command::Delete(args) => delete::run(&repo, args).await,
+        Command::Debug(args) => debug::run(&repo, args).await,
         Command::Agent(args) => agent::run(&repo, args).await,
         Command::Operator(args) => operator::run(&repo, *args).await,
         Command::Plan(args) => plan::run(&repo, args).await,

@@ -6,10 +6,11 @@ use omtd_crds::{Condition, ConditionStatus, Kind, Object, Status};
 
 use super::inputs::Inputs;
 use super::{
-    ClusterStatus, ConditionRow, ConditionView, NodeStatus, Operation, Pending, ReportSummary,
-    ResourceProblem,
+    ClusterStatus, ConditionRow, ConditionView, NodeStatus, Operation, OverrideView, Pending,
+    ReportSummary, ResourceProblem,
 };
 use crate::resources::staged::Held;
+use omtd_controllers::node::DEBUG_UI_ACCESS_ANNOTATION;
 
 /// The Cluster conditions shown even before anything set them, with their owners. Any other
 /// condition on the Cluster is shown too, under the controller that declares it (the
@@ -29,11 +30,19 @@ pub fn compute(inputs: &Inputs) -> ClusterStatus {
     let mut nodes = Vec::new();
     let mut pending = Vec::new();
     let mut operations = Vec::new();
+    let mut overrides = Vec::new();
     for stored in inputs.objects.objects.values() {
         let obj = &stored.object;
         let id = obj.key().to_string();
         let mut why: Vec<(Rank, String)> = Vec::new();
         if let Object::Node(n) = obj {
+            if let Some(until) = n.metadata.annotations.get(DEBUG_UI_ACCESS_ANNOTATION) {
+                overrides.push(OverrideView {
+                    node: n.metadata.name.clone(),
+                    what: "Galaxy UI access (use_remote_user = False)".into(),
+                    until: until.clone(),
+                });
+            }
             let node = node_status(obj, n.spec.roles.iter().map(|r| r.to_string()), inputs);
             why.extend(node_pending(&node));
             for p in node.report.iter().flat_map(|r| &r.problems) {
@@ -109,6 +118,7 @@ pub fn compute(inputs: &Inputs) -> ClusterStatus {
         conditions: conditions(inputs),
         operations,
         pending,
+        overrides,
     }
 }
 

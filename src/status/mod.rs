@@ -38,6 +38,19 @@ pub struct ClusterStatus {
     pub operations: Vec<Operation>,
     /// Why the cluster is not converged; empty when it is.
     pub pending: Vec<Pending>,
+    /// Temporary overrides recorded on the nodes (`omtd debug`), ended or not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub overrides: Vec<OverrideView>,
+}
+
+/// One `omtd debug` override: what it changes on which node, until when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OverrideView {
+    pub node: String,
+    pub what: String,
+    /// As recorded (RFC 3339); the node controller ignores one that is not a time.
+    pub until: String,
 }
 
 /// One Node's line.

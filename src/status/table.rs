@@ -60,6 +60,32 @@ pub fn render(status: &ClusterStatus, color: bool) -> String {
         out.push('\n');
     }
 
+    if !status.overrides.is_empty() {
+        // Shown while recorded, so an override nobody ended is seen; past its time the
+        // node controller has turned it back already.
+        out.push('\n');
+        let now = std::time::SystemTime::now();
+        let rows = status
+            .overrides
+            .iter()
+            .map(|o| {
+                let state = match omtd_controllers::time::parse(&o.until) {
+                    Some(t) if t > now => "in force",
+                    Some(_) => "ended (turned back)",
+                    None => "ignored (not a time)",
+                };
+                vec![
+                    o.node.clone(),
+                    o.what.clone(),
+                    o.until.clone(),
+                    state.to_owned(),
+                ]
+            })
+            .collect();
+        out.push_str(&table(&["NODE", "DEBUG OVERRIDE", "UNTIL", "STATE"], rows));
+        out.push('\n');
+    }
+
     if !status.operations.is_empty() {
         out.push('\n');
         let rows = status

@@ -91,11 +91,35 @@ fn steps(spec: &ServiceSpec, st: ServiceStatus, can_mask: bool) -> Vec<Step> {
     v
 }
 
+/// Where systemd reads the unit files omtd may write (`galaxy.service`).
+const UNIT_DIRS: [&str; 2] = ["/etc/systemd/system/", "/lib/systemd/system/"];
+
 impl Pass<'_> {
     pub(super) fn services(&mut self) {
         let plan = self.plan;
+        self.reload_units();
         for spec in ordered(&plan.services) {
             self.service(spec);
+        }
+    }
+
+    /// Before any service is started or restarted: when a unit file was written in this
+    /// pass, or once after the agent starts if the plan holds any (a crash between the
+    /// write and the reload must not leave systemd on the old definition for good).
+    fn reload_units(&mut self) {
+        let is_unit = |p: &str| UNIT_DIRS.iter().any(|d| p.starts_with(d));
+        let written = self.changed_files.keys().any(|p| is_unit(p));
+        let first = !self.mem.units_reloaded && self.plan.files.iter().any(|f| is_unit(&f.path));
+        if !(written || first) {
+            return;
+        }
+        match self.host.services.reload_units() {
+            Ok(()) => self.mem.units_reloaded = true,
+            // The services below then run from what systemd has; the next pass tries again.
+            Err(e) => {
+                self.mem.units_reloaded = false;
+                tracing::warn!(error = %e, "systemctl daemon-reload failed");
+            }
         }
     }
 

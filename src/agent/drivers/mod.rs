@@ -125,6 +125,11 @@ pub trait Services: Send {
     /// Whether the host knows masking (systemd). SysV does not: there a masked service is
     /// kept stopped and disabled.
     fn can_mask(&self) -> bool;
+    /// Makes the service manager re-read its unit files (`systemctl daemon-reload`): a
+    /// changed unit is otherwise started and restarted from its old definition.
+    fn reload_units(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// The outcome of one storage step, as the report shows it.

@@ -139,6 +139,16 @@ impl LinuxServices {
 }
 
 impl Services for LinuxServices {
+    fn reload_units(&mut self) -> Result<()> {
+        match self.flavor {
+            Flavor::Systemd => {
+                run_ok(&*self.runner, &argv(&["systemctl", "daemon-reload"]))?;
+                Ok(())
+            }
+            Flavor::SysV => Ok(()),
+        }
+    }
+
     fn status(&mut self, name: &str) -> Result<ServiceStatus> {
         match self.flavor {
             Flavor::Systemd => {
