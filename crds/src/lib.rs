@@ -11,6 +11,7 @@ pub mod plan;
 pub mod plan_manifest;
 pub mod schema;
 pub mod secret;
+pub mod tls_material;
 pub mod validate;
 pub mod yaml_blocks;
 

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use crate::kinds::{ClusterSpec, CredentialSpec, CredentialUse, NodeSpec, Role, VolumeSpec};
 use crate::object::{Kind, Object, ObjectKey};
 use crate::secret::SecretSource;
+use crate::tls_material;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -396,44 +397,57 @@ fn check_tls(f: &mut Findings, spec: &CredentialSpec) {
         }
         return;
     }
-    match spec.certificate.as_deref() {
-        None => f.error(
-            "spec.certificate",
-            "a tls credential needs the certificate Apache serves",
-            "set spec.certificate to the PEM chain, leaf first (-----BEGIN CERTIFICATE-----...)",
-        ),
-        Some(pem) if !pem.contains(PEM_CERTIFICATE) => f.error(
-            "spec.certificate",
-            "the certificate is not PEM (no -----BEGIN CERTIFICATE----- line)",
-            "paste the PEM chain, leaf first, as a YAML | block",
-        ),
-        Some(_) => {}
-    }
-    if spec
-        .ca
-        .as_deref()
-        .is_some_and(|pem| !pem.contains(PEM_CERTIFICATE))
-    {
+    let leaf = match spec.certificate.as_deref() {
+        None => {
+            f.error(
+                "spec.certificate",
+                "a tls credential needs the certificate Apache serves",
+                "set spec.certificate to the PEM chain, leaf first (-----BEGIN CERTIFICATE-----...)",
+            );
+            None
+        }
+        // Parsed for real: Apache's configtest does not read it, its restart does.
+        Some(pem) => match tls_material::leaf(pem) {
+            Ok(leaf) => Some(leaf),
+            Err(problem) => {
+                f.error(
+                    "spec.certificate",
+                    format!("the certificate {problem}"),
+                    "paste the PEM chain, leaf first, as a YAML | block (omtd pki issue front-door makes one)",
+                );
+                None
+            }
+        },
+    };
+    if let Some(Err(problem)) = spec.ca.as_deref().map(tls_material::leaf) {
         f.error(
             "spec.ca",
-            "the CA certificate is not PEM (no -----BEGIN CERTIFICATE----- line)",
-            "paste the CA's PEM as a YAML | block, or remove spec.ca",
+            format!("the CA certificate {problem}"),
+            "paste the CA's PEM as a YAML | block (omtd pki's ca.crt), or remove spec.ca",
         );
     }
     if let Some(key) = &spec.secret.value {
         let key = key.expose();
+        // Never echo the value: it is the private key.
         if !key.contains("-----BEGIN") || !key.contains("PRIVATE KEY-----") {
-            // Never echo the value: it is the private key.
             f.error(
                 "spec.secret.value",
                 "the secret of a tls credential is its private key, and this is not PEM",
                 "give the key as PEM (-----BEGIN PRIVATE KEY-----...), e.g. secret: {fromFile: /etc/omtd/secrets/tls.key}",
             );
+        } else if leaf
+            .as_ref()
+            .and_then(|l| tls_material::key_matches(l, key))
+            == Some(false)
+        {
+            f.error(
+                "spec.secret",
+                "the private key does not belong to spec.certificate (Apache would not start with the pair)",
+                "give the key the certificate was issued for, or the certificate of this key",
+            );
         }
     }
 }
-
-const PEM_CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----";
 
 /// The Cluster's front doors against the nodes and credentials: the TLS and pull
 /// credentials exist and are for that use, and no host's vhosts clash.
@@ -452,12 +466,19 @@ fn front_door_checks(
     };
     // Clashes first: they need no frontDoors section (its absence is one name per host).
     // Each node's roles: its own and the Cluster's assignments (as Desired::roles does).
+    let mut served: Vec<(Role, String)> = Vec::new();
     for n in nodes {
         let node = n.metadata.name.as_str();
         let mut roles: Vec<Role> = n.spec.roles.clone();
         for (role_name, holder) in cluster.spec.roles.entries() {
             if holder == Some(node) {
                 roles.extend(Role::ALL.into_iter().filter(|r| r.as_str() == role_name));
+            }
+        }
+        for role in &roles {
+            if !crate::front_door::paths(*role).is_empty() {
+                let name = crate::front_door::server_name(&cluster.spec, *role, &n.spec.address);
+                served.push((*role, name.to_owned()));
             }
         }
         for clash in crate::front_door::clashes(&cluster.spec, &n.spec.address, &roles) {
@@ -496,6 +517,29 @@ fn front_door_checks(
                 format!("name a Credential with use: {usage}"),
             ),
             Some(_) => {}
+        }
+    }
+    // The certificate must cover every name a vhost answers to, or browsers and Docker
+    // refuse that door (its own problems are the credential's errors).
+    let leaf = doors
+        .tls
+        .as_deref()
+        .and_then(|t| creds.get(t))
+        .filter(|c| c.usage == CredentialUse::Tls)
+        .and_then(|c| c.certificate.as_deref())
+        .and_then(|pem| tls_material::leaf(pem).ok());
+    if let (Some(leaf), Some(tls)) = (leaf, doors.tls.as_deref()) {
+        for (role, name) in &served {
+            if !tls_material::covers(&leaf.names, name) {
+                f.error(
+                    "spec.frontDoors.tls",
+                    format!(
+                        "the certificate of credential/{tls} does not cover the {role} front door's name {name:?} (it covers: {})",
+                        if leaf.names.is_empty() { "no subjectAltName".to_owned() } else { leaf.names.join(", ") }
+                    ),
+                    format!("issue one that does (omtd pki issue front-door --san {name} ...), or set spec.frontDoors.names.{role}"),
+                );
+            }
         }
     }
     for (role, name) in doors.names.entries() {

@@ -269,12 +269,40 @@ fn the_operator_credential_is_one_and_its_principal_unique_among_mesos_principal
     );
 }
 
-const CERT: &str = "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n";
-const KEY: &str = "-----BEGIN PRIVATE KEY-----\\nMIIE-k3y-bytes\\n-----END PRIVATE KEY-----\\n";
+/// A real certificate and its key for `names`, as YAML double-quoted scalars.
+fn tls_pair(names: &[String]) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(names.to_vec())
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let quoted = |pem: String| pem.replace('\n', "\\n");
+    (quoted(cert.pem()), quoted(key.serialize_pem()))
+}
+
+/// Every node address of the example: the front doors' names when the Cluster sets none.
+fn example_addresses() -> Vec<String> {
+    example()
+        .iter()
+        .filter_map(|o| match o {
+            Object::Node(n) => Some(n.spec.address.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+thread_local! {
+    static PAIR: (String, String) = tls_pair(&example_addresses());
+}
+
+fn cert() -> String {
+    PAIR.with(|p| p.0.clone())
+}
 
 fn tls_credential(extra: &str) -> String {
+    let key = PAIR.with(|p| p.1.clone());
     format!(
-        "apiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: front-tls}}\nspec: {{principal: omtd-front-doors, secret: {{value: \"{KEY}\"}}, use: tls{extra}}}\n"
+        "apiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: front-tls}}\nspec: {{principal: omtd-front-doors, secret: {{value: \"{key}\"}}, use: tls{extra}}}\n"
     )
 }
 
@@ -287,7 +315,9 @@ fn a_tls_credential_named_by_the_cluster_is_valid() {
     let mut objs = replacing(&cluster_with("{tls: front-tls}"));
     objs.extend(
         manifest::parse(&tls_credential(&format!(
-            ", certificate: \"{CERT}\", ca: \"{CERT}\""
+            ", certificate: \"{}\", ca: \"{}\"",
+            cert(),
+            cert()
         )))
         .unwrap(),
     );
@@ -312,7 +342,8 @@ fn tls_rules() {
     expect_error(&objs, "credential/front-tls", "spec.ca", "not PEM");
     // A key that is not PEM is refused without echoing it.
     let objs = with_extra(&format!(
-        "apiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: front-tls}}\nspec: {{principal: x, secret: {{value: s3cr3t-key}}, use: tls, certificate: \"{CERT}\"}}\n"
+        "apiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: front-tls}}\nspec: {{principal: x, secret: {{value: s3cr3t-key}}, use: tls, certificate: \"{}\"}}\n",
+        cert()
     ));
     expect_error(
         &objs,
@@ -325,7 +356,8 @@ fn tls_rules() {
         .all(|d| !d.to_string().contains("s3cr3t")));
     // A certificate on a credential that is not for TLS.
     let objs = replacing(&format!(
-        "apiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: registry-user}}\nspec: {{principal: omtd, secret: {{value: rg}}, use: registry, certificate: \"{CERT}\"}}\n"
+        "apiVersion: omtd/v1\nkind: Credential\nmetadata: {{name: registry-user}}\nspec: {{principal: omtd, secret: {{value: rg}}, use: registry, certificate: \"{}\"}}\n",
+        cert()
     ));
     expect_error(
         &objs,
@@ -344,13 +376,57 @@ fn tls_rules() {
     let objs = replacing(&cluster_with("{tls: registry-user}"));
     expect_error(&objs, "cluster/omtd", "spec.frontDoors.tls", "not tls");
     // A tls credential nobody names is a warning.
-    let objs = with_extra(&tls_credential(&format!(", certificate: \"{CERT}\"")));
+    let objs = with_extra(&tls_credential(&format!(", certificate: \"{}\"", cert())));
     assert!(!has_errors(&validate_set(&objs)));
     assert!(
         validate_set(&objs)
             .iter()
             .any(|d| d.object.to_string() == "credential/front-tls"
                 && d.severity == Severity::Warning)
+    );
+}
+
+/// Read for real: a certificate that does not parse, a key of another certificate, a
+/// certificate that does not cover a front door's name — each would pass `apache2 -t` and
+/// stop Apache at its restart.
+#[test]
+fn tls_material_is_read_for_real() {
+    let bogus = "-----BEGIN CERTIFICATE-----\\nMIIB\\n-----END CERTIFICATE-----\\n";
+    let mut objs = replacing(&cluster_with("{tls: front-tls}"));
+    objs.extend(manifest::parse(&tls_credential(&format!(", certificate: \"{bogus}\""))).unwrap());
+    expect_error(
+        &objs,
+        "credential/front-tls",
+        "spec.certificate",
+        "not an X.509 certificate",
+    );
+    // Another certificate's key.
+    let (other_cert, _) = tls_pair(&example_addresses());
+    let mut objs = replacing(&cluster_with("{tls: front-tls}"));
+    objs.extend(
+        manifest::parse(&tls_credential(&format!(", certificate: \"{other_cert}\""))).unwrap(),
+    );
+    expect_error(
+        &objs,
+        "credential/front-tls",
+        "spec.secret",
+        "does not belong",
+    );
+    assert!(validate_set(&objs)
+        .iter()
+        .all(|d| !d.to_string().contains("PRIVATE KEY")));
+    // A name the certificate does not cover, named with the fix.
+    let mut objs = replacing(&cluster_with(
+        "{tls: front-tls, names: {registry: registry.example.org}}",
+    ));
+    objs.extend(
+        manifest::parse(&tls_credential(&format!(", certificate: \"{}\"", cert()))).unwrap(),
+    );
+    expect_error(
+        &objs,
+        "cluster/omtd",
+        "spec.frontDoors.tls",
+        "does not cover the registry front door's name \"registry.example.org\"",
     );
 }
 
