@@ -18,6 +18,8 @@ use omtd_test_support::vm::{install_agent, prepare_share, Rig};
 
 #[path = "vm_hosts/front_doors.rs"]
 mod front_doors;
+#[path = "vm_hosts/removal.rs"]
+mod removal;
 
 const EXECUTOR: &str = "executor.omtd";
 const WORKER: &str = "node1.omtd";
@@ -642,6 +644,14 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
         "HTTPS front doors; docker login, push (worker), pull (executor)",
         start.elapsed(),
         "cluster CA only; 301 from :80",
+    );
+
+    // ---- Remove the worker: drained (Mesos a stand-in), retired, its targets gone. ----
+    let (took, left) = removal::remove_the_worker(&mut rig, &executor, &worker).await;
+    steps.record(
+        "remove the worker: omtd delete node -> released once Prometheus dropped its targets",
+        took,
+        &format!("targets left: {left}"),
     );
 
     // ---- Done: stop the operator; the VMs go with their guards. ----

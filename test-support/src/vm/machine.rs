@@ -240,6 +240,28 @@ impl Vm {
         matches!(c.status().await, Ok(s) if s.success())
     }
 
+    /// An ssh tunnel from `127.0.0.1:local` here to `to` as the VM sees it (its own
+    /// loopback services, e.g. Prometheus on `127.0.0.1:9090`); closed when dropped.
+    pub fn tunnel(&self, local: u16, to: &str) -> tokio::process::Child {
+        let mut cmd = self.ssh_base();
+        cmd.args([
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ExitOnForwardFailure=yes",
+            "-N",
+            "-L",
+        ])
+        .arg(format!("127.0.0.1:{local}:{to}"))
+        .arg("root@127.0.0.1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+        cmd.spawn()
+            .expect("run ssh (apt-get install openssh-client)")
+    }
+
     /// Runs a shell command in the VM as root.
     pub async fn ssh(&self, script: &str) -> Out {
         let out = self

@@ -68,6 +68,27 @@ impl Rig {
     /// `omtd operator` in this process, without probes (no Mesos runs in the rig), with
     /// the operator's own certificate.
     pub async fn start_operator(&mut self) {
+        self.start_operator_with(None).await;
+    }
+
+    /// Stops the operator and starts a new one whose probe answers come from `probes` (a
+    /// new term: it takes over from the store, as after a failover).
+    pub async fn restart_operator_with(
+        &mut self,
+        probes: Arc<dyn omtd::operator::probes::ProbeSource>,
+    ) {
+        self.operator_stop.cancel();
+        if let Some(op) = self.operator.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(15), op).await;
+        }
+        self.operator_stop = CancellationToken::new();
+        self.start_operator_with(Some(probes)).await;
+    }
+
+    async fn start_operator_with(
+        &mut self,
+        probes: Option<Arc<dyn omtd::operator::probes::ProbeSource>>,
+    ) {
         let pki = self.etcd.pki().expect("the rig's etcd speaks TLS");
         let tls = pki.tls(Some(&pki.operator()));
         let store: Arc<dyn Store> = Arc::new(
@@ -86,6 +107,10 @@ impl Rig {
         );
         // bcrypt at cost 10 takes ~0.2 s per hash in a debug build; the format is the same.
         options.settings.bcrypt_cost = 4;
+        if let Some(probes) = probes {
+            options.probes = Some(probes);
+            options.probe_interval = Duration::from_secs(1);
+        }
         let stop = self.operator_stop.clone();
         self.operator = Some(tokio::spawn(async move {
             if let Err(e) = omtd::operator::run_until(&repo, options, stop).await {
