@@ -15,7 +15,7 @@ use omtd_controllers::Desired;
 use omtd_crds::{Kind, Object, ObjectKey, Role};
 
 use super::apply::settle_staged;
-use crate::resources::apply::{execute, Action, Change, ExecuteError, Plan};
+use crate::resources::apply::{execute, ExecuteError, Plan};
 use crate::resources::Repo;
 
 /// The longest override: a debugging session, not a new way to run the editor.
@@ -93,21 +93,7 @@ pub async fn run(repo: &Repo, args: DebugArgs) -> anyhow::Result<ExitCode> {
                 annotations.remove(DEBUG_UI_ACCESS_ANNOTATION);
             }
         }
-        let unchanged = after.meta().annotations == stored.object.meta().annotations;
-        let plan = Plan {
-            changes: vec![Change {
-                key: key.clone(),
-                action: if unchanged {
-                    Action::Unchanged
-                } else {
-                    Action::Configured
-                },
-                before: Some(stored.object.clone()),
-                after: Some(after),
-                read_revision: stored.mod_revision,
-            }],
-            diagnostics: Vec::new(),
-        };
+        let plan = Plan::edit_of(&key, stored, after);
         match execute(repo, &plan).await {
             Ok(_) => {
                 match until {

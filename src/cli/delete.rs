@@ -17,7 +17,7 @@ use omtd_controllers::removal::{DELETING_ANNOTATION, DRAIN_TIMEOUT_ANNOTATION};
 use omtd_crds::{Kind, ObjectKey};
 
 use super::apply::{report_diagnostics, settle_staged};
-use crate::resources::apply::{execute, plan_delete, Action, Change, ExecuteError, Plan};
+use crate::resources::apply::{execute, plan_delete, ExecuteError, Plan};
 use crate::resources::{ObjectsAt, Repo};
 
 #[derive(Debug, Args)]
@@ -114,19 +114,5 @@ fn plan_mark(snapshot: &ObjectsAt, key: &ObjectKey, kill_now: bool) -> Option<Pl
     if kill_now {
         annotations.insert(DRAIN_TIMEOUT_ANNOTATION.to_owned(), "0s".to_owned());
     }
-    let marked = after.meta().annotations == stored.object.meta().annotations;
-    Some(Plan {
-        changes: vec![Change {
-            key: key.clone(),
-            action: if marked {
-                Action::Unchanged
-            } else {
-                Action::Configured
-            },
-            before: Some(stored.object.clone()),
-            after: Some(after),
-            read_revision: stored.mod_revision,
-        }],
-        diagnostics: Vec::new(),
-    })
+    Some(Plan::edit_of(key, stored, after))
 }

@@ -9,7 +9,7 @@ use omtd_controllers::removal::DELETING_ANNOTATION;
 use omtd_crds::validate::{has_errors, validate_set};
 use omtd_crds::{Diagnostic, Kind, Object, ObjectKey, Severity};
 
-use super::repo::{encode, ObjectsAt, Repo, RepoError};
+use super::repo::{encode, ObjectsAt, Repo, RepoError, Stored};
 use super::staged::{self, StagedError, StagedWrite};
 use crate::store::{Compare, CompareOp, Op, Revision, StoreError, Txn};
 
@@ -60,6 +60,27 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// One stored object changed to `after` by a command that edits it in place (an
+    /// annotation set by `delete` or `debug`): no validation needed, the references stay.
+    /// Unchanged when `after` equals what is stored.
+    pub fn edit_of(key: &ObjectKey, stored: &Stored, after: Object) -> Plan {
+        let action = if after == stored.object {
+            Action::Unchanged
+        } else {
+            Action::Configured
+        };
+        Plan {
+            changes: vec![Change {
+                key: key.clone(),
+                action,
+                before: Some(stored.object.clone()),
+                after: Some(after),
+                read_revision: stored.mod_revision,
+            }],
+            diagnostics: Vec::new(),
+        }
+    }
+
     pub fn has_errors(&self) -> bool {
         has_errors(&self.diagnostics)
     }

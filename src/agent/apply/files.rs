@@ -38,6 +38,18 @@ fn user_text<'a>(current: Option<&'a FileState>, spec: &'a FileSpec) -> Result<&
     }
 }
 
+/// Whether `live` (a host's file) is what the agent makes of `spec` there: the plan's bytes,
+/// or, for a file made on the host, what its render would leave as it is (a check for
+/// tests and tools: a hashed or partly-owned file cannot be compared with the plan).
+pub fn satisfies(spec: &FileSpec, live: &[u8]) -> bool {
+    match &spec.render {
+        None => live == spec.content.as_bytes(),
+        Some(FileRender::Htpasswd { .. }) => super::htpasswd::satisfies(&spec.content, live),
+        Some(render) => std::str::from_utf8(live)
+            .is_ok_and(|text| partial_render(render, text).as_bytes() == live),
+    }
+}
+
 /// The user's file with omtd's part in it (see [`FileRender::YamlBlocks`] and
 /// [`FileRender::IniKeys`]).
 fn partial_render(render: &FileRender, live: &str) -> String {

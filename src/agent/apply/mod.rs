@@ -12,6 +12,7 @@
 mod containers;
 mod exports;
 mod files;
+pub use files::satisfies as file_satisfies;
 pub mod htpasswd;
 mod mounts;
 mod services;

@@ -531,11 +531,10 @@ impl World {
             for f in &s.files {
                 let on_host = host.file(&f.path);
                 match (f.ensure, on_host) {
-                    (Ensure::Present, Some(h)) if h.content == f.content.as_bytes() => {}
-                    // Made on the host with random salts: it must verify, not match.
+                    // Made on the host (random salts, the user's file with omtd's part):
+                    // what the agent would leave as it is, not the plan's bytes.
                     (Ensure::Present, Some(h))
-                        if f.render.is_some()
-                            && omtd::agent::apply::htpasswd::satisfies(&f.content, &h.content) => {}
+                        if omtd::agent::apply::file_satisfies(f, &h.content) => {}
                     (Ensure::Present, _) => return Some(format!("{} differs", f.path)),
                     (Ensure::Absent, None) => {}
                     (Ensure::Absent, Some(_)) => return Some(format!("{} present", f.path)),
