@@ -308,9 +308,34 @@ fn apache_sites_per_role() {
     );
 }
 
-const CERT: &str = "-----BEGIN CERTIFICATE-----\nMIIB-leaf\n-----END CERTIFICATE-----\n";
-const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIB-ca\n-----END CERTIFICATE-----\n";
-const KEY: &str = "-----BEGIN PRIVATE KEY-----\ntls-k3y-s3cret\n-----END PRIVATE KEY-----\n";
+/// A real CA, and a certificate it signed for every front-door name of [`NAMES`] with its
+/// key: validation reads TLS material for real (`omtd_crds::tls_material`).
+struct Tls {
+    cert: String,
+    key: String,
+    ca: String,
+}
+
+static TLS: std::sync::LazyLock<Tls> = std::sync::LazyLock::new(|| {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names = ["executor", "editor", "registry", "monitor"]
+        .map(|r| format!("{r}.omtd.example.org"))
+        .to_vec();
+    let cert = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    Tls {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+        ca: ca.pem(),
+    }
+});
 
 /// The example cluster with `frontDoors` replaced by `front_doors` (YAML flow mapping), and
 /// a tls credential `front-tls` (with `ca` when asked).
@@ -318,11 +343,11 @@ fn with_front_doors(front_doors: &str, ca: bool) -> Vec<Object> {
     // Double-quoted YAML: a newline is written `\n` (a raw one folds into a space).
     let q = |pem: &str| pem.replace('\n', "\\n");
     let ca = if ca {
-        format!(", ca: \"{}\"", q(CA))
+        format!(", ca: \"{}\"", q(&TLS.ca))
     } else {
         String::new()
     };
-    let (cert, key) = (q(CERT), q(KEY));
+    let (cert, key) = (q(&TLS.cert), q(&TLS.key));
     let mut objs: Vec<Object> = objects()
         .into_iter()
         .filter(|o| o.key() != cluster_key())
@@ -374,8 +399,14 @@ fn tls_serves_https_redirects_http_and_plans_the_key_as_a_secret() {
         let files = &slice(&out, n).files;
         let at = |p: &str| files.iter().position(|f| f.path == p).unwrap();
         let (c, k) = (file(&out, n, crt), file(&out, n, key));
-        assert_eq!((c.mode, c.secret, c.content.as_str()), (0o644, false, CERT));
-        assert_eq!((k.mode, k.secret, k.content.as_str()), (0o600, true, KEY));
+        assert_eq!(
+            (c.mode, c.secret, c.content.as_str()),
+            (0o644, false, TLS.cert.as_str())
+        );
+        assert_eq!(
+            (k.mode, k.secret, k.content.as_str()),
+            (0o600, true, TLS.key.as_str())
+        );
         let first_checked = files
             .iter()
             .position(|f| f.validate.as_deref() == Some(VALIDATE_APACHE))
@@ -393,6 +424,12 @@ fn tls_serves_https_redirects_http_and_plans_the_key_as_a_secret() {
             .unwrap();
         assert!(apache.restart_on.contains(&key.to_owned()), "{n}");
     }
+    // Prometheus builds its links and redirects from the monitor's front door.
+    let defaults = &file(&out, "monitor.omtd", paths::PROMETHEUS_DEFAULTS).content;
+    assert!(
+        defaults.contains("--web.external-url=https://monitor.omtd.example.org/prometheus/"),
+        "{defaults}"
+    );
     // Behind TLS the registry is told the client spoke HTTPS (its upload URLs).
     let site = &file(&out, "registry.omtd", paths::APACHE_SITE).content;
     assert!(
@@ -410,7 +447,8 @@ fn tls_serves_https_redirects_http_and_plans_the_key_as_a_secret() {
     let creds = credentials::reconcile(&d, &o, &settings()).unwrap();
     for (n, sl) in &creds.slices {
         for f in &sl.files {
-            assert!(!f.content.contains("tls-k3y-s3cret"), "{n}: {}", f.path);
+            let key_body = TLS.key.lines().nth(1).unwrap();
+            assert!(!f.content.contains(key_body), "{n}: {}", f.path);
             assert!(!f.content.contains("omtd-front-doors"), "{n}: {}", f.path);
         }
     }
@@ -430,7 +468,7 @@ fn workers_trust_the_registry_ca_and_log_in_to_pull() {
         let ca = file(&nodes, w, ca_path);
         assert_eq!(
             (ca.content.as_str(), ca.mode, ca.secret),
-            (CA, 0o644, false),
+            (TLS.ca.as_str(), 0o644, false),
             "{w}"
         );
         let cfg = file(&creds, w, paths::DOCKER_CONFIG);

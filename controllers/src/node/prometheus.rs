@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use omtd_crds::plan::{FileRender, FileSpec};
 use omtd_crds::yaml_blocks::YamlBlock;
-use omtd_crds::Node;
+use omtd_crds::{Node, Role};
 use serde::Serialize;
 
 use crate::desired::Desired;
@@ -104,10 +104,17 @@ pub(super) fn monitor_files(desired: &Desired, addr: &str, targets: &str) -> Vec
             },
         ],
     });
+    // The URL users reach it at, through the monitor's front door: Prometheus builds its
+    // links and redirects from it.
+    let scheme = match super::apache::tls_files(desired) {
+        Ok(Some(_)) => "https",
+        _ => "http",
+    };
+    let host = omtd_crds::front_door::server_name(&desired.spec, Role::Monitor, addr);
     let defaults = format!(
         "# Managed by omtd (node controller).\n\
          ARGS=\"--web.listen-address=127.0.0.1:{port} \
-         --web.external-url=http://{addr}/prometheus/ --web.route-prefix=/prometheus/\"\n"
+         --web.external-url={scheme}://{host}/prometheus/ --web.route-prefix=/prometheus/\"\n"
     );
     let mut files = vec![file(PROMETHEUS_TARGETS, targets)];
     if operators.is_empty() {
