@@ -113,6 +113,7 @@ fn svc(name: &str, state: ServiceState) -> ServiceSpec {
         restart_on: vec![],
         restart_token: None,
         after: vec![],
+        slow_start: false,
     }
 }
 

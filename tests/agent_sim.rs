@@ -28,6 +28,7 @@ fn service(name: &str, state: ServiceState) -> ServiceSpec {
         restart_on: vec![],
         restart_token: None,
         after: vec![],
+        slow_start: false,
     }
 }
 

@@ -202,6 +202,7 @@ fn slice() -> PlanSlice {
             restart_on: vec![],
             restart_token: None,
             after: vec![],
+            slow_start: false,
         }],
         ..Default::default()
     }

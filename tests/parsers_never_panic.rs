@@ -88,6 +88,7 @@ fn slices() -> &'static [&'static str] {
                 restart_on: vec!["/etc/exports".into()],
                 restart_token: Some("t1".into()),
                 after: vec!["network.target".into()],
+                slow_start: false,
             }],
             physical_volumes: vec![PhysicalVolumeSpec {
                 device: "/dev/vdd".into(),

@@ -18,6 +18,8 @@ use omtd_test_support::vm::{install_agent, prepare_share, Rig};
 
 #[path = "vm_hosts/front_doors.rs"]
 mod front_doors;
+#[path = "vm_hosts/galaxy_start.rs"]
+mod galaxy_start;
 #[path = "vm_hosts/removal.rs"]
 mod removal;
 
@@ -622,6 +624,12 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
         "ZooKeeper from omtd's config, read by omtd's probe",
         start.elapsed(),
         "myid 1, a master entry read back",
+    );
+    let (seen, up) = galaxy_start::slow_start(&rig, &executor, EXECUTOR).await;
+    steps.record(
+        "Galaxy's slow start: activating, reported starting, then converged",
+        up,
+        &format!("starting reported after {}", secs(seen)),
     );
     let (tls_yaml, ca) = front_doors::tls_records(&rig, CLUSTER_YAML).await;
     let start = Instant::now();

@@ -35,6 +35,7 @@ pub fn service(name: &str, state: ServiceState) -> ServiceSpec {
         restart_on: Vec::new(),
         restart_token: None,
         after: Vec::new(),
+        slow_start: false,
     }
 }
 

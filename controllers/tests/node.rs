@@ -648,6 +648,8 @@ fn galaxy_service_unit_from_the_records() {
             "Type=simple\n".into(),
             "TimeoutStartSec=15min\n".into(),
             "Restart=on-failure\n".into(),
+            // "starting" (activating) until Galaxy answers on its port.
+            "ExecStartPost=/bin/bash -c 'until (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; do sleep 2; done'\n".into(),
         ] {
             assert!(unit.contains(&l), "{n}: {l}\n{unit}");
         }
@@ -657,6 +659,7 @@ fn galaxy_service_unit_from_the_records() {
             .find(|s| s.name == "galaxy")
             .unwrap();
         assert_eq!(galaxy.restart_on, restart_on, "{n}");
+        assert!(galaxy.slow_start, "{n}: started without waiting for migrations");
     }
     assert!(slice(&out, "node1.omtd")
         .files

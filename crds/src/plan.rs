@@ -219,6 +219,11 @@ pub struct ServiceSpec {
     /// Services (on this node) to bring up before this one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after: Vec<String>,
+    /// Its start may take minutes (Galaxy's `run.sh` migrating its database): the agent asks
+    /// the service manager to start it without waiting, so one slow service does not hold
+    /// the host's other repairs, and reports it `Progressing` ("starting") until it is up.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub slow_start: bool,
 }
 
 fn default_true() -> bool {

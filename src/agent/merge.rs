@@ -454,6 +454,7 @@ mod tests {
             restart_on: vec![],
             restart_token: None,
             after: vec![],
+            slow_start: false,
         });
         let mut b = a.clone();
         b.controller = "leader-guard".into();

@@ -50,9 +50,12 @@ impl DebugOverride {
     }
 }
 
-/// Galaxy's unit, from the records: `run.sh` may apply database migrations for minutes
-/// before Galaxy answers, hence the long start timeout.
-pub fn unit_file(path: &str) -> FileSpec {
+/// Galaxy's unit, from the records. `run.sh` may apply database migrations for minutes
+/// before Galaxy answers: the unit stays `activating` until Galaxy accepts connections on
+/// its port (the `ExecStartPost` wait; bash's `/dev/tcp`, as Debian's `sh` has none), which
+/// is what `omtd status` shows as "starting", within a start timeout that allows it. The
+/// agent starts it without waiting (`slowStart`).
+pub fn unit_file(path: &str, port: u16) -> FileSpec {
     file(
         GALAXY_UNIT,
         format!(
@@ -67,6 +70,7 @@ pub fn unit_file(path: &str) -> FileSpec {
              User=galaxy\n\
              WorkingDirectory={path}\n\
              ExecStart={path}/run.sh\n\
+             ExecStartPost=/bin/bash -c 'until (exec 3<>/dev/tcp/127.0.0.1/{port}) 2>/dev/null; do sleep 2; done'\n\
              TimeoutStartSec=15min\n\
              Restart=on-failure\n\
              \n\

@@ -3,7 +3,7 @@
 //!
 //! | role | services | files, containers |
 //! |---|---|---|
-//! | executor | galaxy, nfs-server, apache2 | `/etc/systemd/system/galaxy.service` (`<executor>/run.sh`); vhost `/` → localhost:8080 |
+//! | executor | galaxy (`slowStart`), nfs-server, apache2 | `/etc/systemd/system/galaxy.service` (`<executor>/run.sh`, `activating` until Galaxy answers); vhost `/` → localhost:8080 |
 //! | editor | galaxy, apache2 | `galaxy.service` (`<editor>/run.sh`); `<editor>/config/galaxy.ini`'s `use_remote_user` (`True`; `False` until `omtd/debug-ui-access-until`); vhost `/galaxy` → localhost:8080/galaxy |
 //! | manager | zookeeper | `/etc/mesos/zk`, ZooKeeper `myid` and `zoo.cfg` (standalone, admin server off), `/etc/mesos-master/{quorum,ip,hostname,cluster}`, `/etc/chronos/conf/{hostname,http_port,https_port,cluster_name}` |
 //! | registry | docker, apache2 | `registry` container on 127.0.0.1:5000 with `/mnt/registry`; vhost `/v2` → 127.0.0.1:5000 behind basic auth |

@@ -173,6 +173,9 @@ impl Pass<'_> {
                     return self.crash_looping(rid, pause, observed);
                 }
             }
+            if st.starting {
+                return self.record(rid, spec, corrective, starting(spec));
+            }
             return self.record(rid, spec, corrective, ResourceOutcome::InSync(observed));
         }
         if let Err(pause) = self.may_touch(&rid, corrective) {
@@ -184,9 +187,11 @@ impl Pass<'_> {
                 Step::Unmask => svc.unmask(&spec.name),
                 Step::Enable => svc.enable(&spec.name),
                 Step::Disable => svc.disable(&spec.name),
+                Step::Start if spec.slow_start => svc.start_no_wait(&spec.name, false),
                 Step::Start => svc.start(&spec.name),
                 Step::Stop => svc.stop(&spec.name),
                 Step::Mask => svc.mask(&spec.name),
+                Step::Restart if spec.slow_start => svc.start_no_wait(&spec.name, true),
                 Step::Restart => svc.restart(&spec.name),
             };
             if let Err(e) = r {
@@ -200,6 +205,12 @@ impl Pass<'_> {
         if let Some(pause) = self.mem.limiter.backing_off(&rid) {
             self.count_change(corrective);
             return self.crash_looping(rid, pause, observed);
+        }
+        let started = todo.iter().any(|s| matches!(s, Step::Start | Step::Restart));
+        if spec.slow_start && started {
+            // Counted now: the passes that see it `starting` and then up change nothing.
+            self.count_change(corrective);
+            return self.record(rid, spec, corrective, starting(spec));
         }
         self.record(rid, spec, corrective, ResourceOutcome::Changed { observed });
     }
@@ -223,6 +234,16 @@ impl Pass<'_> {
     }
 }
 
+/// A service on its way up: not converged yet, and the report says why.
+fn starting(spec: &ServiceSpec) -> ResourceOutcome {
+    let why = if spec.slow_start {
+        " (its start may take minutes, e.g. database migrations)"
+    } else {
+        ""
+    };
+    ResourceOutcome::Progressing(None, format!("starting: not up yet{why}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,6 +256,7 @@ mod tests {
             restart_on: vec![],
             restart_token: None,
             after: after.iter().map(|s| (*s).to_owned()).collect(),
+            slow_start: false,
         }
     }
 
@@ -264,6 +286,7 @@ mod tests {
             running: true,
             enabled: true,
             masked: false,
+            starting: false,
         };
         assert_eq!(
             steps(&spec, stray, true),

@@ -107,9 +107,13 @@ pub trait Files: Send {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ServiceStatus {
     pub installed: bool,
+    /// Up, or on its way up (see `starting`).
     pub running: bool,
     pub enabled: bool,
     pub masked: bool,
+    /// Started but not up yet (systemd's `activating`: a unit whose start, or its
+    /// `ExecStartPost` readiness wait, has not finished).
+    pub starting: bool,
 }
 
 /// System services: systemd units or SysV init scripts.
@@ -118,6 +122,16 @@ pub trait Services: Send {
     fn start(&mut self, name: &str) -> Result<()>;
     fn stop(&mut self, name: &str) -> Result<()>;
     fn restart(&mut self, name: &str) -> Result<()>;
+    /// Start (`restart`: restart) without waiting for the service to be up: for a
+    /// `slowStart` service, whose `status` says `starting` meanwhile. Where the manager
+    /// cannot do that, as `start` and `restart`.
+    fn start_no_wait(&mut self, name: &str, restart: bool) -> Result<()> {
+        if restart {
+            self.restart(name)
+        } else {
+            self.start(name)
+        }
+    }
     fn enable(&mut self, name: &str) -> Result<()>;
     fn disable(&mut self, name: &str) -> Result<()>;
     fn mask(&mut self, name: &str) -> Result<()>;

@@ -105,6 +105,7 @@ pub fn plan(root: &Path, driver: Driver) -> PlanSlice {
                 restart_on: vec!["/etc/mesos-slave/flag0".into()],
                 restart_token: Some("t1".into()),
                 after: vec![],
+                slow_start: false,
             }
         }
         Driver::Sim => ServiceSpec {
@@ -114,6 +115,7 @@ pub fn plan(root: &Path, driver: Driver) -> PlanSlice {
             restart_on: vec![],
             restart_token: None,
             after: vec![],
+            slow_start: false,
         },
     };
     PlanSlice {

@@ -181,6 +181,7 @@ impl Services for LinuxServices {
                     running,
                     enabled: self.sysv_enabled(name),
                     masked: false,
+                    starting: false,
                 })
             }
         }
@@ -239,6 +240,24 @@ impl Services for LinuxServices {
     fn can_mask(&self) -> bool {
         self.flavor == Flavor::Systemd
     }
+
+    fn start_no_wait(&mut self, name: &str, restart: bool) -> Result<()> {
+        let verb = if restart { "restart" } else { "start" };
+        match self.flavor {
+            // The job is queued and systemctl returns; `ActiveState=activating` until the
+            // unit's start (and its ExecStartPost) is done or its TimeoutStartSec runs out.
+            Flavor::Systemd => {
+                check_name(name)?;
+                run_ok(
+                    &*self.runner,
+                    &argv(&["systemctl", "--no-block", verb, &format!("{name}.service")]),
+                )?;
+                Ok(())
+            }
+            // An init script has no queue: it runs to its end.
+            Flavor::SysV => self.sysv_action(name, verb),
+        }
+    }
 }
 
 /// `systemctl show` output → status. `static` and `indirect` units cannot be enabled or
@@ -250,7 +269,8 @@ pub fn parse_systemctl_show(stdout: &str) -> ServiceStatus {
         match line.split_once('=') {
             Some(("LoadState", v)) => load = v.trim(),
             Some(("ActiveState", v)) => {
-                st.running = matches!(v.trim(), "active" | "activating" | "reloading")
+                st.running = matches!(v.trim(), "active" | "activating" | "reloading");
+                st.starting = v.trim() == "activating";
             }
             Some(("UnitFileState", v)) => {
                 let v = v.trim();
@@ -320,13 +340,17 @@ mod tests {
                 installed: true,
                 running: true,
                 enabled: true,
-                masked: false
+                masked: false,
+                starting: false,
             }
         );
         let st =
             parse_systemctl_show("LoadState=masked\nActiveState=inactive\nUnitFileState=masked\n");
         assert!(st.masked && !st.running && !st.enabled && st.installed);
         assert!(!parse_systemctl_show("LoadState=not-found\nActiveState=inactive\n").installed);
+        // Galaxy migrating its database: up as far as "start" goes, but not yet serving.
+        let st = parse_systemctl_show("LoadState=loaded\nActiveState=activating\n");
+        assert!(st.running && st.starting);
     }
 
     #[test]
@@ -340,6 +364,8 @@ mod tests {
         s.stop("mesos-master").unwrap();
         s.mask("mesos-master").unwrap();
         s.restart("chronos").unwrap();
+        s.start_no_wait("galaxy", false).unwrap();
+        s.start_no_wait("galaxy", true).unwrap();
         assert_eq!(
             fake.lines(),
             vec![
@@ -347,6 +373,8 @@ mod tests {
                 "systemctl stop mesos-master.service",
                 "systemctl mask mesos-master.service",
                 "systemctl restart chronos.service",
+                "systemctl --no-block start galaxy.service",
+                "systemctl --no-block restart galaxy.service",
             ]
         );
         assert!(s.start("--evil").is_err());

@@ -47,6 +47,7 @@ impl Services for SimHost {
                 running: s.running,
                 enabled: s.enabled,
                 masked: s.masked,
+                starting: false,
             })
             .unwrap_or_default())
     }
