@@ -39,20 +39,20 @@ const DISK_MIB: u64 = 256;
 const SLOW_DISK_BPS: u64 = 16 * 1024 * 1024;
 
 /// The runbook's cluster cut to what the two VMs are: one worker, and one host for every
-/// service role but the editor — the executor (with the NFS store on /dev/vdb and
-/// /dev/vdc), the manager (real ZooKeeper; Mesos master and Chronos are stand-ins), the
-/// registry and the monitor, each front door under a name of its own.
+/// service role — the executor (with the NFS store on /dev/vdb and /dev/vdc), the editor,
+/// the manager (real ZooKeeper; Mesos master and Chronos are stand-ins), the registry and
+/// the monitor, each front door under a name of its own.
 const CLUSTER_YAML: &str = r#"apiVersion: omtd/v1
 kind: Cluster
 metadata: {name: omtd}
 spec:
   paths: {executor: /srv/executor, editor: /srv/editor}
-  frontDoors: {names: {executor: executor.omtd, registry: registry.omtd, monitor: monitor.omtd}, registryPull: registry-user}
+  frontDoors: {names: {executor: executor.omtd, editor: editor.omtd, registry: registry.omtd, monitor: monitor.omtd}, registryPull: registry-user}
 ---
 apiVersion: omtd/v1
 kind: Node
 metadata: {name: executor.omtd}
-spec: {address: 10.0.0.10, roles: [executor, manager, registry, monitor]}
+spec: {address: 10.0.0.10, roles: [executor, editor, manager, registry, monitor]}
 ---
 apiVersion: omtd/v1
 kind: Node
@@ -624,6 +624,13 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
         "ZooKeeper from omtd's config, read by omtd's probe",
         start.elapsed(),
         "myid 1, a master entry read back",
+    );
+    let start = Instant::now();
+    front_doors::debug_override(&rig, &executor).await;
+    steps.record(
+        "omtd debug editor --ui-access: galaxy.ini False on the host, --off: True",
+        start.elapsed(),
+        "the user's other keys kept",
     );
     let (seen, up) = galaxy_start::slow_start(&rig, &executor, EXECUTOR).await;
     steps.record(

@@ -13,6 +13,7 @@ use omtd_test_support::vm::machine::Vm;
 use omtd_test_support::vm::Rig;
 
 pub const EXECUTOR_NAME: &str = "executor.omtd";
+pub const EDITOR_NAME: &str = "editor.omtd";
 pub const REGISTRY_NAME: &str = "registry.omtd";
 pub const MONITOR_NAME: &str = "monitor.omtd";
 pub const PULL_USER: &str = "omtd-push";
@@ -27,7 +28,7 @@ const WAIT: Duration = Duration::from_secs(240);
 pub async fn name_hosts(vms: &[&Vm]) {
     for vm in vms {
         vm.run(&format!(
-            "echo '10.0.0.10 {EXECUTOR_NAME} {REGISTRY_NAME} {MONITOR_NAME}' >> /etc/hosts"
+            "echo '10.0.0.10 {EXECUTOR_NAME} {EDITOR_NAME} {REGISTRY_NAME} {MONITOR_NAME}' >> /etc/hosts"
         ))
         .await;
     }
@@ -60,6 +61,8 @@ pub async fn tls_records(rig: &Rig, cluster_yaml: &str) -> (String, String) {
         "front-door",
         "--san",
         EXECUTOR_NAME,
+        "--san",
+        EDITOR_NAME,
         "--san",
         REGISTRY_NAME,
         "--san",
@@ -121,6 +124,11 @@ pub async fn http_front_doors(worker: &Vm) {
     assert!(
         galaxy.contains("galaxy stand-in"),
         "Galaxy behind /: {galaxy}"
+    );
+    let editor = curl(worker, &format!("http://{EDITOR_NAME}/galaxy/")).await;
+    assert!(
+        editor.contains("galaxy stand-in"),
+        "the editor's Galaxy behind /galaxy: {editor}"
     );
     let grafana = curl(worker, &format!("http://{MONITOR_NAME}/")).await;
     assert!(
@@ -213,6 +221,8 @@ pub async fn https_front_doors(worker: &Vm) {
     );
     let galaxy = curl(worker, &format!("{ca} https://{EXECUTOR_NAME}/")).await;
     assert!(galaxy.contains("galaxy stand-in"), "{galaxy}");
+    let editor = curl(worker, &format!("{ca} https://{EDITOR_NAME}/galaxy/")).await;
+    assert!(editor.contains("galaxy stand-in"), "{editor}");
     // A client that does not trust the cluster CA is refused the handshake.
     let untrusted = worker
         .ssh(&format!(
@@ -265,6 +275,36 @@ pub async fn docker_push_pull(worker: &Vm, executor: &Vm, ca_pem: &str) {
              >/dev/null && docker pull {image} >/dev/null && docker run --rm {image} echo pulled"
         ))
         .await;
+}
+
+/// The runbook's debugging step on the real editor: `omtd debug editor --ui-access` turns
+/// `use_remote_user` to False in the host's `galaxy.ini`, `--off` back to True, and a key
+/// the user put in the file stays through both.
+pub async fn debug_override(rig: &Rig, executor: &Vm) {
+    const INI: &str = "/srv/editor/config/galaxy.ini";
+    let key = |v: &str| format!("grep -qx 'use_remote_user = {v}' {INI}");
+    executor
+        .wait_until("galaxy.ini: use_remote_user = True", &key("True"), WAIT)
+        .await;
+    // The user's own setting, beside omtd's key.
+    executor
+        .run(&format!("sed -i '/^\\[app:main\\]/a admin_users = ops@example.org' {INI}"))
+        .await;
+    rig.omtd(&["debug", "editor", "--ui-access", "--for", "1h"])
+        .await;
+    executor
+        .wait_until("galaxy.ini: use_remote_user = False", &key("False"), WAIT)
+        .await;
+    let status = rig.omtd(&["status"]).await;
+    assert!(status.contains("DEBUG OVERRIDE"), "{status}");
+    rig.omtd(&["debug", "editor", "--ui-access", "--off"]).await;
+    executor
+        .wait_until("galaxy.ini: use_remote_user = True again", &key("True"), WAIT)
+        .await;
+    executor
+        .run(&format!("grep -qx 'admin_users = ops@example.org' {INI}"))
+        .await;
+    rig.wait_converged(&[EXECUTOR_NAME], WAIT).await;
 }
 
 /// ZooKeeper from omtd's config, read by omtd's own probe: through the forwarded client
