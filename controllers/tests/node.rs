@@ -659,7 +659,10 @@ fn galaxy_service_unit_from_the_records() {
             .find(|s| s.name == "galaxy")
             .unwrap();
         assert_eq!(galaxy.restart_on, restart_on, "{n}");
-        assert!(galaxy.slow_start, "{n}: started without waiting for migrations");
+        assert!(
+            galaxy.slow_start,
+            "{n}: started without waiting for migrations"
+        );
     }
     assert!(slice(&out, "node1.omtd")
         .files

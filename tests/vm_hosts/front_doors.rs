@@ -288,7 +288,9 @@ pub async fn debug_override(rig: &Rig, executor: &Vm) {
         .await;
     // The user's own setting, beside omtd's key.
     executor
-        .run(&format!("sed -i '/^\\[app:main\\]/a admin_users = ops@example.org' {INI}"))
+        .run(&format!(
+            "sed -i '/^\\[app:main\\]/a admin_users = ops@example.org' {INI}"
+        ))
         .await;
     rig.omtd(&["debug", "editor", "--ui-access", "--for", "1h"])
         .await;
@@ -299,7 +301,11 @@ pub async fn debug_override(rig: &Rig, executor: &Vm) {
     assert!(status.contains("DEBUG OVERRIDE"), "{status}");
     rig.omtd(&["debug", "editor", "--ui-access", "--off"]).await;
     executor
-        .wait_until("galaxy.ini: use_remote_user = True again", &key("True"), WAIT)
+        .wait_until(
+            "galaxy.ini: use_remote_user = True again",
+            &key("True"),
+            WAIT,
+        )
         .await;
     executor
         .run(&format!("grep -qx 'admin_users = ops@example.org' {INI}"))

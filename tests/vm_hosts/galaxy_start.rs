@@ -34,8 +34,7 @@ pub async fn slow_start(rig: &Rig, executor: &Vm, node: &str) -> (Duration, Dura
                 .iter()
                 .find(|r| r.id == "service:galaxy")
                 .ok_or("no service:galaxy in the report")?;
-            if galaxy.state == ResourceState::Progressing && galaxy.message.contains("starting")
-            {
+            if galaxy.state == ResourceState::Progressing && galaxy.message.contains("starting") {
                 Ok(galaxy.message.clone())
             } else {
                 Err("galaxy not reported starting yet")
@@ -43,9 +42,7 @@ pub async fn slow_start(rig: &Rig, executor: &Vm, node: &str) -> (Duration, Dura
         })
         .await
         .unwrap_or_else(|e| panic!("the agent never reported Galaxy starting: {e}"));
-    let active = executor
-        .run("systemctl show -p ActiveState galaxy")
-        .await;
+    let active = executor.run("systemctl show -p ActiveState galaxy").await;
     assert_eq!(active.trim(), "ActiveState=activating", "{message}");
     let status = rig.omtd(&["status"]).await;
     assert!(
@@ -54,8 +51,13 @@ pub async fn slow_start(rig: &Rig, executor: &Vm, node: &str) -> (Duration, Dura
     );
     rig.wait_converged(&[node], MIGRATION * 4).await;
     let up = start.elapsed();
-    assert!(up >= MIGRATION, "converged before Galaxy could answer: {up:?}");
-    executor.run("curl -sSf --max-time 5 http://127.0.0.1:8080/ >/dev/null").await;
+    assert!(
+        up >= MIGRATION,
+        "converged before Galaxy could answer: {up:?}"
+    );
+    executor
+        .run("curl -sSf --max-time 5 http://127.0.0.1:8080/ >/dev/null")
+        .await;
     executor.run(&format!("ln -sf {STANDIN} {RUN_SH}")).await;
     (seen, up)
 }

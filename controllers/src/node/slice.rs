@@ -47,8 +47,10 @@ pub fn node_slice(
         galaxy.restart_on = vec![job_conf_path(desired), GALAXY_UNIT.to_owned()];
         services.push(galaxy);
         services.push(running("nfs-server"));
-        s.files
-            .push(galaxy::unit_file(&desired.spec.paths.executor, desired.spec.ports.galaxy));
+        s.files.push(galaxy::unit_file(
+            &desired.spec.paths.executor,
+            desired.spec.ports.galaxy,
+        ));
     }
     if roles.contains(&Role::Editor) {
         let mut galaxy = running("galaxy");
@@ -56,7 +58,10 @@ pub fn node_slice(
         galaxy.restart_on = vec![GALAXY_UNIT.to_owned()];
         // One Galaxy per host: on a host that is also the executor, the executor's unit.
         if !roles.contains(&Role::Executor) {
-            s.files.push(galaxy::unit_file(&desired.spec.paths.editor, desired.spec.ports.galaxy));
+            s.files.push(galaxy::unit_file(
+                &desired.spec.paths.editor,
+                desired.spec.ports.galaxy,
+            ));
         }
         galaxy.restart_on.push(galaxy_ini_path(desired));
         s.files.push(galaxy::ini_keys(desired, debug.ui_access()));

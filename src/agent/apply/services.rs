@@ -206,7 +206,9 @@ impl Pass<'_> {
             self.count_change(corrective);
             return self.crash_looping(rid, pause, observed);
         }
-        let started = todo.iter().any(|s| matches!(s, Step::Start | Step::Restart));
+        let started = todo
+            .iter()
+            .any(|s| matches!(s, Step::Start | Step::Restart));
         if spec.slow_start && started {
             // Counted now: the passes that see it `starting` and then up change nothing.
             self.count_change(corrective);
