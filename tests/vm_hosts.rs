@@ -270,7 +270,9 @@ async fn debian_vms_run_the_agent_and_the_storage_procedures() {
     let executor_up = async {
         // Galaxy's installation holds its tools folder, which omtd exports to the editor
         // (here the same host): the stand-in Galaxy has none of its own.
-        executor.run("install -d -o galaxy /srv/executor/tools").await;
+        executor
+            .run("install -d -o galaxy /srv/executor/tools")
+            .await;
         front_doors::import_registry_image(&executor).await;
         install_agent(&rig, &executor).await;
     };
