@@ -668,3 +668,169 @@ fn debug_editor_ui_access_is_recorded_with_its_end_and_shown() {
     let r = env.omtd(&["status"]);
     assert!(!r.stdout.contains("DEBUG OVERRIDE"), "{}", r.stdout);
 }
+
+/// kubectl's ways to pick records: a label selector, several names, KIND/NAME, several
+/// kinds, `-o name`; delete takes the same and deletes what it picks together.
+fn select_and_name_records(env: &Env) {
+    assert_eq!(env.omtd(&["apply", "-f", EXAMPLE]).code, 0);
+    let names = |args: &[&str]| {
+        let r = env.omtd(args);
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        r.stdout.lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&["get", "nodes", "-l", "tier=galaxy", "-o", "name"]),
+        ["node/editor.omtd", "node/executor.omtd"]
+    );
+    // `!=` and `notin` also pick the nodes without the label (registry, monitor here).
+    let not_mesos = names(&["get", "nodes", "-l", "tier!=mesos", "-o", "name"]);
+    assert_eq!(
+        not_mesos,
+        [
+            "node/editor.omtd",
+            "node/executor.omtd",
+            "node/monitor.omtd",
+            "node/registry.omtd"
+        ]
+    );
+    assert_eq!(
+        names(&[
+            "get",
+            "nodes",
+            "-l",
+            "tier notin (galaxy),!tier",
+            "-o",
+            "name"
+        ]),
+        ["node/monitor.omtd", "node/registry.omtd"]
+    );
+    assert_eq!(
+        names(&["get", "no", "-l", "tier in (mesos)", "-o", "name"]).len(),
+        4
+    );
+    // A table narrowed by the selector.
+    let mut table = names(&["get", "nodes", "-l", "tier=galaxy"]);
+    table.retain(|l| !l.trim().is_empty());
+    assert_eq!(table.len(), 3, "{table:?}");
+    assert!(table[1].starts_with("editor.omtd"), "{table:?}");
+    // Several names, KIND/NAME, several kinds.
+    assert_eq!(
+        names(&["get", "node", "node2.omtd", "node1.omtd", "-o", "name"]),
+        ["node/node2.omtd", "node/node1.omtd"]
+    );
+    assert_eq!(
+        names(&["get", "node/node1.omtd", "cred/node1.omtd", "-o", "name"]),
+        ["node/node1.omtd", "credential/node1.omtd"]
+    );
+    let both = names(&["get", "cl,vol", "-o", "name"]);
+    assert_eq!(both[0], "cluster/omtd");
+    assert!(
+        both[1..].iter().all(|n| n.starts_with("volume/")),
+        "{both:?}"
+    );
+    // One name: its JSON is the object; two: a list.
+    let one: serde_json::Value =
+        serde_json::from_str(&names(&["get", "node/node1.omtd", "-o", "json"]).join("\n")).unwrap();
+    assert!(one.is_object(), "{one}");
+    let two: serde_json::Value = serde_json::from_str(
+        &names(&["get", "node", "node1.omtd", "node2.omtd", "-o", "json"]).join("\n"),
+    )
+    .unwrap();
+    assert_eq!(two.as_array().map(Vec::len), Some(2), "{two}");
+    // Nothing matched: said on stderr, exit 0 (as kubectl).
+    let r = env.omtd(&["get", "nodes", "-l", "tier=nope"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, ""), "{r:?}");
+    assert!(
+        r.stderr.contains("No nodes matching tier=nope found."),
+        "{r:?}"
+    );
+
+    // Bad input names the fix and changes nothing.
+    let before = env.dump();
+    for (args, says) in [
+        (
+            &["get", "nodes", "-l", "tier in (galaxy"][..],
+            "closing parenthesis",
+        ),
+        (
+            &["delete", "nodes", "-l", "tier galaxy"],
+            "operator is missing",
+        ),
+        (&["get", "node/a", "b"], "write every one as KIND/NAME"),
+        (&["get", "node", "a", "-l", "tier=galaxy"], "without names"),
+        (&["delete", "nodes"], "nothing was deleted"),
+        (
+            &["get", "node", "node1.omtd", "nope", "gone"],
+            "node/nope, node/gone not found",
+        ),
+        // One missing name: the others are not deleted either.
+        (
+            &["delete", "node", "node1.omtd", "nope", "--force"],
+            "node/nope not found (omtd get nodes lists them); nothing was deleted",
+        ),
+        // The credential alone would leave node3 without it: refused as a whole.
+        (
+            &["delete", "cred/node3.omtd", "node/node2.omtd", "--force"],
+            "spec.credential",
+        ),
+    ] {
+        let r = env.omtd(args);
+        assert_ne!(r.code, 0, "{args:?}: {r:?}");
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(env.dump(), before, "a refused command changed the store");
+
+    // A worker and its credential together, in one change.
+    let r = env.omtd(&["delete", "node/node3.omtd", "cred/node3.omtd", "--force"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (
+            0,
+            "node/node3.omtd deleted\ncredential/node3.omtd deleted\n"
+        ),
+        "{r:?}"
+    );
+    // Retiring by selector: each picked node marked, the rest untouched.
+    let r = env.omtd(&["delete", "nodes", "-l", "tier=mesos,!role", "--dry-run"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(r.stdout.lines().count(), 3, "{}", r.stdout);
+    assert!(
+        r.stdout.lines().all(|l| l.ends_with("(dry run)")),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        names(&["get", "nodes", "-l", "tier=mesos", "-o", "name"]).len(),
+        3,
+        "a dry run deletes nothing"
+    );
+    let r = env.omtd(&["delete", "nodes", "-l", "tier=mesos"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        r.stdout.matches("marked for deletion").count(),
+        3,
+        "{}",
+        r.stdout
+    );
+    for n in ["manager.omtd", "node1.omtd", "node2.omtd"] {
+        let d = env.omtd(&["describe", "node", n]).stdout;
+        assert!(d.contains("omtd/deleting=true"), "{n}: {d}");
+    }
+    let d = env.omtd(&["describe", "node", "executor.omtd"]).stdout;
+    assert!(!d.contains("omtd/deleting"), "{d}");
+    let r = env.omtd(&["delete", "nodes", "-l", "tier=nope"]);
+    assert_eq!(
+        (r.code, r.stdout.trim()),
+        (0, "no nodes matching tier=nope")
+    );
+}
+
+#[test]
+fn select_and_name_records_on_sqlite() {
+    select_and_name_records(&Env::sqlite());
+}
+
+#[test]
+fn select_and_name_records_on_etcd() {
+    select_and_name_records(&Env::etcd());
+}

@@ -1,4 +1,5 @@
-//! `omtd delete KIND NAME`.
+//! `omtd delete KIND NAME... | KIND/NAME... | KIND -l SELECTOR`: every record named or
+//! selected in one all-or-nothing change.
 //!
 //! A node is not deleted at once: it gets the annotation `omtd/deleting: "true"`, and the
 //! node controller retires it (drain in Mesos, stop its agent and exporter, take it out of
@@ -18,14 +19,21 @@ use omtd_crds::{Kind, ObjectKey};
 
 use super::apply::{report_diagnostics, settle_staged};
 use crate::resources::apply::{execute, plan_delete, ExecuteError, Plan};
+use crate::resources::selector::Selector;
+use crate::resources::targets::{self, Targets};
 use crate::resources::{ObjectsAt, Repo};
 
 #[derive(Debug, Args)]
 pub struct DeleteArgs {
-    /// Kind (node, credential, volume, cluster and their plural and short forms).
-    pub kind: String,
-    pub name: String,
-    /// Exit 0 when the object does not exist.
+    /// KIND NAME..., or KIND/NAME..., or KIND with --selector (node, credential, volume,
+    /// cluster and their plural and short forms).
+    #[arg(required = true, value_name = "KIND [NAME]...")]
+    pub targets: Vec<String>,
+    /// Every record of the kind whose labels match (kubectl's grammar, as in `get`); what
+    /// it picks is printed, and deleted together or not at all.
+    #[arg(short = 'l', long, default_value = "")]
+    pub selector: Selector,
+    /// Exit 0 when a named object does not exist (the others are deleted).
     #[arg(long)]
     pub ignore_not_found: bool,
     /// Show what would be deleted, delete nothing.
@@ -45,13 +53,17 @@ pub struct DeleteArgs {
 const ATTEMPTS: usize = 5;
 
 pub async fn run(repo: &Repo, args: DeleteArgs) -> anyhow::Result<ExitCode> {
-    let kind: Kind = args.kind.parse()?;
-    let key = ObjectKey {
-        kind,
-        name: args.name.clone(),
-    };
-    let retire = kind == Kind::Node && !args.force;
-    let kill_now = retire && args.now;
+    let targets = targets::parse(&args.targets, &args.selector, "delete")?;
+    // A bare kind deletes every record of it only when a selector narrows it: `omtd delete
+    // nodes` is far more likely a slip than a wish to retire the whole cluster.
+    if matches!(targets, Targets::Kinds(_)) && args.selector.is_empty() {
+        bail!(
+            "name what to delete (omtd delete node NAME, or node/NAME), or select it with \
+             -l (omtd delete nodes -l tier=old); nothing was deleted"
+        );
+    }
+    let retire = |key: &ObjectKey| key.kind == Kind::Node && !args.force;
+    let kill_now = args.now;
     for _ in 0..ATTEMPTS {
         if !args.dry_run {
             settle_staged(repo).await?;
@@ -59,48 +71,91 @@ pub async fn run(repo: &Repo, args: DeleteArgs) -> anyhow::Result<ExitCode> {
         let snapshot = repo.snapshot().await?;
         // The state left behind is validated whole: every record must be readable.
         snapshot.unsealed(|_| true)?;
-        let plan = if retire {
-            plan_mark(&snapshot, &key, kill_now)
-        } else {
-            plan_delete(&snapshot, &key)
+        let keys = match targets.resolve(&snapshot, &args.selector) {
+            Ok(keys) => keys,
+            Err(missing) if args.ignore_not_found => match &targets {
+                Targets::Keys(all) => all
+                    .iter()
+                    .filter(|k| !missing.contains(k))
+                    .cloned()
+                    .collect(),
+                Targets::Kinds(_) => Vec::new(),
+            },
+            Err(missing) => bail!("{}; nothing was deleted", targets::not_found(&missing)),
         };
-        let Some(plan) = plan else {
-            if args.ignore_not_found {
-                return Ok(ExitCode::SUCCESS);
+        if keys.is_empty() {
+            if !args.selector.is_empty() {
+                println!(
+                    "no {} matching {}",
+                    targets
+                        .kinds()
+                        .iter()
+                        .map(|k| k.plural())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    args.selector
+                );
             }
-            bail!("{key} not found (omtd get {} lists them)", kind.plural());
-        };
-        if report_diagnostics(&plan) {
-            bail!("deleting {key} would leave the desired state invalid; nothing was deleted");
+            return Ok(ExitCode::SUCCESS);
         }
-        let done = if kill_now {
-            format!(
-                "{key} marked for deletion now: tasks still running on its Mesos agent are \
-                 killed (the machine goes down without waiting; see omtd describe node {})",
-                key.name
-            )
-        } else if retire {
-            format!(
-                "{key} marked for deletion (omtd drains and retires it; see omtd describe node {})",
-                key.name
-            )
-        } else {
-            format!("{key} deleted")
+        let (marked, deleted): (Vec<ObjectKey>, Vec<ObjectKey>) =
+            keys.iter().cloned().partition(|k| retire(k));
+        let Some(mut plan) = plan_delete(&snapshot, &deleted) else {
+            continue; // gone between the read and now: read again
         };
+        for key in &marked {
+            let Some(edit) = plan_mark(&snapshot, key, kill_now) else {
+                continue;
+            };
+            plan.changes.extend(edit.changes);
+        }
+        let what = keys
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        if report_diagnostics(&plan) {
+            bail!("deleting {what} would leave the desired state invalid; nothing was deleted");
+        }
+        let lines: Vec<String> = keys
+            .iter()
+            .map(|key| {
+                if !retire(key) {
+                    format!("{key} deleted")
+                } else if kill_now {
+                    format!(
+                        "{key} marked for deletion now: tasks still running on its Mesos agent \
+                         are killed (the machine goes down without waiting; see omtd describe \
+                         node {})",
+                        key.name
+                    )
+                } else {
+                    format!(
+                        "{key} marked for deletion (omtd drains and retires it; see omtd \
+                         describe node {})",
+                        key.name
+                    )
+                }
+            })
+            .collect();
         if args.dry_run {
-            println!("{done} (dry run)");
+            for l in &lines {
+                println!("{l} (dry run)");
+            }
             return Ok(ExitCode::SUCCESS);
         }
         match execute(repo, &plan).await {
             Ok(_) => {
-                println!("{done}");
+                for l in &lines {
+                    println!("{l}");
+                }
                 return Ok(ExitCode::SUCCESS);
             }
             Err(ExecuteError::Conflict) => continue,
             Err(e) => return Err(e.into()),
         }
     }
-    bail!("{key} kept changing while being deleted; nothing was deleted, try again")
+    bail!("the records kept changing while being deleted; nothing was deleted, try again")
 }
 
 /// Plans setting the deleting annotation, and with `kill_now` a zero drain timeout (no

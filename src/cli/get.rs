@@ -1,22 +1,29 @@
-//! `omtd get KIND [NAME] [-o wide|yaml|json] [--show-secrets]`.
+//! `omtd get KIND [NAME...] | KIND/NAME... [-l SELECTOR] [-o wide|yaml|json|name]
+//! [--show-secrets]`.
 
 use std::process::ExitCode;
 
 use anyhow::bail;
 use clap::Args;
-use omtd_crds::{Kind, Object};
+use omtd_crds::Object;
 
 use super::{render, OutputFormat};
+use crate::resources::selector::Selector;
+use crate::resources::targets;
 use crate::resources::Repo;
 
 #[derive(Debug, Args)]
 pub struct GetArgs {
-    /// Kind: node (nodes, no), credential (credentials, cred), volume (volumes, vol),
-    /// cluster (clusters, cl), or all.
-    pub kind: String,
-    /// One object's name (default: all of the kind).
-    pub name: Option<String>,
-    /// Output format (default: a table).
+    /// KIND [NAME...], or KIND/NAME...: node (nodes, no), credential (credentials, cred),
+    /// volume (volumes, vol), cluster (clusters, cl), several joined by commas
+    /// (nodes,volumes), or all.
+    #[arg(required = true, value_name = "KIND [NAME]...")]
+    pub targets: Vec<String>,
+    /// Only records whose labels match (kubectl's grammar: tier=galaxy, tier!=galaxy,
+    /// 'tier in (galaxy,mesos)', 'tier notin (x)', tier, !tier; joined by commas).
+    #[arg(short = 'l', long, default_value = "")]
+    pub selector: Selector,
+    /// Output format (default: a table); `name` prints KIND/NAME lines.
     #[arg(short, long, value_enum)]
     pub output: Option<OutputFormat>,
     /// Show secret values instead of <redacted>.
@@ -24,49 +31,45 @@ pub struct GetArgs {
     pub show_secrets: bool,
 }
 
-/// The kinds a `get`/`describe` argument names (`all` is every kind).
-pub fn parse_kinds(arg: &str) -> anyhow::Result<Vec<Kind>> {
-    if arg.eq_ignore_ascii_case("all") {
-        return Ok(Kind::ALL.to_vec());
-    }
-    Ok(vec![arg.parse::<Kind>()?])
-}
-
 pub async fn run(repo: &Repo, args: GetArgs) -> anyhow::Result<ExitCode> {
-    let kinds = parse_kinds(&args.kind)?;
-    if args.name.is_some() && kinds.len() > 1 {
-        bail!("a name goes with one kind, not with 'all': omtd get node NAME");
-    }
+    let targets = targets::parse(&args.targets, &args.selector, "get")?;
     let snapshot = repo.snapshot().await?;
     // A sealed record this process has no key for: say which key, rather than leave it out.
-    snapshot
-        .unsealed(|k| kinds.contains(&k.kind) && args.name.as_ref().is_none_or(|n| *n == k.name))?;
-    let mut objects: Vec<Object> = Vec::new();
-    for kind in &kinds {
-        match &args.name {
-            Some(name) => match snapshot.get(*kind, name) {
-                Some(s) => objects.push(s.object.clone()),
-                None => bail!(
-                    "{} {name:?} not found (omtd get {} lists them)",
-                    kind.lower(),
-                    kind.plural()
-                ),
-            },
-            None => objects.extend(snapshot.of_kind(*kind).map(|s| s.object.clone())),
-        }
-    }
+    snapshot.unsealed(|k| targets.names(k))?;
+    let keys = match targets.resolve(&snapshot, &args.selector) {
+        Ok(keys) => keys,
+        Err(missing) => bail!("{}", targets::not_found(&missing)),
+    };
+    let objects: Vec<Object> = keys
+        .iter()
+        .filter_map(|k| snapshot.objects.get(k))
+        .map(|s| s.object.clone())
+        .collect();
     let shown: Vec<Object> = objects
         .iter()
         .map(|o| render::redacted(o, args.show_secrets))
         .collect();
     match args.output {
         Some(OutputFormat::Yaml) => print!("{}", render::to_yaml(&shown)),
-        Some(OutputFormat::Json) => println!("{}", render::to_json(&shown, args.name.is_some())),
+        Some(OutputFormat::Json) => {
+            println!("{}", render::to_json(&shown, targets.is_single()))
+        }
+        Some(OutputFormat::Name) => {
+            for o in &shown {
+                println!("{}", o.key());
+            }
+        }
         Some(OutputFormat::Wide) | None => {
             let wide = args.output == Some(OutputFormat::Wide);
+            let kinds = targets.kinds();
             if shown.is_empty() {
+                let which = if args.selector.is_empty() {
+                    String::new()
+                } else {
+                    format!(" matching {}", args.selector)
+                };
                 eprintln!(
-                    "No {} found.",
+                    "No {}{which} found.",
                     kinds
                         .iter()
                         .map(|k| k.plural())

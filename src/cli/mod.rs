@@ -126,6 +126,8 @@ pub enum OutputFormat {
     Wide,
     Yaml,
     Json,
+    /// `KIND/NAME`, one a line (for scripts: `omtd get nodes -l tier=old -o name`).
+    Name,
 }
 
 /// Parses arguments, runs the command, and turns errors into messages and exit codes.

@@ -194,16 +194,32 @@ pub fn plan_apply(snapshot: &ObjectsAt, desired: Vec<Object>, opts: &ApplyOption
     }
 }
 
-/// Plans deleting one object. Refused (as an error diagnostic) when the deletion would
-/// break a reference that holds today, e.g. deleting a credential a worker uses.
-pub fn plan_delete(snapshot: &ObjectsAt, key: &ObjectKey) -> Option<Plan> {
-    let stored = snapshot.objects.get(key)?;
+/// Plans deleting `keys` together: one transaction, all or nothing (`None` when one is not
+/// stored). Refused (as an error diagnostic) when the deletion would break a reference
+/// that holds today, e.g. deleting a credential a worker uses, unless the worker goes in
+/// the same plan.
+pub fn plan_delete(snapshot: &ObjectsAt, keys: &[ObjectKey]) -> Option<Plan> {
+    let mut changes = Vec::with_capacity(keys.len());
+    for key in keys {
+        let stored = snapshot.objects.get(key)?;
+        changes.push(Change {
+            key: key.clone(),
+            action: Action::Deleted,
+            before: Some(stored.object.clone()),
+            after: None,
+            read_revision: stored.mod_revision,
+        });
+    }
     let before: Vec<Object> = snapshot
         .objects
         .values()
         .map(|s| s.object.clone())
         .collect();
-    let after: Vec<Object> = before.iter().filter(|o| &o.key() != key).cloned().collect();
+    let after: Vec<Object> = before
+        .iter()
+        .filter(|o| !keys.contains(&o.key()))
+        .cloned()
+        .collect();
     let already: BTreeSet<String> = validate_set(&before)
         .into_iter()
         .filter(|d| d.severity == Severity::Error)
@@ -214,13 +230,7 @@ pub fn plan_delete(snapshot: &ObjectsAt, key: &ObjectKey) -> Option<Plan> {
         .filter(|d| d.severity == Severity::Error && !already.contains(&d.to_string()))
         .collect();
     Some(Plan {
-        changes: vec![Change {
-            key: key.clone(),
-            action: Action::Deleted,
-            before: Some(stored.object.clone()),
-            after: None,
-            read_revision: stored.mod_revision,
-        }],
+        changes,
         diagnostics,
     })
 }
@@ -473,31 +483,20 @@ mod tests {
             objs(yaml),
             &opts("s", false),
         ));
-        let p = plan_delete(
-            &snap,
-            &ObjectKey {
-                kind: Kind::Credential,
-                name: "w".into(),
-            },
-        )
-        .unwrap();
+        let key = |kind, name: &str| ObjectKey {
+            kind,
+            name: name.into(),
+        };
+        let p = plan_delete(&snap, &[key(Kind::Credential, "w")]).unwrap();
         assert!(p.has_errors());
-        let p = plan_delete(
-            &snap,
-            &ObjectKey {
-                kind: Kind::Node,
-                name: "w".into(),
-            },
-        )
-        .unwrap();
+        let p = plan_delete(&snap, &[key(Kind::Node, "w")]).unwrap();
         assert!(!p.has_errors(), "{:?}", p.diagnostics);
-        assert!(plan_delete(
-            &snap,
-            &ObjectKey {
-                kind: Kind::Node,
-                name: "zz".into()
-            }
-        )
-        .is_none());
+        // The worker and its credential together break nothing.
+        let both = [key(Kind::Credential, "w"), key(Kind::Node, "w")];
+        let p = plan_delete(&snap, &both).unwrap();
+        assert!(!p.has_errors(), "{:?}", p.diagnostics);
+        assert_eq!(p.changes.len(), 2);
+        assert!(plan_delete(&snap, &[key(Kind::Node, "zz")]).is_none());
+        assert!(plan_delete(&snap, &[key(Kind::Node, "w"), key(Kind::Node, "zz")]).is_none());
     }
 }
