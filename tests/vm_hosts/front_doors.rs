@@ -200,6 +200,15 @@ pub async fn tls_refused_then_live(rig: &Rig, executor: &Vm, worker: &Vm, tls_ya
     executor.run("systemctl is-active -q apache2").await;
     executor.run(&format!("chattr -i {TLS_DIR}")).await;
     rig.wait_converged(&[EXECUTOR_NAME], WAIT).await;
+    // The worker's agent follows its own plan: the CA it trusts the registry by may land
+    // after the executor is done.
+    worker
+        .wait_until(
+            "the worker trusts the cluster CA",
+            &format!("test -s {WORKER_CA}"),
+            WAIT,
+        )
+        .await;
 }
 
 /// Every front door over HTTPS, trusting only the cluster CA (the file omtd gave the
