@@ -834,3 +834,126 @@ fn select_and_name_records_on_sqlite() {
 fn select_and_name_records_on_etcd() {
     select_and_name_records(&Env::etcd());
 }
+
+/// What the operator would write: a status for `node`, computed from `generation`.
+fn put_status(env: &Env, node: &str, generation: i64, ready: &str, reason: &str) {
+    let status = serde_json::json!({
+        "observedGeneration": generation,
+        "conditions": [{"type": "Ready", "status": ready, "reason": reason}],
+    });
+    let url: omtd::store::StoreUrl = env.url.parse().unwrap();
+    let key = omtd::resources::Keys::for_cluster("default").status(omtd_crds::Kind::Node, node);
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = omtd::store::open(&url).await.unwrap();
+        store
+            .put(&key, serde_json::to_vec(&status).unwrap())
+            .await
+            .unwrap();
+    });
+}
+
+/// `omtd wait`: a condition of the spec's current generation, several records, a
+/// selector, a change arriving while it waits, and `--for=delete`.
+fn wait_for_conditions_and_deletes(env: &Env) {
+    let file = env.example_copy();
+    assert_eq!(env.omtd(&["apply", "-f", p(&file)]).code, 0);
+    let ready = |args: &[&str]| {
+        let mut v = vec!["wait", "--for=condition=Ready", "--timeout", "1s"];
+        v.extend_from_slice(args);
+        env.omtd(&v)
+    };
+    let r = ready(&["node/node1.omtd", "node/node2.omtd"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("node/node1.omtd: no status yet"),
+        "{}",
+        r.stderr
+    );
+    put_status(env, "node1.omtd", 1, "True", "Ready");
+    put_status(env, "node2.omtd", 1, "False", "NotConverged");
+    let r = ready(&["node", "node1.omtd", "node2.omtd"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert_eq!(r.stdout, "node/node1.omtd condition Ready=True met\n");
+    assert!(
+        r.stderr
+            .contains("node/node2.omtd: Ready is False (NotConverged)"),
+        "{}",
+        r.stderr
+    );
+    let r = env.omtd(&["wait", "--for=condition=Ready=False", "node/node2.omtd"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    // A selector picks the waited records.
+    let r = ready(&["nodes", "-l", "tier=galaxy"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("node/editor.omtd") && r.stderr.contains("node/executor.omtd"),
+        "{}",
+        r.stderr
+    );
+    // A new spec: the old Ready does not count until the operator has seen it.
+    let edited = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("10.0.0.21", "10.0.0.31");
+    std::fs::write(&file, edited).unwrap();
+    assert_eq!(env.omtd(&["apply", "-f", p(&file)]).code, 0);
+    let r = ready(&["node/node1.omtd"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("status is of generation 1, the spec is at 2"),
+        "{}",
+        r.stderr
+    );
+    // Waiting while the operator catches up.
+    let waiting = std::process::Command::new(assert_cmd::cargo::cargo_bin("omtd"))
+        .env("OMTD_STORE", &env.url)
+        .env_remove("OMTD_CLUSTER")
+        .args([
+            "wait",
+            "--for=condition=Ready",
+            "node/node1.omtd",
+            "--timeout",
+            "30s",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let started = std::time::Instant::now();
+    put_status(env, "node1.omtd", 2, "True", "Ready");
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "the wait ended {:?} after the status",
+        started.elapsed()
+    );
+    // --for=delete.
+    let r = env.omtd(&["wait", "--for=delete", "node/node1.omtd", "--timeout", "1s"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("still in the store"), "{}", r.stderr);
+    assert_eq!(
+        env.omtd(&["delete", "node", "node3.omtd", "--force"]).code,
+        0
+    );
+    let r = env.omtd(&["wait", "--for=delete", "node/node3.omtd"]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "node/node3.omtd deleted\n"),
+        "{r:?}"
+    );
+    // Bad input names the fix.
+    let r = env.omtd(&["wait", "--for=Ready", "node/node1.omtd"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--for=condition=Ready"), "{}", r.stderr);
+}
+
+#[test]
+fn wait_for_conditions_and_deletes_on_sqlite() {
+    wait_for_conditions_and_deletes(&Env::sqlite());
+}
+
+#[test]
+fn wait_for_conditions_and_deletes_on_etcd() {
+    wait_for_conditions_and_deletes(&Env::etcd());
+}

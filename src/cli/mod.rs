@@ -21,6 +21,7 @@ pub mod render;
 mod secrets;
 mod status;
 mod store_secure;
+mod wait;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,6 +97,8 @@ pub enum Command {
     Epoch(epoch::EpochArgs),
     /// Every node, the cluster's conditions and what is pending; --wait until converged.
     Status(status::StatusArgs),
+    /// Wait until records meet a condition (--for=condition=Ready) or are gone (--for=delete).
+    Wait(wait::WaitArgs),
     /// Run the operator and sim agents for the runbook's cluster, then its classic failures.
     Demo(demo::DemoArgs),
     /// Converge N sim nodes and measure what a change costs (latency, writes, memory).
@@ -196,6 +199,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Events(args) => events::run(&repo, args).await,
         Command::Epoch(args) => epoch::run(&repo, args).await,
         Command::Status(args) => status::run(&repo, args).await,
+        Command::Wait(args) => wait::run(&repo, args).await,
         Command::Store(args) => store_secure::run(&cli.global, args).await,
         Command::Pki(args) => pki::run(args),
         Command::Completions(args) => completions::run(&args),
