@@ -85,16 +85,7 @@ pub async fn run(repo: &Repo, args: DeleteArgs) -> anyhow::Result<ExitCode> {
         };
         if keys.is_empty() {
             if !args.selector.is_empty() {
-                println!(
-                    "no {} matching {}",
-                    targets
-                        .kinds()
-                        .iter()
-                        .map(|k| k.plural())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    args.selector
-                );
+                println!("no {} matching {}", targets.plurals(), args.selector);
             }
             return Ok(ExitCode::SUCCESS);
         }

@@ -68,14 +68,7 @@ pub async fn run(repo: &Repo, args: GetArgs) -> anyhow::Result<ExitCode> {
                 } else {
                     format!(" matching {}", args.selector)
                 };
-                eprintln!(
-                    "No {}{which} found.",
-                    kinds
-                        .iter()
-                        .map(|k| k.plural())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
+                eprintln!("No {}{which} found.", targets.plurals());
             }
             let mut first = true;
             for kind in &kinds {

@@ -131,12 +131,7 @@ pub async fn run(repo: &Repo, args: WaitArgs) -> anyhow::Result<ExitCode> {
     if keys.is_empty() {
         bail!(
             "no {} matching {}: nothing to wait for",
-            targets
-                .kinds()
-                .iter()
-                .map(|k| k.plural())
-                .collect::<Vec<_>>()
-                .join(", "),
+            targets.plurals(),
             args.selector
         );
     }

@@ -123,6 +123,12 @@ impl Targets {
         }
     }
 
+    /// "nodes, volumes": the kinds, for messages.
+    pub fn plurals(&self) -> String {
+        let kinds: Vec<&str> = self.kinds().iter().map(|k| k.plural()).collect();
+        kinds.join(", ")
+    }
+
     /// Whether `key` is among them (before the selector).
     pub fn names(&self, key: &ObjectKey) -> bool {
         match self {
